@@ -1,0 +1,31 @@
+# make run   — the app on embedded defaults (for now: build the catalog from registry_index/ and serve it)
+# make test  — set everything up on a clean machine, then run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test run bench clean
+
+$(STAMP): pyproject.toml package.json
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	npm install --no-audit --no-fund --silent
+	touch $(STAMP)
+
+setup: $(STAMP)
+	bash scripts/ensure-system-packages.sh
+
+test: setup
+	$(PY) -m pytest -n 2 -q
+
+run: setup
+	$(VENV)/bin/zishu catalog build registry_index --out .cache/site
+	$(PY) -m http.server --directory .cache/site --bind 127.0.0.1 8000
+
+bench: setup
+	$(PY) bench/catalog_scale.py
+
+clean:
+	rm -rf $(VENV) node_modules .cache

@@ -1,0 +1,67 @@
+"""The ``zishu`` command line: one click group; subcommand groups are imported only when used.
+
+Errors from the tree in ``zishu.errors`` are printed as one clear message (one line per problem)
+and turned into the exit status listed in ``--help``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from zishu import __version__
+from zishu.errors import ZishuError, exit_status
+
+EXIT_CODES_HELP = """\b
+Exit status:
+  0  success
+  1  unexpected error
+  2  bad usage (unknown option, missing argument)
+  4  invalid manifest or character card
+  5  catalog build failed
+  6  a remote service failed (GitHub API, file host)
+"""
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands live in other modules, imported on first use."""
+
+    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy:
+            module, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ZishuError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(exit_status(e))
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={"catalog": "zishu_catalog.cli:catalog"},
+    epilog=EXIT_CODES_HELP,
+)
+@click.version_option(__version__, prog_name="zishu")
+def cli() -> None:
+    """Zishu: run AI characters on your own computer, and share them."""
+
+
+def main() -> None:
+    cli(prog_name="zishu")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Every error Zishu raises on purpose, in one tree, each with a stable ``code``.
+
+The CLI maps ``code`` to an exit status (``EXIT_STATUS``); the local API maps it to a JSON body.
+
+    ZishuError                      code ZISHU_ERROR          exit 1
+    ├── UsageError                  code USAGE                exit 2
+    ├── ManifestError               code MANIFEST_INVALID     exit 4
+    │                               (carries every Problem found, each naming file and field)
+    ├── CardError                   code CARD_INVALID         exit 4
+    ├── CatalogBuildError           code CATALOG_BUILD_FAILED exit 5
+    └── RemoteError                 code REMOTE_FAILED        exit 6
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one input: which file, which field, what is wrong."""
+
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        return f"{where}: {self.message}"
+
+
+class ZishuError(Exception):
+    code = "ZISHU_ERROR"
+
+
+class UsageError(ZishuError):
+    code = "USAGE"
+
+
+class ManifestError(ZishuError):
+    """A manifest (or a set of them) breaks the catalog's rules."""
+
+    code = "MANIFEST_INVALID"
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class CardError(ZishuError):
+    """A SillyTavern character card could not be read or written."""
+
+    code = "CARD_INVALID"
+
+
+class CatalogBuildError(ZishuError):
+    code = "CATALOG_BUILD_FAILED"
+
+
+class RemoteError(ZishuError):
+    """A remote service (GitHub API, a file host) answered with something unusable."""
+
+    code = "REMOTE_FAILED"
+
+
+EXIT_STATUS = {
+    ZishuError.code: 1,
+    UsageError.code: 2,
+    ManifestError.code: 4,
+    CardError.code: 4,
+    CatalogBuildError.code: 5,
+    RemoteError.code: 6,
+}
+
+
+def exit_status(error: ZishuError) -> int:
+    return EXIT_STATUS.get(error.code, 1)

@@ -1,0 +1,24 @@
+"""``zishu catalog``: the maintainers' commands, each defined in the module that does the work."""
+
+from __future__ import annotations
+
+from zishu.cli import EXIT_CODES_HELP, LazyGroup
+
+import click
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "validate": "zishu_catalog.validate:validate_command",
+        "build": "zishu_catalog.build:build_command",
+        "import-card": "zishu_catalog.cards:import_card_command",
+        "export-card": "zishu_catalog.cards:export_card_command",
+        "new": "zishu_catalog.scaffold:new_command",
+        "stats": "zishu_catalog.stats:stats_command",
+        "schema": "zishu_catalog.schema:schema_command",
+    },
+    epilog=EXIT_CODES_HELP,
+)
+def catalog() -> None:
+    """Validate, build and maintain the community catalog (registry_index/)."""
