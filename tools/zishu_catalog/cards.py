@@ -1,0 +1,852 @@
+"""SillyTavern character cards in and out of the catalog: ``zishu catalog import-card`` and ``export-card``.
+
+This module owns reading cards (JSON files, or PNG images carrying base64 JSON in a ``tEXt`` chunk
+named ``chara`` (Character Card V2) or ``ccv3`` (V3, preferred when both are there); flat V1 JSON
+is accepted too), turning them into a character manifest, turning a manifest back into a card, and
+writing PNG cards.
+
+How card data fields become manifest fields::
+
+    name                                      → name
+    system_prompt, description, personality   → spec.persona (joined by blank lines; personality as
+                                                "{{char}}'s personality: …"; "You are {{char}}." if all are empty)
+    first_mes + alternate_greetings           → spec.greetings (first_mes first, when not empty)
+    mes_example                               → spec.example_dialogue
+    scenario, creator_notes,
+    post_history_instructions                 → the spec fields of the same name
+    character_book.entries                    → spec.lorebook (name or comment → name, insertion_order
+                                                → priority unless the entry has a priority, secondary_keys
+                                                only when the entry is selective)
+    tags                                      → tags (made into catalog tags: lowercase, a-z 0-9 -)
+    character_version                         → versions[0].version (semantic; 1.0.0 when it cannot be)
+    creator                                   → maintainers, after --owner, when it is a GitHub login
+    anything else (extensions, V3 fields, …)  → spec.extensions.sillytavern
+
+Nothing is lost: whatever the manifest cannot hold exactly is kept verbatim in
+``spec.extensions.sillytavern`` (and in ``extensions.sillytavern`` of each lorebook entry):
+``fields`` holds card fields the manifest lacks or holds in another form, ``absent`` the fields the
+card did not have, ``character_book`` the lorebook's own settings, ``keyless_entries`` lorebook
+entries without keywords (a manifest entry needs one), ``root``/``root_mirrors`` the card's
+top-level extras. Export gives the card back field for field. A kept original is used only while
+the manifest still says what the card said; once a creator edits a manifest field (the persona, a
+greeting, a lorebook entry), the manifest wins for that field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+import struct
+import unicodedata
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import click
+import semver
+
+from zishu.catalog import (
+    MAX_MANIFEST_BYTES,
+    CharacterResource,
+    dump_manifest,
+    load_yaml,
+    parse_manifest,
+    read_manifest,
+)
+from zishu.catalog.manifest import ID_PATTERN, LoreEntry
+from zishu.errors import CardError, UsageError
+from zishu.files import write_atomic
+
+MAX_PNG_BYTES = 20 * 1024 * 1024
+MAX_JSON_BYTES = 5 * 1024 * 1024
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CARD_KEYWORDS = ("ccv3", "chara")  # in order of preference when reading
+
+SPECS = {"v2": ("chara_card_v2", "2.0"), "v3": ("chara_card_v3", "3.0")}
+SPEC_NAMES = {name: short for short, (name, _) in SPECS.items()}
+
+EXTENSION_KEY = "sillytavern"
+
+TEXT_FIELDS = (
+    "name", "description", "personality", "scenario", "first_mes", "mes_example", "creator_notes",
+    "system_prompt", "post_history_instructions", "creator",
+)  # fmt: skip
+TEXT_LIST_FIELDS = ("alternate_greetings", "tags")
+
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$")
+
+
+def _fail(file: str, problem: str) -> CardError:
+    return CardError(f"{file}: {problem}")
+
+
+# ---- reading cards ---------------------------------------------------------------------------
+
+
+def read_card(path: Path) -> dict:
+    """Read a card file (PNG or JSON, V1/V2/V3) and return it as ``{"spec", "spec_version", "data", ...}``.
+
+    V1 cards come back wrapped as V2; V2 and V3 cards come back as they were written.
+    """
+    return _read_card(Path(path))[0]
+
+
+def _read_card(path: Path) -> tuple[dict, bool]:
+    """The card in ``path`` and whether the file was a PNG image."""
+    file = str(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise _fail(file, f"cannot read: {e.strerror}") from None
+    is_png = head.startswith(PNG_SIGNATURE)
+    limit, what = (MAX_PNG_BYTES, "a PNG card") if is_png else (MAX_JSON_BYTES, "a JSON card")
+    if size > limit:
+        raise _fail(file, f"the file is {size:,} bytes; {what} may be at most {limit // 2**20} MiB")
+    if not is_png and not _looks_like_json(head):
+        raise _fail(file, "not a character card: expected a PNG image with a card in it, or a JSON file")
+    raw = path.read_bytes()
+    if is_png:
+        keyword, text = _card_chunk(raw, file)
+        where = f"the '{keyword}' chunk"
+        json_text = _utf8(_base64(text, file, where), file, where)
+    else:
+        where = "the file"
+        json_text = _utf8(raw, file, where)
+    return normalize_card(_parse_json(json_text, file, where), file), is_png
+
+
+def _looks_like_json(head: bytes) -> bool:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: JSON, but not UTF-8 (refused later)
+        return True
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1] in (b"{", b"[", b"")
+
+
+def _png_chunks(raw: bytes, file: str) -> Iterator[tuple[bytes, bytes, bytes]]:
+    """Each chunk of a PNG file as (type, body, the chunk's bytes), up to and including IEND."""
+    if not raw.startswith(PNG_SIGNATURE):
+        raise _fail(file, "not a PNG image")
+    pos = len(PNG_SIGNATURE)
+    while pos < len(raw):
+        if pos + 8 > len(raw):
+            raise _fail(file, "the PNG image is truncated")
+        length, kind = struct.unpack(">I4s", raw[pos : pos + 8])
+        end = pos + 12 + length
+        if end > len(raw):
+            raise _fail(file, f"the PNG image is truncated (its {kind.decode('latin-1')!r} chunk runs past the end)")
+        yield kind, raw[pos + 8 : pos + 8 + length], raw[pos:end]
+        if kind == b"IEND":
+            return
+        pos = end
+    raise _fail(file, "the PNG image is truncated (no IEND chunk)")
+
+
+def _text_keyword(kind: bytes, body: bytes) -> str | None:
+    """The keyword of a tEXt/zTXt/iTXt chunk, None for other chunks."""
+    if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+        return None
+    return body.partition(b"\0")[0].decode("latin-1")
+
+
+def _card_chunk(raw: bytes, file: str) -> tuple[str, str]:
+    """(keyword, base64 text) of the card in a PNG: ``ccv3`` when present, else ``chara``."""
+    found: dict[str, str] = {}
+    for kind, body, chunk in _png_chunks(raw, file):
+        keyword = _text_keyword(kind, body)
+        if kind != b"tEXt" or keyword not in CARD_KEYWORDS or keyword in found:
+            continue
+        if zlib.crc32(chunk[4:-4]) != int.from_bytes(chunk[-4:], "big"):
+            raise _fail(file, f"the '{keyword}' chunk is damaged (its checksum does not match)")
+        found[keyword] = body.partition(b"\0")[2].decode("latin-1")
+    for keyword in CARD_KEYWORDS:
+        if keyword in found:
+            return keyword, found[keyword]
+    raise _fail(file, "this PNG image has no character card in it (no tEXt chunk named 'chara' or 'ccv3')")
+
+
+def _base64(text: str, file: str, where: str) -> bytes:
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise _fail(file, f"{where} is not valid base64") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise _fail(file, f"{where} holds {len(data):,} bytes of JSON; a card may be at most 5 MiB")
+    return data
+
+
+def _utf8(data: bytes, file: str, where: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise _fail(file, f"{where} is not UTF-8 text (byte {e.start})") from None
+
+
+def _parse_json(text: str, file: str, where: str) -> Any:
+    try:
+        card = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _fail(file, f"{where} holds invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except RecursionError:
+        raise _fail(file, f"{where} holds JSON nested too deeply") from None
+    try:
+        json.dumps(card, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(file, f"{where} holds text that is not valid Unicode (a lone surrogate escape)") from None
+    return card
+
+
+def normalize_card(card: Any, file: str = "<card>") -> dict:
+    """Check a parsed card and return it with ``spec``, ``spec_version`` and ``data`` (V1 is wrapped as V2)."""
+    if not isinstance(card, dict):
+        raise _fail(file, "a character card must be a JSON object")
+    spec = card.get("spec")
+    if spec is None and "data" not in card:
+        if "name" not in card:
+            raise _fail(file, "not a character card: no 'spec' field and no character 'name'")
+        card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": dict(card)}
+    elif spec not in SPEC_NAMES:
+        found = "has no 'spec' field" if spec is None else f"has an unknown spec {spec!r}"
+        raise _fail(file, f"the card {found}; expected 'chara_card_v2' or 'chara_card_v3'")
+    data = card.get("data")
+    if not isinstance(data, dict):
+        raise _fail(file, "the card's 'data' must be an object")
+    _check_data(data, file)
+    return card
+
+
+def _check_data(data: dict, file: str) -> None:
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise _fail(file, "the card has no character name (data.name is missing or empty)")
+    for field in TEXT_FIELDS:
+        _expect_text(data.get(field), file, f"data.{field}")
+    for field in TEXT_LIST_FIELDS:
+        _expect_text_list(data.get(field), file, f"data.{field}")
+    version = data.get("character_version")
+    if not (version is None or isinstance(version, (str, int, float))) or isinstance(version, bool):
+        raise _fail(file, "data.character_version must be text")
+    if data.get("extensions") is not None and not isinstance(data["extensions"], dict):
+        raise _fail(file, "data.extensions must be an object")
+    book = data.get("character_book")
+    if book is None:
+        return
+    if not isinstance(book, dict):
+        raise _fail(file, "data.character_book must be an object")
+    entries = book.get("entries", [])
+    if not isinstance(entries, list):
+        raise _fail(file, "data.character_book.entries must be a list")
+    for i, entry in enumerate(entries):
+        where = f"data.character_book.entries[{i}]"
+        if not isinstance(entry, dict):
+            raise _fail(file, f"{where} must be an object")
+        for field in ("content", "name", "comment"):
+            _expect_text(entry.get(field), file, f"{where}.{field}")
+        for field in ("keys", "secondary_keys"):
+            if not isinstance(entry.get(field), str):
+                _expect_text_list(entry.get(field), file, f"{where}.{field}")
+
+
+def _expect_text(value: Any, file: str, where: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise _fail(file, f"{where} must be text, not {type(value).__name__}")
+
+
+def _expect_text_list(value: Any, file: str, where: str) -> None:
+    if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise _fail(file, f"{where} must be a list of text")
+
+
+# ---- lenses: card fields ↔ one manifest value ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Lens:
+    """Some card fields ↔ one manifest value. ``read`` takes a card dict (fields may be missing),
+    ``write`` gives card fields back; both are pure, so an import can be checked against an export."""
+
+    fields: tuple[str, ...]
+    read: Callable[[dict], Any]
+    write: Callable[[Any], dict]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _text_lens(field: str) -> _Lens:
+    return _Lens((field,), lambda d: _text(d.get(field)), lambda v: {field: v})
+
+
+def _fit_name(value: Any) -> str:
+    return _text(value).strip()[:100].strip()
+
+
+def _persona_from(d: dict) -> str:
+    personality = _text(d.get("personality"))
+    parts = [_text(d.get("system_prompt")), _text(d.get("description"))]
+    if personality.strip():
+        parts.append(f"{{{{char}}}}'s personality: {personality}")
+    return "\n\n".join(p for p in parts if p.strip()) or "You are {{char}}."
+
+
+def _greetings_from(d: dict) -> list[str]:
+    first = _text(d.get("first_mes"))
+    return ([first] if first.strip() else []) + list(d.get("alternate_greetings") or [])
+
+
+def slugify(text: str, max_length: int = 64) -> str:
+    """Lowercase ``a-z0-9-`` made from ``text`` (accents dropped), at most ``max_length`` long; may be empty."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:max_length].strip("-")
+
+
+def _tags_from(d: dict) -> list[str]:
+    tags: list[str] = []
+    for tag in d.get("tags") or []:
+        slug = slugify(tag, 32)
+        if slug and slug not in tags:
+            tags.append(slug)
+    return tags[:20]
+
+
+def _semver_from(d: dict) -> str:
+    value = d.get("character_version")
+    text = str(value).strip().removeprefix("v").removeprefix("V") if value is not None else ""
+    if re.fullmatch(r"\d+(\.\d+){0,2}", text):
+        text = ".".join((text.split(".") + ["0", "0"])[:3])
+    return text if semver.Version.is_valid(text) else "1.0.0"
+
+
+CARD_LENSES: dict[str, _Lens] = {
+    "name": _Lens(("name",), lambda d: _fit_name(d.get("name")), lambda v: {"name": v}),
+    "persona": _Lens(
+        ("system_prompt", "description", "personality"),
+        _persona_from,
+        lambda v: {"system_prompt": "", "description": v, "personality": ""},
+    ),
+    "greetings": _Lens(
+        ("first_mes", "alternate_greetings"),
+        _greetings_from,
+        lambda v: {"first_mes": v[0] if v else "", "alternate_greetings": list(v[1:])},
+    ),
+    "example_dialogue": _text_lens("mes_example"),
+    "scenario": _text_lens("scenario"),
+    "creator_notes": _text_lens("creator_notes"),
+    "post_history_instructions": _text_lens("post_history_instructions"),
+    "tags": _Lens(("tags",), _tags_from, lambda v: {"tags": list(v)}),
+    "version": _Lens(("character_version",), _semver_from, lambda v: {"character_version": v}),
+}
+
+
+def _key_list(value: Any) -> list[str]:
+    """Keywords without the empty ones (some editors write "a, b" instead of a list)."""
+    if isinstance(value, str):
+        return [k.strip() for k in value.split(",") if k.strip()]
+    return [k for k in value or [] if k.strip()]
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        return None
+    return int(value)
+
+
+def _flag(field: str, default: bool) -> _Lens:
+    return _Lens((field,), lambda e: e[field] if isinstance(e.get(field), bool) else default, lambda v: {field: v})
+
+
+ENTRY_LENSES: dict[str, _Lens] = {
+    "keys": _Lens(("keys",), lambda e: _key_list(e.get("keys")), lambda v: {"keys": list(v)}),
+    "content": _text_lens("content"),
+    "secondary_keys": _Lens(
+        ("secondary_keys", "selective"),
+        lambda e: _key_list(e.get("secondary_keys")) if e.get("selective") is True else [],
+        lambda v: {"secondary_keys": list(v), "selective": bool(v)},
+    ),
+    "name": _Lens(
+        ("name", "comment"),
+        lambda e: _text(e.get("name")) or _text(e.get("comment")) or None,
+        lambda v: {"comment": v or ""},
+    ),
+    "enabled": _flag("enabled", True),
+    "constant": _flag("constant", False),
+    "case_sensitive": _flag("case_sensitive", False),
+    "priority": _Lens(
+        ("priority", "insertion_order"),
+        lambda e: next((n for n in (_int(e.get("priority")), _int(e.get("insertion_order"))) if n is not None), 0),
+        lambda v: {"insertion_order": v},
+    ),
+}
+
+
+# Fields an export writes besides the lens fields, with the value it writes when nothing was kept.
+NO_DEFAULT = object()  # a value the export works out (e.g. creator from the maintainers)
+V2_DEFAULTS = {"creator": NO_DEFAULT, "extensions": {}}
+V3_DEFAULTS = {**V2_DEFAULTS, "group_only_greetings": []}
+ENTRY_DEFAULTS = {"extensions": {}, "use_regex": False}
+
+
+def _lens_fields(lenses: dict[str, _Lens]) -> set[str]:
+    return {f for lens in lenses.values() for f in lens.fields}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON (so 1, 1.0 and true differ)."""
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _split(card: dict, lenses: dict[str, _Lens], defaults: dict) -> tuple[dict, dict, list[str]]:
+    """Card fields → (manifest values, card fields to keep verbatim, fields the card lacks that an
+    export would otherwise write: those in ``defaults`` and those the lenses write)."""
+    values: dict[str, Any] = {}
+    kept = {
+        f: v
+        for f, v in card.items()
+        if f not in _lens_fields(lenses) and (defaults.get(f, NO_DEFAULT) is NO_DEFAULT or not _same(defaults[f], v))
+    }
+    absent = [f for f in defaults if f not in card]
+    for key, lens in lenses.items():
+        values[key] = lens.read(card)
+        written = lens.write(values[key])
+        for f in lens.fields:
+            if f in card and (f not in written or not _same(written[f], card[f])):
+                kept[f] = card[f]
+        absent += [f for f in written if f not in card and f not in absent]
+    return values, kept, absent
+
+
+def _join(values: dict, lenses: dict[str, _Lens], kept: dict, absent: list[str]) -> dict:
+    """Manifest values → card fields, using the kept originals of each lens while they still read the same."""
+    card: dict[str, Any] = {}
+    for key, lens in lenses.items():
+        written = lens.write(values[key])
+        original = {**written, **{f: kept[f] for f in lens.fields if f in kept}}
+        for f in lens.fields:
+            if f in absent:
+                original.pop(f, None)
+        card.update(original if _same(lens.read(original), values[key]) else written)
+    return card
+
+
+def _non_empty(**items: Any) -> dict:
+    """The items whose value is not an empty dict or list (keeps manifests short)."""
+    return {k: v for k, v in items.items() if not (isinstance(v, (dict, list)) and not v)}
+
+
+# ---- card → manifest -------------------------------------------------------------------------
+
+
+def card_to_manifest(
+    card: dict,
+    *,
+    owner: str,
+    license: str,
+    slug: str | None = None,
+    file: str = "<card>",
+    today: dt.date | None = None,
+) -> CharacterResource:
+    """A valid character manifest for ``card`` (as ``read_card`` returns it), owned by GitHub login ``owner``.
+
+    ``slug`` is the catalog name (default: made from the character's name), ``file`` names the card
+    in error messages, ``today`` is the release date of the one version.
+    """
+    card = copy.deepcopy(normalize_card(card, file))  # the manifest must not share objects with the caller
+    data = card["data"]
+    if not _LOGIN.match(owner or ""):
+        raise UsageError(f"--owner {owner!r} is not a GitHub login")
+    slug = slug if slug is not None else slugify(_fit_name(data["name"]))
+    if not _SLUG.match(slug):
+        raise UsageError(
+            f"{file}: cannot make a catalog name from {data['name']!r}; pass --name with lowercase letters, "
+            "digits and '-' (e.g. --name my-character)"
+            if not slug
+            else f"--name {slug!r} must be lowercase letters, digits and '-' (at most 64, no '-' at either end)"
+        )
+    defaults = V3_DEFAULTS if card["spec"] == "chara_card_v3" else V2_DEFAULTS
+    values, kept, absent = _split({k: v for k, v in data.items() if k != "character_book"}, CARD_LENSES, defaults)
+    book = data.get("character_book")
+    if "character_book" in data and not (isinstance(book, dict) and "entries" in book):
+        kept["character_book"] = book  # null, or a book without entries: nothing for the lorebook
+        book = None
+    lorebook, book, keyless = _lore_from(book)
+    block = {"spec": card["spec"], "spec_version": card.get("spec_version")}
+    block.update(_non_empty(fields=kept, absent=absent, keyless_entries=keyless, **_root_block(card, data)))
+    if book is not None:
+        block["character_book"] = book  # even when empty: the card had a book
+    manifest = {
+        "id": f"{owner.lower()}/{slug}",
+        "kind": "character",
+        "name": values["name"],
+        "summary": summary_for(data),
+        "license": license,
+        "maintainers": _maintainers(owner, data.get("creator")),
+        "tags": values["tags"],
+        "versions": [{"version": values["version"], "released": today or dt.date.today(), "files": []}],
+        "spec": {
+            "persona": values["persona"],
+            "scenario": values["scenario"],
+            "greetings": values["greetings"],
+            "example_dialogue": values["example_dialogue"],
+            "creator_notes": values["creator_notes"],
+            "post_history_instructions": values["post_history_instructions"],
+            "lorebook": lorebook,
+            "extensions": {EXTENSION_KEY: block},
+        },
+    }
+    return parse_manifest(manifest, file)  # type: ignore[return-value]
+
+
+def _root_block(card: dict, data: dict) -> dict:
+    """Top-level fields beside spec/spec_version/data; copies of data fields (V1 mirrors) by name only."""
+    root, mirrors = {}, []
+    for key, value in card.items():
+        if key in ("spec", "spec_version", "data"):
+            continue
+        if key in data and _same(data[key], value):
+            mirrors.append(key)
+        else:
+            root[key] = value
+    return {"root": root, "root_mirrors": mirrors}
+
+
+def _lore_from(book: Any) -> tuple[list[dict], dict | None, list[dict]]:
+    """(lorebook entries, the book's own fields, entries the manifest cannot hold) of a character_book."""
+    if not isinstance(book, dict):
+        return [], None, []
+    lorebook, keyless = [], []
+    for index, entry in enumerate(book.get("entries") or []):
+        values, kept, absent = _split(entry, ENTRY_LENSES, ENTRY_DEFAULTS)
+        if not values["keys"]:
+            keyless.append({"index": index, "entry": entry})
+            continue
+        block = _non_empty(fields=kept, absent=absent)
+        lorebook.append({**values, "extensions": {EXTENSION_KEY: block} if block else {}})
+    meta = {k: v for k, v in book.items() if k != "entries"}
+    return lorebook, meta, keyless
+
+
+def _maintainers(owner: str, creator: Any) -> list[str]:
+    creator = _text(creator).strip().removeprefix("@")
+    if _LOGIN.match(creator) and creator.lower() != owner.lower():
+        return [owner, creator]
+    return [owner]
+
+
+def summary_for(data: dict) -> str:
+    """The first sentence of the creator's notes (else the description), as plain text, at most 300 characters."""
+    name = _fit_name(data.get("name"))
+    notes = _mapping(data.get("creator_notes_multilingual"))
+    for source in (data.get("creator_notes"), notes.get("en"), data.get("description")):
+        text = _plain(_text(source)).replace("{{char}}", name).replace("{{user}}", "you")
+        if text:
+            match = re.match(r"(.+?(?:[.!?](?=\s|$)|[。！？]))", text)
+            sentence = match.group(1) if match else text
+            return sentence if len(sentence) <= 300 else sentence[:299].rstrip() + "…"
+    return f"{name}, a character imported from a SillyTavern card."[:300]
+
+
+def _plain(text: str) -> str:
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text)  # markdown images
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # markdown links → their text
+    text = re.sub(r"<[^>]*>", " ", text)  # HTML tags
+    text = re.sub(r"^[#>*\-\s]+", "", text)  # a heading or list marker at the start
+    return " ".join(text.split())
+
+
+# ---- manifest → card -------------------------------------------------------------------------
+
+
+def manifest_to_card(resource: Any, spec: str | None = None) -> dict:
+    """The card for a character manifest, as a dict ready for JSON.
+
+    ``spec`` is "v2" or "v3"; by default the spec the card was imported from, else v2.
+    """
+    if not isinstance(resource, CharacterResource):
+        kind = getattr(resource, "kind", type(resource).__name__)
+        raise CardError(f"{getattr(resource, 'id', 'manifest')}: a {kind} manifest cannot become a character card")
+    st = _mapping(resource.spec.extensions.get(EXTENSION_KEY))
+    spec = spec or SPEC_NAMES.get(str(st.get("spec")), "v2")
+    if spec not in SPECS:
+        raise UsageError(f"unknown card spec {spec!r}; use 'v2' or 'v3'")
+    spec_name, default_version = SPECS[spec]
+    kept, absent = _mapping(st.get("fields")), list(st.get("absent") or [])
+    data = {f: v for f, v in kept.items() if f not in _lens_fields(CARD_LENSES)}
+    data.update(_join(_manifest_values(resource), CARD_LENSES, kept, absent))
+    defaults = {
+        **(V3_DEFAULTS if spec == "v3" else V2_DEFAULTS),
+        "creator": ", ".join(resource.maintainers),
+        "extensions": _foreign_extensions(resource.spec.extensions),
+    }
+    _fill(data, defaults, absent)
+    book = _book_from(resource, st)
+    if book is not None:
+        data["character_book"] = book
+    version = st.get("spec_version") if st.get("spec") == spec_name and st.get("spec_version") else default_version
+    card = {"spec": spec_name, "spec_version": version, "data": data}
+    for key in st.get("root_mirrors") or []:
+        if key in data:
+            card[key] = data[key]
+    card.update(st.get("root") or {})
+    return copy.deepcopy(card)  # kept originals are the manifest's own objects
+
+
+def _mapping(value: Any) -> dict:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _foreign_extensions(extensions: dict) -> dict:
+    """A manifest's extensions other than the kept card, for the card's own ``extensions``."""
+    return {k: v for k, v in extensions.items() if k != EXTENSION_KEY}
+
+
+def _fill(fields: dict, defaults: dict, absent: list[str]) -> dict:
+    """Add the defaults for fields that are missing, except those the original card did not have."""
+    for field, value in defaults.items():
+        if field not in fields and field not in absent:
+            fields[field] = value
+    return fields
+
+
+def _manifest_values(resource: CharacterResource) -> dict:
+    spec = resource.spec
+    return {
+        "name": resource.name,
+        "persona": spec.persona,
+        "greetings": list(spec.greetings),
+        "example_dialogue": spec.example_dialogue,
+        "scenario": spec.scenario,
+        "creator_notes": spec.creator_notes,
+        "post_history_instructions": spec.post_history_instructions,
+        "tags": list(resource.tags),
+        "version": resource.latest.version,
+    }
+
+
+def _book_from(resource: CharacterResource, st: dict) -> dict | None:
+    meta, keyless = st.get("character_book"), list(st.get("keyless_entries") or [])
+    lorebook = resource.spec.lorebook
+    if meta is None and not lorebook and not keyless:
+        return None
+    entries = [_entry_from(lore) for lore in lorebook]
+    for item in sorted(keyless, key=lambda k: k.get("index", 0)):
+        entries.insert(min(int(item.get("index", len(entries))), len(entries)), item.get("entry"))
+    return {**(meta if isinstance(meta, dict) else {"extensions": {}}), "entries": entries}
+
+
+def _entry_from(lore: LoreEntry) -> dict:
+    st = _mapping(lore.extensions.get(EXTENSION_KEY))
+    kept, absent = _mapping(st.get("fields")), list(st.get("absent") or [])
+    values = lore.model_dump(exclude={"extensions"})
+    entry = {f: v for f, v in kept.items() if f not in _lens_fields(ENTRY_LENSES)}
+    entry.update(_join(values, ENTRY_LENSES, kept, absent))
+    return _fill(entry, {**ENTRY_DEFAULTS, "extensions": _foreign_extensions(lore.extensions)}, absent)
+
+
+# ---- writing PNG cards -----------------------------------------------------------------------
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _card_text_chunk(keyword: str, card: dict) -> bytes:
+    payload = base64.b64encode(json.dumps(card, ensure_ascii=False).encode("utf-8"))
+    return _chunk(b"tEXt", keyword.encode("latin-1") + b"\0" + payload)
+
+
+def card_png_bytes(card: dict, image: Path | None = None) -> bytes:
+    """PNG bytes: ``image`` (or a plain placeholder) with the card in ``chara`` (V2) and, for V3, ``ccv3``."""
+    card = normalize_card(card, "card")
+    base = _base_png(image) if image is not None else _placeholder_png(card["data"].get("name", ""))
+    if card["spec"] == "chara_card_v3":
+        v2 = {**card, "spec": SPECS["v2"][0], "spec_version": SPECS["v2"][1]}
+        new = [_card_text_chunk("chara", v2), _card_text_chunk("ccv3", card)]
+    else:
+        new = [_card_text_chunk("chara", card)]
+    file = str(image) if image is not None else "placeholder"
+    out = bytearray(PNG_SIGNATURE)
+    for kind, body, chunk in _png_chunks(base, file):
+        if _text_keyword(kind, body) in CARD_KEYWORDS:
+            continue  # the image's old card goes
+        if kind == b"IEND":
+            out += b"".join(new)
+        out += chunk
+    if len(out) > MAX_PNG_BYTES:
+        raise CardError(f"{file}: the card image would be {len(out):,} bytes; a PNG card may be at most 20 MiB")
+    return bytes(out)
+
+
+def write_card_png(card: dict, out: Path, image: Path | None = None) -> None:
+    """Write ``card`` as a PNG card at ``out`` (atomically), into ``image`` or a placeholder picture."""
+    write_atomic(Path(out), card_png_bytes(card, image))
+
+
+def _base_png(image: Path) -> bytes:
+    """The image's bytes when it is a PNG (kept as they are), else the image converted to PNG by Pillow."""
+    file = str(image)
+    try:
+        if image.stat().st_size > MAX_PNG_BYTES:
+            raise CardError(f"{file}: the image is larger than 20 MiB")
+        raw = image.read_bytes()
+    except OSError as e:
+        raise CardError(f"{file}: cannot read: {e.strerror}") from None
+    if raw.startswith(PNG_SIGNATURE):
+        return raw
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            im.load()
+            converted = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    except Exception as e:  # Pillow raises many kinds (UnidentifiedImageError, DecompressionBombError, ...)
+        raise CardError(f"{file}: not an image that can carry a card ({e})") from None
+    buffer = io.BytesIO()
+    converted.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _placeholder_png(name: str) -> bytes:
+    """A plain 400×600 picture in a colour of its own for each name."""
+    from PIL import Image
+
+    r, g, b = hashlib.sha256(name.encode("utf-8")).digest()[:3]
+    buffer = io.BytesIO()
+    Image.new("RGB", (400, 600), (64 + r // 2, 64 + g // 2, 64 + b // 2)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def card_json_text(card: dict) -> str:
+    return json.dumps(card, ensure_ascii=False, indent=2) + "\n"
+
+
+# ---- the commands ----------------------------------------------------------------------------
+
+
+def _note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
+def _import_notes(card: dict, resource: CharacterResource, file: str, is_png: bool) -> None:
+    data, st = card["data"], resource.spec.extensions[EXTENSION_KEY]
+    if is_png:
+        _note(
+            f"the manifest cannot embed the card's picture (files need real URLs). Upload {file} as a "
+            "release asset, list it under versions[0].files, and name it in spec.avatar.image."
+        )
+    version = data.get("character_version")
+    if version not in (None, "") and str(version) != resource.versions[0].version:
+        _note(
+            f"character_version {version!r} is not a semantic version; the manifest says "
+            f"{resource.versions[0].version} (the original is kept for export)"
+        )
+    if len(resource.tags) < len(data.get("tags") or []):
+        _note("some tags could not become catalog tags (a-z, 0-9, '-'); the originals are kept for export")
+    keyless = len(st.get("keyless_entries", []))
+    if keyless:
+        _note(
+            f"{keyless} lorebook {'entry has' if keyless == 1 else 'entries have'} no keywords; the manifest's "
+            "lorebook needs at least one per entry, so they are kept in spec.extensions.sillytavern.keyless_entries "
+            "(exported back, not used by Zishu)"
+        )
+
+
+ROOT_OPTION = click.option(
+    "--root", type=click.Path(path_type=Path), default=Path("registry_index"), show_default=True,
+    help="The catalog source folder.",
+)  # fmt: skip
+SCHEMA_REF = "../../resource.schema.json"  # from <root>/resources/<owner>/<name>.yaml
+
+
+@click.command("import-card")
+@click.argument("card_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--owner", required=True, help="Your GitHub login: the manifest's id is <owner>/<name>.")
+@click.option("--name", "slug", help="The catalog name (a-z, 0-9, '-'). Default: made from the character's name.")
+@click.option("--license", "license_", metavar="SPDX", help="The license the creator chose (required), e.g. CC-BY-4.0.")
+@click.option("--out", help="Where to write the manifest ('-' prints it). Default: <root>/resources/<owner>/<name>.yaml")
+@ROOT_OPTION
+@click.option("--force", is_flag=True, help="Overwrite an existing manifest.")
+def import_card_command(
+    card_file: Path, owner: str, slug: str | None, license_: str | None, out: str | None, root: Path, force: bool
+) -> None:
+    """Make a character manifest from a SillyTavern character card (PNG or JSON; V1, V2 or V3)."""
+    if not license_:
+        raise click.UsageError(
+            "--license is required: character cards carry no license, so name the one the creator chose "
+            "(an SPDX id such as CC-BY-4.0, CC-BY-NC-4.0 or MIT, or LicenseRef-<name>)"
+        )
+    file = str(card_file)
+    card, is_png = _read_card(card_file)
+    resource = card_to_manifest(card, owner=owner, license=license_, slug=slug, file=file)
+    path = root / "resources" / f"{resource.id}.yaml" if out is None else Path(out)
+    text = dump_manifest(resource, SCHEMA_REF if out is None else None)
+    size = len(text.encode("utf-8"))
+    if size > MAX_MANIFEST_BYTES:
+        raise _fail(file, f"the manifest would be {size:,} bytes; the catalog takes at most 256 KiB (a huge lorebook?)")
+    parse_manifest(load_yaml(text.encode("utf-8"), file), file)  # what we write must read back
+    if out == "-":
+        click.echo(text, nl=False)
+    else:
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists; pass --force to overwrite it")
+        write_atomic(path, text)
+        click.echo(f"wrote {path}", err=True)
+    _import_notes(card, resource, file, is_png)
+
+
+@click.command("export-card")
+@click.argument("manifest")
+@click.option("--out", required=True, help="The card to write: FILE.json, FILE.png, or '-' to print JSON.")
+@click.option(
+    "--spec", type=click.Choice(["v2", "v3"]), help="Card spec. Default: the one it was imported from, else v2."
+)
+@click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Picture for a PNG card.")
+@ROOT_OPTION
+def export_card_command(manifest: str, out: str, spec: str | None, image: Path | None, root: Path) -> None:
+    """Make a SillyTavern character card from a character manifest (a path, or an id in <root>/resources/)."""
+    path = Path(manifest)
+    if not path.exists() and re.match(ID_PATTERN, manifest):
+        path = root / "resources" / f"{manifest}.yaml"
+    if not path.exists():
+        raise UsageError(f"{manifest}: no such manifest (give a path, or an id found in {root}/resources/)")
+    card = manifest_to_card(read_manifest(path), spec)
+    suffix = Path(out).suffix.lower()
+    if out == "-" or suffix == ".json":
+        if image is not None:
+            raise UsageError("--image is only for PNG cards (--out FILE.png)")
+        if out == "-":
+            click.echo(card_json_text(card), nl=False)
+            return
+        write_atomic(Path(out), card_json_text(card))
+    elif suffix == ".png":
+        write_card_png(card, Path(out), image)
+    else:
+        raise UsageError(f"--out {out}: name a .json or .png file (or '-' for JSON on standard output)")
+    click.echo(f"wrote {out}", err=True)
+
+
+__all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_PNG_BYTES",
+    "card_json_text",
+    "card_png_bytes",
+    "card_to_manifest",
+    "export_card_command",
+    "import_card_command",
+    "manifest_to_card",
+    "normalize_card",
+    "read_card",
+    "slugify",
+    "summary_for",
+    "write_card_png",
+]
