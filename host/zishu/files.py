@@ -35,7 +35,10 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
 
 def write_if_changed(path: Path, data: str | bytes) -> bool:
-    """Write only when the content differs, so unchanged files keep their mtime (incremental builds)."""
+    """Write only when the content differs, so unchanged files keep their mtime (incremental builds).
+
+    Replaced atomically but not fsynced: cheap enough for thousands of generated files.
+    """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
         if path.stat().st_size == len(raw) and path.read_bytes() == raw:
@@ -43,5 +46,7 @@ def write_if_changed(path: Path, data: str | bytes) -> bool:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(raw)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(raw)
+    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
     return True

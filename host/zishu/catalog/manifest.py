@@ -71,6 +71,7 @@ def _spdx():
     return get_spdx_licensing()
 
 
+@lru_cache(maxsize=4096)
 def _license(value: str) -> str:
     info = _spdx().validate(value, strict=True)
     unknown = [k for k in info.invalid_symbols if not str(k).startswith("LicenseRef-")]

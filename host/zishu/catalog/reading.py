@@ -2,7 +2,8 @@
 
 Manifests arrive from strangers' pull requests, so the reader refuses, with a precise message and
 without crashing: files over 256 KiB, bytes that are not UTF-8, malformed YAML, YAML aliases
-(the "billion laughs" bomb needs them and manifests never do), duplicate keys, a document that is
+(the "billion laughs" bomb needs them and manifests never do), nesting deeper than 100 levels
+(libyaml's composer would crash on it), duplicate keys, a document that is
 not a mapping, and anything the models reject.
 """
 
@@ -19,6 +20,7 @@ from zishu.errors import ManifestError, Problem
 from .manifest import RESOURCE, Resource
 
 MAX_MANIFEST_BYTES = 256 * 1024
+MAX_NESTING = 100
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -49,6 +51,17 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _construct_timestamp(loader: _StrictLoader, node: yaml.ScalarNode):
+    """A date that looks like one but is not (2026-13-45) is an error at its line, not a crash."""
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError as e:
+        raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a date: {e}", node.start_mark) from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
 def _mark(mark: Any) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "document"
 
@@ -62,11 +75,20 @@ def load_yaml(data: bytes, file: str) -> Any:
     except UnicodeDecodeError as e:
         raise ManifestError([Problem(file, f"byte {e.start}", "file is not UTF-8 text")]) from None
     try:
+        depth = 0
         for event in yaml.parse(text, Loader=_Loader):
             if isinstance(event, yaml.AliasEvent):
                 raise ManifestError(
                     [Problem(file, _mark(event.start_mark), f"YAML aliases (*{event.anchor}) are not allowed in manifests")]
                 )
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:  # libyaml's composer recurses: very deep nesting crashes the process
+                    raise ManifestError(
+                        [Problem(file, _mark(event.start_mark), f"YAML is nested more than {MAX_NESTING} levels deep")]
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
         docs = list(yaml.load_all(text, Loader=_StrictLoader))
     except yaml.MarkedYAMLError as e:
         where = _mark(e.problem_mark or e.context_mark)
@@ -74,6 +96,8 @@ def load_yaml(data: bytes, file: str) -> Any:
         raise ManifestError([Problem(file, where, f"invalid YAML: {what}")]) from None
     except yaml.YAMLError as e:
         raise ManifestError([Problem(file, "", f"invalid YAML: {e}")]) from None
+    except (ValueError, TypeError, KeyError, OverflowError) as e:  # a constructor choking on a tagged value (!!bool x)
+        raise ManifestError([Problem(file, "", f"invalid YAML value: {e}")]) from None
     if len(docs) != 1:
         raise ManifestError([Problem(file, "", f"expected one YAML document, found {len(docs)}")])
     if not isinstance(docs[0], dict):
