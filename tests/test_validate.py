@@ -127,6 +127,11 @@ def test_impossible_date_names_its_line(registry: Path):
     assert found and found[0].field.startswith("line ") and "2026-13-45" in found[0].message
 
 
+def test_tagged_value_that_cannot_be_built(registry: Path):
+    path = write_raw(registry, "alice/example.yaml", yaml.safe_dump(make_manifest()) + "extra: !!bool maybe\n")
+    the_problem(problems(registry), path, "", "invalid YAML value")
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -217,8 +222,9 @@ def test_bad_semver(registry: Path, version: str):
     the_problem(problems(registry), path, "versions[0].version", "semantic version")
 
 
-def test_bad_spdx_license(registry: Path):
-    path = write_manifest(registry, make_manifest(license="Do-What-I-Say"))
+@pytest.mark.parametrize("license", ["Do-What-I-Say", "MIT AND", "()", "a/b", ""])
+def test_bad_spdx_license(registry: Path, license: str):
+    path = write_manifest(registry, make_manifest(license=license))
     the_problem(problems(registry), path, "license", "SPDX")
 
 

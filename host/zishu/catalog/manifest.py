@@ -73,10 +73,15 @@ def _spdx():
 
 @lru_cache(maxsize=4096)
 def _license(value: str) -> str:
-    info = _spdx().validate(value, strict=True)
+    hint = "; use an SPDX id such as Apache-2.0 or CC-BY-NC-4.0, or LicenseRef-<name> for others"
+    try:
+        info = _spdx().validate(value, strict=True)
+    except Exception:  # license_expression itself fails on some malformed input ('MIT AND', '()', 'a/b')
+        raise ValueError(f"{value!r} is not an SPDX license expression{hint}") from None
+    if not value.strip():
+        raise ValueError(f"license is empty{hint}")
     unknown = [k for k in info.invalid_symbols if not str(k).startswith("LicenseRef-")]
     if info.errors and not (not unknown and all("Unknown license key" in e for e in info.errors)):
-        hint = "; use an SPDX id such as Apache-2.0 or CC-BY-NC-4.0, or LicenseRef-<name> for others"
         raise ValueError(f"{value!r} is not an SPDX license expression ({'; '.join(info.errors)}){hint}")
     return value
 

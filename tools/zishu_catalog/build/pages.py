@@ -94,20 +94,21 @@ def _description_html(text: str | None) -> str:
     return nh3.clean(html, link_rel="nofollow noopener")
 
 
-def _spec_rows(resource: Resource) -> list[tuple[str, str]]:
-    """The kind-specific fields worth showing, as (label, text) rows."""
+def _spec_text(value) -> list[str]:
+    """A spec value as lines of plain text (the template escapes them)."""
+    if isinstance(value, dict):
+        return [f"{k} → {' / '.join(map(str, v.values())) if isinstance(v, dict) else v}" for k, v in value.items()]
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _spec_rows(resource: Resource) -> list[tuple[str, list[str]]]:
+    """The kind-specific fields worth showing, as (label, lines) rows; long prose stays in the JSON."""
     spec = resource.spec.model_dump(exclude_defaults=True, exclude_none=True)
-    rows = []
-    for key, value in spec.items():
-        if key in ("persona", "extensions", "lorebook", "example_dialogue", "creator_notes",
-                   "post_history_instructions", "scenario"):
-            continue
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}: {v}" for k, v in value.items())
-        elif isinstance(value, list):
-            value = ", ".join(str(v) for v in value)
-        rows.append((key.replace("_", " ").capitalize(), str(value)))
-    return rows
+    hidden = {"persona", "extensions", "lorebook", "example_dialogue", "creator_notes",
+              "post_history_instructions", "scenario"}
+    return [(key.replace("_", " ").capitalize(), _spec_text(value)) for key, value in spec.items() if key not in hidden]
 
 
 def resource_page(resource: Resource, downloads: Downloads) -> str:
