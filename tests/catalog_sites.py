@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import functools
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
-from conftest import make_manifest, write_manifest
+from conftest import LoopbackServer, make_manifest, write_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "catalog_site"
@@ -46,26 +45,15 @@ def populate(registry: Path, count: int) -> list[dict]:
     return written
 
 
-class SiteServer:
-    """A threaded static server for a built site, on a free port of 127.0.0.1."""
+class SiteServer(LoopbackServer):
+    """A static server for a built site."""
 
     def __init__(self, root: Path) -> None:
-        handler = functools.partial(_QuietHandler, directory=str(root))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(functools.partial(_QuietHandler, directory=str(root)))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-
-    def __enter__(self) -> "SiteServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return super().url + "/"
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -76,7 +76,28 @@ def registry(tmp_path: Path) -> Path:
     return root
 
 
-class FileServer:
+class LoopbackServer:
+    """A threaded HTTP server on a free port of 127.0.0.1, running while the ``with`` block runs."""
+
+    def __init__(self, handler) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FileServer(LoopbackServer):
     """A threaded HTTP server on 127.0.0.1 serving in-memory files, with per-path fault hooks.
 
     ``files[path] = bytes`` serves a file (with Range support); ``faults[path] = fn(handler)``
@@ -130,21 +151,7 @@ class FileServer:
                     except (BrokenPipeError, ConnectionResetError):
                         pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> "FileServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
