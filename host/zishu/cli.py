@@ -19,9 +19,12 @@ Exit status:
   0  success
   1  unexpected error
   2  bad usage (unknown option, missing argument)
+  3  MODEL_NOT_AVAILABLE: the resource is not installed
   4  invalid manifest or character card
   5  catalog build failed
-  6  a remote service failed (GitHub API, file host)
+  6  a remote service failed (GitHub API, file host, a download)
+  7  the install plan failed (unknown id, no version in range, missing dependency)
+  8  not enough free disk space
 """
 
 

@@ -4,11 +4,18 @@ The CLI maps ``code`` to an exit status (``EXIT_STATUS``); the local API maps it
 
     ZishuError                      code ZISHU_ERROR          exit 1
     ├── UsageError                  code USAGE                exit 2
+    ├── ResourceNotAvailable        code MODEL_NOT_AVAILABLE  exit 3
+    │                               (not installed: ``path()`` never downloads implicitly)
     ├── ManifestError               code MANIFEST_INVALID     exit 4
     │                               (carries every Problem found, each naming file and field)
     ├── CardError                   code CARD_INVALID         exit 4
     ├── CatalogBuildError           code CATALOG_BUILD_FAILED exit 5
-    └── RemoteError                 code REMOTE_FAILED        exit 6
+    ├── RemoteError                 code REMOTE_FAILED        exit 6
+    │   └── DownloadError           code DOWNLOAD_FAILED      exit 6
+    │       └── ChecksumMismatch    code CHECKSUM_MISMATCH    exit 6
+    ├── InstallPlanError            code INSTALL_PLAN_FAILED  exit 7
+    │                               (unknown id, no version in range, conflict, missing dependency)
+    └── NotEnoughSpace              code NOT_ENOUGH_SPACE     exit 8
 """
 
 from __future__ import annotations
@@ -63,6 +70,32 @@ class RemoteError(ZishuError):
     code = "REMOTE_FAILED"
 
 
+class ResourceNotAvailable(ZishuError):
+    """The resource (or that version of it) is not installed; install it first."""
+
+    code = "MODEL_NOT_AVAILABLE"
+
+
+class DownloadError(RemoteError):
+    """A file could not be downloaded from any of its URLs."""
+
+    code = "DOWNLOAD_FAILED"
+
+
+class ChecksumMismatch(DownloadError):
+    """The downloaded bytes are not the ones the manifest promises (nothing was installed)."""
+
+    code = "CHECKSUM_MISMATCH"
+
+
+class InstallPlanError(ZishuError):
+    code = "INSTALL_PLAN_FAILED"
+
+
+class NotEnoughSpace(ZishuError):
+    code = "NOT_ENOUGH_SPACE"
+
+
 EXIT_STATUS = {
     ZishuError.code: 1,
     UsageError.code: 2,
@@ -70,6 +103,11 @@ EXIT_STATUS = {
     CardError.code: 4,
     CatalogBuildError.code: 5,
     RemoteError.code: 6,
+    ResourceNotAvailable.code: 3,
+    DownloadError.code: 6,
+    ChecksumMismatch.code: 6,
+    InstallPlanError.code: 7,
+    NotEnoughSpace.code: 8,
 }
 
 
