@@ -14,7 +14,9 @@ The CLI maps ``code`` to an exit status (``EXIT_STATUS``); the local API maps it
     │   └── DownloadError           code DOWNLOAD_FAILED      exit 6
     │       └── ChecksumMismatch    code CHECKSUM_MISMATCH    exit 6
     ├── InstallPlanError            code INSTALL_PLAN_FAILED  exit 7
-    │                               (unknown id, no version in range, conflict, missing dependency)
+    │   │                           (unknown id, no version in range, conflict, missing dependency)
+    │   └── UnknownResource         code UNKNOWN_RESOURCE     exit 7
+    │                               (no such id in the catalog; ``zishu search`` finds the right one)
     └── NotEnoughSpace              code NOT_ENOUGH_SPACE     exit 8
 """
 
@@ -92,6 +94,20 @@ class InstallPlanError(ZishuError):
     code = "INSTALL_PLAN_FAILED"
 
 
+class UnknownResource(InstallPlanError):
+    """The catalog has no resource with this id."""
+
+    code = "UNKNOWN_RESOURCE"
+
+    def __init__(self, id: str, catalog: str | None = None):
+        self.id = id
+        where = f" ({catalog})" if catalog else ""
+        words = id.rsplit("/", 1)[-1].replace("-", " ").strip() or id
+        super().__init__(
+            f"the catalog{where} has no resource {id!r}; find the right id with: zishu search {words}"
+        )
+
+
 class NotEnoughSpace(ZishuError):
     code = "NOT_ENOUGH_SPACE"
 
@@ -107,6 +123,7 @@ EXIT_STATUS = {
     DownloadError.code: 6,
     ChecksumMismatch.code: 6,
     InstallPlanError.code: 7,
+    UnknownResource.code: 7,
     NotEnoughSpace.code: 8,
 }
 

@@ -17,6 +17,7 @@ import click
         "new": "zishu_catalog.scaffold:new_command",
         "stats": "zishu_catalog.stats:stats_command",
         "schema": "zishu_catalog.schema:schema_command",
+        "snapshot": "zishu_catalog.snapshot:snapshot_command",
     },
     epilog=EXIT_CODES_HELP,
 )

@@ -1,8 +1,8 @@
-"""The catalog as the host and the toolchain both see it: manifest models and the safe reader.
-
-Later: the index client and search (issue 3) live here too.
+"""The catalog as the host and the toolchain both see it: manifest models, the safe reader, and
+the client that reads a built catalog's JSON index (cached for offline use) and searches it.
 """
 
+from .client import SNAPSHOT, CatalogClient
 from .manifest import (
     KINDS,
     RESOURCE,
@@ -16,11 +16,14 @@ from .manifest import (
     json_schema,
 )
 from .reading import MAX_MANIFEST_BYTES, dump_manifest, load_yaml, parse_manifest, read_manifest
+from .search import search_entries
 
 __all__ = [
     "KINDS",
     "MAX_MANIFEST_BYTES",
     "RESOURCE",
+    "SNAPSHOT",
+    "CatalogClient",
     "CharacterResource",
     "CharacterSpec",
     "FileEntry",
@@ -33,4 +36,5 @@ __all__ = [
     "load_yaml",
     "parse_manifest",
     "read_manifest",
+    "search_entries",
 ]
