@@ -54,7 +54,13 @@ class LazyGroup(click.Group):
 
 @click.group(
     cls=LazyGroup,
-    lazy={"catalog": "zishu_catalog.cli:catalog"},
+    lazy={
+        "catalog": "zishu_catalog.cli:catalog",
+        **{
+            name: f"zishu.resources.commands:{name}_command"
+            for name in ("search", "info", "install", "uninstall", "list", "path", "update", "gc")
+        },
+    },
     epilog=EXIT_CODES_HELP,
 )
 @click.version_option(__version__, prog_name="zishu")

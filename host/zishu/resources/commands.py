@@ -1,0 +1,229 @@
+"""The resource commands: ``zishu search|info|install|uninstall|list|path|update|gc``.
+
+Each builds what it needs from the environment (``zishu.config``): the catalog client, the
+registry and the installer of ZISHU_HOME. Progress goes to stderr with rich; ``--json`` prints
+machine-readable results on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from zishu import config
+from zishu.errors import UsageError
+
+from .plan import make_plan
+from .registry import Registry
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _client():
+    from zishu.catalog.client import CatalogClient
+
+    return CatalogClient()
+
+
+def _registry() -> Registry:
+    home = config.home()
+    home.mkdir(parents=True, exist_ok=True)
+    return Registry(home)
+
+
+def _installer(registry: Registry, progress=None):
+    from zishu.resources.downloader import Downloader
+    from zishu.resources.install import Installer
+
+    downloader = Downloader(registry.home / "partials", progress=progress)
+    return Installer(registry, downloader, model_dirs=config.model_dirs())
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+@click.command("search")
+@click.argument("text", nargs=-1)
+@click.option("--kind", type=click.Choice(["character", "live2d", "lora", "model", "voice", "plugin"]))
+@click.option("--tag")
+@click.option("--license", "license_")
+@click.option("--base-model")
+@click.option("--sort", type=click.Choice(["popular", "trending", "new", "name"]), default="popular", show_default=True)
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the matching index entries as JSON.")
+def search_command(text, kind, tag, license_, base_model, sort, limit, as_json):
+    """Search the catalog (works offline from the cached index)."""
+    found = _client().search(" ".join(text), kind=kind, tag=tag, license=license_, base_model=base_model, sort=sort, limit=limit)
+    if as_json:
+        click.echo(json.dumps(found, ensure_ascii=False, indent=1))
+        return
+    if not found:
+        err.print("nothing found")
+        return
+    table = Table(box=None)
+    for col in ("id", "kind", "latest", "size", "downloads", "summary"):
+        table.add_column(col, overflow="fold" if col == "summary" else "ellipsis")
+    for e in found:
+        table.add_row(e["id"], e["kind"], e["latest"], _size(e["size"]), f"{e['downloads']:,}", e["summary"])
+    out.print(table)
+
+
+@click.command("info")
+@click.argument("resource_id")
+@click.option("--json", "as_json", is_flag=True)
+def info_command(resource_id, as_json):
+    """Show a resource: versions, files, sizes, dependencies, license, what is installed."""
+    from zishu.catalog import RESOURCE
+
+    res = _client().resource(resource_id.lower())
+    installed = _registry().versions(res.id)
+    if as_json:
+        data = RESOURCE.dump_python(res, mode="json", exclude_none=True)
+        data["installed"] = installed
+        click.echo(json.dumps(data, ensure_ascii=False, indent=1))
+        return
+    out.print(f"[bold]{res.name}[/] ({res.id}, {res.kind}) — {res.summary}")
+    out.print(f"license {res.license} · maintainers {', '.join(res.maintainers)} · tags {', '.join(res.tags) or '-'}")
+    for v in sorted(res.versions, key=lambda v: v.released, reverse=True):
+        mark = " [green](installed)[/]" if v.version in installed else ""
+        out.print(f"\n[bold]{v.version}[/] released {v.released}{mark}")
+        for f in v.files:
+            out.print(f"  {f.name}  {_size(f.size) if f.size is not None else 'size from the hub'}  {f.sha256 or ''}")
+        for r in v.requires:
+            out.print(f"  requires {r.id} {r.version}")
+
+
+@click.command("install")
+@click.argument("requests", nargs=-1, required=True)
+@click.option("--no-deps", is_flag=True, help="Install only what is named, not its requirements.")
+@click.option("--from", "source", type=click.Path(exists=True, path_type=Path),
+              help="Adopt files you already have (a file, or a folder holding the version's files).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was installed as JSON.")
+def install_command(requests, no_deps, source, quiet, as_json):
+    """Install resources (id, id@version or id@range) and what they require.
+
+    Downloads resume after an interruption, are verified (size and sha256) before they are put in
+    place, and never run twice for the same file.
+    """
+    registry = _registry()
+    plan = make_plan(_client(), list(requests), registry, with_deps=not no_deps and source is None)
+    if source is not None and len(plan.steps) != 1:
+        raise UsageError("--from adopts files for one resource at a time")
+    plan.check_space(registry.home)
+    show = not (quiet or as_json)
+    if show:
+        for s in plan.steps:
+            state = "installed" if s.installed else _size(s.download_size)
+            err.print(f"  {s.id}@{s.version.version}  {state}")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        console=err, disable=not show, transient=False,
+    ) as progress:
+        total = progress.add_task("total", total=plan.download_size or None)
+        tasks: dict[str, tuple[int, int]] = {}
+        lock = threading.Lock()
+
+        def on_progress(name: str, done: int, size: int | None) -> None:
+            with lock:
+                task, before = tasks.get(name, (None, 0))
+                if task is None:
+                    task = progress.add_task(name, total=size)
+                progress.update(task, completed=done, total=size)
+                progress.advance(total, done - before)
+                tasks[name] = (task, done)
+
+        installer = _installer(registry, on_progress)
+        if source is not None:
+            step = plan.steps[0]
+            results = [installer.install_version(step.resource, step.version, source=source)]
+        else:
+            results = installer.install(plan)
+    if as_json:
+        click.echo(json.dumps([{"id": r.id, "version": r.version, "path": str(r.path), "downloaded": r.transferred,
+                                "reused": r.reused} for r in results], indent=1))
+    elif not quiet:
+        for r in results:
+            err.print(f"[green]✓[/] {r.id}@{r.version} → {r.path}")
+
+
+@click.command("uninstall")
+@click.argument("request")
+def uninstall_command(request):
+    """Remove an installed resource (every version, or id@version for one)."""
+    rid, _, version = request.partition("@")
+    registry = _registry()
+    from zishu.resources.install import Installer
+
+    removed = Installer(registry, fetcher=None).uninstall(rid.lower(), version or None)  # type: ignore[arg-type]
+    if not removed:
+        raise UsageError(f"{rid} is not installed")
+    err.print(f"removed {rid} {', '.join(removed)}")
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_command(as_json):
+    """Installed resources, their versions and disk use."""
+    installed = _registry().load()
+    if as_json:
+        click.echo(json.dumps(installed, indent=1))
+        return
+    if not installed:
+        err.print("nothing installed yet: try  zishu search  then  zishu install ID")
+        return
+    table = Table(box=None)
+    for col in ("id", "version", "kind", "size", "installed"):
+        table.add_column(col)
+    for rid, versions in installed.items():
+        for version, rec in versions.items():
+            table.add_row(rid, version, rec.get("kind") or "", _size(rec["size_bytes"]), rec["installed_at"])
+    out.print(table)
+
+
+@click.command("path")
+@click.argument("request")
+def path_command(request):
+    """Print the folder of an installed resource (exit 3, MODEL_NOT_AVAILABLE, when it is not)."""
+    rid, _, version = request.partition("@")
+    click.echo(_registry().path(rid.lower(), version or None))
+
+
+@click.command("update")
+def update_command():
+    """Refresh the catalog index (a conditional request: nothing is downloaded when unchanged)."""
+    client = _client()
+    changed = client.update()
+    if client.offline:
+        err.print(f"[yellow]{client.warning}[/]")
+    else:
+        err.print("catalog updated" if changed else "catalog already up to date")
+
+
+@click.command("gc")
+def gc_command():
+    """Remove partial downloads, half-installed versions and leftovers."""
+    registry = _registry()
+    from zishu.resources.install import Installer
+
+    freed = Installer(registry, fetcher=None).gc(registry.home / "partials")  # type: ignore[arg-type]
+    err.print(f"freed {_size(freed)}")

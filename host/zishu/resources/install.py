@@ -1,0 +1,200 @@
+"""Installing, adopting, uninstalling and cleaning up resource versions under ZISHU_HOME.
+
+A version is assembled in a hidden staging folder beside its final place; ``manifest.json`` is
+written last and the folder is renamed into place in one step, so a version folder either holds
+every verified file or does not exist. Files the user already has (``--from PATH``, or a file with
+the right sha256 in one of ``ZISHU_MODEL_DIRS``) are hard-linked, or copied across disks, instead
+of downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+from filelock import FileLock
+
+from zishu.catalog import RESOURCE, FileEntry, Resource, Version
+from zishu.errors import ChecksumMismatch, UsageError
+from zishu.files import write_atomic
+
+from .plan import InstallPlan, Step
+from .registry import MANIFEST, Registry
+
+
+class Fetcher(Protocol):
+    def fetch(self, entry: FileEntry, dest: Path): ...
+
+
+@dataclass
+class Installed:
+    id: str
+    version: str
+    path: Path
+    transferred: int
+    reused: int
+
+
+def sha256_of(path: Path, chunk: int = 1024 * 1024) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    """Hard link ``src`` at ``dest`` (no extra space), or copy when they are on different disks."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+
+
+def find_local(entry: FileEntry, folders: Iterable[Path]) -> Path | None:
+    """A file the user already has with this entry's size and sha256, if any."""
+    if not entry.sha256 or entry.size is None:
+        return None
+    for folder in folders:
+        for path in folder.rglob("*") if folder.is_dir() else []:
+            try:
+                if path.is_file() and path.stat().st_size == entry.size and sha256_of(path) == entry.sha256:
+                    return path
+            except OSError:
+                continue
+    return None
+
+
+def _verify(path: Path, entry: FileEntry) -> dict:
+    size = path.stat().st_size
+    digest = sha256_of(path)
+    if entry.size is not None and size != entry.size:
+        raise ChecksumMismatch(f"{entry.name}: {path} is {size:,} bytes, the manifest says {entry.size:,}")
+    if entry.sha256 and digest != entry.sha256:
+        raise ChecksumMismatch(f"{entry.name}: {path} has sha256 {digest}, the manifest says {entry.sha256}")
+    return {"sha256": digest, "size": size}
+
+
+class Installer:
+    """Puts resource versions in place. One per ZISHU_HOME; safe across threads and processes."""
+
+    def __init__(self, registry: Registry, fetcher: Fetcher, *, model_dirs: Iterable[Path] = ()) -> None:
+        self.registry = registry
+        self.fetcher = fetcher
+        self.model_dirs = list(model_dirs)
+        self.locks = registry.home / "locks"
+
+    def _lock(self, rid: str, version: str) -> FileLock:
+        self.locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.locks / f"{rid.replace('/', '__')}@{version}.lock"))
+
+    def install(self, plan: InstallPlan, on_step: Callable[[Step], None] | None = None) -> list[Installed]:
+        """Install every step not yet installed, dependencies first."""
+        done = []
+        for step in plan.steps:
+            if on_step:
+                on_step(step)
+            done.append(self.install_version(step.resource, step.version))
+        return done
+
+    def install_version(self, resource: Resource, version: Version, *, source: Path | None = None) -> Installed:
+        """Put one version in place (from ``source`` when given, else local copies or downloads)."""
+        rid = resource.id
+        with self._lock(rid, version.version):
+            final = self.registry.version_dir(rid, version.version)
+            if (final / MANIFEST).exists() and version.version in self.registry.versions(rid):
+                return Installed(rid, version.version, final, 0, 0)
+            staging = final.with_name(f".{version.version}.staging")
+            staging.mkdir(parents=True, exist_ok=True)
+            files, transferred, reused = {}, 0, 0
+            for entry in version.files:
+                dest = staging / entry.name
+                local = self._source_file(source, entry, version) if source else find_local(entry, self.model_dirs)
+                if local is not None:
+                    files[entry.name] = _verify(local, entry)
+                    link_or_copy(local, dest)
+                    reused += files[entry.name]["size"]
+                else:
+                    fetched = self.fetcher.fetch(entry, dest)
+                    files[entry.name] = {"sha256": fetched.sha256, "size": fetched.size}
+                    transferred += fetched.transferred
+            write_atomic(staging / MANIFEST, RESOURCE.dump_json(resource, indent=1).decode() + "\n")
+            if final.exists():
+                _discard(final)  # a half-installed leftover (no manifest.json): never trusted
+            os.replace(staging, final)
+            self.registry.record(rid, version.version, kind=resource.kind, files=files)
+            return Installed(rid, version.version, final, transferred, reused)
+
+    @staticmethod
+    def _source_file(source: Path, entry: FileEntry, version: Version) -> Path:
+        if source.is_dir():
+            path = source / entry.name
+        elif len(version.files) == 1:
+            path = source
+        else:
+            raise UsageError(f"{source} is one file but version {version.version} has {len(version.files)}; pass their folder")
+        if not path.is_file():
+            raise UsageError(f"{entry.name} is not in {source}")
+        return path
+
+    def uninstall(self, rid: str, version: str | None = None) -> list[str]:
+        """Remove one version, or every version when ``version`` is None; returns what was removed."""
+        versions = [version] if version else self.registry.versions(rid)
+        if version and version not in self.registry.versions(rid):
+            raise UsageError(f"{rid}@{version} is not installed")
+        for v in versions:
+            with self._lock(rid, v):
+                self.registry.forget(rid, v)
+                folder = self.registry.version_dir(rid, v)
+                if folder.exists():
+                    _discard(folder)
+        return versions
+
+    def gc(self, partials: Path | None = None) -> int:
+        """Remove staging leftovers, folders without manifest.json and partial downloads; bytes freed."""
+        freed = 0
+        installed = self.registry.load()
+        for folder in self.registry.root.glob("*/*/*") if self.registry.root.is_dir() else []:
+            rid = f"{folder.parent.parent.name}/{folder.parent.name}"
+            stale = folder.name.startswith(".") or not (folder / MANIFEST).exists() or folder.name not in installed.get(rid, {})
+            if stale and folder.is_dir():
+                with self._lock(rid, folder.name.strip(".").removesuffix(".staging")):
+                    freed += _size(folder)
+                    _discard(folder)
+        if partials and partials.is_dir():
+            for part in partials.iterdir():
+                if part.suffix == ".lock":
+                    continue
+                lock = FileLock(str(partials / (part.name.split(".")[0] + ".lock")))
+                try:
+                    with lock.acquire(timeout=0):
+                        freed += part.stat().st_size
+                        part.unlink()
+                except Exception:  # noqa: BLE001 - a transfer holds it: leave it alone
+                    continue
+        return freed
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _discard(folder: Path) -> None:
+    """Move a folder aside in one rename, then delete it: it is never seen half deleted."""
+    trash = folder.with_name(f".trash-{uuid.uuid4().hex}")
+    os.replace(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def manifest_of(folder: Path) -> Resource:
+    return RESOURCE.validate_json((folder / MANIFEST).read_bytes())
+

@@ -1,0 +1,222 @@
+"""`zishu install` end to end: a built catalog and its files on a real local server, the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FileServer, make_manifest, write_manifest
+
+from zishu.catalog import read_manifest
+from zishu_catalog.build.index import index_entries, write_api
+from zishu_catalog.schema import schema_text
+from zishu_catalog.validate import load_catalog
+
+
+def _file(server: FileServer, name: str, size: int, seed: int = 0) -> dict:
+    body = hashlib.sha256(f"{name}{seed}".encode()).digest() * (size // 32 + 1)
+    body = body[:size]
+    server.files[f"/files/{name}"] = body
+    return {"name": name, "url": f"{server.url}/files/{name}", "sha256": hashlib.sha256(body).hexdigest(), "size": size}
+
+
+def _publish(registry: Path, out: Path, *, validated: bool = True) -> str:
+    """Write the catalog's JSON API (validated like CI does, or as-is to simulate a broken catalog)."""
+    if validated:
+        resources = load_catalog(registry, allow_local_urls=True)
+    else:
+        resources = {m.id: m for m in (read_manifest(p) for p in (registry / "resources").glob("*/*.yaml"))}
+    write_api(out, resources, index_entries(resources, {}), {}, schema_text())
+    return out.as_uri()
+
+
+@pytest.fixture
+def env(tmp_path: Path, registry: Path, file_server: FileServer):
+    """A catalog of four resources (three levels of requires) served by a local server."""
+    base = make_manifest("zishu/base-model", kind="model")
+    base["versions"][0]["files"] = [_file(file_server, "base.gguf", 300_000)]
+    lora = make_manifest("zishu/style-lora", kind="lora")
+    lora["versions"][0]["files"] = [_file(file_server, "style.safetensors", 50_000)]
+    lora["versions"][0]["requires"] = [{"id": "zishu/base-model", "version": ">=1.0.0"}]
+    char = make_manifest("zishu/hero", kind="character")
+    char["versions"][0]["files"] = [_file(file_server, "portrait.png", 10_000)]
+    char["versions"][0]["requires"] = [{"id": "zishu/style-lora", "version": "*"}]
+    big = make_manifest("zishu/big-model", kind="model")
+    big["versions"][0]["files"] = [_file(file_server, "big.bin", 6 * 1024 * 1024, seed=1)]
+    for m in (base, lora, char, big):
+        write_manifest(registry, m)
+    catalog = _publish(registry, tmp_path / "catalog")
+    environ = {**os.environ, "ZISHU_HOME": str(tmp_path / "home"), "ZISHU_CATALOG": catalog}
+    return environ, file_server, tmp_path / "home"
+
+
+def zishu(environ: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "zishu.cli", *args], env=environ, capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"zishu {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_three_levels_of_requires_install_in_one_command(env):
+    environ, server, home = env
+    result = zishu(environ, "install", "zishu/hero", "--json")
+    installed = {r["id"] for r in json.loads(result.stdout)}
+    assert installed == {"zishu/hero", "zishu/style-lora", "zishu/base-model"}
+    for rid, name in (("zishu/hero", "portrait.png"), ("zishu/style-lora", "style.safetensors"), ("zishu/base-model", "base.gguf")):
+        folder = Path(zishu(environ, "path", rid).stdout.strip())
+        assert (folder / name).read_bytes() == server.files[f"/files/{name}"]
+        assert (folder / "manifest.json").exists()
+    listed = json.loads(zishu(environ, "list", "--json").stdout)
+    assert set(listed) == installed
+
+    before = len(server.requests)
+    again = json.loads(zishu(environ, "install", "zishu/hero", "--json").stdout)
+    assert all(r["downloaded"] == 0 for r in again)
+    assert len(server.requests) == before  # never twice
+
+
+def test_missing_dependency_fails_before_any_download(env, registry: Path, tmp_path: Path):
+    environ, server, _ = env
+    orphan = make_manifest("zishu/orphan", kind="character")
+    orphan["versions"][0]["files"] = [_file(server, "o.png", 100)]
+    orphan["versions"][0]["requires"] = [{"id": "zishu/base-model", "version": ">=9"}]
+    write_manifest(registry, orphan)
+    environ = {**environ, "ZISHU_CATALOG": _publish(registry, tmp_path / "catalog2", validated=False)}
+    result = zishu(environ, "install", "zishu/orphan", check=False)
+    assert result.returncode == 7
+    assert "zishu/base-model" in result.stderr and ">=9" in result.stderr
+    assert not [r for r in server.requests if r[1].startswith("/files/")]
+
+
+def test_path_of_something_not_installed_exits_3(env):
+    environ, _, _ = env
+    result = zishu(environ, "path", "zishu/hero", check=False)
+    assert result.returncode == 3 and "not installed" in result.stderr
+
+
+def test_wrong_sha256_names_file_and_digests_and_installs_nothing(env, registry: Path, tmp_path: Path):
+    environ, server, home = env
+    bad = make_manifest("zishu/bad", kind="model")
+    entry = _file(server, "bad.bin", 4096)
+    real = entry["sha256"]
+    entry["sha256"] = "f" * 64
+    bad["versions"][0]["files"] = [entry]
+    write_manifest(registry, bad)
+    environ = {**environ, "ZISHU_CATALOG": _publish(registry, tmp_path / "catalog3")}
+    result = zishu(environ, "install", "zishu/bad", check=False)
+    assert result.returncode == 6
+    assert "bad.bin" in result.stderr and "f" * 64 in result.stderr and real in result.stderr
+    assert not (home / "resources/zishu/bad/1.0.0").exists()
+    assert not list((home / "partials").glob("*.part")) if (home / "partials").exists() else True
+    assert zishu(environ, "path", "zishu/bad", check=False).returncode == 3
+
+
+def test_uninstall_and_versions_side_by_side(env):
+    environ, _, home = env
+    zishu(environ, "install", "zishu/base-model@1.0.0", "-q")
+    assert (home / "resources/zishu/base-model/1.0.0/base.gguf").exists()
+    zishu(environ, "uninstall", "zishu/base-model")
+    assert zishu(environ, "path", "zishu/base-model", check=False).returncode == 3
+    assert not (home / "resources/zishu/base-model/1.0.0").exists()
+
+
+def test_kill_9_mid_transfer_then_rerun_completes_with_little_extra(env):
+    environ, server, home = env
+    size = len(server.files["/files/big.bin"])
+    sent = {"bytes": 0}
+    body = server.files["/files/big.bin"]
+
+    def throttled(handler) -> bool:
+        start = 0
+        rng = handler.headers.get("Range")
+        if rng:
+            start = int(rng.split("=")[1].split("-")[0])
+        chunk = body[start:]
+        handler.send_response(206 if rng else 200)
+        handler.send_header("Content-Length", str(len(chunk)))
+        handler.send_header("Accept-Ranges", "bytes")
+        handler.send_header("ETag", '"big-v1"')
+        if rng:
+            handler.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        handler.end_headers()
+        try:
+            for i in range(0, len(chunk), 64 * 1024):
+                handler.wfile.write(chunk[i : i + 64 * 1024])
+                sent["bytes"] += len(chunk[i : i + 64 * 1024])
+                time.sleep(0.02)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return True
+
+    server.faults["/files/big.bin"] = throttled
+    proc = subprocess.Popen([sys.executable, "-m", "zishu.cli", "install", "zishu/big-model", "-q"], env=environ,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while sent["bytes"] < size // 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 0 < sent["bytes"] < size, "the kill should land mid-transfer"
+
+    server.faults.pop("/files/big.bin")  # the rest at full speed
+    server.files["/files/big.bin"] = body
+    before_rerun = sent["bytes"]
+    zishu(environ, "install", "zishu/big-model", "-q")
+    folder = Path(zishu(environ, "path", "zishu/big-model").stdout.strip())
+    assert hashlib.sha256((folder / "big.bin").read_bytes()).hexdigest() == hashlib.sha256(body).hexdigest()
+    ranged = [r for r in server.requests if r[1] == "/files/big.bin" and "Range" in r[2]]
+    assert ranged, "the rerun should resume with a Range request"
+    resumed_from = int(ranged[-1][2]["Range"].split("=")[1].split("-")[0])
+    served_total = before_rerun + (size - resumed_from)
+    assert served_total <= size + 1024 * 1024
+
+
+def test_install_from_a_file_the_user_already_has_links_it(env, tmp_path: Path):
+    environ, server, home = env
+    mine = tmp_path / "my-models" / "base.gguf"
+    mine.parent.mkdir()
+    mine.write_bytes(server.files["/files/base.gguf"])
+    result = json.loads(zishu(environ, "install", "zishu/base-model", "--from", str(mine), "--json").stdout)
+    assert result[0]["downloaded"] == 0 and result[0]["reused"] == mine.stat().st_size
+    installed = home / "resources/zishu/base-model/1.0.0/base.gguf"
+    assert installed.stat().st_ino == mine.stat().st_ino  # a hard link: no second copy on disk
+    assert not [r for r in server.requests if r[1] == "/files/base.gguf"]
+
+
+def test_install_from_a_wrong_file_is_refused(env, tmp_path: Path):
+    environ, _, home = env
+    wrong = tmp_path / "wrong.gguf"
+    wrong.write_bytes(b"not the model")
+    result = zishu(environ, "install", "zishu/base-model", "--from", str(wrong), check=False)
+    assert result.returncode == 6 and "base.gguf" in result.stderr and "bytes" in result.stderr
+    assert zishu(environ, "path", "zishu/base-model", check=False).returncode == 3
+
+
+def test_model_dirs_are_searched_before_downloading(env, tmp_path: Path):
+    environ, server, home = env
+    shelf = tmp_path / "shelf" / "deep"
+    shelf.mkdir(parents=True)
+    (shelf / "renamed-by-user.bin").write_bytes(server.files["/files/base.gguf"])
+    (shelf / "other.bin").write_bytes(b"x" * 300_000)  # same size, other bytes: not taken
+    environ = {**environ, "ZISHU_MODEL_DIRS": str(tmp_path / "shelf")}
+    result = json.loads(zishu(environ, "install", "zishu/base-model", "--json").stdout)
+    assert result[0]["downloaded"] == 0
+    assert not [r for r in server.requests if r[1] == "/files/base.gguf"]
+
+
+def test_gc_removes_half_installed_versions(env):
+    environ, _, home = env
+    zishu(environ, "install", "zishu/base-model", "-q")
+    leftover = home / "resources/zishu/base-model/.2.0.0.staging"
+    leftover.mkdir()
+    (leftover / "junk").write_bytes(b"x" * 1000)
+    result = zishu(environ, "gc")
+    assert "freed" in result.stderr and not leftover.exists()
+    assert zishu(environ, "path", "zishu/base-model").returncode == 0
