@@ -170,8 +170,15 @@ def test_downloads_verifies_and_moves_into_place(tmp_path, file_server):
     dest = tmp_path / "home" / "resources" / "alice" / "m" / "1.0.0" / "weights.bin"
     got = downloader(tmp_path).fetch(served.entry(), dest)
     assert dest.read_bytes() == served.body
-    assert (got.path, got.sha256, got.size, got.transferred) == (dest, sha(served.body), len(served.body), len(served.body))
+    size = len(served.body)
+    assert (got.path, got.sha256, got.size, got.transferred) == (dest, sha(served.body), size, size)
     assert served.gets == [None] and parts(tmp_path) == []
+
+
+def test_an_empty_file_is_a_file_too(tmp_path, file_server):
+    served = Served(file_server, "/empty.txt", b"")
+    got = downloader(tmp_path).fetch(served.entry(), tmp_path / "empty.txt")
+    assert got.size == 0 and got.sha256 == sha(b"") and (tmp_path / "empty.txt").read_bytes() == b""
 
 
 def test_a_complete_dest_is_never_downloaded_again(tmp_path, file_server):
@@ -234,6 +241,14 @@ def test_a_changed_file_behind_if_range_restarts_cleanly(tmp_path, file_server):
     got = downloader(tmp_path).fetch(served.entry(), tmp_path / "w.bin")
     assert got.sha256 == sha(served.body) and got.transferred == 300 * KiB
     assert served.if_ranges[1] == '"v1"'
+
+
+def test_a_complete_part_is_verified_and_moved_without_a_request(tmp_path, file_server):
+    served = Served(file_server, "/w.bin", payload(100 * KiB))
+    (tmp_path / "partials").mkdir()
+    (tmp_path / "partials" / f"{part_key(served.entry())}.part").write_bytes(served.body)
+    got = downloader(tmp_path).fetch(served.entry(), tmp_path / "w.bin")
+    assert got.sha256 == sha(served.body) and got.transferred == 0 and served.gets == []
 
 
 def test_416_with_a_complete_part_verifies_it(tmp_path, file_server):
@@ -566,7 +581,7 @@ def test_reconcile_removes_only_leftovers_nothing_can_use(tmp_path):
     partials = tmp_path / "partials"
     partials.mkdir()
     keep = [partials / "a.part", partials / "a.json", partials / "b.part", partials / "c.lock"]
-    gone = [partials / "d.json", partials / ".e.json.x1y2.tmp"]
+    gone = [partials / "d.json", partials / "e.json.123-456.tmp"]
     for path in keep + gone:
         path.write_bytes(b"x")
     assert sorted(reconcile(partials)) == sorted(gone)

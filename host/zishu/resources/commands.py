@@ -48,7 +48,9 @@ def _registry() -> Registry:
 def _installer(registry: Registry, progress=None):
     from zishu.resources.downloader import Downloader
     from zishu.resources.install import Installer
+    from zishu.resources.locks import reconcile
 
+    reconcile(registry.home / "partials")  # leftovers of interrupted downloads that nothing can resume
     downloader = Downloader(registry.home / "partials", progress=progress)
     return Installer(registry, downloader, model_dirs=config.model_dirs())
 

@@ -4,9 +4,10 @@
 
 * **Partial files.** Bytes stream into ``partials/<key>.part`` (key: the file's sha256, or for a
   hub file without one ``url-`` + a hash of its URL; see ``part_key``) in chunks of at most 1 MiB,
-  hashed as they are written, so memory stays flat whatever the size. Beside it the sidecar
-  ``<key>.json`` (written atomically) keeps the URL and validator (strong ETag, else Last-Modified)
-  of the response the bytes came from and, for a parallel transfer, each segment's progress.
+  hashed as they are written (on a second thread, a few chunks behind), so memory stays flat
+  whatever the size. Beside it the sidecar ``<key>.json`` (replaced atomically) keeps the URL and
+  validator (strong ETag, else Last-Modified) of the response the bytes came from and, for a
+  parallel transfer, each segment's progress. A full disk raises ``NotEnoughSpace``, part kept.
 * **Resuming.** A later call, or another process after a crash, re-hashes the prefix and asks for
   ``Range: bytes=N-`` with ``If-Range: <validator>``. A 200 answer restarts the part from zero; a 416
   means the part is complete (verify it) or stale (restart); a ``Content-Range`` that does not
@@ -15,17 +16,16 @@
   retried ``retries`` times per URL with a wait of ``backoff * 2**n`` (at most 30 s; a
   ``Retry-After`` of up to 60 s is used instead), keeping the part. An attempt that moved the part
   further than ever before counts as the first failure again, so a flaky link that keeps making
-  progress finishes.
-  404, 403, 410 (and other 4xx) move on to the entry's ``mirrors``, in order. When every URL fails:
-  ``DownloadError`` naming the file and each URL's last error.
-* **Verification.** Size and sha256 are checked before the ``os.replace`` into ``dest`` (a copy and
-  replace when ``partials`` is on another disk). On a mismatch the part is deleted and the file is
-  fetched once more, from zero, from the same URL (a corrupt prefix left by an earlier run is the
-  usual cause); a second mismatch moves on to the next URL, and ``ChecksumMismatch`` (file,
-  expected and actual digest) is raised when none delivers the promised bytes. Nothing is ever at
-  ``dest`` that failed a check. A hub file without a declared sha256 is checked against what the
-  hub publishes (``X-Linked-Etag`` / ``X-Linked-Size`` on a HEAD of the resolve URL), and
-  ``Fetched`` returns the digest and size so the installer can record them.
+  progress finishes. 404, 403, 410 (and other 4xx) move on to the entry's ``mirrors``, in order.
+  When every URL fails: ``DownloadError`` naming the file and each URL's last error.
+* **Verification.** Size and sha256 are checked, and the part fsynced, before the ``os.replace``
+  into ``dest`` (a copy and replace when ``partials`` is on another disk). On a mismatch the part
+  is deleted and the file is fetched once more, from zero, from the same URL (a corrupt prefix
+  left by an earlier run is the usual cause); a second mismatch moves on to the next URL, and
+  ``ChecksumMismatch`` (file, expected and actual digest) is raised when none delivers the
+  promised bytes. Nothing is ever at ``dest`` that failed a check. A hub file without a declared
+  sha256 is checked against what the hub publishes (``X-Linked-Etag`` / ``X-Linked-Size`` on a
+  HEAD of the resolve URL), and ``Fetched`` returns the digest and size for the installer to record.
 * **Parallel ranges.** A file of at least ``parallel_min_size`` bytes, from a server that answers
   a HEAD with ``Accept-Ranges: bytes`` and the size, is fetched as ``connections`` segments written
   with ``os.pwrite`` into a preallocated part; the sidecar keeps each segment's progress so a
@@ -58,11 +58,12 @@ from typing import Callable
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 
 from zishu import plugins
 from zishu.catalog.manifest import FileEntry
-from zishu.errors import ChecksumMismatch, DownloadError
-from zishu.files import adjacent_tmp_file, write_atomic
+from zishu.errors import ChecksumMismatch, DownloadError, NotEnoughSpace
+from zishu.files import adjacent_tmp_file
 
 from .locks import PART, SIDECAR, one_transfer
 
@@ -72,9 +73,7 @@ CHUNK = 1024 * 1024  # the most bytes held in memory per connection
 BACKOFF_MAX = 30.0
 RETRY_AFTER_MAX = 60.0
 PROGRESS_EVERY = 0.2
-SIDECAR_EVERY = 0.25, 8 * CHUNK  # a parallel transfer saves its segments' progress this often
-# (seconds, or bytes, whichever comes first)
-GONE = {403, 404, 410}  # this URL will not serve the file: try the next one
+SIDECAR_EVERY_S, SIDECAR_EVERY_BYTES = 0.25, 8 * CHUNK  # a parallel part's progress is saved this often
 
 # Failures of the network or the server's connection (as opposed to the local disk).
 NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
@@ -125,6 +124,16 @@ class Throttle:
 
 
 class Downloader:
+    """Fetches catalog files into place; one instance may serve many threads at once.
+
+    ``partials`` holds the partial downloads (put it on the same disk as the destinations, e.g.
+    under ZISHU_HOME, so the final move is a rename). ``retries`` counts failed attempts per URL
+    in a row; ``stall_timeout`` is the longest silence tolerated mid-body; ``bandwidth_limit`` is in
+    bytes/s for all transfers of this instance together; ``connections`` ranges are used for files
+    of at least ``parallel_min_size`` bytes; ``progress(name, done, total)`` is called like the
+    ``on_download_progress`` hook, which goes to ``hook`` (default: the plugin manager's).
+    """
+
     def __init__(self, partials: Path, *, session: requests.Session | None = None, hook=None,
                  retries: int = 5, backoff: float = 0.5, stall_timeout: float = 30.0,
                  connect_timeout: float = 10.0, bandwidth_limit: int | None = None,
@@ -133,7 +142,7 @@ class Downloader:
         self.partials = Path(partials)
         if session is None:
             session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, connections))
+            adapter = HTTPAdapter(pool_maxsize=max(10, connections))
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self.session = session
@@ -233,13 +242,19 @@ class _Part:
             self.meta = json.loads(self.sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             self.meta = {}
+        if not isinstance(self.meta, dict):
+            self.meta = {}
         if not self.path.exists():
             self.reset()
         elif self.segments:
-            if self.path.stat().st_size != self.meta.get("size"):
+            try:
+                done = sum(pos - start for start, _, pos in self.segments)
+            except (TypeError, ValueError):
+                done = None
+            if done is None or self.path.stat().st_size != self.meta.get("size"):
                 self.reset()
             else:
-                self.done, self.hasher = sum(pos - start for start, _, pos in self.segments), None
+                self.done, self.hasher = done, None
         else:
             self.rehash()
 
@@ -276,7 +291,7 @@ class _Part:
         meta = {"url": url, "validator": validator, "size": size}
         if meta != self.meta:
             self.meta = meta
-            write_atomic(self.sidecar, json.dumps(meta))
+            self.save()
 
     def begin_segments(self, url: str, validator: str | None, size: int, count: int) -> None:
         """Start a parallel part: the sidecar first, then the preallocated file."""
@@ -284,7 +299,7 @@ class _Part:
         step = -(-size // count)
         segments = [[start, min(start + step, size), start] for start in range(0, size, step)] or [[0, 0, 0]]
         self.meta = {"url": url, "validator": validator, "size": size, "segments": segments}
-        write_atomic(self.sidecar, json.dumps(self.meta))
+        self.save()
         with open(self.path, "wb") as f:
             f.truncate(size)
             if hasattr(os, "posix_fallocate") and size:
@@ -296,16 +311,20 @@ class _Part:
         self.hasher = None
 
     def save_segments(self, force: bool = False) -> None:
-        """Save the segments' progress (every SIDECAR_EVERY seconds or bytes, or when forced), with
-        the transfer's lock held. Atomic and never ahead of what was written to the part, but not
-        fsynced (that would stall every segment several times a second): after a power cut a
-        segment may claim bytes that never reached the disk, which the sha256 check catches."""
+        """Save the segments' progress every SIDECAR_EVERY_S seconds or SIDECAR_EVERY_BYTES bytes
+        (or now, when forced), with the transfer's lock held; never ahead of what was written."""
         now = time.monotonic()
-        if force or now - self._saved[0] >= SIDECAR_EVERY[0] or self.done - self._saved[1] >= SIDECAR_EVERY[1]:
+        if force or now - self._saved[0] >= SIDECAR_EVERY_S or self.done - self._saved[1] >= SIDECAR_EVERY_BYTES:
             self._saved = (now, self.done)
-            tmp = self.sidecar.with_name(f".{self.sidecar.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.meta), encoding="utf-8")
-            os.replace(tmp, self.sidecar)
+            self.save()
+
+    def save(self) -> None:
+        """Replace the sidecar atomically. Not fsynced (a parallel part saves it several times a
+        second): after a power cut it may claim bytes that never reached the disk, which the
+        sha256 check catches. The temp file's name starts with the key, like everything here."""
+        tmp = self.sidecar.with_name(f"{self.sidecar.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(self.meta), encoding="utf-8")
+        os.replace(tmp, self.sidecar)
 
 
 class _HashBehind:
@@ -348,6 +367,15 @@ class _Transfer:
         self._last_progress = float("-inf")
 
     def run(self) -> Fetched:
+        try:
+            return self._run()
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            raise NotEnoughSpace(f"no space left on the disk for {self.name} ({self.part.path.parent}); "
+                                 "the partial file is kept and resumes once there is room") from e
+
+    def _run(self) -> Fetched:
         if self.sha256 and self._dest_is_complete():
             return Fetched(self.dest, self.sha256, self.dest.stat().st_size, 0)
         self.part.load()
@@ -460,10 +488,10 @@ class _Transfer:
             headers["Range"] = f"bytes={asked}-"
             if part.meta.get("url") == url and part.meta.get("validator"):
                 headers["If-Range"] = part.meta["validator"]
-        if self.size is not None and asked >= self.size:
-            if asked > self.size:
-                part.reset()
-                raise _Retry(f"the partial file is longer than {self.size} bytes: restarting from zero")
+        if self.size is not None and asked > self.size:
+            part.reset()
+            raise _Retry(f"the partial file is longer than {self.size} bytes: restarting from zero")
+        if asked and asked == self.size:
             return  # complete already (a run stopped before moving it into place): verify it
         self.dl._emit("on_download_start", url=url, name=self.name, sha256=self.sha256, size=self.size,
                       resumed_from=asked)
@@ -560,16 +588,17 @@ class _Transfer:
     def _finish(self) -> Fetched:
         """Verify the complete part and move it to ``dest``."""
         part = self.part
-        if part.hasher is None:
-            part.rehash()  # a parallel part: its bytes arrived out of order
+        with open(part.path, "r+b") as f, ThreadPoolExecutor(1, thread_name_prefix="zishu-fsync") as pool:
+            flushed = pool.submit(os.fsync, f.fileno())  # the disk flush overlaps the read-back below
+            if part.hasher is None:
+                part.rehash()  # a parallel part: its bytes arrived out of order
+            flushed.result()
         actual, size = part.hasher.hexdigest(), part.done
         if self.size is not None and size != self.size:
             promised = f" (sha256 {self.sha256})" if self.sha256 else ""
             raise _Mismatch(f"expected {self.size} bytes{promised}, got {size} (sha256 {actual})", actual)
         if self.sha256 and actual != self.sha256:
             raise _Mismatch(f"expected sha256 {self.sha256}, got {actual}", actual)
-        with open(part.path, "r+b") as f:
-            os.fsync(f.fileno())
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(part.path, self.dest)
@@ -620,7 +649,8 @@ class _Transfer:
 
 
 def _check_status(r: requests.Response) -> None:
-    """Raise for answers that carry no bytes of the file; return for 2xx and 416."""
+    """Raise for answers that carry no bytes of the file; return for 2xx and 416.
+    408, 429 and 5xx are worth another try; other 4xx (404, 403, 410, ...) send us to a mirror."""
     status = r.status_code
     if 200 <= status < 300 or status == 416:
         return

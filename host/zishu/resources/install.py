@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from zishu.catalog import RESOURCE, FileEntry, Resource, Version
 from zishu.errors import ChecksumMismatch, UsageError
 from zishu.files import write_atomic
 
+from .locks import LOCK, key_of, lock_path
 from .plan import InstallPlan, Step
 from .registry import MANIFEST, Registry
 
@@ -170,17 +171,16 @@ class Installer:
                 with self._lock(rid, folder.name.strip(".").removesuffix(".staging")):
                     freed += _size(folder)
                     _discard(folder)
-        if partials and partials.is_dir():
-            for part in partials.iterdir():
-                if part.suffix == ".lock":
-                    continue
-                lock = FileLock(str(partials / (part.name.split(".")[0] + ".lock")))
-                try:
-                    with lock.acquire(timeout=0):
-                        freed += part.stat().st_size
-                        part.unlink()
-                except Exception:  # noqa: BLE001 - a transfer holds it: leave it alone
-                    continue
+        for part in sorted(partials.iterdir()) if partials and partials.is_dir() else []:
+            key = key_of(part)
+            if key is None or part.name.endswith(LOCK):
+                continue
+            try:
+                with FileLock(str(lock_path(partials, key))).acquire(timeout=0):
+                    freed += part.stat().st_size
+                    part.unlink()
+            except (Timeout, FileNotFoundError):
+                continue  # a transfer holds it right now, or it is already gone
         return freed
 
 

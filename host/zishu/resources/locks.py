@@ -67,12 +67,9 @@ def one_transfer(partials: Path, key: str, work: Callable[[], T]) -> tuple[T, bo
             del _running[ident]
 
 
-def _key_of(path: Path) -> str | None:
-    """The key a file in the partials folder belongs to (sidecar temp files included)."""
-    name = path.name
-    if name.startswith(".") and name.endswith(".tmp"):  # ".<key>.json.<random>.tmp" (adjacent_tmp_file)
-        name = name[1:]
-    key, dot, _ = name.partition(".")
+def key_of(path: Path) -> str | None:
+    """The key a file in the partials folder belongs to: what its name has before the first dot."""
+    key, dot, _ = path.name.partition(".")
     return key if dot and key else None
 
 
@@ -87,7 +84,7 @@ def reconcile(partials: Path) -> list[Path]:
     if not partials.is_dir():
         return removed
     for path in sorted(partials.iterdir()):
-        key = _key_of(path)
+        key = key_of(path)
         orphan = path.name.endswith(".tmp") or (
             path.suffix == SIDECAR and not (partials / f"{key}{PART}").exists()
         )
