@@ -220,3 +220,45 @@ def test_gc_removes_half_installed_versions(env):
     result = zishu(environ, "gc")
     assert "freed" in result.stderr and not leftover.exists()
     assert zishu(environ, "path", "zishu/base-model").returncode == 0
+
+
+def test_ten_concurrent_installs_make_one_transfer_and_path_never_blocks(env):
+    """Seed §7.3: ten clicks on Install → one transfer; five path() calls meanwhile → no deadlock."""
+    import threading
+
+    from zishu.catalog.client import CatalogClient
+    from zishu.errors import ResourceNotAvailable
+    from zishu.resources.downloader import Downloader
+    from zishu.resources.install import Installer
+    from zishu.resources.registry import Registry
+
+    environ, server, home = env
+    client = CatalogClient(environ["ZISHU_CATALOG"], cache_dir=home / "cache")
+    resource = client.resource("zishu/big-model")
+    results, answers, errors = [], [], []
+
+    def install() -> None:
+        try:
+            registry = Registry(home)
+            installer = Installer(registry, Downloader(home / "partials"))
+            results.append(installer.install_version(resource, resource.versions[0]))
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    def look() -> None:
+        try:
+            answers.append(Registry(home).path("zishu/big-model"))
+        except ResourceNotAvailable:
+            answers.append(None)
+
+    threads = [threading.Thread(target=install) for _ in range(10)] + [threading.Thread(target=look) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck"
+    assert not errors and len(results) == 10 and len(answers) == 5
+    body_requests = [r for r in server.requests if r[0] == "GET" and r[1] == "/files/big.bin"]
+    assert sum(r.transferred for r in results) == len(server.files["/files/big.bin"])  # one transfer in all
+    assert body_requests, "the file was fetched"
+    assert Registry(home).path("zishu/big-model") == home / "resources/zishu/big-model/1.0.0"
