@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import threading
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -119,7 +118,6 @@ class CatalogServer(LoopbackServer):
                 self.wfile.write(body)
 
         super().__init__(Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:

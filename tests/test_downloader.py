@@ -25,7 +25,6 @@ from zishu.hookspecs import hookimpl
 from zishu.resources.downloader import Downloader, Throttle, part_key
 from zishu.resources.locks import reconcile
 
-from conftest import FileServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -141,15 +140,6 @@ class Served:
             h.close_connection = True  # the body was cut short: drop the connection
             h.connection.shutdown(socket.SHUT_RDWR)
         return True
-
-
-@pytest.fixture
-def file_server():
-    """conftest's FileServer, stopping in a few milliseconds rather than half a second."""
-    server = FileServer()
-    server.thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    with server:
-        yield server
 
 
 def downloader(tmp_path: Path, **options) -> Downloader:
