@@ -25,6 +25,7 @@ Exit status:
   6  a remote service failed (GitHub API, file host, a download)
   7  the install plan failed (unknown id, no version in range, missing dependency)
   8  not enough free disk space
+  9  cancelled
 """
 
 
@@ -60,12 +61,17 @@ class LazyGroup(click.Group):
             name: f"zishu.resources.commands:{name}_command"
             for name in ("search", "info", "install", "uninstall", "list", "path", "update", "gc")
         },
+        **{name: f"zishu.commands:{name}_command" for name in ("app", "serve", "worker", "plugins", "open")},
     },
     epilog=EXIT_CODES_HELP,
+    invoke_without_command=True,
 )
 @click.version_option(__version__, prog_name="zishu")
-def cli() -> None:
-    """Zishu: run AI characters on your own computer, and share them."""
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Zishu: run AI characters on your own computer, and share them. With no command: zishu app."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(ctx.command.get_command(ctx, "app"))
 
 
 def main() -> None:

@@ -17,7 +17,11 @@ The CLI maps ``code`` to an exit status (``EXIT_STATUS``); the local API maps it
     │   │                           (unknown id, no version in range, conflict, missing dependency)
     │   └── UnknownResource         code UNKNOWN_RESOURCE     exit 7
     │                               (no such id in the catalog; ``zishu search`` finds the right one)
-    └── NotEnoughSpace              code NOT_ENOUGH_SPACE     exit 8
+    ├── NotEnoughSpace              code NOT_ENOUGH_SPACE     exit 8
+    ├── JobCancelled                code CANCELLED            exit 9
+    │                               (the user cancelled the job; partial downloads are kept)
+    └── NotFound                    code NOT_FOUND            exit 1
+                                    (the local API has no such job, resource or plugin)
 """
 
 from __future__ import annotations
@@ -112,6 +116,16 @@ class NotEnoughSpace(ZishuError):
     code = "NOT_ENOUGH_SPACE"
 
 
+class JobCancelled(ZishuError):
+    """The user cancelled the job while it ran; what it downloaded so far is kept for a retry."""
+
+    code = "CANCELLED"
+
+
+class NotFound(ZishuError):
+    code = "NOT_FOUND"
+
+
 EXIT_STATUS = {
     ZishuError.code: 1,
     UsageError.code: 2,
@@ -125,6 +139,7 @@ EXIT_STATUS = {
     InstallPlanError.code: 7,
     UnknownResource.code: 7,
     NotEnoughSpace.code: 8,
+    JobCancelled.code: 9,
 }
 
 

@@ -1,8 +1,11 @@
 """The hooks plugins implement. Each says when the host calls it and what it returns.
 
-Event hooks follow the life of a download: a logging or telemetry plugin attaches here
-without touching the downloader. Registration hooks (engines, routes, job types) arrive with the
-issues that need them.
+Registration hooks take a ``register`` callback and are called once at start; each plugin's
+implementation is called on its own, so one that raises is recorded (``zishu plugins``, the
+Plugins panel) and the others still register. Core behaviour (the install job, the built-in
+panels) is itself registered by internal plugins marked ``trylast``, so a third party can
+override it. Event hooks follow the life of a download or a job; they must return quickly and
+anything they raise is logged and ignored.
 """
 
 from __future__ import annotations
@@ -11,6 +14,35 @@ import pluggy
 
 hookspec = pluggy.HookspecMarker("zishu")
 hookimpl = pluggy.HookimplMarker("zishu")
+
+
+@hookspec
+def register_routes(register) -> None:
+    """Add pages or API routes to the app: call ``register(blueprint, nav=None)`` with a Flask
+    ``Blueprint``; ``nav=("Label", "/path")`` also puts a link to it in the app's navigation."""
+
+
+@hookspec
+def register_job_types(register) -> None:
+    """Add kinds of long work: call ``register(name, run, title=None)``. The host calls
+    ``run(ctx, **params)`` in a worker; ``ctx.progress(done, total, message)`` reports progress
+    and raises ``JobCancelled`` once the user cancels. ``title(params)`` names a job for people.
+    The first registration of a name wins (a plugin's before the core's)."""
+
+
+@hookspec
+def on_job_start(job: dict) -> None:
+    """A job moved to RUNNING. ``job`` is the job as the API shows it (id, kind, title, params, ...)."""
+
+
+@hookspec
+def on_job_progress(job: dict) -> None:
+    """A running job reported progress (at most ten times a second per job)."""
+
+
+@hookspec
+def on_job_end(job: dict) -> None:
+    """A job finished: ``job["status"]`` is SUCCESS, FAILED, CANCELLED or INTERRUPTED."""
 
 
 @hookspec

@@ -1,38 +1,104 @@
 """The plugin manager: hookspecs from ``zishu.hookspecs``, plugins from the ``zishu`` entry points.
 
-Each entry point loads in its own try/except: a plugin that fails to import is recorded in
-``load_errors`` (shown by ``zishu plugins`` and the UI) and never takes the host down.
-``ZISHU_LOAD_PLUGINS`` (comma-separated names) is an allow-list.
+Internal plugins (``INTERNAL``) provide the core's defaults and are registered ``trylast``.
+Each entry point loads in its own try/except, and ``call_each`` calls a registration hook plugin
+by plugin: a plugin that fails to import or raises in a hook is recorded in ``errors`` (shown by
+``zishu plugins`` and the UI) and never takes the host down. ``ZISHU_LOAD_PLUGINS``
+(comma-separated names) is an allow-list; plugins the user disabled (a setting) are not loaded.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 from importlib.metadata import entry_points
+from typing import Iterable
 
 import pluggy
 
 from zishu import hookspecs
 
+log = logging.getLogger(__name__)
+
+INTERNAL = ("zishu.resources.jobs", "zishu.web.panels")
+
 pm = pluggy.PluginManager("zishu")
 pm.add_hookspecs(hookspecs)
-load_errors: dict[str, str] = {}
+errors: dict[str, str] = {}  # plugin name -> what went wrong (import or hook)
+skipped: dict[str, str] = {}  # plugin name -> "disabled" or "not in ZISHU_LOAD_PLUGINS"
 _loaded = False
 
 
-def load_plugins() -> pluggy.PluginManager:
-    """Register every installed plugin once; return the manager."""
+def allow_list() -> set[str] | None:
+    raw = os.environ.get("ZISHU_LOAD_PLUGINS")
+    return {n.strip() for n in raw.split(",") if n.strip()} if raw is not None else None
+
+
+def load_plugins(disabled: Iterable[str] = ()) -> pluggy.PluginManager:
+    """Register the internal plugins and every installed, allowed, enabled plugin once."""
     global _loaded
     if _loaded:
         return pm
     _loaded = True
-    allowed = os.environ.get("ZISHU_LOAD_PLUGINS")
-    allow = {n.strip() for n in allowed.split(",") if n.strip()} if allowed is not None else None
+    for module in INTERNAL:
+        if not pm.has_plugin(module):
+            pm.register(importlib.import_module(module), name=module)
+    allow, disabled = allow_list(), set(disabled)
     for ep in entry_points(group="zishu"):
         if allow is not None and ep.name not in allow:
+            skipped[ep.name] = "not in ZISHU_LOAD_PLUGINS"
+            continue
+        if ep.name in disabled:
+            skipped[ep.name] = "disabled"
             continue
         try:
             pm.register(ep.load(), name=ep.name)
         except Exception as e:  # noqa: BLE001 - a broken plugin must not take the host down
-            load_errors[ep.name] = f"{type(e).__name__}: {e}"
+            errors[ep.name] = f"failed to load: {type(e).__name__}: {e}"
+            log.error("plugin %s failed to load: %s", ep.name, e, exc_info=True)
     return pm
+
+
+def call_each(hook_name: str, **kwargs) -> None:
+    """Call one hook plugin by plugin (in pluggy's order); a plugin that raises is recorded."""
+    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+        try:
+            impl.function(**kwargs)
+        except Exception as e:  # noqa: BLE001 - see the module docstring
+            errors[impl.plugin_name] = f"{hook_name} raised {type(e).__name__}: {e}"
+            log.error("plugin %s: %s raised", impl.plugin_name, hook_name, exc_info=True)
+
+
+def describe() -> list[dict]:
+    """Every plugin known: name, version, status (loaded / failed / disabled / not allowed), error."""
+    found: dict[str, dict] = {}
+    for ep in entry_points(group="zishu"):
+        dist = getattr(ep, "dist", None)
+        found[ep.name] = {"name": ep.name, "module": ep.value, "internal": False,
+                          "package": dist.name if dist else None, "version": dist.version if dist else None}
+    for module in INTERNAL:
+        found[module] = {"name": module, "module": module, "internal": True, "package": "zishu", "version": None}
+    for name, info in found.items():
+        if name in errors:
+            status = "failed"
+        elif name in skipped:
+            status = "disabled" if skipped[name] == "disabled" else "not allowed"
+        elif pm.has_plugin(name):
+            status = "loaded"
+        else:
+            status = "not loaded"
+        plugin = pm.get_plugin(name)
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or []) if plugin is not None else []
+        info.update(status=status, error=errors.get(name), hooks=hooks)
+    return sorted(found.values(), key=lambda p: (p["internal"], p["name"]))
+
+
+def reset() -> None:
+    """Forget every plugin (tests, and a second app in one process)."""
+    global _loaded
+    for name, _ in list(pm.list_name_plugin()):
+        pm.unregister(name=name)
+    errors.clear()
+    skipped.clear()
+    _loaded = False

@@ -62,7 +62,7 @@ from requests.adapters import HTTPAdapter
 
 from zishu import plugins
 from zishu.catalog.manifest import FileEntry
-from zishu.errors import ChecksumMismatch, DownloadError, NotEnoughSpace
+from zishu.errors import ChecksumMismatch, DownloadError, JobCancelled, NotEnoughSpace
 from zishu.files import adjacent_tmp_file
 
 from .locks import PART, SIDECAR, one_transfer
@@ -131,14 +131,17 @@ class Downloader:
     in a row; ``stall_timeout`` is the longest silence tolerated mid-body; ``bandwidth_limit`` is in
     bytes/s for all transfers of this instance together; ``connections`` ranges are used for files
     of at least ``parallel_min_size`` bytes; ``progress(name, done, total)`` is called like the
-    ``on_download_progress`` hook, which goes to ``hook`` (default: the plugin manager's).
+    ``on_download_progress`` hook, which goes to ``hook`` (default: the plugin manager's);
+    ``cancelled()`` is asked as bytes arrive: once it returns True, ``fetch`` raises JobCancelled
+    and keeps the partial file for the next try.
     """
 
     def __init__(self, partials: Path, *, session: requests.Session | None = None, hook=None,
                  retries: int = 5, backoff: float = 0.5, stall_timeout: float = 30.0,
                  connect_timeout: float = 10.0, bandwidth_limit: int | None = None,
                  connections: int = 4, parallel_min_size: int = 64 * 1024 * 1024,
-                 progress: Callable[[str, int, int | None], None] | None = None) -> None:
+                 progress: Callable[[str, int, int | None], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> None:
         self.partials = Path(partials)
         if session is None:
             session = requests.Session()
@@ -153,6 +156,7 @@ class Downloader:
         self.chunk = CHUNK if not bandwidth_limit else max(4096, min(CHUNK, bandwidth_limit // 8))
         self.connections, self.parallel_min_size = connections, parallel_min_size
         self.progress = progress
+        self.cancelled = cancelled
 
     def fetch(self, entry: FileEntry, dest: Path) -> Fetched:
         """Make ``dest`` hold ``entry``'s verified bytes; raises DownloadError or ChecksumMismatch."""
@@ -625,6 +629,8 @@ class _Transfer:
         return digest.hexdigest() == self.sha256
 
     def _received(self, n: int) -> None:
+        if self.dl.cancelled is not None and self.dl.cancelled():
+            raise JobCancelled(f"{self.name}: cancelled; the {self.part.done:,} bytes received are kept")
         if self.dl.throttle:
             self.dl.throttle.take(n)
         with self._lock:

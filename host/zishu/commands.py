@@ -1,0 +1,126 @@
+"""The app commands: ``zishu app`` (the default), ``serve``, ``worker``, ``plugins``, ``open``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from zishu import config
+
+err = Console(stderr=True)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _wait_for_ctrl_c() -> None:
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+
+
+def serve_until_stopped(server, *, show_url: bool = True) -> None:
+    if show_url:
+        click.echo(server.url_with_secret("/"), nl=True)
+        err.print(f"[dim]Zishu is serving on {server.url} — open the URL above in a browser "
+                  "(it carries this launch's secret). Ctrl+C stops.[/]")
+    try:
+        _wait_for_ctrl_c()
+    finally:
+        server.stop()
+        server.runtime.close()
+
+
+@click.command("serve")
+@click.option("--port", type=int, default=0, show_default="a free port", help="Port on 127.0.0.1.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Job threads in this process (0: none, "
+              "for when `zishu worker` runs them).")
+@click.option("--verbose", "-v", is_flag=True)
+def serve_command(port, workers, verbose):
+    """Run the app without a window and print its URL (with this launch's secret) for a browser."""
+    from zishu.web.server import start_app
+
+    _logging(verbose)
+    server = start_app(consumer=workers > 0, workers=max(workers, 1), port=port)
+    serve_until_stopped(server)
+
+
+@click.command("app")
+@click.option("--port", type=int, default=0, show_default="a free port")
+@click.option("--check", "check_path", type=click.Path(dir_okay=False),
+              help="Open the window, confirm the app loaded in it, save a screenshot to this PNG, close.")
+@click.option("--verbose", "-v", is_flag=True)
+def app_command(port, check_path, verbose):
+    """Open the Zishu window (serves for a browser instead where no display is available)."""
+    from zishu import desktop
+
+    _logging(verbose)
+    desktop.main(port=port, check_path=check_path)
+
+
+@click.command("worker")
+@click.option("--workers", type=int, default=2, show_default=True, help="Threads running jobs.")
+@click.option("--verbose", "-v", is_flag=True)
+def worker_command(workers, verbose):
+    """Run queued jobs in this process (with ZISHU_QUEUE=redis://… on any machine that shares it)."""
+    from zishu.runtime import Runtime
+
+    _logging(verbose)
+    runtime = Runtime()
+    err.print(f"zishu worker: {workers} thread(s) on {runtime.jobs.description}; job types: "
+              f"{', '.join(sorted(runtime.jobs.types))}. Ctrl+C stops after the running jobs.")
+    runtime.jobs.run_worker(workers)
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True)
+def plugins_command(as_json):
+    """Installed plugins and their status (loaded, failed, disabled), with the error of each failure."""
+    import json
+
+    from zishu import plugins
+    from zishu.runtime import Runtime
+
+    Runtime()
+    listed = plugins.describe()
+    if as_json:
+        click.echo(json.dumps(listed, indent=1))
+        return
+    table = Table(box=None)
+    for col in ("name", "version", "status", "hooks / error"):
+        table.add_column(col, overflow="fold")
+    colours = {"loaded": "green", "failed": "red", "disabled": "yellow"}
+    for p in listed:
+        name = f"{p['name']} [dim](built in)[/]" if p["internal"] else p["name"]
+        colour = colours.get(p["status"], "dim")
+        table.add_row(name, p["version"] or "", f"[{colour}]{p['status']}[/]", p["error"] or ", ".join(p["hooks"]))
+    Console().print(table)
+
+
+@click.command("open")
+@click.argument("url")
+def open_command(url):
+    """Open a zishu:// link (from the catalog site) in the running app, or start the app on it."""
+    import webbrowser
+
+    from zishu.links import location
+    from zishu.web.server import running_app
+
+    path = location(url)
+    info = running_app(config.home())
+    if info:
+        target = f"{info['url'].rstrip('/')}{path}{'&' if '?' in path else '?'}token={info['secret']}"
+        webbrowser.open(target)
+        err.print(f"opened {path} in the running Zishu")
+        return
+    from zishu import desktop
+
+    desktop.main(path=path)

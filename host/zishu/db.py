@@ -1,0 +1,144 @@
+"""The app database, ``ZISHU_HOME/zishu.db``: SQLite through peewee, its settings and its migrations.
+
+One ``SqliteDatabase`` per process, with WAL (readers never wait for the writer), foreign keys on
+and a busy timeout, so the app's threads and a ``zishu worker`` process can share it. Models bind
+to the ``database`` proxy; ``open_database`` points the proxy at a file and brings the file up to
+date.
+
+Migrations are numbered functions in ``MIGRATIONS`` (the schema is version ``len(MIGRATIONS)``);
+the ``schema_version`` table records the ones applied. Before migrating a file that already holds
+data, a copy is written beside it with SQLite's backup API (``zishu.db.v<N>.bak``), and each
+migration runs in one transaction: an upgrade that fails leaves the database as it was. A file
+written by a newer Zishu is refused instead of being touched.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import peewee
+from playhouse.migrate import SqliteMigrator
+
+from zishu.errors import ZishuError
+
+database = peewee.DatabaseProxy()
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = peewee.IntegerField(primary_key=True)
+    applied_at = peewee.FloatField()
+
+
+class Setting(BaseModel):
+    """One user setting; ``value`` is JSON."""
+
+    key = peewee.CharField(primary_key=True)
+    value = peewee.TextField()
+
+
+def _v1(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
+    """Settings and the job table."""
+    db.execute_sql("CREATE TABLE setting (key VARCHAR(255) NOT NULL PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute_sql(
+        """CREATE TABLE job (
+            id INTEGER NOT NULL PRIMARY KEY,
+            kind VARCHAR(255) NOT NULL,
+            title VARCHAR(255) NOT NULL,
+            params TEXT NOT NULL,
+            status VARCHAR(255) NOT NULL,
+            priority INTEGER NOT NULL,
+            done REAL,
+            total REAL,
+            message TEXT NOT NULL,
+            result TEXT,
+            error TEXT,
+            error_code VARCHAR(255),
+            cancel_requested INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            worker VARCHAR(255),
+            task_id VARCHAR(255),
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            updated_at REAL NOT NULL)"""
+    )
+    db.execute_sql("CREATE INDEX job_status ON job (status)")
+    db.execute_sql("CREATE INDEX job_updated_at ON job (updated_at)")
+
+
+MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1]
+
+
+class DatabaseTooNew(ZishuError):
+    code = "DATABASE_TOO_NEW"
+
+
+def open_database(path: Path, migrations: list | None = None) -> peewee.SqliteDatabase:
+    """Open (creating if needed) the database at ``path``, migrate it, and bind the models to it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = peewee.SqliteDatabase(
+        str(path),
+        timeout=30,
+        pragmas={"journal_mode": "wal", "foreign_keys": 1, "synchronous": "normal", "busy_timeout": 30_000},
+    )
+    database.initialize(db)
+    db.connect(reuse_if_open=True)
+    migrate(db, path, MIGRATIONS if migrations is None else migrations)
+    return db
+
+
+def schema_version(db: peewee.SqliteDatabase) -> int:
+    if not db.table_exists("schema_version"):
+        return 0
+    return SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar() or 0
+
+
+def migrate(db: peewee.SqliteDatabase, path: Path, migrations: list) -> int:
+    """Apply the migrations ``path`` lacks, each in its own transaction; return the new version."""
+    db.create_tables([SchemaVersion], safe=True)
+    with db.atomic("EXCLUSIVE"):  # two processes starting at once: one migrates, the other waits
+        current = schema_version(db)
+        if current > len(migrations):
+            raise DatabaseTooNew(
+                f"{path} has schema version {current}, this Zishu knows {len(migrations)}: "
+                "it was written by a newer Zishu; upgrade Zishu instead (nothing was changed)"
+            )
+        if current == len(migrations):
+            return current
+        if current > 0:
+            _backup(db, path.with_name(f"{path.name}.v{current}.bak"))
+        migrator = SqliteMigrator(db)
+        for number in range(current + 1, len(migrations) + 1):
+            with db.atomic():
+                migrations[number - 1](db, migrator)
+                SchemaVersion.create(version=number, applied_at=time.time())
+    return len(migrations)
+
+
+def _backup(db: peewee.SqliteDatabase, dest: Path) -> None:
+    """A consistent copy of the live database (SQLite's online backup), taken before a migration."""
+    target = sqlite3.connect(str(dest))
+    try:
+        db.connection().backup(target)
+    finally:
+        target.close()
+
+
+def get_setting(key: str, default: Any = None) -> Any:
+    row = Setting.get_or_none(Setting.key == key)
+    return default if row is None else json.loads(row.value)
+
+
+def set_setting(key: str, value: Any) -> None:
+    Setting.insert(key=key, value=json.dumps(value)).on_conflict_replace().execute()

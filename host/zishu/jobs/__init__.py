@@ -1,0 +1,11 @@
+"""Long work as jobs: a Huey queue carries them, a ``job`` table (peewee) holds the truth about them.
+
+``records`` owns the job table and its states, ``events`` wakes live views when a job changes,
+``queue`` puts jobs on Huey (SQLite in ZISHU_HOME by default, Redis with ``ZISHU_QUEUE``) and runs
+them through the job types plugins register.
+"""
+
+from .queue import JobContext, JobQueue, JobType
+from .records import Job, Status
+
+__all__ = ["Job", "JobContext", "JobQueue", "JobType", "Status"]

@@ -1,0 +1,321 @@
+"""Submitting, running, cancelling and retrying jobs on a Huey queue.
+
+The queue is SqliteHuey in ``ZISHU_HOME/queue.db`` unless ``ZISHU_QUEUE`` names a Redis server
+(``redis://host:port/db``), which lets ``zishu worker`` processes on several machines share it.
+The queue carries only ``(job id, task id)``; the job table (``records``) holds everything else,
+because SqliteHuey forgets a task the moment a worker takes it. A task whose id is no longer the
+job's ``task_id`` (the job was retried or re-prioritised since) is skipped, and a job runs only
+for the worker that moves it from PENDING to RUNNING, so no job ever runs twice at once.
+
+The app runs a consumer in its own threads (``start_consumer``); ``enqueue`` wakes it at once, so
+a job starts within milliseconds instead of at the next poll.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+from huey import PriorityRedisHuey, SqliteHuey
+from huey.consumer import Consumer, Worker
+
+from zishu.errors import JobCancelled, NotFound, UsageError, ZishuError
+
+from . import records
+from .records import FINISHED, RETRYABLE, Job, Status
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 0.1  # seconds between progress writes of one job
+CANCEL_CHECK_EVERY = 0.25  # seconds between looks at the table for a cancel from another process
+_WAKE = threading.Event()  # set when a job is enqueued in this process
+
+
+def worker_id(pid: int | None = None) -> str:
+    """``host:pid:started`` of a process: enough to tell later whether that very process still runs."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{int(psutil.Process(pid).create_time())}"
+
+
+def worker_alive(worker: str | None) -> bool | None:
+    """Whether the process that ran a job still runs; None when it ran on another machine."""
+    if not worker:
+        return False
+    host, _, rest = worker.partition(":")
+    if host != socket.gethostname():
+        return None
+    pid, _, started = rest.partition(":")
+    try:
+        return int(psutil.Process(int(pid)).create_time()) == int(started)
+    except (psutil.Error, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class JobType:
+    """A kind of job: ``run(ctx, **params)`` does the work and returns a JSON-able result."""
+
+    name: str
+    run: Callable[..., Any]
+    title: Callable[[dict], str] | None = None
+
+
+class JobContext:
+    """What a running job sees: ``home`` (ZISHU_HOME), ``progress`` to report, and ``check`` (or
+    ``cancelled``, to hand to code that polls) to stop once the user cancels."""
+
+    def __init__(self, queue: "JobQueue", job_id: int) -> None:
+        self.queue, self.job_id, self.home = queue, job_id, queue.home
+        self._last_write = float("-inf")
+        self._last_check = time.monotonic()
+        self._cancelled = False
+        self._message = ""
+
+    def progress(self, done: float | None, total: float | None = None, message: str | None = None) -> None:
+        """Report progress (``total`` None while unknown); safe from any thread, never raises."""
+        now = time.monotonic()
+        changed_message = message is not None and message != self._message
+        if changed_message or now - self._last_write >= PROGRESS_EVERY or (total and done == total):
+            self._last_write = now
+            fields: dict[str, Any] = {"done": done, "total": total}
+            if message is not None:
+                fields["message"] = self._message = message
+            records.update(self.job_id, only_if=(Status.RUNNING,), **fields)
+            self.queue._emit("on_job_progress", self.job_id)
+
+    def cancelled(self) -> bool:
+        if self._cancelled or self.job_id in self.queue._cancel:
+            self._cancelled = True
+        elif time.monotonic() - self._last_check >= CANCEL_CHECK_EVERY:
+            self._last_check = time.monotonic()
+            self._cancelled = bool(Job.select(Job.cancel_requested).where(Job.id == self.job_id).scalar())
+        return self._cancelled
+
+    def check(self) -> None:
+        """Raise JobCancelled once the user has cancelled this job."""
+        if self.cancelled():
+            raise JobCancelled("cancelled")
+
+
+class _WakingSqliteHuey(SqliteHuey):
+    def enqueue(self, task):
+        result = super().enqueue(task)
+        _WAKE.set()
+        return result
+
+
+class _Worker(Worker):
+    def sleep(self):
+        # Wait for the next enqueue in this process (or the usual backoff, for other processes).
+        if _WAKE.wait(min(self.delay, self.max_delay)):
+            _WAKE.clear()
+            self.delay = self.default_delay
+        else:
+            self.delay *= self.backoff
+
+
+class _InAppConsumer(Consumer):
+    worker_class = _Worker
+
+    def _set_signal_handlers(self):
+        pass  # the app, not the queue, decides what Ctrl+C does
+
+
+def queue_url() -> str | None:
+    return os.environ.get("ZISHU_QUEUE") or None
+
+
+def make_huey(home: Path, url: str | None = None):
+    """The Huey for ``url`` (redis://...) or, by default, SqliteHuey in ``home/queue.db``."""
+    if url:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise UsageError(f"ZISHU_QUEUE={url!r}: expected a Redis URL like redis://localhost:6379/0")
+        return PriorityRedisHuey("zishu", url=url, results=False)
+    return _WakingSqliteHuey("zishu", filename=str(Path(home) / "queue.db"), results=False)
+
+
+class JobQueue:
+    """The jobs of one ZISHU_HOME: submit, cancel, retry, prioritise, and run them."""
+
+    def __init__(self, home: Path, *, url: str | None = None, hook=None) -> None:
+        self.home = Path(home)
+        self.url = url if url is not None else queue_url()
+        self.huey = make_huey(self.home, self.url)
+        self.types: dict[str, JobType] = {}
+        self.hook = hook
+        self._cancel: set[int] = set()
+        self._closing = False
+        self._consumer: Consumer | None = None
+        self._task = self.huey.task(name="zishu.run_job", retries=0)(self._run)
+
+    @property
+    def description(self) -> str:
+        return self.url if self.url else f"SQLite ({self.home / 'queue.db'})"
+
+    # -- job types --------------------------------------------------------------------------
+
+    def register(self, name: str, run: Callable[..., Any], title: Callable[[dict], str] | None = None) -> None:
+        """The ``register`` callback of the ``register_job_types`` hook; the first one wins."""
+        self.types.setdefault(name, JobType(name, run, title))
+
+    # -- what the UI and API ask --------------------------------------------------------------
+
+    def submit(self, kind: str, params: dict | None = None, *, priority: int = 0) -> Job:
+        params = dict(params or {})
+        job_type = self.types.get(kind)
+        if job_type is None:
+            raise UsageError(f"no job type {kind!r}; known: {', '.join(sorted(self.types)) or 'none'}")
+        title = job_type.title(params) if job_type.title else kind
+        job = records.create(kind, title, params, priority)
+        self._enqueue(job.id, priority)
+        return Job.get_by_id(job.id)
+
+    def get(self, job_id: int) -> Job:
+        job = Job.get_or_none(Job.id == job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        return job
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a waiting job at once, or ask a running one to stop at its next progress report."""
+        job = self.get(job_id)
+        if records.update(job_id, only_if=(Status.PENDING,), status=Status.CANCELLED.value,
+                          finished_at=time.time(), message="cancelled before it started"):
+            self._emit("on_job_end", job_id)
+        elif job.status == Status.RUNNING:
+            self._cancel.add(job_id)
+            records.update(job_id, only_if=(Status.RUNNING,), cancel_requested=True, message="cancelling…")
+        return self.get(job_id)
+
+    def retry(self, job_id: int) -> Job:
+        job = self.get(job_id)
+        if job.status not in RETRYABLE:
+            raise UsageError(f"job {job_id} is {job.status}; only failed, cancelled or interrupted jobs can be retried")
+        task_id = uuid.uuid4().hex
+        if records.update(job_id, only_if=RETRYABLE, status=Status.PENDING.value, done=None, total=None,
+                          message="", result=None, error=None, error_code=None, cancel_requested=False,
+                          started_at=None, finished_at=None, worker=None, task_id=task_id):
+            self._cancel.discard(job_id)
+            self._enqueue(job_id, job.priority, task_id)
+        return self.get(job_id)
+
+    def prioritise(self, job_id: int, priority: int) -> Job:
+        """Change a waiting job's priority (higher runs first)."""
+        job = self.get(job_id)
+        if job.status != Status.PENDING:
+            raise UsageError(f"job {job_id} is {job.status}; only waiting jobs can be reordered")
+        task_id = uuid.uuid4().hex
+        if records.update(job_id, only_if=(Status.PENDING,), priority=priority, task_id=task_id):
+            self._enqueue(job_id, priority, task_id)  # the old task is skipped: its id is stale
+        return self.get(job_id)
+
+    def clear_finished(self) -> int:
+        """Forget finished jobs (their results are in the Library; nothing on disk is touched)."""
+        n = Job.delete().where(Job.status.in_([s.value for s in FINISHED])).execute()
+        records.changes.notify()
+        return n
+
+    # -- start-up -------------------------------------------------------------------------------
+
+    def recover(self) -> dict[str, list[int]]:
+        """At start: RUNNING jobs whose process is gone become INTERRUPTED; PENDING jobs the queue
+        lost (queue.db deleted, Redis flushed) are put back on it."""
+        interrupted, requeued = [], []
+        for job in Job.select().where(Job.status == Status.RUNNING.value):
+            if worker_alive(job.worker) is False and records.update(
+                job.id, only_if=(Status.RUNNING,), status=Status.INTERRUPTED.value, finished_at=time.time(),
+                message="Zishu stopped while this job ran; retry to continue where it left off",
+            ):
+                interrupted.append(job.id)
+        waiting = Job.select().where(Job.status == Status.PENDING.value)
+        if waiting.exists():
+            queued = {t.id for t in self.huey.pending()}
+            for job in waiting:
+                if job.task_id not in queued:
+                    self._enqueue(job.id, job.priority, job.task_id or uuid.uuid4().hex)
+                    requeued.append(job.id)
+        for job_id in interrupted:
+            self._emit("on_job_end", job_id)
+        return {"interrupted": interrupted, "requeued": requeued}
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start_consumer(self, workers: int = 2) -> None:
+        """Run jobs in this process, in ``workers`` threads."""
+        self._consumer = _InAppConsumer(self.huey, workers=workers, worker_type="thread", periodic=False,
+                                        initial_delay=0.05, backoff=1.5, max_delay=0.5,
+                                        check_worker_health=False)
+        self._consumer.start()
+
+    def stop_consumer(self, timeout: float = 5.0) -> None:
+        """Ask running jobs to stop (they end INTERRUPTED, retryable) and stop the workers."""
+        if self._consumer is None:
+            return
+        self._closing = True
+        self._cancel.update(j.id for j in Job.select(Job.id).where(
+            (Job.status == Status.RUNNING.value) & (Job.worker == worker_id())))
+        self._consumer.stop_flag.set()
+        _WAKE.set()
+        deadline = time.monotonic() + timeout
+        for _, thread in self._consumer.worker_threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._consumer = None
+
+    def run_worker(self, workers: int = 2) -> None:
+        """``zishu worker``: run jobs in this process until interrupted (Ctrl+C finishes gracefully)."""
+        Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, initial_delay=0.05,
+                 backoff=1.5, max_delay=0.5).run()
+
+    def _enqueue(self, job_id: int, priority: int, task_id: str | None = None) -> None:
+        task_id = task_id or uuid.uuid4().hex
+        records.update(job_id, task_id=task_id)
+        self.huey.enqueue(self._task.s(job_id, task_id, id=task_id, priority=priority))
+
+    def _run(self, job_id: int, task_id: str) -> None:
+        job = Job.get_or_none(Job.id == job_id)
+        if job is None or job.task_id != task_id:
+            return  # deleted, or superseded by a retry or a new priority
+        if not records.update(job_id, only_if=(Status.PENDING,), status=Status.RUNNING.value,
+                              started_at=time.time(), worker=worker_id(), attempts=job.attempts + 1,
+                              message="started"):
+            return  # cancelled while waiting, or another worker took it
+        self._emit("on_job_start", job_id)
+        job_type = self.types.get(job.kind)
+        fields: dict[str, Any]
+        try:
+            if job_type is None:
+                raise UsageError(f"no plugin provides the job type {job.kind!r} (is its plugin disabled?)")
+            result = job_type.run(JobContext(self, job_id), **json.loads(job.params))
+            fields = {"status": Status.SUCCESS.value, "result": json.dumps(result), "message": "done"}
+        except JobCancelled:
+            if self._closing:
+                fields = {"status": Status.INTERRUPTED.value,
+                          "message": "Zishu was closed while this job ran; retry to continue where it left off"}
+            else:
+                fields = {"status": Status.CANCELLED.value, "message": "cancelled"}
+        except ZishuError as e:
+            fields = {"status": Status.FAILED.value, "error": str(e), "error_code": e.code, "message": "failed"}
+        except Exception as e:  # noqa: BLE001 - a job's bug is the job's failure, not the worker's
+            log.exception("job %s (%s) failed", job_id, job.kind)
+            fields = {"status": Status.FAILED.value, "error": f"{type(e).__name__}: {e}",
+                      "error_code": "ZISHU_ERROR", "message": "failed"}
+        records.update(job_id, only_if=(Status.RUNNING,), finished_at=time.time(), cancel_requested=False, **fields)
+        self._cancel.discard(job_id)
+        self._emit("on_job_end", job_id)
+
+    def _emit(self, hook_name: str, job_id: int) -> None:
+        if self.hook is None:
+            return
+        try:
+            getattr(self.hook, hook_name)(job=self.get(job_id).as_dict())
+        except Exception:  # noqa: BLE001 - a plugin must never break a job
+            log.warning("the %s hook raised; ignored", hook_name, exc_info=True)

@@ -1,0 +1,1 @@
+"""The local web app the window shows: Flask app factory, security, panels, API, server."""

@@ -1,0 +1,83 @@
+"""The Flask app factory: the guard, the blueprints every plugin registers, errors as JSON.
+
+Panels (the built-in ones included) come from the ``register_routes`` hook; ``nav`` entries
+become the app's navigation in registration order. A blueprint that fails to register is
+recorded against its plugin and the app starts without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Blueprint, Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from zishu import __version__, plugins
+from zishu.errors import ZishuError
+from zishu.runtime import Runtime
+
+from .security import protect
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    "USAGE": 400, "NOT_FOUND": 404, "UNKNOWN_RESOURCE": 404, "MODEL_NOT_AVAILABLE": 404,
+    "INSTALL_PLAN_FAILED": 409, "CANCELLED": 409, "NOT_ENOUGH_SPACE": 507,
+    "REMOTE_FAILED": 502, "DOWNLOAD_FAILED": 502, "CHECKSUM_MISMATCH": 502,
+}
+
+
+def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config["ZISHU_RUNTIME"] = runtime
+    app.json.ensure_ascii = False
+    protect(app, secret or secrets.token_urlsafe(32))
+    links: list[tuple[str, str]] = []
+
+    def register(blueprint: Blueprint, nav=None) -> None:
+        """``nav``: ("Label", "/path"), or a list of them, for links in the app's navigation."""
+        app.register_blueprint(blueprint)
+        entries = [nav] if nav and isinstance(nav[0], str) else list(nav or [])
+        links.extend((str(label), str(href)) for label, href in entries)
+
+    plugins.call_each("register_routes", register=register)
+    app.config["ZISHU_NAV"] = links
+
+    @app.context_processor
+    def _globals():
+        return {"nav": links, "version": __version__, "plugin_errors": dict(plugins.errors)}
+
+    @app.errorhandler(ZishuError)
+    def _zishu_error(e: ZishuError):
+        status = STATUS.get(e.code, 500)
+        if _wants_json():
+            return jsonify(error={"code": e.code, "message": str(e)}), status
+        return render_template("error.html", code=e.code, message=str(e), status=status), status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        code = (e.name or "error").upper().replace(" ", "_")
+        if _wants_json():
+            return jsonify(error={"code": code, "message": e.description}), e.code
+        return render_template("error.html", code=code, message=e.description, status=e.code), e.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        message = f"{type(e).__name__}: {e}"
+        if _wants_json():
+            return jsonify(error={"code": "ZISHU_ERROR", "message": message}), 500
+        return render_template("error.html", code="ZISHU_ERROR", message=message, status=500), 500
+
+    return app
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/v1/") or request.accept_mimetypes.best == "application/json"
+
+
+def runtime() -> Runtime:
+    from flask import current_app
+
+    return current_app.config["ZISHU_RUNTIME"]

@@ -1,0 +1,94 @@
+"""The local server's guard: every request must carry the per-launch secret and come from here.
+
+Checks, in order, each answering 403 with a JSON body that says which one failed:
+
+1. the Host header names this machine (127.0.0.1, localhost or [::1]): a page on another site
+   that rebinds its DNS name to 127.0.0.1 still sends its own name, so it is refused;
+2. the secret: the ``zishu_token`` cookie (HttpOnly, SameSite=Strict, set when the window first
+   opens ``/?token=SECRET``), or an ``X-Zishu-Token`` / ``Authorization: Bearer`` header for API
+   clients;
+3. state-changing requests (POST, PUT, PATCH, DELETE) must carry an Origin equal to this server's,
+   or, without an Origin, authenticate by header: a browser always sends Origin with a cross-site
+   POST, so another site's form can never act with the user's cookie.
+
+Request bodies are limited by Flask's ``MAX_CONTENT_LENGTH`` (413 above it).
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlencode
+
+from flask import Flask, Response, current_app, jsonify, redirect, request
+
+COOKIE = "zishu_token"
+HEADER = "X-Zishu-Token"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _host_name(host: str) -> str:
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _forbidden(code: str, message: str) -> Response:
+    response = jsonify(error={"code": code, "message": message})
+    response.status_code = 403
+    return response
+
+
+def _same(a: str | None, b: str) -> bool:
+    return a is not None and hmac.compare_digest(a.encode(), b.encode())
+
+
+def check_request() -> Response | None:
+    secret = current_app.config["ZISHU_SECRET"]
+    if _host_name(request.host.lower()) not in LOCAL_HOSTS:
+        return _forbidden("FORBIDDEN_HOST", f"Host {request.host!r} is not this machine; use http://127.0.0.1")
+    by_header = _same(request.headers.get(HEADER), secret) or _same(
+        request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or None, secret)
+    by_cookie = _same(request.cookies.get(COOKIE), secret)
+    if not (by_header or by_cookie):
+        token = request.args.get("token")
+        if request.method == "GET" and _same(token, secret):
+            return _set_cookie_and_clean_url(secret)
+        what = "a wrong secret" if (token or request.cookies.get(COOKIE) or request.headers.get(HEADER)) else "no secret"
+        return _forbidden("FORBIDDEN_SECRET", f"request with {what}: open Zishu from its window, or use the URL "
+                          "that `zishu serve` printed (it carries the secret)")
+    if request.method in UNSAFE:
+        origin = request.headers.get("Origin")
+        if origin is None and not by_header:
+            return _forbidden("FORBIDDEN_ORIGIN", f"{request.method} without an Origin header")
+        if origin is not None and origin != f"{request.scheme}://{request.host}":
+            return _forbidden("FORBIDDEN_ORIGIN", f"{request.method} from origin {origin!r}")
+    return None
+
+
+def _set_cookie_and_clean_url(secret: str) -> Response:
+    rest = {k: v for k, v in request.args.items(multi=True) if k != "token"}
+    target = request.path + ("?" + urlencode(rest) if rest else "")
+    response = redirect(target, code=303)
+    response.set_cookie(COOKIE, secret, httponly=True, samesite="Strict", path="/")
+    return response
+
+
+def add_headers(response: Response) -> Response:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob: https: http://127.0.0.1:* http://localhost:*; "
+        "media-src 'self' blob: data:; connect-src 'self'; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def protect(app: Flask, secret: str, max_body: int = 1024 * 1024) -> None:
+    app.config["ZISHU_SECRET"] = secret
+    app.config["MAX_CONTENT_LENGTH"] = max_body
+    app.before_request(check_request)
+    app.after_request(add_headers)

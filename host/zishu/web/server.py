@@ -1,0 +1,89 @@
+"""Serving the app: cheroot's multi-threaded WSGI server on 127.0.0.1 and a free port.
+
+cheroot streams what a view yields as it is yielded (the live job stream needs that) and is a
+production server, not Flask's development one. ``start_app`` is what ``zishu app``, ``zishu
+serve`` and the tests call: the runtime, start-up recovery of jobs, the in-app consumer, the
+server. While it runs, ``ZISHU_HOME/app.json`` (readable by the user only) tells ``zishu open``
+where to find it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+
+from cheroot import wsgi
+
+from zishu.files import write_atomic
+from zishu.runtime import Runtime
+
+from .app import create_app
+
+log = logging.getLogger(__name__)
+
+RUNTIME_FILE = "app.json"
+
+
+class AppServer:
+    def __init__(self, runtime: Runtime, *, port: int = 0, secret: str | None = None, threads: int = 32) -> None:
+        self.runtime = runtime
+        self.secret = secret or secrets.token_urlsafe(32)
+        self.app = create_app(runtime, self.secret)
+        self.server = wsgi.Server(("127.0.0.1", port), self.app, numthreads=threads, server_name="zishu",
+                                  shutdown_timeout=2)
+        self.port = port
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def url_with_secret(self, path: str = "/") -> str:
+        sep = "&" if "?" in path else "?"
+        return f"{self.url.rstrip('/')}{path}{sep}token={self.secret}"
+
+    def start(self) -> "AppServer":
+        self.server.prepare()  # binds now, so the port is known before anything connects
+        self.port = self.server.bind_addr[1]
+        self._thread = threading.Thread(target=self.server.serve, name="zishu-server", daemon=True)
+        self._thread.start()
+        write_atomic(self.runtime.home / RUNTIME_FILE,
+                     json.dumps({"url": self.url, "pid": os.getpid(), "secret": self.secret}))
+        return self
+
+    def stop(self) -> None:
+        self.runtime.stopping.set()
+        self.server.stop()
+        try:
+            info = json.loads((self.runtime.home / RUNTIME_FILE).read_text())
+            if info.get("pid") == os.getpid():
+                (self.runtime.home / RUNTIME_FILE).unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def running_app(home: Path) -> dict | None:
+    """The app.json of a Zishu app that is running for ``home``, if there is one."""
+    import psutil
+
+    try:
+        info = json.loads((Path(home) / RUNTIME_FILE).read_text())
+        return info if psutil.pid_exists(int(info["pid"])) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def start_app(home: Path | None = None, *, consumer: bool = True, workers: int = 2, port: int = 0,
+              secret: str | None = None) -> AppServer:
+    """Everything ``zishu serve`` runs: the runtime, recovered jobs, the consumer, the server."""
+    runtime = Runtime(home)
+    found = runtime.jobs.recover()
+    if found["interrupted"]:
+        log.warning("jobs interrupted when Zishu last stopped: %s", found["interrupted"])
+    if consumer:
+        runtime.jobs.start_consumer(workers)
+    return AppServer(runtime, port=port, secret=secret).start()
