@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
@@ -120,6 +125,8 @@ class FileServer(LoopbackServer):
             def do_HEAD(self) -> None:
                 self.do_GET(head=True)
 
+            server_files = server.files
+
             def do_GET(self, head: bool = False) -> None:
                 path = self.path.split("?", 1)[0]
                 server.requests.append((self.command, self.path, dict(self.headers)))
@@ -159,3 +166,132 @@ class FileServer(LoopbackServer):
 def file_server():
     with FileServer() as server:
         yield server
+
+
+def serve_file(server: FileServer, name: str, size: int, seed: int = 0) -> dict:
+    """Put ``size`` deterministic bytes at ``/files/<name>`` on ``server``; return the manifest's file entry."""
+    body = hashlib.sha256(f"{name}{seed}".encode()).digest() * (size // 32 + 1)
+    body = body[:size]
+    server.files[f"/files/{name}"] = body
+    return {"name": name, "url": f"{server.url}/files/{name}", "sha256": hashlib.sha256(body).hexdigest(), "size": size}
+
+
+def publish_catalog(registry: Path, out: Path, *, validated: bool = True) -> str:
+    """Write the catalog's JSON API (validated like CI does, or as-is to simulate a broken catalog)."""
+    from zishu.catalog import read_manifest
+    from zishu_catalog.build.index import index_entries, write_api
+    from zishu_catalog.schema import schema_text
+    from zishu_catalog.validate import load_catalog
+
+    if validated:
+        resources = load_catalog(registry, allow_local_urls=True)
+    else:
+        resources = {m.id: m for m in (read_manifest(p) for p in (registry / "resources").glob("*/*.yaml"))}
+    write_api(out, resources, index_entries(resources, {}), {}, schema_text())
+    return out.as_uri()
+
+
+class AppProcess:
+    """``zishu serve`` in its own process: ``url`` (no secret), ``secret``, ``login_url`` (sets the cookie)."""
+
+    def __init__(self, env: dict, *args: str) -> None:
+        self.env = env
+        self.proc = subprocess.Popen([sys.executable, "-m", "zishu.cli", "serve", *args], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().strip()
+        if "?token=" not in line:
+            self.proc.kill()
+            raise AssertionError(f"zishu serve printed {line!r}; stderr:\n{self.proc.stderr.read()}")
+        self.login_url = line
+        self.url, _, self.secret = line.partition("?token=")
+        self.url = self.url.rstrip("/")
+
+    def api(self, method: str, path: str, **kwargs):
+        """A request to the API with the secret in a header (as an API client sends it)."""
+        import requests
+
+        headers = {"X-Zishu-Token": self.secret, **kwargs.pop("headers", {})}
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def wait_job(self, job_id: int, until=("SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED"), timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.api("GET", f"/api/jobs/{job_id}").json()["job"]
+            if job["status"] in until:
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {job}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def app_env(tmp_path: Path, registry: Path, file_server: FileServer):
+    """Environment for a ``zishu serve`` over a catalog of three resources whose files ``file_server``
+    serves: zishu/hero (character) requires zishu/base-model; zishu/big-model is 8 MiB. Returns
+    ``(env, file_server, home)``."""
+    base = make_manifest("zishu/base-model", kind="model", name="Base Model", tags=["llm", "test"])
+    base["versions"][0]["files"] = [serve_file(file_server, "base.gguf", 300_000)]
+    hero = make_manifest("zishu/hero", kind="character", name="Hero", summary="A brave test character.",
+                         tags=["anime", "test"])
+    hero["versions"][0]["files"] = [serve_file(file_server, "portrait.png", 10_000)]
+    hero["versions"][0]["requires"] = [{"id": "zishu/base-model", "version": ">=1.0.0"}]
+    big = make_manifest("zishu/big-model", kind="model", name="Big Model", tags=["llm"])
+    big["versions"][0]["files"] = [serve_file(file_server, "big.bin", 8 * 1024 * 1024, seed=1)]
+    for m in (base, hero, big):
+        write_manifest(registry, m)
+    home = tmp_path / "home"
+    env = {**os.environ, "ZISHU_HOME": str(home), "ZISHU_CATALOG": publish_catalog(registry, tmp_path / "catalog")}
+    env.pop("ZISHU_QUEUE", None)
+    return env, file_server, home
+
+
+def trickle(rate: int):
+    """A FileServer fault that serves the file at about ``rate`` bytes/s (Range supported), so a test
+    can watch a download in flight, cancel it or kill the app during it."""
+
+    def fault(handler) -> bool:
+        path = handler.path.split("?", 1)[0]
+        body = handler.server_files[path]
+        start = 0
+        rng = handler.headers.get("Range")
+        if rng and rng.startswith("bytes="):
+            start = int(rng[6:].partition("-")[0] or 0)
+        chunk = body[start:]
+        handler.send_response(206 if start else 200)
+        handler.send_header("Content-Length", str(len(chunk)))
+        handler.send_header("Accept-Ranges", "bytes")
+        if start:
+            handler.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        handler.end_headers()
+        if handler.command == "HEAD":
+            return True
+        step = max(1024, rate // 20)
+        try:
+            for i in range(0, len(chunk), step):
+                handler.wfile.write(chunk[i : i + step])
+                handler.wfile.flush()
+                time.sleep(step / rate)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return True
+
+    return fault

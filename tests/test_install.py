@@ -13,28 +13,9 @@ from pathlib import Path
 
 import pytest
 from conftest import FileServer, make_manifest, write_manifest
+from conftest import publish_catalog as _publish
+from conftest import serve_file as _file
 
-from zishu.catalog import read_manifest
-from zishu_catalog.build.index import index_entries, write_api
-from zishu_catalog.schema import schema_text
-from zishu_catalog.validate import load_catalog
-
-
-def _file(server: FileServer, name: str, size: int, seed: int = 0) -> dict:
-    body = hashlib.sha256(f"{name}{seed}".encode()).digest() * (size // 32 + 1)
-    body = body[:size]
-    server.files[f"/files/{name}"] = body
-    return {"name": name, "url": f"{server.url}/files/{name}", "sha256": hashlib.sha256(body).hexdigest(), "size": size}
-
-
-def _publish(registry: Path, out: Path, *, validated: bool = True) -> str:
-    """Write the catalog's JSON API (validated like CI does, or as-is to simulate a broken catalog)."""
-    if validated:
-        resources = load_catalog(registry, allow_local_urls=True)
-    else:
-        resources = {m.id: m for m in (read_manifest(p) for p in (registry / "resources").glob("*/*.yaml"))}
-    write_api(out, resources, index_entries(resources, {}), {}, schema_text())
-    return out.as_uri()
 
 
 @pytest.fixture

@@ -278,7 +278,7 @@ class JobQueue:
     def _enqueue(self, job_id: int, priority: int, task_id: str | None = None) -> None:
         task_id = task_id or uuid.uuid4().hex
         records.update(job_id, task_id=task_id)
-        self.huey.enqueue(self._task.s(job_id, task_id, id=task_id, priority=priority))
+        self.huey.enqueue(self._task.task_class((job_id, task_id), None, id=task_id, priority=priority))
 
     def _run(self, job_id: int, task_id: str) -> None:
         job = Job.get_or_none(Job.id == job_id)
