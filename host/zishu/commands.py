@@ -116,7 +116,10 @@ def open_command(url):
 
     path = location(url)
     info = running_app(config.home())
-    if info:
+    if info and _show_in_window(info, path):
+        err.print(f"opened {path} in the Zishu window")
+        return
+    if info:  # an app without a window (zishu serve): its page in the browser
         target = f"{info['url'].rstrip('/')}{path}{'&' if '?' in path else '?'}token={info['secret']}"
         webbrowser.open(target)
         err.print(f"opened {path} in the running Zishu")
@@ -124,3 +127,17 @@ def open_command(url):
     from zishu import desktop
 
     desktop.main(path=path)
+
+
+def _show_in_window(info: dict, path: str) -> bool:
+    """Ask the running app's window to show ``path`` (False where it has no window or does not answer)."""
+    import requests
+
+    from zishu.web.security import HEADER
+
+    try:
+        answer = requests.post(f"{info['url'].rstrip('/')}/api/window/open", json={"path": path},
+                               headers={HEADER: info["secret"]}, timeout=10)
+    except requests.RequestException:
+        return False
+    return answer.status_code == 200

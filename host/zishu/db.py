@@ -107,23 +107,29 @@ def schema_version(db: peewee.SqliteDatabase) -> int:
 def migrate(db: peewee.SqliteDatabase, path: Path, migrations: list) -> int:
     """Apply the migrations ``path`` lacks, each in its own transaction; return the new version."""
     db.create_tables([SchemaVersion], safe=True)
+    current = _check_version(db, path, migrations)
+    if current == len(migrations):
+        return current
+    if current > 0:
+        _backup(db, path.with_name(f"{path.name}.v{current}.bak"))
     with db.atomic("EXCLUSIVE"):  # two processes starting at once: one migrates, the other waits
-        current = schema_version(db)
-        if current > len(migrations):
-            raise DatabaseTooNew(
-                f"{path} has schema version {current}, this Zishu knows {len(migrations)}: "
-                "it was written by a newer Zishu; upgrade Zishu instead (nothing was changed)"
-            )
-        if current == len(migrations):
-            return current
-        if current > 0:
-            _backup(db, path.with_name(f"{path.name}.v{current}.bak"))
+        current = _check_version(db, path, migrations)  # again: the other may have migrated meanwhile
         migrator = SqliteMigrator(db)
         for number in range(current + 1, len(migrations) + 1):
             with db.atomic():
                 migrations[number - 1](db, migrator)
                 SchemaVersion.create(version=number, applied_at=time.time())
     return len(migrations)
+
+
+def _check_version(db: peewee.SqliteDatabase, path: Path, migrations: list) -> int:
+    current = schema_version(db)
+    if current > len(migrations):
+        raise DatabaseTooNew(
+            f"{path} has schema version {current}, this Zishu knows {len(migrations)}: "
+            "it was written by a newer Zishu; upgrade Zishu instead (nothing was changed)"
+        )
+    return current
 
 
 def _backup(db: peewee.SqliteDatabase, dest: Path) -> None:

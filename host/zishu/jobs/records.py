@@ -82,6 +82,7 @@ class Job(BaseModel):
             "error_code": self.error_code,
             "cancel_requested": self.cancel_requested,
             "attempts": self.attempts,
+            "worker": self.worker,
             "created_at": self.created_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,

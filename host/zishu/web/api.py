@@ -84,9 +84,12 @@ def catalog_facets():
 
 @api.get("/catalog/resources/<owner>/<name>")
 def catalog_resource(owner: str, name: str):
-    rid = _id(owner, name)
-    detail = runtime().catalog().detail(rid)
-    return jsonify({**detail, "installed": sorted(_installed().get(rid, {}))})
+    return jsonify(resource_detail(_id(owner, name)))
+
+
+def resource_detail(rid: str) -> dict:
+    """The catalog's detail document, with the versions installed here."""
+    return {**runtime().catalog().detail(rid), "installed": sorted(_installed().get(rid, {}))}
 
 
 @api.post("/catalog/update")
@@ -116,6 +119,11 @@ def install():
 
 @api.get("/library")
 def library():
+    return jsonify(library_listing())
+
+
+def library_listing() -> dict:
+    """What is installed, with names from the installed manifests and sizes (the Library panel)."""
     from zishu.resources.install import manifest_of
 
     rt = runtime()
@@ -134,7 +142,7 @@ def library():
             total += rec.get("size_bytes", 0)
         entry["size_bytes"] = sum(v["size_bytes"] for v in entry["versions"])
         items.append(entry)
-    return jsonify(resources=items, size_bytes=total, home=str(rt.home))
+    return {"resources": items, "size_bytes": total, "home": str(rt.home)}
 
 
 def _version_arg() -> str | None:
@@ -264,14 +272,13 @@ def plugin_toggle(name: str, action: str):
 
 @api.get("/settings")
 def settings():
+    return jsonify(current_settings())
+
+
+def current_settings() -> dict:
     rt = runtime()
-    return jsonify(
-        catalog_url=get_setting("catalog_url", ""),
-        catalog_env=config.catalog_source(),
-        catalog_used=rt.catalog().source,
-        home=str(rt.home),
-        queue=rt.jobs.description,
-    )
+    return {"catalog_url": get_setting("catalog_url", ""), "catalog_env": config.catalog_source(),
+            "catalog_used": rt.catalog().source, "home": str(rt.home), "queue": rt.jobs.description}
 
 
 @api.put("/settings")

@@ -1,10 +1,44 @@
-"""The app's pages: Discover, Library, Jobs, Plugins, Settings (server-rendered, small JS)."""
+"""The app's pages: Discover, a resource's page, Library, Jobs, Plugins, Settings.
+
+Jinja renders what the server already knows (the shell, the library, plugins, settings, a
+resource's manifest); the static ES modules fill the live parts (search, install progress, jobs)
+through the JSON API in ``api.py``.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template
+import datetime as dt
+
+from flask import Blueprint, redirect, render_template, request
+
+from zishu import plugins
+from zishu.db import get_setting
+
+from .api import VERSION, _id, current_settings, library_listing, resource_detail
 
 pages = Blueprint("pages", __name__)
+
+
+@pages.app_template_filter("size")
+def size(n: int | None) -> str:
+    """Bytes for people: 1023 B, 9.8 KB, 8.0 MB (powers of 1024, like the UI's JavaScript)."""
+    if n is None:
+        return "—"
+    value, unit = float(n), "B"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            break
+        value /= 1024
+    return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+
+
+@pages.app_template_filter("when")
+def when(stamp: str | None) -> str:
+    """An ISO time stamp as a local date and minute."""
+    try:
+        return dt.datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return stamp or ""
 
 
 @pages.get("/")
@@ -14,4 +48,38 @@ def home():
 
 @pages.get("/discover")
 def discover():
-    return render_template("discover.html", active="/discover")
+    return render_template("discover.html", title="Discover", active="/discover")
+
+
+@pages.get("/resources/<owner>/<name>")
+def resource(owner: str, name: str):
+    """A resource's page; ``?install=owner/name[@version]`` (a zishu://install link) highlights Install."""
+    rid = _id(owner, name)
+    detail = resource_detail(rid)
+    wanted, _, version = request.args.get("install", "").lower().partition("@")
+    install = wanted == rid and (not version or bool(VERSION.match(version)))
+    versions = detail.get("versions") or [{}]
+    latest = next((v for v in versions if v.get("version") == detail.get("latest")), versions[-1])
+    return render_template("resource.html", title=detail.get("name") or rid, active="/discover", r=detail,
+                           latest=latest, install_link=install, install_version=version if install else "")
+
+
+@pages.get("/library")
+def library():
+    return render_template("library.html", title="Library", active="/library", library=library_listing())
+
+
+@pages.get("/jobs")
+def jobs():
+    return render_template("jobs.html", title="Jobs", active="/jobs")
+
+
+@pages.get("/plugins")
+def plugin_list():
+    return render_template("plugins.html", title="Plugins", active="/plugins", plugins=plugins.describe(),
+                           disabled=get_setting("plugins.disabled", []), allow_list=sorted(plugins.allow_list() or []))
+
+
+@pages.get("/settings")
+def settings():
+    return render_template("settings.html", title="Settings", active="/settings", settings=current_settings())

@@ -47,14 +47,15 @@ def check_request() -> Response | None:
     secret = current_app.config["ZISHU_SECRET"]
     if _host_name(request.host.lower()) not in LOCAL_HOSTS:
         return _forbidden("FORBIDDEN_HOST", f"Host {request.host!r} is not this machine; use http://127.0.0.1")
-    by_header = _same(request.headers.get(HEADER), secret) or _same(
-        request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or None, secret)
+    bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or None
+    by_header = _same(request.headers.get(HEADER), secret) or _same(bearer, secret)
     by_cookie = _same(request.cookies.get(COOKIE), secret)
     if not (by_header or by_cookie):
         token = request.args.get("token")
         if request.method == "GET" and _same(token, secret):
             return _set_cookie_and_clean_url(secret)
-        what = "a wrong secret" if (token or request.cookies.get(COOKIE) or request.headers.get(HEADER)) else "no secret"
+        offered = token or request.cookies.get(COOKIE) or request.headers.get(HEADER) or bearer
+        what = "a wrong secret" if offered else "no secret"
         return _forbidden("FORBIDDEN_SECRET", f"request with {what}: open Zishu from its window, or use the URL "
                           "that `zishu serve` printed (it carries the secret)")
     if request.method in UNSAFE:

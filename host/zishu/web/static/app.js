@@ -1,0 +1,224 @@
+// Shared by every page: the API client, toasts, the confirm dialog, formatting, the live job feed,
+// the theme toggle and the Jobs badge in the sidebar.
+
+export class ApiError extends Error {
+  constructor(code, message, status) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** fetch() for the JSON API; a 4xx/5xx answer throws ApiError with the server's message. */
+export async function api(path, { method = "GET", body } = {}) {
+  const options = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (error) {
+    throw new ApiError("OFFLINE", `Zishu is not answering (${error.message})`, 0);
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const err = (data && data.error) || {};
+    throw new ApiError(err.code || `HTTP_${response.status}`, err.message || response.statusText, response.status);
+  }
+  return data;
+}
+
+/** "zishu/hero" -> "/api/library/zishu/hero" etc.: ids are owner/name, both parts URL-safe. */
+export function idPath(id) {
+  return id.split("/").map(encodeURIComponent).join("/");
+}
+
+export function $(testid, root = document) {
+  return root.querySelector(`[data-testid="${testid}"]`);
+}
+
+/** A DOM element: el("a", {href: "/x", class: "card", dataset: {id: 1}}, "text", child). */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+export function toast(message, kind = "info") {
+  const close = el("button", { type: "button", class: "toast-close", "aria-label": "Dismiss" }, "×");
+  const node = el("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status", "data-testid": "toast",
+    dataset: { kind } }, el("span", {}, message), close);
+  close.addEventListener("click", () => node.remove());
+  document.querySelector(".toasts").append(node);
+  setTimeout(() => node.remove(), kind === "error" ? 12000 : 6000);
+  return node;
+}
+
+export function reportError(error) {
+  toast(error && error.message ? error.message : String(error), "error");
+}
+
+export function formatBytes(n) {
+  if (n === null || n === undefined) return "—";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = Number(n);
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+export function debounce(fn, ms) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** Ask before something that cannot be undone; resolves true when the user confirms. */
+export function confirmDialog({ title, text, ok = "OK" }) {
+  const dialog = $("confirm-dialog");
+  dialog.querySelector(".confirm-title").textContent = title;
+  dialog.querySelector(".confirm-text").textContent = text;
+  $("confirm-ok", dialog).textContent = ok;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}
+
+// -- jobs ------------------------------------------------------------------------------------
+
+export const ACTIVE = new Set(["PENDING", "RUNNING"]);
+export const RETRYABLE = new Set(["FAILED", "CANCELLED", "INTERRUPTED"]);
+export const STATUS_LABEL = {
+  PENDING: "Waiting", RUNNING: "Running", SUCCESS: "Done", FAILED: "Failed",
+  CANCELLED: "Cancelled", INTERRUPTED: "Interrupted",
+};
+
+/** A job's progress as a whole percent (0-100), or null while it is unknown. */
+export function percentOf(job) {
+  if (job.status === "SUCCESS") return 100;
+  if (job.progress === null || job.progress === undefined) return null;
+  return Math.max(0, Math.min(100, Math.floor(job.progress * 100)));
+}
+
+/** Show a job's progress on a <progress> (indeterminate while unknown) and its percent text. */
+export function showProgress(bar, label, job) {
+  const pct = percentOf(job);
+  if (pct === null) {
+    bar.removeAttribute("value");
+    label.textContent = "";
+  } else {
+    bar.value = pct;
+    label.textContent = `${pct} %`;
+  }
+}
+
+/** Every job this page knows, kept current by the server's job stream (or polling when it fails). */
+class JobFeed {
+  constructor() {
+    this.byId = new Map();
+    this.queue = "";
+    this.listeners = new Set();
+    this.started = false;
+    this.timer = null;
+  }
+
+  subscribe(listener) {
+    this.listeners.add(listener);
+    if (this.started) listener(this);
+    else this.start();
+  }
+
+  list() {
+    return [...this.byId.values()].sort((a, b) => b.id - a.id);
+  }
+
+  put(job) {
+    const known = this.byId.get(job.id);
+    if (known && known.updated_at > job.updated_at) return;
+    this.byId.set(job.id, job);
+    this.emit();
+  }
+
+  emit() {
+    for (const listener of this.listeners) listener(this);
+  }
+
+  async refresh() {
+    const data = await api("/api/jobs");
+    this.byId = new Map(data.jobs.map((job) => [job.id, job]));
+    this.queue = data.queue;
+    this.emit();
+  }
+
+  async start() {
+    this.started = true;
+    try {
+      await this.refresh();
+    } catch (error) {
+      reportError(error);
+    }
+    if (!window.EventSource) return this.poll();
+    const since = Math.max(0, ...[...this.byId.values()].map((job) => job.updated_at || 0));
+    const source = new EventSource(`/api/jobs/stream?since=${since}`);
+    source.addEventListener("job", (event) => this.put(JSON.parse(event.data)));
+    source.addEventListener("error", () => {
+      source.close();
+      this.poll();
+    });
+  }
+
+  poll() {
+    if (this.timer === null) this.timer = setInterval(() => this.refresh().catch(() => {}), 2000);
+  }
+}
+
+export const jobs = new JobFeed();
+
+// -- the shell ---------------------------------------------------------------------------------
+
+function setupThemeToggle() {
+  const button = $("theme-toggle");
+  const root = document.documentElement;
+  const label = () => {
+    button.textContent = root.dataset.theme === "dark" ? "☀ Light mode" : "☾ Dark mode";
+  };
+  label();
+  button.addEventListener("click", () => {
+    root.dataset.theme = root.dataset.theme === "dark" ? "light" : "dark";
+    try {
+      localStorage.setItem("zishu-theme", root.dataset.theme);
+    } catch (error) {
+      /* storage blocked: the choice lasts for this page */
+    }
+    label();
+  });
+}
+
+function setupJobsBadge() {
+  const badge = $("jobs-badge");
+  if (!badge) return;
+  jobs.subscribe((feed) => {
+    const active = feed.list().filter((job) => ACTIVE.has(job.status)).length;
+    badge.textContent = String(active);
+    badge.hidden = active === 0;
+    badge.title = `${active} job${active === 1 ? "" : "s"} running or waiting`;
+  });
+}
+
+setupThemeToggle();
+setupJobsBadge();

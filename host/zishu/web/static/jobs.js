@@ -1,0 +1,79 @@
+// Jobs: every job, newest first, updated live; Cancel, Retry and Clear finished.
+import { $, ACTIVE, RETRYABLE, STATUS_LABEL, api, jobs, reportError, showProgress, toast } from "./app.js";
+
+const list = $("job-list");
+const template = document.getElementById("job-template");
+const items = new Map();
+
+function when(job) {
+  const stamp = job.finished_at || job.started_at || job.created_at;
+  return stamp ? new Date(stamp * 1000).toLocaleString() : "";
+}
+
+function item(job) {
+  let node = items.get(job.id);
+  if (!node) {
+    node = template.content.firstElementChild.cloneNode(true);
+    node.dataset.jobId = job.id;
+    items.set(job.id, node);
+  }
+  node.dataset.status = job.status;
+  $("job-title", node).textContent = job.title || `${job.kind} #${job.id}`;
+  const badge = $("job-status", node);
+  badge.textContent = STATUS_LABEL[job.status] || job.status;
+  badge.dataset.status = job.status;
+  badge.className = `badge status-${job.status.toLowerCase()}`;
+  $("job-when", node).textContent = when(job);
+  showProgress($("job-progress", node), $("job-percent", node), job);
+  $("job-message", node).textContent = job.message || "";
+  $("job-error", node).textContent = job.error || "";
+  const cancel = $("job-cancel", node);
+  cancel.hidden = !ACTIVE.has(job.status);
+  cancel.disabled = Boolean(job.cancel_requested);
+  cancel.textContent = job.cancel_requested ? "Cancelling…" : "Cancel";
+  $("job-retry", node).hidden = !RETRYABLE.has(job.status);
+  return node;
+}
+
+function render(feed) {
+  const all = feed.list();
+  const known = new Set(all.map((job) => job.id));
+  for (const [id, node] of items) {
+    if (!known.has(id)) {
+      node.remove();
+      items.delete(id);
+    }
+  }
+  all.forEach((job, index) => {
+    const node = item(job);
+    if (list.children[index] !== node) list.insertBefore(node, list.children[index] || null);
+  });
+  $("jobs-empty").hidden = all.length > 0;
+  $("queue-info").textContent = feed.queue ? `Queue: ${feed.queue}` : "";
+}
+
+async function act(id, action) {
+  try {
+    const { job } = await api(`/api/jobs/${id}/${action}`, { method: "POST" });
+    jobs.put(job);
+  } catch (error) {
+    reportError(error);
+  }
+}
+
+list.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (button) act(button.closest("[data-job-id]").dataset.jobId, button.dataset.action);
+});
+
+$("clear-finished").addEventListener("click", async () => {
+  try {
+    const { removed } = await api("/api/jobs/finished", { method: "DELETE" });
+    toast(removed === 1 ? "Cleared 1 finished job." : `Cleared ${removed} finished jobs.`, "success");
+    await jobs.refresh();
+  } catch (error) {
+    reportError(error);
+  }
+});
+
+jobs.subscribe(render);

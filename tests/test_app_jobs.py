@@ -1,0 +1,99 @@
+"""Jobs through the running app: a killed app's job comes back INTERRUPTED and retries; a Redis
+queue lets a separate ``zishu worker`` process run the jobs."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import AppProcess, trickle
+
+
+def test_a_job_running_when_the_app_is_killed_is_interrupted_and_retries(app_env):
+    env, server, home = app_env
+    server.faults["/files/big.bin"] = trickle(1_500_000)
+    with AppProcess(env) as app:
+        job = app.api("POST", "/api/installs", json={"request": "zishu/big-model"}).json()["job"]
+        deadline = time.monotonic() + 30
+        while (app.api("GET", f"/api/jobs/{job['id']}").json()["job"]["done"] or 0) < 1_000_000:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        app.kill()  # SIGKILL: no chance to tidy up
+
+    del server.faults["/files/big.bin"]
+    with AppProcess(env) as app:
+        seen = app.api("GET", f"/api/jobs/{job['id']}").json()["job"]
+        assert seen["status"] == "INTERRUPTED" and "retry" in seen["message"]
+        assert app.api("POST", f"/api/jobs/{job['id']}/retry").json()["job"]["status"] in ("PENDING", "RUNNING")
+        done = app.wait_job(job["id"])
+        assert done["status"] == "SUCCESS" and done["attempts"] == 2
+        (installed,) = done["result"]
+        assert 0 < installed["downloaded"] < 8 * 1024 * 1024  # the retry resumed the partial file
+        assert (home / "resources/zishu/big-model/1.0.0/big.bin").read_bytes() == server.files["/files/big.bin"]
+    with sqlite3.connect(home / "zishu.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_jobs_stream_live_over_server_sent_events(app_env):
+    import json
+
+    env, _, _ = app_env
+    with AppProcess(env) as app:
+        with app.api("GET", "/api/jobs/stream", stream=True) as stream:
+            assert stream.headers["Content-Type"].startswith("text/event-stream")
+            job = app.api("POST", "/api/installs", json={"request": "zishu/hero"}).json()["job"]
+            statuses = []
+            for line in stream.iter_lines(decode_unicode=True):
+                if line.startswith("data: "):
+                    event = json.loads(line[6:])
+                    assert event["id"] == job["id"]
+                    statuses.append(event["status"])
+                    if event["status"] == "SUCCESS":
+                        break
+        assert statuses[-1] == "SUCCESS" and "RUNNING" in statuses
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (make test installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_redis_queue_lets_a_separate_worker_run_the_jobs(app_env, redis_url):
+    env, _, home = app_env
+    env = {**env, "ZISHU_QUEUE": redis_url}
+    worker = subprocess.Popen([sys.executable, "-m", "zishu.cli", "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        with AppProcess(env, "--workers", "0") as app:  # the app only enqueues
+            assert app.api("GET", "/api/settings").json()["queue"] == redis_url
+            job = app.api("POST", "/api/installs", json={"request": "zishu/hero"}).json()["job"]
+            done = app.wait_job(job["id"])
+            assert done["status"] == "SUCCESS", done
+            assert done["worker"].split(":")[1] == str(worker.pid)
+            assert (home / "resources/zishu/hero/1.0.0/portrait.png").exists()
+    finally:
+        worker.terminate()
+        worker.wait(15)

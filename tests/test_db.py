@@ -1,0 +1,91 @@
+"""The app database: WAL and foreign keys, migrations that never lose data, a schema the models match."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import peewee
+import pytest
+
+from zishu import db
+from zishu.db import MIGRATIONS, DatabaseTooNew, get_setting, open_database, schema_version, set_setting
+from zishu.jobs import Job, records
+
+
+def test_a_new_database_is_current_uses_wal_and_foreign_keys(tmp_path):
+    database = open_database(tmp_path / "zishu.db")
+    assert schema_version(database) == len(MIGRATIONS)
+    assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert database.execute_sql("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize("model", [db.Setting, Job])
+def test_the_migrated_schema_matches_the_models(tmp_path, model):
+    database = open_database(tmp_path / "zishu.db")
+    columns = {c.name: c for c in database.get_columns(model._meta.table_name)}
+    fields = model._meta.sorted_fields
+    assert set(columns) == {f.column_name for f in fields}
+    for f in fields:
+        assert columns[f.column_name].null == f.null, f.name
+
+
+def test_settings_round_trip_as_json(tmp_path):
+    open_database(tmp_path / "zishu.db")
+    assert get_setting("catalog_url", "default") == "default"
+    set_setting("plugins.disabled", ["a", "b"])
+    set_setting("plugins.disabled", ["b"])
+    assert get_setting("plugins.disabled") == ["b"]
+
+
+def _add_note_column(database, migrator):
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_column("job", "note", peewee.TextField(default="")))
+
+
+def test_an_upgrade_keeps_the_data_and_a_backup(tmp_path):
+    path = tmp_path / "zishu.db"
+    open_database(path)
+    job = records.create("install", "Install a/b", {"request": "a/b"})
+    set_setting("catalog_url", "https://example.org/catalog/")
+    db.database.obj.close()
+
+    upgraded = open_database(path, migrations=[*MIGRATIONS, _add_note_column])
+    assert schema_version(upgraded) == len(MIGRATIONS) + 1
+    row = upgraded.execute_sql("SELECT title, note FROM job WHERE id = ?", (job.id,)).fetchone()
+    assert row == ("Install a/b", "")
+    assert get_setting("catalog_url") == "https://example.org/catalog/"
+    backup = tmp_path / f"zishu.db.v{len(MIGRATIONS)}.bak"
+    with sqlite3.connect(backup) as old:
+        assert old.execute("SELECT title FROM job").fetchall() == [("Install a/b",)]
+
+
+def test_a_failing_migration_changes_nothing(tmp_path):
+    path = tmp_path / "zishu.db"
+    open_database(path)
+    records.create("install", "Install a/b", {"request": "a/b"})
+    db.database.obj.close()
+
+    def half_done(database, migrator):
+        database.execute_sql("ALTER TABLE job ADD COLUMN half TEXT")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        open_database(path, migrations=[*MIGRATIONS, half_done])
+    db.database.obj.close()
+    again = open_database(path)
+    assert schema_version(again) == len(MIGRATIONS)
+    assert "half" not in {c.name for c in again.get_columns("job")}
+    assert Job.select().count() == 1
+
+
+def test_a_database_from_a_newer_zishu_is_refused_untouched(tmp_path):
+    path = tmp_path / "zishu.db"
+    open_database(path, migrations=[*MIGRATIONS, _add_note_column])
+    db.database.obj.close()
+    before = path.read_bytes()
+    with pytest.raises(DatabaseTooNew, match="written by a newer Zishu"):
+        open_database(path)
+    db.database.obj.close()
+    assert path.read_bytes() == before

@@ -1,0 +1,178 @@
+"""The job queue in one process: real SQLite (zishu.db and queue.db), real Huey consumer threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from zishu.db import open_database
+from zishu.errors import UsageError, ZishuError
+from zishu.jobs import Job, JobQueue
+from zishu.jobs.queue import worker_id
+
+
+def wait(queue: JobQueue, job_id: int, *statuses: str, timeout: float = 20) -> Job:
+    deadline = time.monotonic() + timeout
+    while (job := queue.get(job_id)).status not in statuses:
+        assert time.monotonic() < deadline, f"job {job_id} is still {job.status}"
+        time.sleep(0.01)
+    return job
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, str]] = []
+
+    def on_job_start(self, job):
+        self.events.append(("start", job["id"], job["status"]))
+
+    def on_job_progress(self, job):
+        self.events.append(("progress", job["id"], job["status"]))
+
+    def on_job_end(self, job):
+        self.events.append(("end", job["id"], job["status"]))
+
+
+@pytest.fixture
+def queue(tmp_path):
+    open_database(tmp_path / "zishu.db")
+    hooks = Recorder()
+    q = JobQueue(tmp_path, url="", hook=hooks)
+    q.hooks = hooks
+    gate = threading.Event()
+    ran: list[str] = []
+
+    def steps(ctx, n: int = 3, wait_gate: bool = False, name: str = ""):
+        ran.append(name)
+        for i in range(n):
+            if wait_gate:
+                while not gate.is_set():
+                    ctx.check()
+                    time.sleep(0.01)
+            ctx.check()
+            ctx.progress(i + 1, n, f"step {i + 1}")
+        return {"steps": n}
+
+    def broken(ctx):
+        raise RuntimeError("the job's own bug")
+
+    def refused(ctx):
+        raise UsageError("bad parameters for this job")
+
+    q.register("steps", steps, title=lambda p: f"{p.get('n', 3)} steps")
+    q.register("broken", broken)
+    q.register("refused", refused)
+    q.gate, q.ran = gate, ran
+    yield q
+    gate.set()
+    q.stop_consumer()
+
+
+def test_a_job_runs_reports_progress_and_stores_its_result(queue):
+    queue.start_consumer()
+    job = queue.submit("steps", {"n": 4})
+    assert job.status == "PENDING" and job.title == "4 steps"
+    done = wait(queue, job.id, "SUCCESS")
+    assert json.loads(done.result) == {"steps": 4}
+    assert (done.done, done.total, done.progress, done.attempts) == (4, 4, 1.0, 1)
+    assert done.started_at >= done.created_at and done.finished_at >= done.started_at
+    kinds = [e[0] for e in queue.hooks.events if e[1] == job.id]
+    assert kinds[0] == "start" and kinds[-1] == "end" and "progress" in kinds
+    assert queue.hooks.events[-1] == ("end", job.id, "SUCCESS")
+
+
+def test_unknown_job_type_is_refused_at_submit(queue):
+    with pytest.raises(UsageError, match="no job type 'nope'"):
+        queue.submit("nope")
+
+
+def test_failures_keep_the_error_and_its_code(queue):
+    queue.start_consumer()
+    crash = wait(queue, queue.submit("broken").id, "FAILED")
+    assert crash.error == "RuntimeError: the job's own bug" and crash.error_code == "ZISHU_ERROR"
+    refused = wait(queue, queue.submit("refused").id, "FAILED")
+    assert refused.error == "bad parameters for this job" and refused.error_code == "USAGE"
+
+
+def test_cancel_a_waiting_job_and_it_never_runs(queue):
+    job = queue.submit("steps", {"name": "never"})
+    assert queue.cancel(job.id).status == "CANCELLED"
+    queue.start_consumer()
+    other = queue.submit("steps", {"name": "after"})
+    wait(queue, other.id, "SUCCESS")
+    assert queue.ran == ["after"]
+
+
+def test_cancel_a_running_job_then_retry_it(queue):
+    queue.start_consumer()
+    job = queue.submit("steps", {"wait_gate": True})
+    wait(queue, job.id, "RUNNING")
+    assert queue.cancel(job.id).cancel_requested
+    cancelled = wait(queue, job.id, "CANCELLED")
+    assert cancelled.message == "cancelled" and not cancelled.cancel_requested
+    with pytest.raises(UsageError, match="only failed, cancelled or interrupted"):
+        queue.retry(wait(queue, queue.submit("steps").id, "SUCCESS").id)
+    queue.gate.set()
+    again = queue.retry(job.id)
+    assert again.status in ("PENDING", "RUNNING", "SUCCESS")
+    finished = wait(queue, job.id, "SUCCESS")
+    assert finished.attempts == 2 and finished.error is None
+
+
+def test_higher_priority_runs_first_and_reprioritised_jobs_run_once(queue):
+    low = queue.submit("steps", {"name": "low"}, priority=0)
+    high = queue.submit("steps", {"name": "high"}, priority=10)
+    moved = queue.submit("steps", {"name": "moved"}, priority=0)
+    queue.prioritise(moved.id, 20)
+    queue.start_consumer(workers=1)
+    for job in (low, high, moved):
+        wait(queue, job.id, "SUCCESS")
+    assert queue.ran == ["moved", "high", "low"]  # the superseded task of "moved" was skipped
+
+
+def test_recover_marks_jobs_of_dead_processes_interrupted_and_requeues_lost_ones(queue, tmp_path):
+    dead = queue.submit("steps", {"name": "dead"})
+    Job.update(status="RUNNING", worker="%s:999999999:0" % os.uname().nodename).where(Job.id == dead.id).execute()
+    alive = queue.submit("steps", {"name": "alive"})
+    Job.update(status="RUNNING", worker=worker_id()).where(Job.id == alive.id).execute()
+    lost = queue.submit("steps", {"name": "lost"})
+    queue.huey.flush()  # the queue lost its tasks (queue.db deleted, Redis flushed)
+    found = queue.recover()
+    assert found == {"interrupted": [dead.id], "requeued": [lost.id]}
+    assert queue.get(dead.id).status == "INTERRUPTED" and "retry" in queue.get(dead.id).message
+    assert queue.get(alive.id).status == "RUNNING"  # this very process: not dead
+    queue.start_consumer()
+    wait(queue, lost.id, "SUCCESS")
+    queue.retry(dead.id)
+    wait(queue, dead.id, "SUCCESS")
+    assert sorted(queue.ran) == ["dead", "lost"]
+
+
+def test_stopping_the_app_interrupts_running_jobs(queue):
+    queue.start_consumer()
+    job = queue.submit("steps", {"wait_gate": True})
+    wait(queue, job.id, "RUNNING")
+    queue.stop_consumer()
+    stopped = queue.get(job.id)
+    assert stopped.status == "INTERRUPTED" and "closed" in stopped.message
+
+
+def test_a_raising_hook_does_not_break_the_job(queue):
+    class Angry:
+        def on_job_start(self, job):
+            raise ZishuError("a plugin's bug")
+
+        on_job_progress = on_job_end = on_job_start
+
+    queue.hook = Angry()
+    queue.start_consumer()
+    assert wait(queue, queue.submit("steps").id, "SUCCESS", "FAILED").status == "SUCCESS"
+
+
+def test_redis_url_must_be_a_redis_url(tmp_path):
+    with pytest.raises(UsageError, match="expected a Redis URL"):
+        JobQueue(tmp_path, url="mysql://localhost/zishu")
