@@ -1,11 +1,11 @@
-# make run   — the app on embedded defaults (for now: build the catalog from registry_index/ and serve it)
+# make run   — the app: the Zishu window (or, with no display, the app served for a browser)
 # make test  — set everything up on a clean machine, then run the whole suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test run bench clean
+.PHONY: setup test run site bench clean
 
 $(STAMP): pyproject.toml package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,16 @@ test: setup
 	$(PY) -m pytest -n 2 -q
 
 run: setup
+	$(VENV)/bin/zishu app
+
+# make site  — build the catalog website from registry_index/ and serve it on 127.0.0.1:8000
+site: setup
 	$(VENV)/bin/zishu catalog build registry_index --out .cache/site
 	$(PY) -m http.server --directory .cache/site --bind 127.0.0.1 8000
 
 bench: setup
 	$(PY) bench/catalog_scale.py
+	$(PY) bench/queue.py
 
 clean:
 	rm -rf $(VENV) node_modules .cache

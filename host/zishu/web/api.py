@@ -185,6 +185,16 @@ def jobs():
     return jsonify(jobs=[j.as_dict() for j in records.recent()], queue=runtime().jobs.description)
 
 
+@api.post("/jobs")
+def submit():
+    """Submit a job of any registered type: ``{"kind": ..., "params": {...}, "priority": 0}``."""
+    body = _body()
+    kind, params, priority = body.get("kind"), body.get("params", {}), body.get("priority", 0)
+    if not isinstance(kind, str) or not isinstance(params, dict) or not isinstance(priority, int):
+        raise UsageError('expected {"kind": "name", "params": {...}, "priority": 0}')
+    return jsonify(job=runtime().jobs.submit(kind, params, priority=priority).as_dict()), 202
+
+
 @api.get("/jobs/<job>")
 def job(job: str):
     return jsonify(job=runtime().jobs.get(_job_id(job)).as_dict())

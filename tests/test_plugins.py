@@ -1,0 +1,90 @@
+"""Plugins from entry points: one that fails at import, one that raises in a hook and one that adds a
+panel and a job type, installed as a real distribution (a .dist-info on the path) for the host."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import AppProcess
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def install_test_plugins(site: Path) -> str:
+    """Write the dist-info of a distribution ``zishu-test-plugins`` whose entry points are the modules
+    in tests/plugins/; return a PYTHONPATH that makes it installed."""
+    info = site / "zishu_test_plugins-1.0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zishu-test-plugins\nVersion: 1.0.0\n")
+    (info / "entry_points.txt").write_text(
+        "[zishu]\nbroken = zishu_test_broken\nangry = zishu_test_angry\npanel = zishu_test_panel\n")
+    return os.pathsep.join([str(site), str(PLUGINS), os.environ.get("PYTHONPATH", "")])
+
+
+@pytest.fixture
+def plugin_env(app_env, tmp_path):
+    env, server, home = app_env
+    return {**env, "PYTHONPATH": install_test_plugins(tmp_path / "site")}, server, home
+
+
+def zishu(env, *args):
+    return subprocess.run([sys.executable, "-m", "zishu.cli", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_zishu_plugins_lists_the_failed_ones_with_their_errors(plugin_env):
+    env, _, _ = plugin_env
+    listed = {p["name"]: p for p in json.loads(zishu(env, "plugins", "--json").stdout)}
+    assert listed["broken"]["status"] == "failed"
+    assert "RuntimeError: this plugin is broken on purpose" in listed["broken"]["error"]
+    assert listed["angry"]["status"] == "failed"
+    assert "register_job_types raised ValueError: angry plugin refuses to register" in listed["angry"]["error"]
+    assert listed["panel"]["status"] == "loaded" and listed["panel"]["version"] == "1.0.0"
+    assert listed["panel"]["hooks"] == ["register_job_types", "register_routes"]
+    assert listed["zishu.resources.jobs"]["internal"] and listed["zishu.resources.jobs"]["status"] == "loaded"
+    table = zishu(env, "plugins")
+    assert table.returncode == 0 and "broken" in table.stdout and "failed" in table.stdout
+
+
+def test_the_app_works_around_failed_plugins_and_shows_them(plugin_env):
+    env, _, _ = plugin_env
+    with AppProcess(env) as app:
+        listed = {p["name"]: p for p in app.api("GET", "/api/plugins").json()["plugins"]}
+        assert listed["broken"]["status"] == "failed" and "broken on purpose" in listed["broken"]["error"]
+        # everything else still works: search, installs, the plugin's own panel and job type
+        assert app.api("GET", "/api/catalog/search", params={"q": "hero"}).json()["total"] == 1
+        job = app.api("POST", "/api/installs", json={"request": "zishu/hero"}).json()["job"]
+        assert app.wait_job(job["id"])["status"] == "SUCCESS"
+        assert "Hello from a plugin" in app.api("GET", "/plugins/hello/").text
+        shout = app.api("POST", "/api/jobs", json={"kind": "shout", "params": {"text": "hi"}}).json()["job"]
+        assert shout["title"] == "Shout hi" and app.wait_job(shout["id"])["result"] == "HI"
+        page = app.api("GET", "/plugins").text
+        assert "broken on purpose" in page and 'href="/plugins/hello/"' in page
+
+
+def test_disabled_plugins_stay_disabled_across_restarts(plugin_env):
+    env, _, _ = plugin_env
+    with AppProcess(env) as app:
+        r = app.api("POST", "/api/plugins/panel/disable")
+        assert r.json() == {"name": "panel", "disabled": True, "restart_needed": True}
+        assert app.api("POST", "/api/plugins/zishu.web.panels/disable").status_code == 400
+        assert app.api("POST", "/api/plugins/nope/disable").status_code == 404
+    with AppProcess(env) as app:
+        listed = {p["name"]: p for p in app.api("GET", "/api/plugins").json()["plugins"]}
+        assert listed["panel"]["status"] == "disabled"
+        assert app.api("GET", "/plugins/hello/").status_code == 404
+        app.api("POST", "/api/plugins/panel/enable")
+    with AppProcess(env) as app:
+        assert app.api("GET", "/plugins/hello/").status_code == 200
+
+
+def test_the_allow_list_loads_only_the_named_plugins(plugin_env):
+    env, _, _ = plugin_env
+    listed = {p["name"]: p for p in json.loads(zishu({**env, "ZISHU_LOAD_PLUGINS": "panel"}, "plugins", "--json").stdout)}
+    assert listed["panel"]["status"] == "loaded"
+    assert listed["broken"]["status"] == listed["angry"]["status"] == "not allowed"
+    assert listed["zishu.web.panels"]["status"] == "loaded"  # the core is not a plugin one can forget
