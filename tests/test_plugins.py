@@ -45,6 +45,7 @@ def test_zishu_plugins_lists_the_failed_ones_with_their_errors(plugin_env):
     assert "register_job_types raised ValueError: angry plugin refuses to register" in listed["angry"]["error"]
     assert listed["panel"]["status"] == "loaded" and listed["panel"]["version"] == "1.0.0"
     assert listed["panel"]["hooks"] == ["register_job_types", "register_routes"]
+    assert listed["angry"]["hooks"] == ["on_job_start", "register_job_types"]
     assert listed["zishu.resources.jobs"]["internal"] and listed["zishu.resources.jobs"]["status"] == "loaded"
     table = zishu(env, "plugins")
     assert table.returncode == 0 and "broken" in table.stdout and "failed" in table.stdout
@@ -58,7 +59,9 @@ def test_the_app_works_around_failed_plugins_and_shows_them(plugin_env):
         # everything else still works: search, installs, the plugin's own panel and job type
         assert app.api("GET", "/api/catalog/search", params={"q": "hero"}).json()["total"] == 1
         job = app.api("POST", "/api/installs", json={"request": "zishu/hero"}).json()["job"]
-        assert app.wait_job(job["id"])["status"] == "SUCCESS"
+        assert app.wait_job(job["id"])["status"] == "SUCCESS"  # though a plugin raised in on_job_start
+        angry = {p["name"]: p for p in app.api("GET", "/api/plugins").json()["plugins"]}["angry"]
+        assert angry["error"] == f"on_job_start raised RuntimeError: angry plugin shouts at job {job['id']}"
         assert "Hello from a plugin" in app.api("GET", "/plugins/hello/").text
         shout = app.api("POST", "/api/jobs", json={"kind": "shout", "params": {"text": "hi"}}).json()["job"]
         assert shout["title"] == "Shout hi" and app.wait_job(shout["id"])["result"] == "HI"

@@ -66,8 +66,10 @@ def call_each(hook_name: str, **kwargs) -> None:
         try:
             impl.function(**kwargs)
         except Exception as e:  # noqa: BLE001 - see the module docstring
-            errors[impl.plugin_name] = f"{hook_name} raised {type(e).__name__}: {e}"
-            log.error("plugin %s: %s raised", impl.plugin_name, hook_name, exc_info=True)
+            message = f"{hook_name} raised {type(e).__name__}: {e}"
+            if errors.get(impl.plugin_name) != message:  # log once, not at every progress event
+                log.error("plugin %s: %s", impl.plugin_name, message, exc_info=True)
+            errors[impl.plugin_name] = message
 
 
 def describe() -> list[dict]:

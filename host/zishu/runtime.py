@@ -43,7 +43,7 @@ class Runtime:
         self.db = open_database(self.home / "zishu.db")
         plugins.load_plugins(disabled=get_setting("plugins.disabled", []))
         self.registry = Registry(self.home)
-        self.jobs = JobQueue(self.home, url=queue_url, hook=plugins.pm.hook)
+        self.jobs = JobQueue(self.home, url=queue_url)
         plugins.call_each("register_job_types", register=self.jobs.register)
 
     def catalog(self):

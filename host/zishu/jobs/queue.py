@@ -28,6 +28,7 @@ import psutil
 from huey import PriorityRedisHuey, SqliteHuey
 from huey.consumer import Consumer, Worker
 
+from zishu import plugins
 from zishu.errors import JobCancelled, NotFound, UsageError, ZishuError
 
 from . import records
@@ -147,6 +148,7 @@ class JobQueue:
     """The jobs of one ZISHU_HOME: submit, cancel, retry, prioritise, and run them."""
 
     def __init__(self, home: Path, *, url: str | None = None, hook=None) -> None:
+        """``hook``: an object with ``on_job_*`` methods (tests); default: the plugins' hooks."""
         self.home = Path(home)
         self.url = url if url is not None else queue_url()
         self.huey = make_huey(self.home, self.url)
@@ -313,9 +315,13 @@ class JobQueue:
         self._emit("on_job_end", job_id)
 
     def _emit(self, hook_name: str, job_id: int) -> None:
+        """Tell plugins (each on its own: one that raises is recorded, the others still hear it),
+        or the ``hook`` object given to the queue."""
+        job = self.get(job_id).as_dict()
         if self.hook is None:
+            plugins.call_each(hook_name, job=job)
             return
         try:
-            getattr(self.hook, hook_name)(job=self.get(job_id).as_dict())
+            getattr(self.hook, hook_name)(job=job)
         except Exception:  # noqa: BLE001 - a plugin must never break a job
             log.warning("the %s hook raised; ignored", hook_name, exc_info=True)
