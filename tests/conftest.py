@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -295,3 +296,39 @@ def trickle(rate: int):
         return True
 
     return fault
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by Playwright (its own browser download can't work here)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    assert executable, "Chromium is missing: run `make setup` (it installs Debian's chromium)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def install_test_plugins(site: Path) -> str:
+    """Write the dist-info of a distribution ``zishu-test-plugins`` whose entry points are the modules
+    in tests/plugins/; return a PYTHONPATH that makes it installed."""
+    info = site / "zishu_test_plugins-1.0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zishu-test-plugins\nVersion: 1.0.0\n")
+    (info / "entry_points.txt").write_text(
+        "[zishu]\nbroken = zishu_test_broken\nangry = zishu_test_angry\npanel = zishu_test_panel\n")
+    return os.pathsep.join([str(site), str(PLUGINS), os.environ.get("PYTHONPATH", "")])

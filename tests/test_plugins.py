@@ -10,21 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AppProcess
-
-PLUGINS = Path(__file__).parent / "plugins"
-
-
-def install_test_plugins(site: Path) -> str:
-    """Write the dist-info of a distribution ``zishu-test-plugins`` whose entry points are the modules
-    in tests/plugins/; return a PYTHONPATH that makes it installed."""
-    info = site / "zishu_test_plugins-1.0.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zishu-test-plugins\nVersion: 1.0.0\n")
-    (info / "entry_points.txt").write_text(
-        "[zishu]\nbroken = zishu_test_broken\nangry = zishu_test_angry\npanel = zishu_test_panel\n")
-    return os.pathsep.join([str(site), str(PLUGINS), os.environ.get("PYTHONPATH", "")])
-
+from conftest import AppProcess, install_test_plugins
 
 @pytest.fixture
 def plugin_env(app_env, tmp_path):

@@ -12,15 +12,6 @@ from zishu_catalog.build import build_catalog
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("catalog")
@@ -32,18 +23,6 @@ def site(tmp_path_factory):
     build_catalog(registry, root / "site", site=SITE, work=root / "work")
     with SiteServer(root / "site") as server:
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium")
-    assert executable, "Chromium is missing: run `make setup` (it installs Debian's chromium)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
