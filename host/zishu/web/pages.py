@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, redirect, render_template, request
+from markupsafe import Markup
 
 from zishu import plugins
+from zishu.catalog.markup import description_html
 from zishu.db import get_setting
 
 from .api import VERSION, _id, current_settings, library_listing, resource_detail
@@ -61,6 +63,7 @@ def resource(owner: str, name: str):
     versions = detail.get("versions") or [{}]
     latest = next((v for v in versions if v.get("version") == detail.get("latest")), versions[-1])
     return render_template("resource.html", title=detail.get("name") or rid, active="/discover", r=detail,
+                           description=Markup(description_html(detail.get("description"))),
                            latest=latest, install_link=install, install_version=version if install else "")
 
 

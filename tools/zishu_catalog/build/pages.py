@@ -16,11 +16,10 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
-import markdown
-import nh3
 from jinja2 import Environment, FileSystemLoader
 
 from zishu.catalog import KINDS, RESOURCE, Resource
+from zishu.catalog.markup import description_html
 
 from .index import Downloads
 
@@ -84,16 +83,6 @@ def _root(url: str) -> str:
     return "../" * url.count("/")
 
 
-_MARKDOWN = markdown.Markdown(extensions=["fenced_code", "tables", "sane_lists"])
-
-
-def _description_html(text: str | None) -> str:
-    if not text:
-        return ""
-    html = _MARKDOWN.reset().convert(text)
-    return nh3.clean(html, link_rel="nofollow noopener")
-
-
 def _spec_text(value) -> list[str]:
     """A spec value as lines of plain text (the template escapes them)."""
     if isinstance(value, dict):
@@ -120,7 +109,7 @@ def resource_page(resource: Resource, downloads: Downloads) -> str:
         latest=resource.latest,
         dl=downloads,
         root=_root(url),
-        description=_description_html(resource.description),
+        description=description_html(resource.description),
         spec_rows=_spec_rows(resource),
         versions=versions[:MAX_VERSIONS_SHOWN],
         older=max(0, len(versions) - MAX_VERSIONS_SHOWN),
