@@ -208,6 +208,7 @@ _PAGE_STATE = """JSON.stringify({
   title: document.title,
   path: location.pathname,
   nav: !!document.querySelector('nav'),
+  busy: !!document.querySelector('[aria-busy="true"]'),
   status: (performance.getEntriesByType('navigation')[0] || {}).responseStatus || null
 })"""
 
@@ -254,9 +255,10 @@ def _check(window, png: str, outcome: dict) -> None:
 
 
 def _is_app_page(state: dict) -> bool:
-    """The app's own page: complete, titled for the app, with its navigation, answered 200."""
+    """The app's own page: complete, titled for the app, with its navigation, answered 200, and
+    done filling itself in (no element marked aria-busy, e.g. Discover's first search)."""
     return (state.get("ready") == "complete" and TITLE in str(state.get("title", ""))
-            and bool(state.get("nav")) and state.get("status") in (None, 200))
+            and bool(state.get("nav")) and not state.get("busy") and state.get("status") in (None, 200))
 
 
 def _screenshot(window, png: str) -> tuple[int, int] | None:

@@ -39,6 +39,7 @@ async function search() {
   }
   history.replaceState(null, "", params.toString() ? `?${params}` : location.pathname);
   const mine = ++searches;
+  $("results").setAttribute("aria-busy", "true");
   try {
     const data = await api(`/api/catalog/search?${params}`);
     if (mine === searches) render(data);
@@ -46,6 +47,8 @@ async function search() {
     if (mine !== searches) return;
     $("result-count").textContent = "The search failed.";
     reportError(error);
+  } finally {
+    if (mine === searches) $("results").removeAttribute("aria-busy");
   }
 }
 
