@@ -210,3 +210,29 @@ def test_plugins_panel_shows_failures_and_disables_a_plugin(browser, app_env, tm
             assert "panel" in app.api("GET", "/api/plugins").json()["disabled"]
         finally:
             context.close()
+
+
+def test_run_next_puts_a_waiting_job_before_the_others(app_env, browser):
+    from playwright.sync_api import expect
+
+    env, server, _ = app_env
+    server.faults["/files/big.bin"] = trickle(300_000)
+    with AppProcess(env, "--workers", "1") as app:  # one job at a time: the others wait
+        context = browser.new_context()
+        ui = context.new_page()
+        ui.goto(app.login_url)
+        busy = app.api("POST", "/api/installs", json={"request": "zishu/big-model"}).json()["job"]
+        app.wait_job(busy["id"], until=("RUNNING",))
+        first = app.api("POST", "/api/installs", json={"request": "zishu/hero"}).json()["job"]
+        second = app.api("POST", "/api/installs", json={"request": "zishu/base-model"}).json()["job"]
+        ui.goto(app.url + "/jobs")
+        waiting = ui.locator(f'[data-job-id="{second["id"]}"]')
+        expect(waiting.get_by_test_id("job-status")).to_have_text("Waiting")
+        waiting.get_by_test_id("job-run-next").click()
+        expect(waiting.get_by_test_id("job-run-next")).to_be_visible()  # still waiting, now first in line
+        assert app.api("GET", f"/api/jobs/{second['id']}").json()["job"]["priority"] == 1
+        app.api("POST", f"/api/jobs/{busy['id']}/cancel")
+        done = [app.wait_job(j["id"]) for j in (first, second)]
+        assert done[1]["started_at"] < done[0]["started_at"]
+        expect(waiting.get_by_test_id("job-status")).to_have_text("Done", timeout=WAIT)
+        context.close()

@@ -32,6 +32,7 @@ function item(job) {
   cancel.disabled = Boolean(job.cancel_requested);
   cancel.textContent = job.cancel_requested ? "Cancelling…" : "Cancel";
   $("job-retry", node).hidden = !RETRYABLE.has(job.status);
+  $("job-run-next", node).hidden = job.status !== "PENDING";
   return node;
 }
 
@@ -52,9 +53,17 @@ function render(feed) {
   $("queue-info").textContent = feed.queue ? `Queue: ${feed.queue}` : "";
 }
 
+/** The priority that puts a waiting job before every other waiting job. */
+function front() {
+  const waiting = jobs.list().filter((job) => job.status === "PENDING");
+  return Math.max(0, ...waiting.map((job) => job.priority)) + 1;
+}
+
 async function act(id, action) {
+  const options = { method: "POST" };
+  if (action === "priority") options.body = { priority: front() };
   try {
-    const { job } = await api(`/api/jobs/${id}/${action}`, { method: "POST" });
+    const { job } = await api(`/api/jobs/${id}/${action}`, options);
     jobs.put(job);
   } catch (error) {
     reportError(error);
