@@ -284,8 +284,12 @@ class JobQueue:
 
     def _run(self, job_id: int, task_id: str) -> None:
         job = Job.get_or_none(Job.id == job_id)
-        if job is None or job.task_id != task_id:
-            return  # deleted, or superseded by a retry or a new priority
+        if job is None:
+            log.error("job %s is not in %s: it was cleared, or this worker's ZISHU_HOME is not the app's "
+                      "(a worker reads and writes the job table of its ZISHU_HOME)", job_id, self.home / "zishu.db")
+            return
+        if job.task_id != task_id:
+            return  # superseded by a retry or a new priority
         if not records.update(job_id, only_if=(Status.PENDING,), status=Status.RUNNING.value,
                               started_at=time.time(), worker=worker_id(), attempts=job.attempts + 1,
                               message="started"):
