@@ -30,7 +30,7 @@ def test_zishu_plugins_lists_the_failed_ones_with_their_errors(plugin_env):
     assert listed["angry"]["status"] == "failed"
     assert "register_job_types raised ValueError: angry plugin refuses to register" in listed["angry"]["error"]
     assert listed["panel"]["status"] == "loaded" and listed["panel"]["version"] == "1.0.0"
-    assert listed["panel"]["hooks"] == ["register_job_types", "register_routes"]
+    assert listed["panel"]["hooks"] == ["register_engines", "register_job_types", "register_routes"]
     assert listed["angry"]["hooks"] == ["on_job_start", "register_job_types"]
     assert listed["zishu.resources.jobs"]["internal"] and listed["zishu.resources.jobs"]["status"] == "loaded"
     table = zishu(env, "plugins")
@@ -77,3 +77,11 @@ def test_the_allow_list_loads_only_the_named_plugins(plugin_env):
     assert listed["panel"]["status"] == "loaded"
     assert listed["broken"]["status"] == listed["angry"]["status"] == "not allowed"
     assert listed["zishu.web.panels"]["status"] == "loaded"  # the core is not a plugin one can forget
+
+
+def test_a_plugin_engine_shows_in_zishu_engines(plugin_env):
+    env, _, _ = plugin_env
+    listed = json.loads(zishu(env, "engines", "--json").stdout)
+    (echo,) = [e for e in listed["engines"] if e["name"] == "echo"]
+    assert echo["kind"] == "llm" and echo["formats"] == ["gguf"] and echo["capabilities"] == ["streaming"]
+    assert "broken on purpose" in listed["failed_plugins"]["broken"]

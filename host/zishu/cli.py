@@ -26,6 +26,8 @@ Exit status:
   7  the install plan failed (unknown id, no version in range, missing dependency)
   8  not enough free disk space
   9  cancelled
+  10 NOT_ENOUGH_MEMORY: the model does not fit the memory budget
+  11 an engine failed (or none loads that model)
 """
 
 
@@ -62,6 +64,7 @@ class LazyGroup(click.Group):
             for name in ("search", "info", "install", "uninstall", "list", "path", "update", "gc")
         },
         **{name: f"zishu.commands:{name}_command" for name in ("app", "serve", "worker", "plugins", "open")},
+        "engines": "zishu.engines.commands:engines_command",
     },
     epilog=EXIT_CODES_HELP,
     invoke_without_command=True,

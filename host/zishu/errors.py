@@ -20,6 +20,10 @@ The CLI maps ``code`` to an exit status (``EXIT_STATUS``); the local API maps it
     ├── NotEnoughSpace              code NOT_ENOUGH_SPACE     exit 8
     ├── JobCancelled                code CANCELLED            exit 9
     │                               (the user cancelled the job; partial downloads are kept)
+    ├── NotEnoughMemory             code NOT_ENOUGH_MEMORY    exit 10
+    │                               (a model would not fit the RAM/VRAM budget: the numbers say why)
+    ├── EngineError                 code ENGINE_FAILED        exit 11
+    │                               (no engine for the model, or the engine's plugin failed on it)
     └── NotFound                    code NOT_FOUND            exit 1
                                     (the local API has no such job, resource or plugin)
 """
@@ -126,6 +130,14 @@ class NotFound(ZishuError):
     code = "NOT_FOUND"
 
 
+class NotEnoughMemory(ZishuError):
+    code = "NOT_ENOUGH_MEMORY"
+
+
+class EngineError(ZishuError):
+    code = "ENGINE_FAILED"
+
+
 EXIT_STATUS = {
     ZishuError.code: 1,
     UsageError.code: 2,
@@ -140,6 +152,8 @@ EXIT_STATUS = {
     UnknownResource.code: 7,
     NotEnoughSpace.code: 8,
     JobCancelled.code: 9,
+    NotEnoughMemory.code: 10,
+    EngineError.code: 11,
 }
 
 

@@ -23,6 +23,14 @@ def register_routes(register) -> None:
 
 
 @hookspec
+def register_engines(register) -> None:
+    """Add inference engines: call ``register(engine)`` with an object that has an ``info``
+    (``zishu.engines.EngineInfo``: kind, name, formats, capabilities) and ``load(model, device)``;
+    subclass ``zishu.engines.Engine`` for the memory estimate and unloading. The first
+    registration of a name wins."""
+
+
+@hookspec
 def register_job_types(register) -> None:
     """Add kinds of long work: call ``register(name, run, title=None)``. The host calls
     ``run(ctx, **params)`` in a worker; ``ctx.progress(done, total, message)`` reports progress

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from zishu import config, plugins
 from zishu.db import database, get_setting, open_database
+from zishu.engines import Engines, ModelCache
 from zishu.jobs import JobQueue
 from zishu.resources.registry import Registry
 
@@ -45,6 +46,8 @@ class Runtime:
         self.registry = Registry(self.home)
         self.jobs = JobQueue(self.home, url=queue_url)
         plugins.call_each("register_job_types", register=self.jobs.register)
+        self.engines = Engines.from_plugins()
+        self.models = ModelCache()
 
     def catalog(self):
         return catalog_client(self.home)

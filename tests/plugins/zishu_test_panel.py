@@ -25,3 +25,20 @@ def shout(ctx, text: str):
 @hookimpl
 def register_job_types(register):
     register("shout", shout, title=lambda params: f"Shout {params['text']}")
+
+
+class EchoEngine:
+    """The smallest engine a third party could write: it 'loads' a GGUF by reading its header."""
+
+    from zishu.engines import EngineInfo
+
+    info = EngineInfo(kind="llm", name="echo", formats=("gguf",), capabilities=frozenset({"streaming"}),
+                      description="Reads a GGUF's magic bytes; answers by echoing.")
+
+    def load(self, model, device="cpu"):
+        return open(model.path, "rb").read(4) if model.path.is_file() else b""
+
+
+@hookimpl
+def register_engines(register):
+    register(EchoEngine())

@@ -21,7 +21,7 @@ from zishu.errors import NotFound, UsageError
 from zishu.jobs import Job, records
 from zishu.jobs.events import changes
 
-from . import system
+from zishu import system
 from .app import runtime
 
 api = Blueprint("api", __name__, url_prefix="/api")

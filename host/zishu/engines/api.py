@@ -1,0 +1,91 @@
+"""What an engine is: its description (``EngineInfo``), the model it is asked to load
+(``ModelRef``), the memory it says a model needs (``MemoryNeed``) and the base class ``Engine``.
+
+An engine is registered by a plugin's ``register_engines(register)`` hook: ``register(engine)``.
+The host resolves the model (a catalog id through the resource manager, or a local path) before
+the engine sees it, asks ``estimate`` how much memory it needs, makes room within the budget, and
+only then calls ``load``. Kind-specific calls (chat, transcribe, speak, draw, embed) are methods on
+what ``load`` returns; each kind's plugin documents them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KINDS = ("llm", "asr", "tts", "image", "embedding", "vad")
+CAPABILITIES = ("streaming", "lora", "voices", "emotions", "languages", "gpu")
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    kind: str  # one of KINDS
+    name: str  # unique, e.g. "llama-cpp"
+    formats: tuple[str, ...]  # model formats it loads (the manifest's spec.format), e.g. ("gguf",)
+    capabilities: frozenset[str] = frozenset()  # from CAPABILITIES
+    languages: tuple[str, ...] = ()  # BCP 47 tags, empty when any
+    description: str = ""
+    needs_model: bool = True  # False for engines that work with no model file (espeak-ng)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"engine {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        unknown = set(self.capabilities) - set(CAPABILITIES)
+        if unknown:
+            raise ValueError(f"engine {self.name!r}: unknown capabilities {sorted(unknown)}")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model ready to load: where its files are, and what the catalog says about it."""
+
+    key: str  # "owner/name@version" or the resolved local path: what the cache is keyed by
+    path: Path  # the version folder, or the local file/folder given
+    id: str | None = None  # the catalog id when it came from the catalog
+    version: str | None = None
+    format: str | None = None  # spec.format, when known
+    role: str | None = None  # spec.role, when known
+    ram_mb: int | None = None  # the manifest's own figures, when it gives them
+    vram_mb: int | None = None
+    spec: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.id}@{self.version}" if self.id else str(self.path)
+
+    @property
+    def size_bytes(self) -> int:
+        if self.path.is_file():
+            return self.path.stat().st_size
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    ram: int = 0  # bytes
+    vram: int = 0  # bytes
+
+
+class Engine:
+    """Subclass and set ``info``; implement ``load`` (and ``estimate`` when file size misleads)."""
+
+    info: EngineInfo
+
+    def estimate(self, model: ModelRef, device: str = "cpu") -> MemoryNeed:
+        """Bytes the model needs loaded: the manifest's ram_mb/vram_mb when given, else the size of
+        its files plus a fifth for buffers, in RAM on the CPU and in VRAM on a GPU."""
+        if device == "cpu" and model.ram_mb:
+            return MemoryNeed(ram=model.ram_mb * 2**20)
+        if device != "cpu" and model.vram_mb:
+            return MemoryNeed(vram=model.vram_mb * 2**20, ram=256 * 2**20)
+        size = int(model.size_bytes * 1.2)
+        return MemoryNeed(ram=size) if device == "cpu" else MemoryNeed(vram=size, ram=256 * 2**20)
+
+    def load(self, model: ModelRef, device: str = "cpu"):
+        raise NotImplementedError
+
+    def unload(self, loaded) -> None:
+        """Free what ``load`` returned (default: its ``close()``, when it has one)."""
+        close = getattr(loaded, "close", None)
+        if callable(close):
+            close()

@@ -1,0 +1,50 @@
+"""Turning what the user names (``--model``: a catalog id or a local path) into a ``ModelRef``.
+
+A catalog id must be installed: ``Registry.path`` raises ResourceNotAvailable
+(MODEL_NOT_AVAILABLE) at once, naming the id, and nothing is downloaded implicitly.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from zishu.errors import ResourceNotAvailable
+from zishu.resources.registry import Registry
+
+from .api import ModelRef
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*(@[0-9A-Za-z.+-]+)?$")
+
+
+def resolve_model(name: str, registry: Registry) -> ModelRef:
+    """``owner/name[@version]`` (installed) or a path to a model file or folder."""
+    local = Path(name).expanduser()
+    if local.exists():
+        return ModelRef(key=str(local.resolve()), path=local.resolve(), format=_format_of(local))
+    if not _ID.match(name.lower()):
+        raise ResourceNotAvailable(f"{name}: no such file or folder, and not a catalog id (owner/name)")
+    from zishu.resources.install import manifest_of
+
+    rid, _, version = name.lower().partition("@")
+    folder = registry.path(rid, version or None)  # ResourceNotAvailable when not installed
+    manifest = manifest_of(folder)
+    spec = manifest.spec.model_dump() if hasattr(manifest.spec, "model_dump") else dict(manifest.spec or {})
+    return ModelRef(key=f"{rid}@{folder.name}", path=folder, id=rid, version=folder.name,
+                    format=spec.get("format"), role=spec.get("role"), ram_mb=spec.get("ram_mb"),
+                    vram_mb=spec.get("vram_mb"), spec=spec)
+
+
+_SUFFIX_FORMATS = {".gguf": "gguf", ".onnx": "onnx", ".safetensors": "safetensors", ".ckpt": "ckpt"}
+
+
+def _format_of(path: Path) -> str | None:
+    """The format of a local model, from its file name or the marker files of known layouts."""
+    if path.is_file():
+        return _SUFFIX_FORMATS.get(path.suffix.lower())
+    if (path / "model_index.json").exists():
+        return "diffusers"
+    if (path / "config.yaml").exists() and (path / "model.pt").exists():
+        return "funasr"
+    found = {_SUFFIX_FORMATS.get(p.suffix.lower()) for p in path.iterdir() if p.is_file()} - {None}
+    return found.pop() if len(found) == 1 else None

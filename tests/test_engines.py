@@ -1,0 +1,139 @@
+"""The engine API: resolving models, choosing engines, and the memory-bounded cache of loaded models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from zishu.engines import Engine, EngineInfo, Engines, MemoryNeed, ModelCache, ModelRef, resolve_model
+from zishu.errors import EngineError, NotEnoughMemory, ResourceNotAvailable
+from zishu.resources.registry import Registry
+
+MB = 2**20
+
+
+class FileEngine(Engine):
+    """A real engine in miniature: loading reads the model's bytes into memory; unloading drops them."""
+
+    def __init__(self, name="file-llm", kind="llm", formats=("gguf",), fail=False):
+        self.info = EngineInfo(kind=kind, name=name, formats=formats)
+        self.fail = fail
+        self.unloaded: list[str] = []
+
+    def load(self, model, device="cpu"):
+        if self.fail:
+            raise RuntimeError("weights are corrupt")
+        return {"bytes": model.path.read_bytes(), "label": model.label}
+
+    def unload(self, loaded):
+        self.unloaded.append(loaded["label"])
+
+
+def model(tmp_path: Path, name: str, size: int, **kwargs) -> ModelRef:
+    path = tmp_path / f"{name}.gguf"
+    path.write_bytes(b"GGUF" + bytes(size - 4))
+    return ModelRef(key=str(path), path=path, format="gguf", **kwargs)
+
+
+def install_fake(home: Path, rid: str, spec: dict) -> None:
+    """Put a version folder in place the way the installer leaves it (files + manifest.json)."""
+    from conftest import make_manifest
+
+    from zishu.catalog import RESOURCE
+
+    data = make_manifest(rid, kind="model", spec=spec)
+    folder = home / "resources" / rid / "1.0.0"
+    folder.mkdir(parents=True)
+    (folder / "model.bin").write_bytes(b"x")
+    (folder / "manifest.json").write_bytes(RESOURCE.dump_json(RESOURCE.validate_python(data)))
+
+
+def test_an_id_that_is_not_installed_fails_at_once_with_the_id(tmp_path):
+    with pytest.raises(ResourceNotAvailable, match="qwen/tiny"):
+        resolve_model("qwen/tiny", Registry(tmp_path))
+    with pytest.raises(ResourceNotAvailable, match="no such file"):
+        resolve_model("./missing.gguf", Registry(tmp_path))
+
+
+def test_installed_ids_and_local_paths_resolve(tmp_path):
+    install_fake(tmp_path, "qwen/tiny", {"format": "gguf", "role": "llm", "ram_mb": 700})
+    ref = resolve_model("qwen/tiny", Registry(tmp_path))
+    assert (ref.id, ref.version, ref.format, ref.role, ref.ram_mb) == ("qwen/tiny", "1.0.0", "gguf", "llm", 700)
+    assert FileEngine().estimate(ref) == MemoryNeed(ram=700 * MB)
+    local = model(tmp_path, "local", 1000)
+    assert resolve_model(str(local.path), Registry(tmp_path)).format == "gguf"
+    folder = tmp_path / "pipe"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({}))
+    assert resolve_model(str(folder), Registry(tmp_path)).format == "diffusers"
+
+
+def test_models_load_once_and_the_least_recently_used_make_room(tmp_path):
+    engine = FileEngine()
+    cache = ModelCache(ram_budget=3 * MB, vram_budget=0, free_ram=lambda: 64 * MB)
+    a, b, c = (model(tmp_path, n, MB) for n in "abc")  # each needs 1.2 MB loaded
+    first = cache.get(engine, a)
+    assert cache.get(engine, a) is first  # cached
+    cache.get(engine, b)
+    cache.get(engine, a)  # a is now the most recently used
+    cache.get(engine, c)  # 3.6 MB > 3 MB: b goes
+    assert engine.unloaded == [str(b.path)]
+    assert [m["model"] for m in cache.loaded()] == [str(a.path), str(c.path)]
+    assert cache.unload("file-llm", a.key) == [str(a.path)]
+    assert cache.used == MemoryNeed(ram=int(MB * 1.2))
+
+
+def test_a_model_bigger_than_the_budget_is_refused_with_the_numbers(tmp_path):
+    cache = ModelCache(ram_budget=2 * MB, vram_budget=0, free_ram=lambda: 64 * MB)
+    big = model(tmp_path, "big", 4 * MB)
+    with pytest.raises(NotEnoughMemory, match=r"needs 5 MB of RAM with file-llm; the budget is 2 MB"):
+        cache.get(FileEngine(), big)
+    assert cache.loaded() == []
+    gpu = ModelCache(ram_budget=2**30, vram_budget=2**30, free_ram=lambda: 2**31)
+    with pytest.raises(NotEnoughMemory, match=r"needs 3.0 GB of VRAM on cuda with file-llm; the budget is 1.0 GB"):
+        gpu.get(FileEngine(), ModelRef(key="k", path=big.path, vram_mb=3072), device="cuda")
+
+
+def test_a_model_that_does_not_fit_the_free_memory_is_refused_before_loading(tmp_path):
+    engine = FileEngine()
+    cache = ModelCache(ram_budget=64 * MB, vram_budget=0, free_ram=lambda: MB)
+    with pytest.raises(NotEnoughMemory, match=r"1 MB is free on this machine"):
+        cache.get(engine, model(tmp_path, "m", 2 * MB))
+    assert cache.loaded() == []
+
+
+def test_an_engine_that_raises_on_load_is_reported_by_name(tmp_path):
+    cache = ModelCache(ram_budget=64 * MB, vram_budget=0, free_ram=lambda: 64 * MB)
+    with pytest.raises(EngineError, match="the broken engine failed to load .*RuntimeError: weights are corrupt"):
+        cache.get(FileEngine(name="broken", fail=True), model(tmp_path, "m", MB))
+    assert cache.loaded() == []
+    assert cache.get(FileEngine(), model(tmp_path, "m", MB))["bytes"].startswith(b"GGUF")  # the host carries on
+
+
+def test_choosing_an_engine_by_name_kind_and_format(tmp_path):
+    engines = Engines()
+    engines.register(FileEngine())
+    engines.register(FileEngine(name="onnx-tts", kind="tts", formats=("onnx",)))
+    engines.register(FileEngine(name="file-llm", formats=("other",)))  # the first of a name wins
+    gguf = model(tmp_path, "m", 100)
+    assert engines.choose("llm", gguf).info.name == "file-llm"
+    assert engines.choose("tts", name="onnx-tts").info.name == "onnx-tts"
+    with pytest.raises(EngineError, match=r"no tts engine loads .* \(format gguf\); installed tts engines load: onnx"):
+        engines.choose("tts", gguf)
+    with pytest.raises(EngineError, match="onnx-tts is a tts engine, not llm"):
+        engines.choose("llm", name="onnx-tts")
+    with pytest.raises(EngineError, match="no engine named 'nope'"):
+        engines.choose("llm", name="nope")
+    with pytest.raises(EngineError, match="needs a model"):
+        engines.choose("llm")
+    with pytest.raises(TypeError, match="not an engine"):
+        engines.register(object())
+
+
+def test_engine_info_is_checked():
+    with pytest.raises(ValueError, match="kind 'video'"):
+        EngineInfo(kind="video", name="x", formats=())
+    with pytest.raises(ValueError, match="unknown capabilities"):
+        EngineInfo(kind="llm", name="x", formats=(), capabilities=frozenset({"telepathy"}))
