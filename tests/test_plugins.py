@@ -85,3 +85,15 @@ def test_a_plugin_engine_shows_in_zishu_engines(plugin_env):
     (echo,) = [e for e in listed["engines"] if e["name"] == "echo"]
     assert echo["kind"] == "llm" and echo["formats"] == ["gguf"] and echo["capabilities"] == ["streaming"]
     assert "broken on purpose" in listed["failed_plugins"]["broken"]
+
+
+def test_the_engines_panel_lists_plugin_engines_and_memory(plugin_env):
+    env, _, _ = plugin_env
+    with AppProcess(env) as app:
+        state = app.api("GET", "/api/engines").json()
+        assert [e["name"] for e in state["engines"]] == ["echo"]
+        assert state["loaded"] == [] and state["ram_used"] == 0 and state["ram_budget"] > 0
+        assert app.api("POST", "/api/engines/unload", json={}).json()["unloaded"] == []
+        assert app.api("POST", "/api/engines/unload", json={"engine": 3}).status_code == 400
+        page = app.api("GET", "/engines").text
+        assert 'data-name="echo"' in page and "No model is loaded" in page and 'href="/engines"' in page

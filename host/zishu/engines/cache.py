@@ -36,6 +36,7 @@ class Loaded:
 
     def as_dict(self) -> dict:
         return {"engine": self.engine.info.name, "kind": self.engine.info.kind, "model": self.model.label,
+                "key": self.model.key,
                 "device": self.device, "ram_bytes": self.need.ram, "vram_bytes": self.need.vram,
                 "loaded_at": self.loaded_at, "used_at": self.used_at}
 

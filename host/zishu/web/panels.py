@@ -8,8 +8,10 @@ from zishu.hookspecs import hookimpl
 @hookimpl(trylast=True)
 def register_routes(register) -> None:
     from .api import api
+    from .engines import engines
     from .pages import pages
 
     register(api)
+    register(engines)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
-                         ("Plugins", "/plugins"), ("Settings", "/settings")])
+                         ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])
