@@ -8,6 +8,7 @@ machine has free right now; a model that cannot fit is refused with the numbers
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -18,6 +19,8 @@ import psutil
 from zishu.errors import EngineError, NotEnoughMemory
 
 from .api import Engine, MemoryNeed, ModelRef
+
+log = logging.getLogger(__name__)
 
 
 def gb(n: int) -> str:
@@ -115,9 +118,7 @@ class ModelCache:
         try:
             entry.engine.unload(entry.handle)
         except Exception:  # noqa: BLE001 - unloading must go on; the reference is dropped anyway
-            import logging
-
-            logging.getLogger(__name__).warning("%s failed to unload %s", key[0], entry.model.label, exc_info=True)
+            log.warning("%s failed to unload %s", key[0], entry.model.label, exc_info=True)
         return entry.model.label
 
 

@@ -46,7 +46,7 @@ def engines_command(as_json):
 
     runtime = Runtime()
     listed = describe(runtime)
-    failed = {name: error for name, error in plugins.errors.items()}
+    failed = dict(plugins.errors)
     if as_json:
         click.echo(json.dumps({"engines": listed, "failed_plugins": failed}, indent=1, ensure_ascii=False))
         return

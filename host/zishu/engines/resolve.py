@@ -29,7 +29,7 @@ def resolve_model(name: str, registry: Registry) -> ModelRef:
     rid, _, version = name.lower().partition("@")
     folder = registry.path(rid, version or None)  # ResourceNotAvailable when not installed
     manifest = manifest_of(folder)
-    spec = manifest.spec.model_dump() if hasattr(manifest.spec, "model_dump") else dict(manifest.spec or {})
+    spec = manifest.spec.model_dump()
     return ModelRef(key=f"{rid}@{folder.name}", path=folder, id=rid, version=folder.name,
                     format=spec.get("format"), role=spec.get("role"), ram_mb=spec.get("ram_mb"),
                     vram_mb=spec.get("vram_mb"), spec=spec)

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.1  # seconds between progress writes of one job
 CANCEL_CHECK_EVERY = 0.25  # seconds between looks at the table for a cancel from another process
 _WAKE = threading.Event()  # set when a job is enqueued in this process
+# Polling of an idle queue: an in-app enqueue wakes the consumer at once; other processes' within 0.5 s.
+POLLING = {"initial_delay": 0.05, "backoff": 1.5, "max_delay": 0.5}
 
 
 def worker_id(pid: int | None = None) -> str:
@@ -254,8 +256,7 @@ class JobQueue:
     def start_consumer(self, workers: int = 2) -> None:
         """Run jobs in this process, in ``workers`` threads."""
         self._consumer = _InAppConsumer(self.huey, workers=workers, worker_type="thread", periodic=False,
-                                        initial_delay=0.05, backoff=1.5, max_delay=0.5,
-                                        check_worker_health=False)
+                                        check_worker_health=False, **POLLING)
         self._consumer.start()
 
     def stop_consumer(self, timeout: float = 5.0) -> None:
@@ -274,8 +275,7 @@ class JobQueue:
 
     def run_worker(self, workers: int = 2) -> None:
         """``zishu worker``: run jobs in this process until interrupted (Ctrl+C finishes gracefully)."""
-        Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, initial_delay=0.05,
-                 backoff=1.5, max_delay=0.5).run()
+        Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, **POLLING).run()
 
     def _enqueue(self, job_id: int, priority: int, task_id: str | None = None) -> None:
         task_id = task_id or uuid.uuid4().hex

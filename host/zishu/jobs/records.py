@@ -111,8 +111,5 @@ def create(kind: str, title: str, params: dict, priority: int = 0) -> Job:
     return job
 
 
-def recent(limit: int = 200, since: float | None = None) -> list[Job]:
-    query = Job.select().order_by(Job.id.desc()).limit(limit)
-    if since is not None:
-        query = query.where(Job.updated_at > since)
-    return list(query)
+def recent(limit: int = 200) -> list[Job]:
+    return list(Job.select().order_by(Job.id.desc()).limit(limit))

@@ -45,16 +45,6 @@ def _registry() -> Registry:
     return Registry(home)
 
 
-def _installer(registry: Registry, progress=None):
-    from zishu.resources.downloader import Downloader
-    from zishu.resources.install import Installer
-    from zishu.resources.locks import reconcile
-
-    reconcile(registry.home / "partials")  # leftovers of interrupted downloads that nothing can resume
-    downloader = Downloader(registry.home / "partials", progress=progress)
-    return Installer(registry, downloader, model_dirs=config.model_dirs())
-
-
 def _size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
@@ -154,7 +144,9 @@ def install_command(requests, no_deps, source, quiet, as_json):
                 progress.advance(total, done - before)
                 tasks[name] = (task, done)
 
-        installer = _installer(registry, on_progress)
+        from zishu.resources.install import installer_for
+
+        installer = installer_for(registry, progress=on_progress)
         if source is not None:
             step = plan.steps[0]
             results = [installer.install_version(step.resource, step.version, source=source)]

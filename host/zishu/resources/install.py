@@ -198,3 +198,16 @@ def _discard(folder: Path) -> None:
 def manifest_of(folder: Path) -> Resource:
     return RESOURCE.validate_json((folder / MANIFEST).read_bytes())
 
+
+
+def installer_for(registry: Registry, *, progress=None, cancelled=None) -> Installer:
+    """The installer the CLI and the install job use: downloads into ZISHU_HOME/partials (after
+    clearing leftovers nothing can resume), reusing files from ZISHU_MODEL_DIRS."""
+    from zishu import config
+
+    from .downloader import Downloader
+    from .locks import reconcile
+
+    reconcile(registry.home / "partials")
+    downloader = Downloader(registry.home / "partials", progress=progress, cancelled=cancelled)
+    return Installer(registry, downloader, model_dirs=config.model_dirs())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 
-from zishu import config
 from zishu.hookspecs import hookimpl
 from zishu.jobs import JobContext
 
@@ -18,9 +17,7 @@ from .registry import Registry
 
 
 def install(ctx: JobContext, request: str, with_deps: bool = True) -> list[dict]:
-    from zishu.resources.downloader import Downloader
-    from zishu.resources.install import Installer
-    from zishu.resources.locks import reconcile
+    from zishu.resources.install import installer_for
     from zishu.runtime import catalog_client
 
     registry = Registry(ctx.home)
@@ -40,9 +37,7 @@ def install(ctx: JobContext, request: str, with_deps: bool = True) -> list[dict]
         ctx.check()
         ctx.progress(sum(files.values()), total, f"installing {step.id}@{step.version.version}")
 
-    reconcile(registry.home / "partials")
-    downloader = Downloader(registry.home / "partials", progress=on_progress, cancelled=ctx.cancelled)
-    installer = Installer(registry, downloader, model_dirs=config.model_dirs())
+    installer = installer_for(registry, progress=on_progress, cancelled=ctx.cancelled)
     ctx.progress(0, total, f"{len(plan.to_install)} to install")
     results = installer.install(plan, on_step=on_step)
     ctx.progress(total, total, "installed")
