@@ -330,5 +330,6 @@ def install_test_plugins(site: Path) -> str:
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zishu-test-plugins\nVersion: 1.0.0\n")
     (info / "entry_points.txt").write_text(
-        "[zishu]\nbroken = zishu_test_broken\nangry = zishu_test_angry\npanel = zishu_test_panel\n")
+        "[zishu]\nbroken = zishu_test_broken\nangry = zishu_test_angry\npanel = zishu_test_panel\n"
+        "grumpy = zishu_test_grumpy\n")
     return os.pathsep.join([str(site), str(PLUGINS), os.environ.get("PYTHONPATH", "")])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from zishu.engines import Engine, EngineInfo, Engines, MemoryNeed, ModelCache, ModelRef, resolve_model
+from zishu.engines import Engine, EngineInfo, Engines, MemoryNeed, ModelCache, ModelRef, resolve_model, use
 from zishu.errors import EngineError, NotEnoughMemory, ResourceNotAvailable
 from zishu.resources.registry import Registry
 
@@ -137,3 +137,75 @@ def test_engine_info_is_checked():
         EngineInfo(kind="video", name="x", formats=())
     with pytest.raises(ValueError, match="unknown capabilities"):
         EngineInfo(kind="llm", name="x", formats=(), capabilities=frozenset({"telepathy"}))
+
+
+class Host:
+    """What ``use`` needs of a Runtime: the registry, the engines and the model cache."""
+
+    def __init__(self, home: Path, *engines):
+        self.registry = Registry(home)
+        self.engines = Engines()
+        for engine in engines:
+            self.engines.register(engine)
+        self.models = ModelCache(ram_budget=64 * MB, vram_budget=0, free_ram=lambda: 64 * MB)
+
+
+class LoraEngine(FileEngine):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.info = EngineInfo(kind="llm", name=self.info.name, formats=("gguf",), capabilities=frozenset({"lora"}))
+
+    def load(self, model, device="cpu"):
+        return {"label": model.label, "adapters": [(a.path.name, w) for a, w in model.adapters]}
+
+
+class MissingLibraryEngine(FileEngine):
+    def unavailable(self):
+        return "needs llama-cpp-python: pip install 'zishu[llm]'"
+
+
+def test_use_resolves_chooses_and_loads_through_the_cache(tmp_path):
+    gguf = model(tmp_path, "base", 100).path
+    host = Host(tmp_path, LoraEngine())
+    ready = use(host, "llm", str(gguf))
+    assert (ready.engine.info.name, ready.device, ready.model.path) == ("file-llm", "cpu", gguf)
+    assert use(host, "llm", str(gguf)).handle is ready.handle  # loaded once
+
+
+def test_loras_make_their_own_cache_entry_with_their_weights(tmp_path):
+    gguf, lora = model(tmp_path, "base", 100).path, model(tmp_path, "style", 50).path
+    host = Host(tmp_path, LoraEngine())
+    plain = use(host, "llm", str(gguf))
+    styled = use(host, "llm", str(gguf), adapters=[(str(lora), 0.5)])
+    assert styled.handle["adapters"] == [("style.gguf", 0.5)] and plain.handle["adapters"] == []
+    assert styled.model.label.endswith("style.gguf×0.5") and styled.model.size_bytes == 150
+    assert len(host.models.loaded()) == 2
+    with pytest.raises(EngineError, match="a LoRA needs a base model"):
+        use(host, "llm", None, adapters=[(str(lora), 1.0)])
+    with pytest.raises(EngineError, match="the file-llm engine does not apply LoRAs"):
+        use(Host(tmp_path, FileEngine()), "llm", str(gguf), adapters=[(str(lora), 1.0)])
+
+
+def test_use_refuses_the_wrong_kind_and_engines_that_cannot_run(tmp_path):
+    install_fake(tmp_path, "acme/voice-model", {"format": "gguf", "role": "tts"})
+    host = Host(tmp_path, FileEngine())
+    with pytest.raises(EngineError, match="acme/voice-model@1.0.0 is a tts model, not llm"):
+        use(host, "llm", "acme/voice-model")
+    with pytest.raises(ResourceNotAvailable, match="acme/missing"):
+        use(host, "llm", "acme/missing")
+    gguf = model(tmp_path, "base", 100).path
+    with pytest.raises(EngineError, match=r"the file-llm engine cannot run here: needs llama-cpp-python"):
+        use(Host(tmp_path, MissingLibraryEngine()), "llm", str(gguf))
+
+
+def test_a_model_file_is_found_in_its_version_folder(tmp_path):
+    folder = tmp_path / "v"
+    folder.mkdir()
+    (folder / "model.Q4.gguf").write_bytes(b"GGUF")
+    ref = ModelRef(key="k", path=folder)
+    assert ref.file(".gguf") == folder / "model.Q4.gguf"
+    (folder / "other.gguf").write_bytes(b"GGUF")
+    with pytest.raises(EngineError, match=r"expected one \.gguf file in .*, found 2: model.Q4.gguf, other.gguf"):
+        ref.file(".gguf")
+    with pytest.raises(EngineError, match=r"expected one \.onnx file .* found no"):
+        ref.file(".onnx")

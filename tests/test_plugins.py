@@ -91,9 +91,25 @@ def test_the_engines_panel_lists_plugin_engines_and_memory(plugin_env):
     env, _, _ = plugin_env
     with AppProcess(env) as app:
         state = app.api("GET", "/api/engines").json()
-        assert [e["name"] for e in state["engines"]] == ["echo"]
+        names = [e["name"] for e in state["engines"]]
+        assert {"echo", "grumpy"} <= set(names) and names.count("echo") == 1
         assert state["loaded"] == [] and state["ram_used"] == 0 and state["ram_budget"] > 0
         assert app.api("POST", "/api/engines/unload", json={}).json()["unloaded"] == []
         assert app.api("POST", "/api/engines/unload", json={"engine": 3}).status_code == 400
         page = app.api("GET", "/engines").text
         assert 'data-name="echo"' in page and "No model is loaded" in page and 'href="/engines"' in page
+
+
+def test_a_plugin_engine_that_raises_on_load_is_reported_and_the_host_keeps_working(plugin_env, tmp_path):
+    env, _, _ = plugin_env
+    model = tmp_path / "tiny.gguf"
+    model.write_bytes(b"GGUF" + bytes(60))
+    failed = zishu(env, "run", "llm", "--engine", "grumpy", "--model", str(model), "hello")
+    assert failed.returncode == 11, failed.stderr
+    assert "the grumpy engine failed to load" in failed.stderr and "RuntimeError: grumpy refuses to load tiny.gguf" in failed.stderr
+    # the other engines, the engine list and the app go on working
+    listed = json.loads(zishu(env, "engines", "--json").stdout)
+    assert {"grumpy", "echo"} <= {e["name"] for e in listed["engines"]}
+    with AppProcess(env) as app:
+        assert "grumpy" in {e["name"] for e in app.api("GET", "/api/engines").json()["engines"]}
+        assert app.api("GET", "/api/catalog/search", params={"q": "hero"}).json()["total"] == 1

@@ -10,8 +10,10 @@ what ``load`` returns; each kind's plugin documents them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from zishu.errors import EngineError
 
 KINDS = ("llm", "asr", "tts", "image", "embedding", "vad")
 CAPABILITIES = ("streaming", "lora", "voices", "emotions", "languages", "gpu")
@@ -48,16 +50,36 @@ class ModelRef:
     ram_mb: int | None = None  # the manifest's own figures, when it gives them
     vram_mb: int | None = None
     spec: dict = field(default_factory=dict, compare=False)
+    engine: str | None = None  # the engine the catalog names (a voice's spec.engine)
+    adapters: tuple[tuple["ModelRef", float], ...] = ()  # LoRAs applied at load, with their weights
 
     @property
     def label(self) -> str:
-        return f"{self.id}@{self.version}" if self.id else str(self.path)
+        base = f"{self.id}@{self.version}" if self.id else str(self.path)
+        return base + "".join(f" + {a.label}×{w:g}" for a, w in self.adapters)
+
+    def with_adapters(self, adapters: list[tuple["ModelRef", float]]) -> "ModelRef":
+        """This model with LoRAs applied: a different cache entry than the model alone."""
+        adapters = tuple(adapters)
+        key = self.key.split("+", 1)[0] + "".join(f"+{a.key}*{w:g}" for a, w in adapters)
+        return replace(self, key=key, adapters=adapters)
+
+    def file(self, *suffixes: str) -> Path:
+        """The model's one file ending in one of ``suffixes`` (the path itself when it is a file)."""
+        if self.path.is_file():
+            return self.path
+        found = sorted(p for p in self.path.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes))
+        if len(found) != 1:
+            what = "no" if not found else f"{len(found)}"
+            raise EngineError(f"{self.label}: expected one {'/'.join(suffixes)} file in {self.path}, found {what}"
+                              + (f": {', '.join(p.name for p in found)}" if found else ""))
+        return found[0]
 
     @property
     def size_bytes(self) -> int:
-        if self.path.is_file():
-            return self.path.stat().st_size
-        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        own = (self.path.stat().st_size if self.path.is_file()
+               else sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file()))
+        return own + sum(adapter.size_bytes for adapter, _ in self.adapters)
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,11 @@ class Engine:
     """Subclass and set ``info``; implement ``load`` (and ``estimate`` when file size misleads)."""
 
     info: EngineInfo
+
+    def unavailable(self) -> str | None:
+        """Why this engine cannot run here (say, its library is not installed), or None when it can.
+        Plugins import their heavy libraries lazily, so the host starts fast and lists every engine."""
+        return None
 
     def estimate(self, model: ModelRef, device: str = "cpu") -> MemoryNeed:
         """Bytes the model needs loaded: the manifest's ram_mb/vram_mb when given, else the size of

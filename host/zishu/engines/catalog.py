@@ -31,7 +31,9 @@ class Engines:
         return [e for e in self.engines.values() if e.info.kind == kind]
 
     def choose(self, kind: str, model: ModelRef | None = None, name: str | None = None) -> Engine:
-        """The engine called ``name``, or the first of ``kind`` that loads ``model``'s format."""
+        """The engine called ``name`` (or named by the model, as a voice names its engine), else the
+        first of ``kind`` that loads ``model``'s format."""
+        name = name or (model.engine if model is not None else None)
         if name is not None:
             engine = self.engines.get(name)
             if engine is None:

@@ -33,8 +33,20 @@ def describe(runtime) -> list[dict]:
         listed.append({"name": info.name, "kind": info.kind, "formats": list(info.formats),
                        "capabilities": sorted(info.capabilities), "languages": list(info.languages),
                        "description": info.description, "needs_model": info.needs_model,
+                       "unavailable": _unavailable(engine),
                        "models": installed_models(runtime, engine)})
     return sorted(listed, key=lambda e: (e["kind"], e["name"]))
+
+
+def _unavailable(engine) -> str | None:
+    """Why the engine cannot run here; a plugin that raises while answering is reported, not fatal."""
+    check = getattr(engine, "unavailable", None)
+    if not callable(check):
+        return None
+    try:
+        return check()
+    except Exception as e:  # noqa: BLE001 - a third party's check failing must not hide the others
+        return f"its availability check failed: {type(e).__name__}: {e}"
 
 
 @click.command("engines")
@@ -59,6 +71,8 @@ def engines_command(as_json):
             table.add_column(col, overflow="fold")
         for e in listed:
             models = ", ".join(e["models"]) or ("no model needed" if not e["needs_model"] else "[dim]none installed[/]")
+            if e["unavailable"]:
+                models = f"[yellow]cannot run here: {e['unavailable']}[/]"
             table.add_row(e["kind"], e["name"], ", ".join(e["formats"]) or "-", ", ".join(e["capabilities"]) or "-", models)
         out.print(table)
     for name, error in failed.items():

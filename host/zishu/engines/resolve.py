@@ -31,11 +31,14 @@ def resolve_model(name: str, registry: Registry) -> ModelRef:
     manifest = manifest_of(folder)
     spec = manifest.spec.model_dump()
     return ModelRef(key=f"{rid}@{folder.name}", path=folder, id=rid, version=folder.name,
-                    format=spec.get("format"), role=spec.get("role"), ram_mb=spec.get("ram_mb"),
-                    vram_mb=spec.get("vram_mb"), spec=spec)
+                    format=spec.get("format") or _format_of(folder),
+                    role=spec.get("role") or spec.get("target"),  # a model's role, a LoRA's target
+                    ram_mb=spec.get("ram_mb"), vram_mb=spec.get("vram_mb"), spec=spec,
+                    engine=spec.get("engine") if manifest.kind == "voice" else None)
 
 
 _SUFFIX_FORMATS = {".gguf": "gguf", ".onnx": "onnx", ".safetensors": "safetensors", ".ckpt": "ckpt"}
+_IGNORED = {"manifest.json"}
 
 
 def _format_of(path: Path) -> str | None:
@@ -46,5 +49,6 @@ def _format_of(path: Path) -> str | None:
         return "diffusers"
     if (path / "config.yaml").exists() and (path / "model.pt").exists():
         return "funasr"
-    found = {_SUFFIX_FORMATS.get(p.suffix.lower()) for p in path.iterdir() if p.is_file()} - {None}
+    found = {_SUFFIX_FORMATS.get(p.suffix.lower()) for p in path.iterdir() if p.is_file() and p.name not in _IGNORED}
+    found -= {None}
     return found.pop() if len(found) == 1 else None

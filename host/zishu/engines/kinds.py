@@ -1,0 +1,106 @@
+"""What a loaded model of each kind offers: the calls the companion, the studio and ``zishu run``
+make on whatever an engine's ``load`` returned.
+
+Engines return objects with these methods (duck-typed; the Protocols below are the contract):
+
+    llm        chat(messages, options) -> Iterator[str]          text pieces, as they are generated
+    embedding  embed(texts) -> list[list[float]]                 one vector per text
+    asr        transcribe(pcm, language) -> Transcript           a whole utterance
+               stream(chunks, language) -> Iterator[Transcript]  live partials (engines with "streaming")
+    tts        speak(text, voice, emotion, speed) -> Iterator[AudioChunk]
+               voices() -> list[str]
+    image      draw(request, progress, cancelled) -> list[PIL.Image.Image]
+    vad        speech(pcm) -> list[tuple[float, float]]           speech segments, in seconds
+
+Audio crosses this boundary as 16-bit little-endian mono PCM ``bytes`` (what a WebSocket carries
+and a WAV file holds), with its sample rate; ASR input is 16 kHz.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+ASR_SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """Sampling settings for one reply; ``stop`` ends the reply before any of these strings."""
+
+    max_tokens: int = 512
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+class ChatModel(Protocol):
+    def chat(self, messages: list[dict], options: ChatOptions | None = None) -> Iterator[str]:
+        """``messages`` as [{"role": "system"|"user"|"assistant", "content": str}], rendered with
+        the model's own chat template; yields the reply's text as it is generated."""
+
+
+class EmbeddingModel(Protocol):
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str | None = None  # as the model tags it, e.g. "zh", "en"
+    emotion: str | None = None  # SenseVoice's tag, e.g. "HAPPY", "NEUTRAL"
+    event: str | None = None  # SenseVoice's audio event, e.g. "Speech", "Laughter"
+    final: bool = True  # False for a streaming partial that may still change
+
+
+class SpeechRecognizer(Protocol):
+    def transcribe(self, pcm: bytes, language: str = "auto") -> Transcript: ...
+
+    def stream(self, chunks: Iterable[bytes], language: str = "auto") -> Iterator[Transcript]: ...
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    pcm: bytes  # int16 little-endian mono
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+class SpeechSynthesizer(Protocol):
+    def speak(self, text: str, voice: str | None = None, emotion: str | None = None,
+              speed: float = 1.0) -> Iterator[AudioChunk]:
+        """Yields audio as it is synthesised, so playback can start before the end."""
+
+    def voices(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompt: str
+    negative_prompt: str = ""
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    guidance: float = 7.0
+    seed: int | None = None
+    batch: int = 1
+    extra: dict = field(default_factory=dict, compare=False)  # engine-specific settings
+
+
+class ImageGenerator(Protocol):
+    def draw(self, request: ImageRequest, progress: Callable[[int, int], None] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> list:
+        """Images for ``request``; ``progress(step, steps)`` after each step; raises JobCancelled
+        between steps once ``cancelled()`` is true."""
+
+
+class VoiceActivity(Protocol):
+    def speech(self, pcm: bytes) -> list[tuple[float, float]]: ...

@@ -1,0 +1,60 @@
+"""One call from "this kind, this model (id or path), maybe this engine" to a loaded model ready to
+use: resolve the model and its LoRAs, choose the engine, pick the device, load through the cache.
+
+``zishu run``, the companion and the studio all come through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zishu.errors import EngineError
+
+from .api import Engine, ModelRef
+from .resolve import resolve_model
+
+
+@dataclass
+class Ready:
+    """A loaded model: the engine that loaded it, what was loaded, on which device, and the handle
+    whose kind-specific methods (see ``kinds``) do the work."""
+
+    engine: Engine
+    model: ModelRef | None
+    device: str
+    handle: object
+
+
+def pick_device(engine: Engine, wanted: str | None = None) -> str:
+    """``wanted`` when given; else "cuda" for an engine that can use a GPU when one is present."""
+    if wanted:
+        return wanted
+    if "gpu" in engine.info.capabilities:
+        from zishu.system import gpus
+
+        if gpus():
+            return "cuda"
+    return "cpu"
+
+
+def use(runtime, kind: str, model: str | None = None, *, engine: str | None = None,
+        adapters: list[tuple[str, float]] = (), device: str | None = None) -> Ready:
+    """Load (or find loaded) ``model`` for ``kind``; ``adapters`` are (LoRA id or path, weight)."""
+    ref = resolve_model(model, runtime.registry) if model else None
+    if adapters:
+        if ref is None:
+            raise EngineError("a LoRA needs a base model: pass --model too")
+        loras = [(resolve_model(name, runtime.registry), weight) for name, weight in adapters]
+        ref = ref.with_adapters(loras)
+    chosen = runtime.engines.choose(kind, ref, engine)
+    missing = chosen.unavailable() if callable(getattr(chosen, "unavailable", None)) else None
+    if missing:
+        raise EngineError(f"the {chosen.info.name} engine cannot run here: {missing}")
+    if ref is not None and ref.role and ref.role != kind and ref.engine is None:
+        raise EngineError(f"{ref.label} is a {ref.role} model, not {kind}")
+    if adapters and "lora" not in chosen.info.capabilities:
+        raise EngineError(f"the {chosen.info.name} engine does not apply LoRAs")
+    where = pick_device(chosen, device)
+    if ref is None:
+        return Ready(chosen, None, where, chosen.load(None, where))
+    return Ready(chosen, ref, where, runtime.models.get(chosen, ref, where))
