@@ -4,12 +4,17 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# torch's CPU build (a newer or unpinned torch pulls several GB of CUDA packages); pip's cache lives in
+# the project so llama-cpp-python, which compiles llama.cpp for minutes, is built once per checkout
+TORCH  ?= torch==2.13.0
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 
 .PHONY: setup test run site bench clean
 
 $(STAMP): pyproject.toml package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q '$(TORCH)'
 	$(PY) -m pip install -q -e '.[dev]'
 	npm install --no-audit --no-fund --silent
 	touch $(STAMP)
@@ -30,7 +35,7 @@ site: setup
 
 bench: setup
 	$(PY) bench/catalog_scale.py
-	$(PY) bench/queue.py
+	$(PY) bench/job_queue.py
 
 clean:
 	rm -rf $(VENV) node_modules .cache

@@ -3,6 +3,7 @@
 #   chromium                      Playwright drives it headless (UI and catalog site tests)
 #   redis-server                  the multi-machine queue test (ZISHU_QUEUE=redis://...)
 #   xvfb xauth + Qt's X11 libs    the pywebview window test (Qt WebEngine on a virtual screen)
+#   espeak-ng                     the offline default voice, and the phonemes of Piper voices
 set -euo pipefail
 QT_LIBS=(libgl1 libegl1 libxkbcommon-x11-0 libxcb-cursor0 libnss3 libxcomposite1 libxdamage1 libxrandr2
          libxtst6 libasound2 libxkbfile1 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0
@@ -12,6 +13,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 command -v xauth >/dev/null 2>&1 || missing+=(xauth)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 for pkg in "${QT_LIBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done

@@ -24,3 +24,14 @@ def test_every_manifest_points_editors_at_the_schema():
 def test_schema_describes_every_kind():
     schema = json.loads(schema_text())
     assert set(schema["discriminator"]["mapping"]) == {"character", "live2d", "lora", "model", "voice", "plugin"}
+
+
+def test_resource_names_may_carry_dots_as_model_names_do_but_owners_may_not():
+    import re
+
+    from zishu.catalog.manifest import ID_PATTERN
+
+    for good in ("qwen/qwen2.5-0.5b-instruct-gguf", "alice/hero", "a/b"):
+        assert re.match(ID_PATTERN, good), good
+    for bad in ("qwen.ai/model", "qwen/.hidden", "qwen/model.", "qwen/..", "Qwen/model", "qwen/a/b"):
+        assert not re.match(ID_PATTERN, bad), bad

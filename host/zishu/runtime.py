@@ -47,7 +47,7 @@ class Runtime:
         self.jobs = JobQueue(self.home, url=queue_url)
         plugins.call_each("register_job_types", register=self.jobs.register)
         self.engines = Engines.from_plugins()
-        self.models = ModelCache()
+        self.models = ModelCache(config.memory_budget("ram"), config.memory_budget("vram"))
 
     def catalog(self):
         return catalog_client(self.home)

@@ -21,7 +21,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 KINDS = ("character", "live2d", "lora", "model", "voice", "plugin")
 
 _SLUG = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
-ID_PATTERN = rf"^{_SLUG}/{_SLUG}$"
+_NAME = r"[a-z0-9](?:[a-z0-9.-]{0,62}[a-z0-9])?"  # dots too, as in model names (qwen2.5-0.5b)
+ID_PATTERN = rf"^{_SLUG}/{_NAME}$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from zishu.catalog.manifest import ID_PATTERN
 from zishu.errors import ResourceNotAvailable
 from zishu.resources.registry import Registry
 
 from .api import ModelRef
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*(@[0-9A-Za-z.+-]+)?$")
+_ID = re.compile(ID_PATTERN.removesuffix("$") + r"(@[0-9A-Za-z.+-]+)?$")
 
 
 def resolve_model(name: str, registry: Registry) -> ModelRef:

@@ -1,6 +1,6 @@
 """Job queue figures for the in-app consumer (SqliteHuey in queue.db, job rows in zishu.db).
 
-    python bench/queue.py [--jobs 1000] [--latency-samples 300] [--workers 2]
+    python bench/job_queue.py [--jobs 1000] [--latency-samples 300] [--workers 2]
 
 Prints enqueue→start latency p50/p99 (from just before ``submit`` to the first line of the job's
 function: the job row insert, the enqueue, the consumer waking, the dequeue and the PENDING→RUNNING

@@ -1,0 +1,166 @@
+"""What both llama.cpp engines share: the checks made before llama.cpp sees a file, the context
+length, the device and thread settings, the memory estimate, opening the model with
+llama-cpp-python, and ``OneAtATime``, which lets one thread at a time use a loaded model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from zishu.engines import Engine, MemoryNeed, ModelRef
+from zishu.errors import EngineError
+
+from .gguf_header import GGUFHeader, read_header
+
+DEFAULT_CONTEXT = 4096  # the most context used unless the manifest asks for more (spec.context_length)
+CONTEXT_PADDING = 256  # llama.cpp rounds the KV cache up to a multiple of this many tokens
+MAX_BATCH = 512  # llama-cpp-python's default batch for prompts
+HOST_RAM_ON_GPU = 256 * 2**20  # what a model on the GPU still keeps in RAM besides its logits
+
+
+class LlamaEngine(Engine):
+    """The base of both engines: ``open`` loads a checked GGUF with the settings below."""
+
+    def unavailable(self) -> str | None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            return "needs llama-cpp-python: pip install 'zishu[llm]'"
+        return None
+
+    def header(self, model: ModelRef) -> tuple[Path, GGUFHeader]:
+        """The model's .gguf file and its header, checked to be a model (not an adapter)."""
+        file = model.file(".gguf")
+        header = read_header(file, self.info.name)
+        if header.type != "model":
+            raise EngineError(f"{self.info.name}: {file} is a GGUF {header.type!r} file, not a model"
+                              + (" (a LoRA goes in as an adapter of a base model)" if header.type == "adapter" else ""))
+        return file, header
+
+    def estimate(self, model: ModelRef, device: str = "cpu") -> MemoryNeed:
+        """Weights (the files' size) + the f16 KV cache for the context this engine will use + the
+        compute buffers llama.cpp reserves (logits and attention scores for one batch) + the logits
+        array llama-cpp-python keeps in RAM; the manifest's own figure when that is larger."""
+        _, header = self.header(model)
+        n_ctx = context_length(model, header)
+        batch = self.batch_size(n_ctx)
+        heads = header.arch_field("attention.head_count", 1)
+        heads = max(heads) if isinstance(heads, list) else heads
+        embd = int(header.arch_field("embedding_length", 0))
+        outputs = embd if self.info.kind == "embedding" else header.vocab_size
+        compute = batch * (outputs + n_ctx * heads + 4 * embd) * 4
+        kv_cells = -(-n_ctx // CONTEXT_PADDING) * CONTEXT_PADDING
+        on_device = model.size_bytes + header.kv_bytes_per_token() * kv_cells + compute
+        host_logits = 0 if self.info.kind == "embedding" else min(n_ctx, MAX_BATCH) * header.vocab_size * 4
+        if device == "cpu":
+            return MemoryNeed(ram=max(on_device + host_logits, (model.ram_mb or 0) * 2**20))
+        return MemoryNeed(vram=max(on_device, (model.vram_mb or 0) * 2**20), ram=HOST_RAM_ON_GPU + host_logits)
+
+    def batch_size(self, n_ctx: int) -> int:
+        return min(n_ctx, MAX_BATCH)
+
+    def open(self, model: ModelRef, file: Path, header: GGUFHeader, device: str, **settings):
+        """A ``llama_cpp.Llama`` for ``model`` (its checked ``file`` and ``header``) on ``device``;
+        ``settings`` add to the common ones."""
+        if model.adapters and "lora" not in self.info.capabilities:
+            raise EngineError(f"{self.info.name} does not apply LoRAs")
+        n_ctx = context_length(model, header)
+        batch = self.batch_size(n_ctx)
+        from llama_cpp import Llama
+
+        try:
+            return Llama(model_path=str(file), n_ctx=n_ctx, n_batch=batch, n_ubatch=batch, verbose=False,
+                         **device_settings(device, self.info.name), **thread_settings(), **settings)
+        except ValueError as e:
+            if "llama_context" in str(e):  # "Failed to create llama_context"
+                raise EngineError(f"{self.info.name}: llama.cpp loaded {file} but could not make room for a "
+                                  f"context of {n_ctx} tokens on {device}; set a smaller spec.context_length") from e
+            raise EngineError(f"{self.info.name}: llama.cpp could not load {file} (architecture "
+                              f"{header.arch!r}): the file is damaged, or made for a newer llama.cpp") from e
+
+
+def context_length(model: ModelRef, header: GGUFHeader) -> int:
+    """The manifest's spec.context_length when it gives one, else the model's trained context up to
+    DEFAULT_CONTEXT (the KV cache grows with it; most chats need far less than a model allows)."""
+    wanted = model.spec.get("context_length")
+    if wanted is not None:
+        if not isinstance(wanted, int) or isinstance(wanted, bool) or wanted < 16:
+            raise EngineError(f"{model.label}: spec.context_length must be a whole number of tokens "
+                              f"(16 or more), not {wanted!r}")
+        return wanted
+    return min(DEFAULT_CONTEXT, int(header.context_length or DEFAULT_CONTEXT))
+
+
+def device_settings(device: str, who: str) -> dict:
+    """All layers on the GPU for "cuda" (every GPU) or "cuda:N" (that one only); none on "cpu"."""
+    if device == "cpu":
+        return {"n_gpu_layers": 0}
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or not (index == "" or index.isdigit()):
+        raise EngineError(f"{who} runs on \"cpu\", \"cuda\" or \"cuda:N\", not {device!r}")
+    import llama_cpp
+
+    if not llama_cpp.llama_supports_gpu_offload():
+        raise EngineError(f"{who}: this llama-cpp-python was built without GPU support, so it cannot run on "
+                          f"{device}; reinstall it with CMAKE_ARGS=\"-DGGML_CUDA=on\" or use the cpu")
+    if index:
+        return {"n_gpu_layers": -1, "main_gpu": int(index), "split_mode": llama_cpp.LLAMA_SPLIT_MODE_NONE}
+    return {"n_gpu_layers": -1}
+
+
+def thread_settings() -> dict:
+    """Generation on the physical cores this process may use (extra hyper-threads slow it down);
+    prompt processing on every logical core it may use."""
+    import psutil
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    physical = psutil.cpu_count(logical=False) or usable
+    return {"n_threads": max(1, min(physical, usable)), "n_threads_batch": usable}
+
+
+class OneAtATime:
+    """A loaded ``Llama`` that one thread uses at a time (llama.cpp's context is not thread-safe).
+
+    ``use()`` waits while another thread uses it. A thread that asks again while its own earlier
+    stream is still open gets an EngineError instead of waiting for itself forever. ``close()``
+    frees the model at once when it is idle, else asks the stream using it to stop early and frees
+    it when that stream ends.
+    """
+
+    def __init__(self, llm, label: str) -> None:
+        self.label = label
+        self.closing = False
+        self._llm = llm
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    @contextmanager
+    def use(self):
+        me = threading.get_ident()
+        if self._owner == me:
+            raise EngineError(f"{self.label}: a reply from this model is still open in this thread; "
+                              f"read it to the end or close it before asking again")
+        with self._lock:
+            if self._llm is None or self.closing:
+                raise EngineError(f"{self.label} has been unloaded")
+            self._owner = me
+            try:
+                yield self._llm
+            finally:
+                self._owner = None
+                if self.closing:
+                    self._free()
+
+    def close(self) -> None:
+        self.closing = True
+        if self._owner == threading.get_ident():
+            return  # this thread's open stream frees the model when it ends
+        with self._lock:
+            self._free()
+
+    def _free(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
