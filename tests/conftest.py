@@ -338,3 +338,16 @@ def install_test_plugins(site: Path) -> str:
         "[zishu]\nbroken = zishu_test_broken\nangry = zishu_test_angry\npanel = zishu_test_panel\n"
         "grumpy = zishu_test_grumpy\n")
     return os.pathsep.join([str(site), str(PLUGINS), os.environ.get("PYTHONPATH", "")])
+
+
+@pytest.fixture
+def runtime(tmp_path, monkeypatch):
+    """A Runtime for ``tmp_path/home`` (in-app queue), its loaded models unloaded afterwards."""
+    from zishu.runtime import Runtime
+
+    monkeypatch.setenv("ZISHU_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ZISHU_QUEUE", raising=False)
+    rt = Runtime(tmp_path / "home")
+    yield rt
+    rt.models.unload()
+    rt.close()

@@ -51,17 +51,6 @@ def sd(files):
     handle.close()
 
 
-@pytest.fixture
-def runtime(tmp_path, monkeypatch):
-    from zishu.runtime import Runtime
-
-    monkeypatch.setenv("ZISHU_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ZISHU_QUEUE", raising=False)
-    rt = Runtime(tmp_path / "home")
-    yield rt
-    rt.models.unload()
-    rt.close()
-
 
 def test_the_libraries_are_there_and_the_engine_describes_itself():
     assert engine.unavailable() is None

@@ -52,16 +52,6 @@ def long_audio(speech) -> bytes:
     return (speech + SILENCE) * 9
 
 
-@pytest.fixture
-def runtime(tmp_path, monkeypatch):
-    from zishu.runtime import Runtime
-
-    monkeypatch.setenv("ZISHU_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ZISHU_QUEUE", raising=False)
-    rt = Runtime(tmp_path / "home")
-    yield rt
-    rt.close()
-
 
 def spy_on_pieces(handle, monkeypatch) -> list[int]:
     """The length (samples) of every piece of audio the handle's AutoModel is asked to recognise."""

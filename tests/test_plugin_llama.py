@@ -246,20 +246,12 @@ def test_embeddings_are_one_unit_vector_per_text(files):
         handle.close()
 
 
-def test_the_host_lists_the_engines_and_loads_through_them(files, tmp_path, monkeypatch):
-    from zishu.runtime import Runtime
-
-    monkeypatch.setenv("ZISHU_HOME", str(tmp_path / "home"))
-    runtime = Runtime(tmp_path / "home")
-    try:
-        assert {"llama-cpp", "llama-cpp-embed"} <= set(runtime.engines.engines)
-        ready = use(runtime, "llm", str(files["base"]))
-        assert ready.engine.info.name == "llama-cpp" and ready.device == "cpu"
-        assert reply(ready.handle)
-        tuned = use(runtime, "llm", str(files["base"]), adapters=[(str(files["lora"]), 1.0)])
-        assert tuned.handle is not ready.handle and reply(tuned.handle) != reply(ready.handle)
-        vectors = use(runtime, "embedding", str(files["base"])).handle.embed(["hello"])
-        assert len(vectors) == 1 and len(vectors[0]) == 64
-    finally:
-        runtime.models.unload()
-        runtime.close()
+def test_the_host_lists_the_engines_and_loads_through_them(files, runtime):
+    assert {"llama-cpp", "llama-cpp-embed"} <= set(runtime.engines.engines)
+    ready = use(runtime, "llm", str(files["base"]))
+    assert ready.engine.info.name == "llama-cpp" and ready.device == "cpu"
+    assert reply(ready.handle)
+    tuned = use(runtime, "llm", str(files["base"]), adapters=[(str(files["lora"]), 1.0)])
+    assert tuned.handle is not ready.handle and reply(tuned.handle) != reply(ready.handle)
+    vectors = use(runtime, "embedding", str(files["base"])).handle.embed(["hello"])
+    assert len(vectors) == 1 and len(vectors[0]) == 64

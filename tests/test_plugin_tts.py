@@ -49,16 +49,6 @@ def duo_voice(tmp_path_factory) -> Path:
                                   espeak_voice="en-us", sample_rate=22050, speakers=("alice", "bob"))
 
 
-@pytest.fixture
-def runtime(tmp_path, monkeypatch):
-    from zishu.runtime import Runtime
-
-    monkeypatch.setenv("ZISHU_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ZISHU_QUEUE", raising=False)
-    rt = Runtime(tmp_path / "home")
-    yield rt
-    rt.close()
-
 
 # ---- text ----------------------------------------------------------------------------------------
 

@@ -140,3 +140,16 @@ def test_engine_choice_errors_name_what_exists(models, home):
     assert unknown.returncode == 11 and "no engine named 'nope'" in unknown.stderr and "llama-cpp" in unknown.stderr
     no_model = zishu(home, "llm", "hi")
     assert no_model.returncode == 11 and "needs a model" in no_model.stderr
+
+
+def test_an_installed_voice_is_spoken_by_the_engine_it_names(models, home, tmp_path):
+    voice_files = {p.name: p for p in models["piper"].iterdir()}
+    install(home, "acme/tiny-voice", voice_files, {"engine": "piper", "language": "zh-CN"}, kind="voice")
+    out = tmp_path / "voice.wav"
+    done = zishu(home, "tts", "--model", "acme/tiny-voice", "你好。", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "piper · acme/tiny-voice@1.0.0" in done.stderr
+    listed = subprocess.run([sys.executable, "-m", "zishu.cli", "engines", "--json"], capture_output=True, text=True,
+                            env={**os.environ, "ZISHU_HOME": str(home)}, timeout=60)
+    engines = {e["name"]: e for e in json.loads(listed.stdout)["engines"]}
+    assert engines["piper"]["models"] == ["acme/tiny-voice@1.0.0"] and engines["espeak-ng"]["models"] == []

@@ -5,7 +5,8 @@ LoRA on a tiny pipeline's UNet attention) and ``write_tiny_single_file`` (a tiny
 original-layout ``.safetensors`` checkpoint, with the diffusers config folder that loads it offline).
 Channels are (32, 64) and the VAE halves the size, so a 64×64 draw of 4 steps takes well under a
 second on a CPU. Nothing is downloaded: the CLIP tokenizer is built from a byte-level vocab.json and
-merges.txt written here.
+merges.txt written here. ``write_full_size_sd`` builds SD 1.5 and SDXL at their real sizes (random
+weights) for benchmarks.
 """
 
 from __future__ import annotations
@@ -210,3 +211,54 @@ def _ldm_vae_key(key: str, blocks: int) -> str:
         return f"encoder.down.{block}.{inner}.{rest}"
     inner = "upsample" if part == "upsamplers" else f"block.{index}"
     return f"decoder.up.{blocks - 1 - int(block)}.{inner}.{rest}"
+
+
+# The published architectures at their real sizes (random weights), for benchmarks on a GPU.
+FULL_SIZE = {
+    "sd15": {"unet": dict(block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, sample_size=64,
+                          down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                          up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+                          cross_attention_dim=768, attention_head_dim=8),
+             "text": [dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12)]},
+    "sdxl": {"unet": dict(block_out_channels=(320, 640, 1280), layers_per_block=2, sample_size=128,
+                          down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                          up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                          transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20),
+                          use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
+                          projection_class_embeddings_input_dim=2816, cross_attention_dim=2048),
+             "text": [dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
+                      dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
+                           projection_dim=1280)]},
+}
+
+
+def write_full_size_sd(folder: Path, shape: str = "sd15", dtype: str = "float16", seed: int = 0) -> Path:
+    """An SD 1.5- or SDXL-sized pipeline with random weights (``FULL_SIZE``; the VAE of both), saved
+    in ``dtype``: the compute of the real model, none of its pictures."""
+    import torch
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    sizes = FULL_SIZE[shape]
+    tokenizer = _tokenizer()
+    encoders = []
+    for i, text in enumerate(sizes["text"]):
+        config = CLIPTextConfig(vocab_size=len(tokenizer), max_position_embeddings=77, hidden_act="gelu",
+                                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                pad_token_id=tokenizer.pad_token_id, **text)
+        encoders.append((CLIPTextModelWithProjection if i == 1 else CLIPTextModel)(config).eval())
+    unet = UNet2DConditionModel(in_channels=4, out_channels=4, **sizes["unet"])
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        sample_size=sizes["unet"]["sample_size"] * 8)
+    if shape == "sdxl":
+        pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=encoders[0], tokenizer=tokenizer,
+                                         text_encoder_2=encoders[1], tokenizer_2=tokenizer, unet=unet,
+                                         scheduler=_scheduler())
+    else:
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=encoders[0], tokenizer=tokenizer, unet=unet,
+                                       scheduler=_scheduler(), safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    pipe.to(getattr(torch, dtype)).save_pretrained(folder)
+    return Path(folder)

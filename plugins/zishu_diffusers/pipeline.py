@@ -42,6 +42,12 @@ def load_pipeline(model: ModelRef, device: str):
     else:
         raise EngineError(f"the diffusers engine runs on cpu or cuda, not {device!r}")
 
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()  # the host shows its own progress; these would spill on
+    transformers_logging.disable_progress_bar()  # the terminal of `zishu run` and the app's log
+    transformers_logging.set_verbosity_error()  # (and its notes on optional image processors)
     with warnings.catch_warnings():  # newer diffusers prefer dtype=; torch_dtype= works in every 0.x
         warnings.filterwarnings("ignore", "`torch_dtype` is deprecated", FutureWarning)
         if is_pipeline_folder(model.path):

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from zishu.engines import AudioChunk, Engine, EngineInfo, MemoryNeed, ModelRef
+from zishu.engines import AudioChunk, EngineInfo, ModelRef
 from zishu.errors import EngineError
 
-from .remote import post_stream, server_url
+from .remote import RemoteEngine, post_stream, server_url
 from .text import language_of, split_for_speech
 from .wav import whole_samples
 
@@ -67,15 +67,11 @@ class CosyVoiceServer:
                 yield AudioChunk(pcm=samples, sample_rate=self.rate)
 
 
-class CosyVoiceEngine(Engine):
+class CosyVoiceEngine(RemoteEngine):
     info = EngineInfo(kind="tts", name="cosyvoice", formats=(),
                       capabilities=frozenset({"streaming", "voices"}), needs_model=False,
                       description="A CosyVoice FastAPI server you run: the built-in speakers of "
                                   "CosyVoice-300M-SFT, in Chinese, English, Japanese, Cantonese and Korean.")
-
-    def estimate(self, model: ModelRef, device: str = "cpu") -> MemoryNeed:
-        """Nothing here: the model lives in the server's memory."""
-        return MemoryNeed()
 
     def load(self, model: ModelRef | None = None, device: str = "cpu") -> CosyVoiceServer:
         """``model`` is optional: a catalog voice with ``spec.engine: cosyvoice`` names its ``speaker``."""

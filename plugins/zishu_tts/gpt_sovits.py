@@ -26,10 +26,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from zishu.engines import AudioChunk, Engine, EngineInfo, MemoryNeed, ModelRef
+from zishu.engines import AudioChunk, EngineInfo, ModelRef
 from zishu.errors import EngineError
 
-from .remote import post_stream, server_url
+from .remote import RemoteEngine, post_stream, server_url
 from .text import check_speed, language_of, split_for_speech
 from .wav import wav_stream
 
@@ -127,15 +127,11 @@ class GptSovitsVoice:
                 yield AudioChunk(pcm=samples, sample_rate=rate)
 
 
-class GptSovitsEngine(Engine):
+class GptSovitsEngine(RemoteEngine):
     info = EngineInfo(kind="tts", name="gpt-sovits", formats=(),
                       capabilities=frozenset({"streaming", "emotions"}), needs_model=False,
                       description="A GPT-SoVITS server you run (api_v2.py): speech cloned from a few seconds "
                                   "of reference audio, one clip per emotion.")
-
-    def estimate(self, model: ModelRef, device: str = "cpu") -> MemoryNeed:
-        """Nothing here: the model lives in the server's memory."""
-        return MemoryNeed()
 
     def load(self, model: ModelRef | None = None, device: str = "cpu") -> GptSovitsVoice:
         """``model`` is optional: a voice folder with ``gpt-sovits.json``. ``device`` is the server's business."""

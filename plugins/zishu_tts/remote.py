@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
+from zishu.engines import Engine, MemoryNeed, ModelRef
 from zishu.errors import EngineError
 
 READ_TIMEOUT = 300  # seconds without a byte before giving up: a big model on a CPU is slow to start
@@ -78,3 +79,10 @@ def _message(body: bytes) -> str:
     if data.get("Exception"):
         said = f"{said}: {data['Exception']}"
     return str(said)[:500]
+
+
+class RemoteEngine(Engine):
+    """An engine whose model lives in a server the user runs: it takes no memory here."""
+
+    def estimate(self, model: ModelRef, device: str = "cpu") -> MemoryNeed:
+        return MemoryNeed()

@@ -10,7 +10,7 @@ from rich.table import Table
 
 
 def installed_models(runtime, engine) -> list[str]:
-    """Installed catalog models whose format and role this engine takes."""
+    """Installed catalog models whose format and role this engine takes, and the voices that name it."""
     from zishu.resources.install import manifest_of
 
     found = []
@@ -21,7 +21,10 @@ def installed_models(runtime, engine) -> list[str]:
             except (OSError, ValueError):
                 continue
             spec = getattr(manifest, "spec", None)
-            if manifest.kind == "model" and spec.role == engine.info.kind and spec.format in engine.info.formats:
+            takes_model = (manifest.kind == "model" and spec.role == engine.info.kind
+                           and spec.format in engine.info.formats)
+            takes_voice = manifest.kind == "voice" and spec.engine == engine.info.name
+            if takes_model or takes_voice:
                 found.append(f"{rid}@{version}")
     return found
 
