@@ -36,6 +36,9 @@ site: setup
 bench: setup
 	$(PY) bench/catalog_scale.py
 	$(PY) bench/job_queue.py
+	$(PY) bench/llm.py
+	$(PY) bench/asr.py
+	$(PY) bench/image.py
 
 clean:
 	rm -rf $(VENV) node_modules .cache
