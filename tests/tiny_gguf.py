@@ -35,8 +35,14 @@ def layer_shapes(dim: int, heads: int, kv_heads: int | None, ffn: int) -> dict[s
 
 def write_tiny_gguf(path: str | os.PathLike, *, dim: int = 64, layers: int = 2, heads: int = 4,
                     kv_heads: int | None = None, ffn: int = 128, context: int = 256,
-                    chat_template: str | None = CHATML_TEMPLATE, seed: int = 0) -> Path:
-    """A llama model with random f32 weights; ``chat_template=None`` leaves the template out."""
+                    chat_template: str | None = CHATML_TEMPLATE, seed: int = 0, script: str | None = None) -> Path:
+    """A llama model with random f32 weights; ``chat_template=None`` leaves the template out.
+
+    ``script``: instead, a model that always answers with that text (ASCII, no character twice,
+    e.g. "[joy]Hi,cat."): its blocks are zero, so each token's embedding reaches the output
+    unchanged, and the output row of each script character points at the embedding of the one
+    before it (the first follows the newline that ends the chat template's prompt; the end-of-text
+    token follows the last). A bigram model, greedy-decoded by the real llama.cpp."""
     import gguf
 
     rng = np.random.default_rng(seed)
@@ -67,17 +73,37 @@ def write_tiny_gguf(path: str | os.PathLike, *, dim: int = 64, layers: int = 2, 
         writer.add_chat_template(chat_template)
 
     def weight(*shape: int) -> np.ndarray:
+        if script is not None and shape != (VOCAB_SIZE, dim):
+            return np.zeros(shape, dtype=np.float32)
         return rng.normal(0.0, shape[-1] ** -0.5, size=shape).astype(np.float32)
 
-    writer.add_tensor("token_embd.weight", weight(VOCAB_SIZE, dim))
+    embeddings = weight(VOCAB_SIZE, dim)
+    writer.add_tensor("token_embd.weight", embeddings)
     for i in range(layers):
         writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(dim, dtype=np.float32))
         writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(dim, dtype=np.float32))
         for name, shape in layer_shapes(dim, heads, kv_heads, ffn).items():
             writer.add_tensor(f"blk.{i}.{name}.weight", weight(*shape))
     writer.add_tensor("output_norm.weight", np.ones(dim, dtype=np.float32))
-    writer.add_tensor("output.weight", weight(VOCAB_SIZE, dim) * _printable_rows()[:, None])
+    if script is None:
+        output = weight(VOCAB_SIZE, dim) * _printable_rows()[:, None]
+    else:
+        output = _script_rows(embeddings, script)
+    writer.add_tensor("output.weight", output)
     return _write(writer, Path(path))
+
+
+def _script_rows(embeddings: np.ndarray, script: str) -> np.ndarray:
+    if not script.isascii() or len(set(script)) != len(script) or "\n" in script:
+        raise ValueError(f"a script is ASCII with no character twice and no newline: {script!r}")
+    byte = {c: len(SPECIAL_TOKENS) + ord(c) for c in "\n" + script}
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    rows = np.zeros_like(embeddings)
+    chain = ["\n", *script]
+    for before, after in zip(chain, chain[1:]):
+        rows[byte[after]] = unit[byte[before]] * 4.0
+    rows[2] = unit[byte[script[-1]]] * 4.0  # then the end-of-text token
+    return rows
 
 
 def _printable_rows() -> np.ndarray:
