@@ -77,3 +77,19 @@ def test_text_only_when_there_is_no_voice_and_the_history_grows(runtime, ggufs):
     assert not any(e["type"] == "audio" for e in first + second)
     assert [m["role"] for m in talk.history] == ["user", "assistant", "user", "assistant"]
     assert second[-1]["text"] == "Hi,cat."
+
+
+def test_a_fact_told_in_one_turn_is_recalled_in_a_later_one(runtime, ggufs, tmp_path):
+    from zishu.companion.memory import MemoryStore
+
+    embed = use(runtime, "embedding", str(ggufs["talker"])).handle.embed
+    talk = conversation(runtime, ggufs, "scripted", tts=False)
+    talk.memory = MemoryStore(tmp_path / "home", embed, embedder="llama-cpp-embed:talker")
+    first = list(talk.reply("My name is Lin. I like green tea."))
+    assert first[0]["memories"] == []
+    later = list(talk.reply("What should we drink?"))
+    assert {"My name is Lin", "I like green tea"} <= set(later[0]["memories"])
+    turns = talk.memory.history("acme/mei", 10)
+    assert [(t.role, t.text) for t in turns] == [("user", "My name is Lin. I like green tea."), ("assistant", "Hi,cat."),
+                                                ("user", "What should we drink?"), ("assistant", "Hi,cat.")]
+    assert turns[-1].latency["first_token"] >= 0

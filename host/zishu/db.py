@@ -76,7 +76,35 @@ def _v1(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
     db.execute_sql("CREATE INDEX job_updated_at ON job (updated_at)")
 
 
-MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1]
+def _v2(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
+    """The companion's turns and long-term memories (``zishu.companion.records``)."""
+    db.execute_sql(
+        """CREATE TABLE companion_turn (
+            id INTEGER NOT NULL PRIMARY KEY,
+            character VARCHAR(255) NOT NULL,
+            role VARCHAR(255) NOT NULL,
+            text TEXT NOT NULL,
+            created REAL NOT NULL,
+            interrupted INTEGER NOT NULL,
+            latency TEXT)"""
+    )
+    db.execute_sql("CREATE INDEX companion_turn_character ON companion_turn (character)")
+    db.execute_sql(
+        """CREATE TABLE companion_memory (
+            id INTEGER NOT NULL PRIMARY KEY,
+            character VARCHAR(255) NOT NULL,
+            text TEXT NOT NULL,
+            pinned INTEGER NOT NULL,
+            created REAL NOT NULL,
+            last_used REAL,
+            turn_id INTEGER REFERENCES companion_turn (id) ON DELETE SET NULL,
+            deleted_at REAL)"""
+    )
+    db.execute_sql("CREATE INDEX companion_memory_character ON companion_memory (character)")
+    db.execute_sql("CREATE INDEX companion_memory_turn_id ON companion_memory (turn_id)")
+
+
+MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1, _v2]
 
 
 class DatabaseTooNew(ZishuError):

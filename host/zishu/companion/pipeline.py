@@ -126,8 +126,9 @@ class Conversation:
         interrupted = self._stop.is_set()
         heard = spoken if self._played is None else spoken[: self._played]
         text = join_spoken(heard) + (f" {INTERRUPTED}" if interrupted else "")
-        self._remember(user_text, text.strip(), interrupted)
-        yield {"type": "done", "text": text.strip(), "interrupted": interrupted, "latency": _latency(marks)}
+        latency = _latency(marks)
+        self._remember(user_text, text.strip(), interrupted, latency)
+        yield {"type": "done", "text": text.strip(), "interrupted": interrupted, "latency": latency}
 
     def _say(self, sentence: Sentence, index: int, events: queue.Queue, marks: dict) -> None:
         marks.setdefault("first_sentence", time.perf_counter())
@@ -152,13 +153,17 @@ class Conversation:
             return []
         return [m.text for m in self.memory.recall(self.character.id, user_text)]
 
-    def _remember(self, user_text: str, reply: str, interrupted: bool) -> None:
+    def _remember(self, user_text: str, reply: str, interrupted: bool, latency: dict) -> None:
         if self.memory is None:
             self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
             return
+        from .memory import facts_worth_keeping
+
         turn = self.memory.record_turn(self.character.id, "user", user_text)
-        self.memory.record_turn(self.character.id, "assistant", reply, interrupted=interrupted)
-        for fact in self.memory.facts_worth_keeping(user_text):
+        answer = self.memory.record_turn(self.character.id, "assistant", reply, interrupted=interrupted)
+        answer.latency = latency
+        answer.save()
+        for fact in facts_worth_keeping(user_text):
             self.memory.remember(self.character.id, fact, turn=turn)
 
 
