@@ -183,13 +183,7 @@ class MemoryStore:
                 memory.text = text
                 memory.save()
                 return memory
-            vector = self._vectors([text])[0]
-            index = self._index(memory.character, len(vector))
-            with database.atomic():
-                memory.text = text
-                memory.save()
-                index.upsert(ids=[str(memory.id)], embeddings=[vector])
-            return memory
+            return self._save_indexed(memory, text=text)
 
     def pin(self, memory_id: int, pinned: bool = True) -> Memory:
         memory = self._memory(memory_id)
@@ -218,13 +212,19 @@ class MemoryStore:
             memory = self._memory(memory_id)
             if not memory.forgotten:
                 return memory
-            vector = self._vectors([memory.text])[0]
-            index = self._index(memory.character, len(vector))
-            with database.atomic():
-                memory.deleted_at = None
-                memory.save()
-                index.upsert(ids=[str(memory.id)], embeddings=[vector])
-            return memory
+            return self._save_indexed(memory, deleted_at=None)
+
+    def _save_indexed(self, memory: Memory, **changes) -> Memory:
+        """Apply ``changes`` to a live memory and store its (new) vector with it, in one go."""
+        text = changes.get("text", memory.text)
+        vector = self._vectors([text])[0]
+        index = self._index(memory.character, len(vector))
+        with database.atomic():
+            for name, value in changes.items():
+                setattr(memory, name, value)
+            memory.save()
+            index.upsert(ids=[str(memory.id)], embeddings=[vector])
+        return memory
 
     # -- export, delete all, import ---------------------------------------------------------------
 

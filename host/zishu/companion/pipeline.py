@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from zishu.engines.kinds import ChatOptions
 
 from .brain import Character, build_turn
+from .memory import facts_worth_keeping
 from .stream_text import Emotion, Sentence, join_spoken, speakable
 
 INTERRUPTED = "[interrupted]"
@@ -157,8 +158,6 @@ class Conversation:
         if self.memory is None:
             self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
             return
-        from .memory import facts_worth_keeping
-
         turn = self.memory.record_turn(self.character.id, "user", user_text)
         answer = self.memory.record_turn(self.character.id, "assistant", reply, interrupted=interrupted)
         answer.latency = latency
