@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml package.json
 	$(PY) -m pip install -q '$(TORCH)'
 	$(PY) -m pip install -q -e '.[dev]'
 	npm install --no-audit --no-fund --silent
+	bash scripts/vendor-frontend.sh
 	touch $(STAMP)
 
 setup: $(STAMP)

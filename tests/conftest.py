@@ -76,6 +76,21 @@ def write_manifest(root: Path, data: dict) -> Path:
     return path
 
 
+def install_resource(home: Path, rid: str, spec: dict, kind: str = "model", files: dict[str, Path] | None = None,
+                     **fields) -> Path:
+    """Put a version folder in place the way the installer leaves it (its files, then manifest.json);
+    ``fields`` override the manifest's top level (name, versions, …). Returns the folder."""
+    from zishu.catalog import RESOURCE
+
+    folder = Path(home) / "resources" / rid / "1.0.0"
+    folder.mkdir(parents=True)
+    for name, source in (files or {}).items():
+        (shutil.copytree if Path(source).is_dir() else shutil.copy)(source, folder / name)
+    data = make_manifest(rid, kind=kind, spec=spec, **fields)
+    (folder / "manifest.json").write_bytes(RESOURCE.dump_json(RESOURCE.validate_python(data)))
+    return folder
+
+
 @pytest.fixture
 def registry(tmp_path: Path) -> Path:
     """An empty registry_index/ with an empty retired list and the project's policy."""

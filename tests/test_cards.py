@@ -17,7 +17,7 @@ from PIL.PngImagePlugin import PngInfo
 from zishu.catalog import load_yaml, parse_manifest, read_manifest
 from zishu.catalog.manifest import CharacterResource
 from zishu.cli import cli
-from zishu_catalog.cards import (
+from zishu.catalog.cards import (
     card_to_manifest,
     manifest_to_card,
     read_card,

@@ -12,14 +12,13 @@ import wave
 from pathlib import Path
 
 import pytest
-from conftest import make_manifest
+from conftest import install_resource
 from PIL import Image
 from tiny_diffusers import write_tiny_sd
 from tiny_funasr import speech_wav, write_tiny_sensevoice
 from tiny_gguf import write_tiny_gguf
 from tiny_voice import write_tiny_piper_voice
 
-from zishu.catalog import RESOURCE
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +46,7 @@ def zishu(home, *args, env=None):
 
 
 def install(home: Path, rid: str, files: dict[str, Path], spec: dict, kind: str = "model") -> None:
-    """Put a version folder in place the way the installer leaves it: its files and manifest.json."""
-    folder = home / "resources" / rid / "1.0.0"
-    folder.mkdir(parents=True)
-    for name, source in files.items():
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
-    data = make_manifest(rid, kind=kind, spec=spec)
-    (folder / "manifest.json").write_bytes(RESOURCE.dump_json(RESOURCE.validate_python(data)))
+    install_resource(home, rid, spec, kind, files)
 
 
 def test_llm_streams_a_reply_from_a_local_gguf(models, home):

@@ -66,6 +66,8 @@ class LazyGroup(click.Group):
         **{name: f"zishu.commands:{name}_command" for name in ("app", "serve", "worker", "plugins", "open")},
         "engines": "zishu.engines.commands:engines_command",
         "run": "zishu.engines.run:run_command",
+        "chat": "zishu.companion.terminal:chat_command",
+        "live2d": "zishu.live2d_command:live2d_command",
     },
     epilog=EXIT_CODES_HELP,
     invoke_without_command=True,

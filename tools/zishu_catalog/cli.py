@@ -12,8 +12,8 @@ import click
     lazy={
         "validate": "zishu_catalog.validate:validate_command",
         "build": "zishu_catalog.build:build_command",
-        "import-card": "zishu_catalog.cards:import_card_command",
-        "export-card": "zishu_catalog.cards:export_card_command",
+        "import-card": "zishu.catalog.cards:import_card_command",
+        "export-card": "zishu.catalog.cards:export_card_command",
         "new": "zishu_catalog.scaffold:new_command",
         "stats": "zishu_catalog.stats:stats_command",
         "schema": "zishu_catalog.schema:schema_command",

@@ -4,7 +4,7 @@ and emotion tags → speech per sentence, in order, overlapped with generation.
 ``Conversation.reply(text)`` yields JSON-ready events as they happen (the WebSocket, the terminal
 chat and the tests all read the same stream):
 
-    {"type": "turn", "memories": [...], "lore": [...]}       what the brain injected
+    {"type": "turn", "memories": [{"id", "text", ...}], "lore": [...]}   what the brain injected
     {"type": "token", "text": "..."}                          raw reply text as generated
     {"type": "emotion", "name", "tag", "expression", "motion"}  at its place among the sentences
     {"type": "sentence", "index": i, "text": "..."}           a piece handed to speech
@@ -14,7 +14,9 @@ chat and the tests all read the same stream):
 Generation runs in one thread and speech in another, joined by a queue: sentence 2 is generated
 while sentence 1 is spoken. ``stop()`` (barge-in) ends both at their next piece; ``played(n)``
 tells the conversation how many sentences the listener actually heard, so the history keeps only
-those, followed by an interruption marker.
+those, followed by an interruption marker. Speech is usually made faster than it is played, so the
+user may cut in after the reply has finished: ``interrupted(n)`` then cuts the stored reply back to
+what was heard. ``playback_started()`` adds the moment the window began playing to the turn's latency.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from .memory import facts_worth_keeping
 from .stream_text import Emotion, Sentence, join_spoken, speakable
 
 INTERRUPTED = "[interrupted]"
+# the latency record's stages, in the order a voice turn passes them (ms from the end of speech)
+STAGES = ("transcript", "first_token", "first_sentence", "first_audio", "generated", "playback")
 HISTORY_MESSAGES = 20  # short-term history: the last ten exchanges
 _DONE = object()
 
@@ -50,6 +54,7 @@ class Conversation:
     history: list[dict] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _played: int | None = field(default=None, repr=False)
+    _last: dict | None = field(default=None, repr=False)  # the finished reply: sentences, record, marks
 
     def stop(self) -> None:
         """Barge-in: the user started speaking; generation and speech stop at their next piece."""
@@ -59,14 +64,46 @@ class Conversation:
         """How many of this reply's sentences reached the listener before playback stopped."""
         self._played = sentences
 
-    def reply(self, user_text: str, *, heard_at: float | None = None) -> Iterator[dict]:
+    def interrupted(self, sentences: int) -> None:
+        """Barge-in after the reply finished: the listener heard only its first ``sentences``; the
+        stored reply (and the history) keep those, followed by the interruption marker."""
+        last = self._last
+        if last is None or sentences >= len(last["spoken"]) or last["interrupted"]:
+            return
+        text = f"{join_spoken(last['spoken'][:max(sentences, 0)])} {INTERRUPTED}".strip()
+        last["interrupted"] = True
+        if last["record"] is not None:
+            last["record"].text, last["record"].interrupted = text, True
+            last["record"].save()
+        elif self.history and self.history[-1]["role"] == "assistant":
+            self.history[-1]["content"] = text
+
+    def playback_started(self, at: float | None = None) -> dict | None:
+        """The window began playing the last reply (``at``: perf_counter, default now); returns the
+        turn's latency with ``playback`` added, or None when there was no reply or it was already marked."""
+        last = self._last
+        if last is None or "playback" in last["latency"]:
+            return None
+        at = at if at is not None else time.perf_counter()
+        last["latency"]["playback"] = round((at - last["start"]) * 1000, 1)
+        if last["record"] is not None:
+            last["record"].latency = last["latency"]
+            last["record"].save()
+        return last["latency"]
+
+    def reply(self, user_text: str, *, heard_at: float | None = None, stages: dict | None = None,
+              history: list[dict] | None = None) -> Iterator[dict]:
         """Answer ``user_text``. ``heard_at`` (perf_counter) is when the user stopped speaking, so
-        the latency record starts there; it defaults to now."""
+        the latency record starts there (default: now); ``stages`` are earlier marks of this turn
+        (e.g. ``{"transcript": t}``); ``history`` replaces the stored short-term history (a client
+        that keeps its own, like the OpenAI-compatible endpoint)."""
         self._stop.clear()
         self._played = None
-        marks = {"start": heard_at if heard_at is not None else time.perf_counter()}
+        self._last = None
+        marks = {"start": heard_at if heard_at is not None else time.perf_counter(), **(stages or {})}
         recalled = self._recall(user_text)
-        turn = build_turn(self.character, user_text, self._history(), recalled, self.user_name)
+        past = self._history() if history is None else history[-HISTORY_MESSAGES:]
+        turn = build_turn(self.character, user_text, past, [m["text"] for m in recalled], self.user_name)
         yield {"type": "turn", "memories": recalled, "lore": [e.name or e.keys[0] for e in turn.lore]}
 
         events: queue.Queue = queue.Queue()
@@ -128,7 +165,9 @@ class Conversation:
         heard = spoken if self._played is None else spoken[: self._played]
         text = join_spoken(heard) + (f" {INTERRUPTED}" if interrupted else "")
         latency = _latency(marks)
-        self._remember(user_text, text.strip(), interrupted, latency)
+        record = self._remember(user_text, text.strip(), interrupted, latency)
+        self._last = {"spoken": heard, "record": record, "latency": latency, "start": marks["start"],
+                      "interrupted": interrupted}
         yield {"type": "done", "text": text.strip(), "interrupted": interrupted, "latency": latency}
 
     def _say(self, sentence: Sentence, index: int, events: queue.Queue, marks: dict) -> None:
@@ -149,21 +188,24 @@ class Conversation:
             return [{"role": t.role, "content": t.text} for t in self.memory.history(self.character.id, HISTORY_MESSAGES)]
         return self.history[-HISTORY_MESSAGES:]
 
-    def _recall(self, user_text: str) -> list[str]:
+    def _recall(self, user_text: str) -> list[dict]:
+        """The memories recalled for this turn, as the memory panel shows them (id, text, pinned, score…)."""
         if self.memory is None:
             return []
-        return [m.text for m in self.memory.recall(self.character.id, user_text)]
+        return [m.as_dict() for m in self.memory.recall(self.character.id, user_text)]
 
-    def _remember(self, user_text: str, reply: str, interrupted: bool, latency: dict) -> None:
+    def _remember(self, user_text: str, reply: str, interrupted: bool, latency: dict):
+        """Keep the exchange; returns the stored reply's record (None without a memory store)."""
         if self.memory is None:
             self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
-            return
+            return None
         turn = self.memory.record_turn(self.character.id, "user", user_text)
         answer = self.memory.record_turn(self.character.id, "assistant", reply, interrupted=interrupted)
         answer.latency = latency
         answer.save()
         for fact in facts_worth_keeping(user_text):
             self.memory.remember(self.character.id, fact, turn=turn)
+        return answer
 
 
 def _emotion_event(emotion: Emotion) -> dict:
@@ -176,4 +218,4 @@ def _latency(marks: dict) -> dict:
     """Milliseconds from the end of the user's speech to each stage that happened."""
     start = marks["start"]
     return {stage: round((marks[stage] - start) * 1000, 1)
-            for stage in ("first_token", "first_sentence", "first_audio", "generated") if stage in marks}
+            for stage in STAGES if stage in marks}

@@ -50,7 +50,8 @@ def use(runtime, kind: str, model: str | None = None, *, engine: str | None = No
     missing = chosen.unavailable() if callable(getattr(chosen, "unavailable", None)) else None
     if missing:
         raise EngineError(f"the {chosen.info.name} engine cannot run here: {missing}")
-    if ref is not None and ref.role and ref.role != kind and ref.engine is None:
+    if ref is not None and ref.role and ref.role != kind and engine is None and ref.engine is None:
+        # naming the engine says the model is meant for it (an LLM's GGUF embeds through llama-cpp-embed)
         raise EngineError(f"{ref.label} is a {ref.role} model, not {kind}")
     if adapters and "lora" not in chosen.info.capabilities:
         raise EngineError(f"the {chosen.info.name} engine does not apply LoRAs")

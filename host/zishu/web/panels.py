@@ -8,10 +8,18 @@ from zishu.hookspecs import hookimpl
 @hookimpl(trylast=True)
 def register_routes(register) -> None:
     from .api import api
+    from .avatar import avatar
+    from .characters import characters
+    from .companion import companion
     from .engines import engines
+    from .openai_api import openai_api
     from .pages import pages
 
     register(api)
+    register(openai_api)
+    register(companion, nav=("Companion", "/companion"))
+    register(characters, nav=("Characters", "/characters"))
+    register(avatar)
     register(engines)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
                          ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])

@@ -79,7 +79,7 @@ def add_headers(response: Response) -> Response:
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data: blob: https: http://127.0.0.1:* http://localhost:*; "
-        "media-src 'self' blob: data:; connect-src 'self'; style-src 'self'; script-src 'self'; "
+        "media-src 'self' blob: data:; connect-src 'self'; style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
         "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")

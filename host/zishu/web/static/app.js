@@ -62,6 +62,22 @@ export function toast(message, kind = "info") {
   return node;
 }
 
+/** A toast with an Undo button for something that just changed; ``undo`` runs at most once. */
+export function undoToast(message, undo) {
+  const node = toast(message, "success");
+  const button = el("button", { type: "button", class: "ghost toast-undo", "data-testid": "undo" }, "Undo");
+  button.addEventListener("click", async () => {
+    node.remove();
+    try {
+      await undo();
+    } catch (error) {
+      reportError(error);
+    }
+  }, { once: true });
+  node.querySelector(".toast-close").before(button);
+  return node;
+}
+
 export function reportError(error) {
   toast(error && error.message ? error.message : String(error), "error");
 }

@@ -1,4 +1,5 @@
-"""SillyTavern character cards in and out of the catalog: ``zishu catalog import-card`` and ``export-card``.
+"""SillyTavern character cards in and out of manifests: ``zishu catalog import-card`` and ``export-card``,
+and the app's card import (``zishu.companion.characters``).
 
 This module owns reading cards (JSON files, or PNG images carrying base64 JSON in a ``tEXt`` chunk
 named ``chara`` (Character Card V2) or ``ccv3`` (V3, preferred when both are there); flat V1 JSON
@@ -109,13 +110,18 @@ def _read_card(path: Path) -> tuple[dict, bool]:
             head = f.read(16)
     except OSError as e:
         raise _fail(file, f"cannot read: {e.strerror}") from None
-    is_png = head.startswith(PNG_SIGNATURE)
-    limit, what = (MAX_PNG_BYTES, "a PNG card") if is_png else (MAX_JSON_BYTES, "a JSON card")
-    if size > limit:
-        raise _fail(file, f"the file is {size:,} bytes; {what} may be at most {limit // 2**20} MiB")
-    if not is_png and not _looks_like_json(head):
-        raise _fail(file, "not a character card: expected a PNG image with a card in it, or a JSON file")
-    raw = path.read_bytes()
+    _check_size(head, size, file)  # before reading a huge file into memory
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise _fail(file, f"cannot read: {e.strerror}") from None
+    return read_card_bytes(raw, file)
+
+
+def read_card_bytes(raw: bytes, file: str = "<card>") -> tuple[dict, bool]:
+    """The card in ``raw`` (a PNG or JSON card file's bytes) and whether it was a PNG image;
+    ``file`` names it in error messages (CardError)."""
+    is_png = _check_size(raw[:16], len(raw), file)
     if is_png:
         keyword, text = _card_chunk(raw, file)
         where = f"the '{keyword}' chunk"
@@ -124,6 +130,17 @@ def _read_card(path: Path) -> tuple[dict, bool]:
         where = "the file"
         json_text = _utf8(raw, file, where)
     return normalize_card(_parse_json(json_text, file, where), file), is_png
+
+
+def _check_size(head: bytes, size: int, file: str) -> bool:
+    """Refuse a file too big for a card, or neither PNG nor JSON; True when it is a PNG."""
+    is_png = head.startswith(PNG_SIGNATURE)
+    limit, what = (MAX_PNG_BYTES, "a PNG card") if is_png else (MAX_JSON_BYTES, "a JSON card")
+    if size > limit:
+        raise _fail(file, f"the file is {size:,} bytes; {what} may be at most {limit // 2**20} MiB")
+    if not is_png and not _looks_like_json(head):
+        raise _fail(file, "not a character card: expected a PNG image with a card in it, or a JSON file")
+    return is_png
 
 
 def _looks_like_json(head: bytes) -> bool:
@@ -846,6 +863,7 @@ __all__ = [
     "manifest_to_card",
     "normalize_card",
     "read_card",
+    "read_card_bytes",
     "slugify",
     "summary_for",
     "write_card_png",

@@ -1,0 +1,496 @@
+"""The user's own characters: made in the app, edited, imported from SillyTavern cards, deleted
+and restored. They are stored exactly like installed catalog characters (a registry record and a
+version folder holding ``manifest.json``), so ``Character.installed`` and everything else reads
+them the same way::
+
+    ZISHU_HOME/resources/local/<name>/<version>/   manifest.json (+ avatar.png, files kept from a fork)
+    ZISHU_HOME/trash/characters/local/<name>/      a deleted character's version folders + deleted.json
+
+Ids are ``local/<slug>``, the slug made from the character's name and made unique (a name with
+no Latin letters becomes ``character``, ``character-2``, …). Every edit writes a NEW version (the
+patch number bumped) beside the old ones, so ``undo_character_edit`` removes the newest and the
+previous one is current again; undoing a character's only version moves it to the trash, like
+``delete_character``. Editing a catalog character never touches its installed files: it makes a
+local copy whose ``spec.extensions.zishu.derived_from`` names the original (``owner/name@version``),
+with the original's files linked into it. A version is assembled in a hidden staging folder and
+renamed into place with ``manifest.json`` already in it: a crash leaves no half-written character.
+
+Every input is checked by the manifest model itself; what it refuses comes back as a UsageError
+naming the field (``persona: must not be empty``, ``lorebook entry 2.keys: must not be empty``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import semver
+from filelock import FileLock
+from pydantic import ValidationError
+
+from zishu.catalog import RESOURCE
+from zishu.catalog.cards import card_to_manifest, read_card_bytes, slugify, summary_for
+from zishu.catalog.manifest import ID_PATTERN, CharacterResource
+from zishu.errors import CardError, ManifestError, NotFound, UsageError, ZishuError
+from zishu.files import write_atomic
+from zishu.resources.install import link_or_copy, manifest_of, sha256_of
+from zishu.resources.registry import MANIFEST
+
+LOCAL = "local"  # the owner of the user's own characters
+LOCAL_LICENSE = "LicenseRef-local"  # made or imported here, never published: no license stated
+EXTENSION = "zishu"  # spec.extensions["zishu"]: derived_from, imported_from
+AVATAR_FILE = "avatar.png"  # a PNG card's picture, kept as the character's avatar
+DELETED = "deleted.json"
+FIRST_VERSION = "1.0.0"
+
+TOP_FIELDS = ("name", "summary", "tags")
+SPEC_FIELDS = (
+    "persona", "scenario", "greetings", "example_dialogue", "creator_notes", "post_history_instructions",
+    "lorebook", "emotions", "voice", "llm", "image_style", "avatar",
+)  # fmt: skip
+FIELDS = TOP_FIELDS + SPEC_FIELDS
+
+_ID = re.compile(ID_PATTERN)
+_PLACEHOLDER = re.compile(r"\{\{\s*(char|user)\s*\}\}", re.I)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def list_characters(runtime) -> list[dict]:
+    """Every installed character, the catalog's and the user's own, by name: id, name, summary,
+    version, local or not, first greeting, avatar, where it came from."""
+    found = []
+    for rid, versions in runtime.registry.load().items():
+        if not any(rec.get("kind") == "character" for rec in versions.values()):
+            continue
+        try:
+            resource, folder = _newest(runtime, rid)
+        except (ZishuError, OSError, ValueError):
+            continue  # a broken install: the Library shows it, the character list cannot use it
+        found.append(_summary(runtime, resource, folder.name))
+    return sorted(found, key=lambda c: (c["name"].casefold(), c["id"]))
+
+
+def get_character(runtime, rid: str) -> dict:
+    """One installed character with every field the editor shows (its newest version)."""
+    resource, folder = _newest(runtime, rid)
+    spec = resource.spec.model_dump(mode="json", include=set(SPEC_FIELDS) - {"avatar"})  # avatar: in the summary
+    return {**_summary(runtime, resource, folder.name), "tags": list(resource.tags), **spec}
+
+
+def avatar_file(runtime, rid: str) -> Path | None:
+    """The avatar image of the character's newest version, when it has one on disk."""
+    resource, folder = _newest(runtime, rid)
+    avatar = resource.spec.avatar
+    if avatar is None or avatar.image is None:
+        return None
+    path = folder / avatar.image  # a FileName: relative, no '..' (checked by the manifest model)
+    return path if path.is_file() else None
+
+
+def _newest(runtime, rid: str) -> tuple[CharacterResource, Path]:
+    rid = _checked_id(rid)
+    versions = runtime.registry.versions(rid)
+    if not versions:
+        raise NotFound(f"{rid} is not installed")
+    folder = runtime.registry.path(rid, versions[0])
+    resource = manifest_of(folder)
+    if not isinstance(resource, CharacterResource):
+        raise UsageError(f"{rid} is a {resource.kind}, not a character")
+    return resource, folder
+
+
+def _summary(runtime, resource: CharacterResource, version: str) -> dict:
+    spec, own = resource.spec, resource.spec.extensions.get(EXTENSION) or {}
+    greeting = spec.greetings[0] if spec.greetings else ""
+    greeting = _PLACEHOLDER.sub(lambda m: resource.name if m.group(1).lower() == "char" else "you", greeting)
+    avatar = spec.avatar
+    return {
+        "id": resource.id,
+        "name": resource.name,
+        "summary": resource.summary,
+        "version": version,
+        "versions": runtime.registry.versions(resource.id),
+        "local": resource.owner == LOCAL,
+        "greeting": greeting,
+        "avatar": {"image": avatar.image if avatar else None, "live2d": avatar.live2d if avatar else None},
+        "derived_from": own.get("derived_from") if isinstance(own, dict) else None,
+        "imported_from": own.get("imported_from") if isinstance(own, dict) else None,
+    }
+
+
+# ---- creating and editing --------------------------------------------------------------------
+
+
+def create_character(runtime, fields: dict) -> str:
+    """A new local character from ``fields`` (``name`` and ``persona`` at least); returns its id."""
+    _check_fields(fields)
+    if "name" not in fields:
+        raise UsageError("name: is required")
+    if "persona" not in fields:
+        raise UsageError("persona: is required")
+    with _lock(runtime):
+        rid = f"{LOCAL}/{_unique_slug(runtime, _name_slug(fields['name']))}"
+        base = {
+            "id": rid, "kind": "character", "name": "", "summary": "-", "license": LOCAL_LICENSE,
+            "maintainers": [LOCAL], "versions": [_version_entry(FIRST_VERSION, notes="Made in Zishu.")],
+            "spec": {"persona": "-"},
+        }  # fmt: skip
+        resource = _validated(_apply(base, fields, auto_summary=True))
+        _write_version(runtime, resource, FIRST_VERSION)
+    return rid
+
+
+def update_character(runtime, rid: str, fields: dict) -> dict:
+    """Save ``fields`` (the ones given; the rest stay) as a new version of ``rid``.
+
+    A catalog character is never changed: the edit becomes a local copy, ``derived_from`` it.
+    Returns ``{"id", "version", "changed", "forked_from"}``; nothing is written when nothing changed.
+    """
+    _check_fields(fields)
+    with _lock(runtime):
+        old, folder = _newest(runtime, rid)
+        previous = old.model_dump(mode="json")
+        current = folder.name  # the installed version (a catalog manifest lists others too)
+        auto = old.summary == _auto_summary(old.name, old.spec.persona)
+        if old.owner == LOCAL:
+            version = str(semver.Version.parse(current).bump_patch())
+            base = {**previous, "versions": [*previous["versions"], _carried(old, current, version, "Edited in Zishu.")]}
+            resource = _validated(_apply(base, fields, auto_summary=auto))
+            if _same_content(old, resource):
+                return {"id": old.id, "version": current, "changed": False, "forked_from": None}
+            _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current))
+            return {"id": old.id, "version": version, "changed": True, "forked_from": None}
+        # a catalog character: a local copy with the edit, the original left as it is
+        version = str(semver.Version.parse(current).bump_patch())
+        slug = _unique_slug(runtime, old.id.split("/", 1)[1])
+        spec = previous["spec"]
+        spec["extensions"] = {**spec.get("extensions", {}), EXTENSION: {
+            **(spec.get("extensions", {}).get(EXTENSION) or {}), "derived_from": f"{old.id}@{current}"}}
+        base = {**previous, "id": f"{LOCAL}/{slug}", "versions": [_carried(old, current, version, f"Edited from {old.id}.")]}
+        resource = _validated(_apply(base, fields, auto_summary=auto))
+        _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current))
+        return {"id": resource.id, "version": version, "changed": True, "forked_from": old.id}
+
+
+def undo_character_edit(runtime, rid: str) -> dict:
+    """Remove the newest version of a local character: the one before is current again. A
+    character's only version goes to the trash (``restore_character`` brings it back).
+
+    Returns ``{"id", "removed", "version" (now current, None when trashed), "deleted"}``.
+    """
+    rid = _local_id(rid)
+    with _lock(runtime):
+        versions = runtime.registry.versions(rid)
+        if not versions:
+            raise NotFound(f"{rid} is not installed")
+        if len(versions) == 1:
+            _trash(runtime, rid)
+            return {"id": rid, "removed": versions[0], "version": None, "deleted": True}
+        runtime.registry.forget(rid, versions[0])
+        _discard(runtime.registry.version_dir(rid, versions[0]))
+        return {"id": rid, "removed": versions[0], "version": versions[1], "deleted": False}
+
+
+# ---- importing cards -------------------------------------------------------------------------
+
+
+def import_card(runtime, data: bytes, filename: str) -> str:
+    """A local character from a SillyTavern card (PNG or JSON; V1, V2 or V3); returns its id.
+
+    A PNG card's picture becomes the character's avatar. A file that is not a readable card is
+    refused with a UsageError that names the file and says what is wrong with it.
+    """
+    file = Path(str(filename or "").replace("\\", "/")).name[:200] or "card"
+    try:
+        card, is_png = read_card_bytes(bytes(data), file)
+        with _lock(runtime):
+            slug = _unique_slug(runtime, _name_slug(card["data"]["name"]))
+            resource = card_to_manifest(card, owner=LOCAL, license=LOCAL_LICENSE, slug=slug, file=file)
+            manifest = resource.model_dump(mode="json")
+            manifest["versions"][0]["notes"] = f"Imported from {file}."
+            extensions = manifest["spec"]["extensions"]
+            extensions[EXTENSION] = {"imported_from": file}
+            if is_png:
+                manifest["spec"]["avatar"] = {"image": AVATAR_FILE}
+            resource = _validated(manifest)
+            _write_version(runtime, resource, resource.latest.version,
+                           new_files={AVATAR_FILE: bytes(data)} if is_png else None)
+    except (CardError, ManifestError) as e:
+        raise UsageError(str(e)) from None
+    return resource.id
+
+
+# ---- deleting and restoring ------------------------------------------------------------------
+
+
+def delete_character(runtime, rid: str) -> dict:
+    """Move a local character (every version) to the trash; ``restore_character`` undoes it."""
+    rid = _local_id(rid)
+    with _lock(runtime):
+        if not runtime.registry.versions(rid):
+            raise NotFound(f"{rid} is not installed")
+        return {"id": rid, "versions": _trash(runtime, rid), "deleted": True}
+
+
+def restore_character(runtime, rid: str) -> str:
+    """Bring back a character ``delete_character`` (or undoing its only version) moved to the trash."""
+    rid = _local_id(rid)
+    with _lock(runtime):
+        trashed = _trash_dir(runtime, rid)
+        if not trashed.is_dir():
+            raise NotFound(f"{rid} is not in the trash: there is nothing to restore")
+        if runtime.registry.versions(rid):
+            raise UsageError(f"{rid} exists again; delete it first to restore the one in the trash")
+        try:
+            records = json.loads((trashed / DELETED).read_text(encoding="utf-8")).get("records", {})
+        except (OSError, ValueError, AttributeError):
+            records = {}  # deleted.json lost in a crash: the files say the same, more slowly
+        folder = runtime.registry.root / rid
+        if folder.exists():
+            _discard(folder)  # leftovers of a crash (no registered version lives there)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(trashed, folder)
+        (folder / DELETED).unlink(missing_ok=True)
+        for version_dir in sorted(folder.iterdir()):
+            if not (version_dir / MANIFEST).is_file() or version_dir.name.startswith("."):
+                continue
+            record = records.get(version_dir.name) or {}
+            files = record.get("files") or _files_of(version_dir, {})
+            runtime.registry.record(rid, version_dir.name, kind="character", files=files, extra=record.get("extra"))
+    return rid
+
+
+def _trash(runtime, rid: str) -> list[str]:
+    """Move every version of ``rid`` to the trash in one rename, then forget them; the versions moved."""
+    registry = runtime.registry
+    records = registry.load().get(rid, {})
+    trashed = _trash_dir(runtime, rid)
+    if trashed.exists():
+        _discard(trashed)  # an older deletion of the same id: only the newest can be restored
+    trashed.parent.mkdir(parents=True, exist_ok=True)
+    with registry.lock:
+        os.replace(registry.root / rid, trashed)
+        for version in records:
+            registry.forget(rid, version)
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    write_atomic(trashed / DELETED, json.dumps({"id": rid, "deleted_at": stamp, "records": records}, indent=1))
+    return sorted(records, key=semver.Version.parse, reverse=True)
+
+
+def _trash_dir(runtime, rid: str) -> Path:
+    return runtime.home / "trash" / "characters" / rid
+
+
+# ---- fields → a valid manifest ---------------------------------------------------------------
+
+
+def _check_fields(fields: Any) -> None:
+    if not isinstance(fields, dict):
+        raise UsageError("a character's fields must be an object")
+    unknown = sorted(set(fields) - set(FIELDS))
+    if unknown:
+        raise UsageError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                         f"(known: {', '.join(FIELDS)})")
+    for key in ("name", "persona"):
+        value = fields.get(key)
+        if key in fields and isinstance(value, str) and not value.strip():
+            raise UsageError(f"{key}: must not be empty")
+    voice = fields.get("voice")
+    if isinstance(voice, dict) and isinstance(voice.get("engine"), str) and not voice["engine"].strip():
+        raise UsageError("voice.engine: must not be empty (or leave out the voice)")
+
+
+def _apply(base: dict, fields: dict, *, auto_summary: bool) -> dict:
+    """``base`` (a manifest as JSON data) with ``fields`` put in; the summary follows the persona
+    while it is the one Zishu made (``auto_summary``) and the fields name none."""
+    manifest = {**base, "spec": dict(base["spec"])}
+    for key, value in fields.items():
+        value = value.strip() if key == "name" and isinstance(value, str) else value
+        if key in TOP_FIELDS:
+            manifest[key] = value
+        else:
+            manifest["spec"][key] = value
+    if "summary" not in fields and auto_summary:
+        name, persona = manifest.get("name"), manifest["spec"].get("persona")
+        if isinstance(name, str) and isinstance(persona, str):
+            manifest["summary"] = _auto_summary(name, persona)
+    return manifest
+
+
+def _auto_summary(name: str, persona: str) -> str:
+    return summary_for({"name": name, "description": persona})
+
+
+def _validated(manifest: dict) -> CharacterResource:
+    try:
+        return CharacterResource.model_validate(manifest)
+    except ValidationError as e:
+        raise UsageError("; ".join(_problem(err) for err in e.errors())) from None
+
+
+def _problem(err: dict) -> str:
+    """One pydantic error as ``field: what is wrong`` in the editor's words."""
+    kind, ctx, loc = err["type"], err.get("ctx") or {}, list(err["loc"])
+    where = _where(loc)
+    if kind in ("string_too_short", "too_short"):
+        n = ctx.get("min_length", 1)
+        what = "must not be empty" if n == 1 else f"must have at least {n} {'characters' if 'string' in kind else 'items'}"
+    elif kind == "string_too_long":
+        what = f"must be at most {ctx.get('max_length')} characters"
+    elif kind == "too_long":
+        what = f"may have at most {ctx.get('max_length')} items"
+    elif kind == "missing":
+        what = "is required"
+    elif kind == "extra_forbidden":
+        what = "is not a known field"
+    elif kind == "string_pattern_mismatch" and loc and loc[-1] in ("voice", "model", "lora", "live2d"):
+        what = f"{err.get('input')!r} is not a catalog id (owner/name)"
+    elif kind == "string_pattern_mismatch" and "tags" in loc:
+        what = f"{err.get('input')!r} is not a tag (lowercase letters, digits and '-', at most 32)"
+    else:
+        what = err["msg"].removeprefix("Value error, ")
+        what = what[:1].lower() + what[1:]
+    return f"{where}: {what}" if where else what
+
+
+def _where(loc: list) -> str:
+    parts = loc[1:] if loc[:1] == ["spec"] else loc
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        previous = parts[i - 1] if i else None
+        if isinstance(part, int):
+            label = f"entry {part + 1}"
+            out[-1:] = [f"{out[-1]} {label}" if out else label]
+        elif part == "[key]":
+            out[-1:] = [f"{out[-1]} tag" if out else "tag"]
+        elif previous == "emotions" and out:
+            out[-1] = f"{out[-1]} [{part}]"
+        else:
+            out.append(str(part))
+    return ".".join(out)
+
+
+def _same_content(a: CharacterResource, b: CharacterResource) -> bool:
+    keep = {"name", "summary", "tags", "spec", "license"}
+    return a.model_dump(mode="json", include=keep) == b.model_dump(mode="json", include=keep)
+
+
+def _version_entry(version: str, *, files: list | None = None, requires: list | None = None, notes: str) -> dict:
+    return {"version": version, "released": dt.date.today().isoformat(), "files": files or [],
+            "requires": requires or [], "notes": notes}
+
+
+def _carried(old: CharacterResource, installed: str, version: str, notes: str) -> dict:
+    """A new version entry with the files and requirements of ``old``'s ``installed`` version."""
+    latest = (old.version(installed) or old.latest).model_dump(mode="json")
+    return _version_entry(version, files=latest["files"], requires=latest["requires"], notes=notes)
+
+
+# ---- writing versions ------------------------------------------------------------------------
+
+
+def _write_version(runtime, resource: CharacterResource, version: str, *, copy_from: Path | None = None,
+                   record: dict | None = None, new_files: dict[str, bytes] | None = None) -> Path:
+    """Put ``version`` of ``resource`` in place: files linked from ``copy_from`` (another version
+    folder), ``new_files`` written, ``manifest.json`` last, then one rename and the registry record."""
+    registry = runtime.registry
+    final = registry.version_dir(resource.id, version)
+    if version in registry.versions(resource.id):
+        raise UsageError(f"{resource.id}@{version} already exists")
+    staging = final.with_name(f".{version}.{uuid.uuid4().hex[:8]}.staging")
+    staging.mkdir(parents=True)
+    try:
+        if copy_from is not None:
+            for path in sorted(copy_from.rglob("*")):
+                if path.is_file() and path.relative_to(copy_from).as_posix() != MANIFEST:
+                    link_or_copy(path, staging / path.relative_to(copy_from))
+        for name, data in (new_files or {}).items():
+            write_atomic(staging / name, data)
+        files = _files_of(staging, (record or {}).get("files") or {})
+        avatar = resource.spec.avatar
+        if avatar and avatar.image and avatar.image not in files:
+            raise UsageError(f"avatar.image: {avatar.image!r} is not a file of this character")
+        write_atomic(staging / MANIFEST, RESOURCE.dump_json(resource, indent=1).decode() + "\n")
+        if final.exists():
+            _discard(final)  # a leftover without a registered version (an undone edit, a crash)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    registry.record(resource.id, version, kind="character", files=files)
+    return final
+
+
+def _files_of(folder: Path, known: dict[str, dict]) -> dict[str, dict]:
+    """name → {sha256, size} of the files in a version folder (``known`` digests reused when the size matches)."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if not path.is_file() or name in (MANIFEST, DELETED):
+            continue
+        size = path.stat().st_size
+        digest = known.get(name, {}).get("sha256") if known.get(name, {}).get("size") == size else None
+        files[name] = {"sha256": digest or sha256_of(path), "size": size}
+    return files
+
+
+def _record(runtime, rid: str, version: str) -> dict:
+    return runtime.registry.load().get(rid, {}).get(version, {})
+
+
+def _discard(folder: Path) -> None:
+    """Move a folder aside in one rename, then delete it: it is never seen half deleted."""
+    aside = folder.with_name(f".trash-{uuid.uuid4().hex}")
+    os.replace(folder, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+# ---- ids and names ---------------------------------------------------------------------------
+
+
+def _checked_id(rid: Any) -> str:
+    if not isinstance(rid, str) or not _ID.fullmatch(rid):
+        raise UsageError(f"{rid!r} is not a character id (owner/name, lowercase letters, digits, '.' and '-')")
+    return rid
+
+
+def _local_id(rid: Any) -> str:
+    rid = _checked_id(rid)
+    if not rid.startswith(f"{LOCAL}/"):
+        raise UsageError(f"{rid} came from the catalog: uninstall it in the Library; only your own "
+                         f"characters ({LOCAL}/…) are deleted and undone here")
+    return rid
+
+
+def _name_slug(name: Any) -> str:
+    slug = slugify(name.strip()[:100], 56) if isinstance(name, str) else ""
+    return slug or "character"
+
+
+def _unique_slug(runtime, base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``…: the first not installed and not in the trash."""
+    base = base[:56].strip("-") or "character"
+    taken = {rid.split("/", 1)[1] for rid in runtime.registry.load() if rid.startswith(f"{LOCAL}/")}
+    trash = runtime.home / "trash" / "characters" / LOCAL
+    taken |= {p.name for p in trash.iterdir()} if trash.is_dir() else set()
+    taken |= {p.name for p in (runtime.registry.root / LOCAL).iterdir()} if (runtime.registry.root / LOCAL).is_dir() else set()
+    n, slug = 1, base
+    while slug in taken:
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def _lock(runtime) -> FileLock:
+    """One lock for every change to the user's characters (they are rare and quick)."""
+    locks = runtime.home / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(locks / "characters.lock"))

@@ -1,0 +1,279 @@
+"""A companion session: one character with its engines loaded, listening and answering.
+
+``open_companion`` chooses and loads what a character needs: its LLM (and LoRA), its voice, an
+ASR model and a VAD for the microphone, an embedding model for memory. For each role the choice is,
+in order: what the caller asked for, what the character names, the user's setting
+(``companion.models``), the first installed model of that role. Speech falls back to espeak-ng,
+which needs no model; memory falls back to the LLM's own GGUF through ``llama-cpp-embed``.
+
+``Session`` is what a window (or a test) talks to, whatever carries the bytes:
+
+    session.say(text)          a typed message: the reply's events follow
+    session.hear(pcm)          microphone audio, 16 kHz mono int16, in chunks of any size
+    session.heard(n)           the window finished playing reply sentence ``n - 1``
+    session.playing()          the window began playing the reply
+    session.barge_in(played)   the window stopped playback because the user cut in
+    session.events()           the events, in order (the pipeline's plus the ones below)
+
+    {"type": "speech_start"}                                   the user began speaking
+    {"type": "transcript", "text", "language", "emotion"}      what the ASR heard
+    {"type": "latency", "latency": {...}, "summary": {...}}    a turn's stages and the session's p50/p95
+    {"type": "error", "code", "message"}                       a turn failed; the session goes on
+
+Turns run one at a time on the session's own thread: the microphone and the window never wait.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from zishu.engines import use
+from zishu.errors import UsageError, ZishuError
+
+from .brain import Character
+from .listen import BothClassifier, EnergyClassifier, Listener, ModelClassifier, SpeechStarted, Utterance
+from .pipeline import STAGES, Conversation
+
+log = logging.getLogger(__name__)
+
+ROLES = ("llm", "asr", "vad", "embedding")
+SETTING = "companion.models"  # {"llm": id, "asr": id, "vad": id, "embedding": id}
+_CLOSE = object()
+
+
+def installed_models(registry) -> dict[str, list[str]]:
+    """role → the installed model ids of that role, in id order."""
+    from zishu.resources.install import manifest_of
+
+    found: dict[str, list[str]] = {}
+    for rid, versions in sorted(registry.load().items()):
+        if not any(v.get("kind") == "model" for v in versions.values()):
+            continue
+        try:
+            role = manifest_of(registry.path(rid)).spec.role
+        except (ZishuError, OSError, ValueError):
+            continue
+        found.setdefault(role, []).append(rid)
+    return found
+
+
+def choose_models(runtime, character: Character, asked: dict | None = None) -> dict[str, str | None]:
+    """The model (id or path) for each role; None where nothing is installed."""
+    from zishu.db import get_setting
+
+    asked = {k: v for k, v in (asked or {}).items() if v}
+    unknown = set(asked) - set(ROLES)
+    if unknown:
+        raise UsageError(f"unknown model roles: {', '.join(sorted(unknown))} (known: {', '.join(ROLES)})")
+    own = {"llm": character.spec.llm.model if character.spec.llm else None}
+    saved = get_setting(SETTING, {}) or {}
+    installed = installed_models(runtime.registry)
+    return {role: asked.get(role) or own.get(role) or saved.get(role) or next(iter(installed.get(role, [])), None)
+            for role in ROLES}
+
+
+@dataclass
+class Companion:
+    """A character's conversation with its engines loaded; ``asr`` and ``vad`` are None when the
+    character cannot hear (no ASR model installed), ``notes`` says what fell back and why."""
+
+    conversation: Conversation
+    models: dict[str, str | None]
+    asr: object | None = None
+    vad: object | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def open_companion(runtime, character: Character, *, models: dict | None = None, speech: bool = True,
+                   hearing: bool = True, memory: bool = True, user_name: str = "User") -> Companion:
+    """Load what ``character`` needs; raises ModelNotAvailable-style errors that say what to install."""
+    from .memory import MemoryStore
+
+    chosen = choose_models(runtime, character, models)
+    notes: list[str] = []
+    if chosen["llm"] is None:
+        raise UsageError(f"{character.name} has no language model: install one (zishu install <owner>/<model>) "
+                         "or name one in the character or in Settings")
+    lora = character.spec.llm.lora if character.spec.llm and character.spec.llm.lora else None
+    llm = use(runtime, "llm", chosen["llm"], adapters=[(lora, 1.0)] if lora else ())
+    tts = _voice(runtime, character, notes) if speech else None
+    store = None
+    if memory:
+        embedder = chosen["embedding"]
+        engine = None
+        if embedder is None and llm.model is not None and llm.model.format == "gguf":
+            embedder, engine = chosen["llm"], "llama-cpp-embed"
+            notes.append("memory uses the language model's own embeddings: install an embedding model for better recall")
+        if embedder is not None:
+            embed = use(runtime, "embedding", embedder, engine=engine).handle.embed
+            store = MemoryStore(runtime.home, embed, embedder=str(embedder))
+        else:
+            notes.append("no embedding model: memories are kept for this session only")
+    asr = vad = None
+    if hearing:
+        if chosen["asr"] is None:
+            notes.append("no speech recognition model installed: type to talk")
+        else:
+            asr = use(runtime, "asr", chosen["asr"]).handle
+            vad = use(runtime, "vad", chosen["vad"]).handle if chosen["vad"] else None
+    talk = Conversation(character, llm.handle, tts, store, user_name=user_name)
+    return Companion(talk, chosen, asr, vad, notes)
+
+
+def _voice(runtime, character: Character, notes: list[str]):
+    """The character's voice, or espeak-ng when it names none or its engine cannot run here."""
+    from zishu.errors import EngineError
+
+    voice = character.spec.voice
+    try:
+        if voice is not None:
+            return use(runtime, "tts", voice.voice, engine=voice.engine).handle
+    except (EngineError, ZishuError) as e:
+        notes.append(f"{character.name}'s voice cannot be used ({e}); speaking with espeak-ng")
+    try:
+        return use(runtime, "tts", engine="espeak-ng").handle
+    except (EngineError, ZishuError) as e:
+        notes.append(f"no voice: {e}")
+        return None
+
+
+def percentiles(turns: list[dict]) -> dict[str, dict[str, float]]:
+    """stage → {"p50", "p95", "n"} over the latency records ``turns`` (nearest-rank percentiles)."""
+    summary = {}
+    for stage in STAGES:
+        values = sorted(t[stage] for t in turns if stage in t)
+        if values:
+            rank = lambda q: values[max(0, math.ceil(q * len(values)) - 1)]  # noqa: E731
+            summary[stage] = {"p50": rank(0.50), "p95": rank(0.95), "n": len(values)}
+    return summary
+
+
+class Session:
+    """One window talking with one companion. Thread-safe: the transport calls in from its own threads."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, companion: Companion, *, listener: Listener | None = None) -> None:
+        self.id = next(self._ids)
+        self.companion = companion
+        self.talk = companion.conversation
+        self.listener = listener or Listener(
+            BothClassifier(ModelClassifier(companion.vad), EnergyClassifier()) if companion.vad else None)
+        self.latencies: list[dict] = []
+        self.undo_delete: dict | None = None  # the memories "delete all" erased, until undone
+        self._events: queue.Queue = queue.Queue()
+        self._work: queue.Queue = queue.Queue()
+        self._heard = 0  # sentences of the current reply the window finished playing
+        self._busy = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"companion-{self.id}", daemon=True)
+        self._thread.start()
+
+    # -- from the window --------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        if not isinstance(text, str) or not text.strip():
+            raise UsageError("a message needs some text")
+        self.barge_in()
+        self._work.put(("say", text.strip(), time.perf_counter(), {}))
+
+    def hear(self, pcm: bytes) -> None:
+        if self.companion.asr is None:
+            raise UsageError("this companion cannot hear: no speech recognition model is installed")
+        for event in self.listener.feed(pcm):
+            self._on_heard(event)
+
+    def end_of_audio(self) -> None:
+        """The microphone closed: an utterance in progress ends now."""
+        for event in self.listener.flush():
+            self._on_heard(event)
+
+    def heard(self, sentences: int) -> None:
+        self._heard = max(self._heard, int(sentences))
+
+    def playing(self) -> None:
+        latency = self.talk.playback_started()
+        if latency is not None:
+            self._turn_measured(latency)
+
+    def barge_in(self, played: int | None = None) -> None:
+        """Stop the reply in progress; ``played``: sentences the window finished playing."""
+        heard = self._heard if played is None else int(played)
+        if self._busy.is_set():
+            self.talk.played(heard)
+            self.talk.stop()
+        else:
+            self.talk.interrupted(heard)
+
+    def events(self, timeout: float | None = None) -> Iterator[dict]:
+        """Events as they come; ends when the session closes (or yields None after ``timeout``
+        seconds without one, so a transport can send a keep-alive)."""
+        while True:
+            try:
+                event = self._events.get(timeout=timeout)
+            except queue.Empty:
+                yield None
+                continue
+            if event is _CLOSE:
+                return
+            yield event
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.talk.stop()
+            self._work.put(None)
+            self._events.put(_CLOSE)
+
+    # -- the session's thread ---------------------------------------------------------------------
+
+    def _on_heard(self, event) -> None:
+        if isinstance(event, SpeechStarted):
+            self._emit({"type": "speech_start"})
+            self.barge_in()
+        elif isinstance(event, Utterance):
+            self._work.put(("hear", event.pcm, event.ended_at, {}))
+
+    def _run(self) -> None:
+        while (job := self._work.get()) is not None:
+            what, payload, heard_at, stages = job
+            self._busy.set()
+            self._heard = 0
+            try:
+                if what == "hear":
+                    heard = self.companion.asr.transcribe(payload)
+                    stages = {"transcript": time.perf_counter()}
+                    self._emit({"type": "transcript", "text": heard.text, "language": heard.language,
+                                "emotion": heard.emotion})
+                    if not heard.text.strip():
+                        continue
+                    payload = heard.text
+                for event in self.talk.reply(payload, heard_at=heard_at, stages=stages):
+                    self._emit(event)
+                    if event["type"] == "done":
+                        self._turn_measured(event["latency"], record=True)
+            except ZishuError as e:
+                self._emit({"type": "error", "code": e.code, "message": str(e)})
+            except Exception as e:  # noqa: BLE001 - one failed turn must not end the session
+                log.exception("companion turn failed")
+                self._emit({"type": "error", "code": "ENGINE_FAILED", "message": f"{type(e).__name__}: {e}"})
+            finally:
+                self._busy.clear()
+
+    def _turn_measured(self, latency: dict, record: bool = False) -> None:
+        """``record``: a new turn's latency; else the last turn's, updated in place (playback)."""
+        if record:
+            self.latencies.append(latency)
+        log.info("companion turn latency (ms): %s", latency)
+        self._emit({"type": "latency", "latency": latency, "summary": percentiles(self.latencies)})
+
+    def _emit(self, event: dict) -> None:
+        if not self._closed:
+            self._events.put(event)

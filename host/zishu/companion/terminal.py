@@ -1,0 +1,124 @@
+"""``zishu chat CHARACTER``: talk with an installed character in the terminal, by text.
+
+The same pipeline as the window (persona, lorebook, memories, emotion tags), without speech: the
+reply prints sentence by sentence as it is generated, its emotions in dim brackets, and the
+latency of each turn goes to stderr. Lines starting with ``/`` are commands (``/help``).
+"""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from zishu.errors import UsageError, ZishuError
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+HELP = """/memories          what the character remembers about you (numbered)
+/forget N          forget memory N (see /memories)
+/remember TEXT     keep TEXT as a memory
+/quit              leave (Ctrl-D does too)"""
+
+
+@click.command("chat")
+@click.argument("character")
+@click.option("--message", "-m", "messages", multiple=True,
+              help="Say this and print the reply, without the interactive prompt (repeatable: one turn each).")
+@click.option("--model", help="The LLM to use instead of the character's own (catalog id or GGUF path).")
+@click.option("--no-memory", is_flag=True, help="Neither recall nor store anything for this chat.")
+@click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(1))
+@click.option("--seed", type=int, default=None, help="Fix the sampling seed for reproducible replies.")
+@click.option("--name", "user_name", default="User", show_default=True, help="What the character calls you.")
+def chat_command(character, messages, model, no_memory, max_tokens, seed, user_name):
+    """Talk with CHARACTER (an installed character id, e.g. local/mei) in the terminal."""
+    from zishu.engines.kinds import ChatOptions
+    from zishu.runtime import Runtime
+
+    from .brain import Character
+    from .session import open_companion
+
+    runtime = Runtime()
+    who = Character.installed(runtime.registry, character)
+    with err.status(f"loading {who.name} …"):
+        companion = open_companion(runtime, who, models={"llm": model}, speech=False, hearing=False,
+                                   memory=not no_memory, user_name=user_name)
+    for note in companion.notes:
+        err.print(f"[dim]{escape(note)}[/]")
+    talk = companion.conversation
+    talk.options = ChatOptions(max_tokens=max_tokens, seed=seed)
+    if messages:
+        for text in messages:
+            _turn(talk, text)
+        return
+    if who.spec.greetings:
+        out.print(f"[bold]{escape(who.name)}[/]: {escape(who.spec.greetings[0])}")
+    err.print("[dim]/help for commands; Ctrl-D to leave[/]")
+    while True:
+        try:
+            text = out.input("[bold cyan]You[/]: ").strip()
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            return
+        if not text:
+            continue
+        try:
+            if text.startswith("/"):
+                if not _command(talk, text):
+                    return
+                continue
+            _turn(talk, text)
+        except ZishuError as e:  # a bad command or a failed turn: say so, keep chatting
+            err.print(f"[red]error:[/] {escape(str(e))}")
+
+
+def _turn(talk, text: str) -> None:
+    """One reply, printed as its sentences come; Ctrl-C stops it and keeps what was printed."""
+    out.print(f"[bold]{escape(talk.character.name)}[/]: ", end="")
+    printed = 0
+    try:
+        for event in talk.reply(text):
+            if event["type"] == "emotion":
+                out.print(f"[dim]({escape(event['name'])})[/] ", end="")
+            elif event["type"] == "sentence":
+                out.print(escape(event["text"]), end=" ")
+                printed += 1
+            elif event["type"] == "done":
+                out.print()
+                stages = ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in event["latency"].items())
+                err.print(f"[dim]{stages}[/]")
+    except KeyboardInterrupt:
+        talk.played(printed)
+        talk.stop()
+        out.print("[dim]— interrupted[/]")
+
+
+def _command(talk, line: str) -> bool:
+    """Run a /command; False when the chat should end."""
+    name, _, arg = line.partition(" ")
+    memory, rid = talk.memory, talk.character.id
+    if name in ("/quit", "/exit"):
+        return False
+    if name == "/help":
+        out.print(HELP)
+    elif memory is None and name in ("/memories", "/forget", "/remember"):
+        err.print("[yellow]memory is off for this chat[/]")
+    elif name == "/memories":
+        rows = memory.memories(rid)
+        for i, m in enumerate(rows, 1):
+            out.print(f"{i:>3}. {escape(m.text)}{' [dim](pinned)[/]' if m.pinned else ''}")
+        if not rows:
+            out.print("[dim]nothing remembered yet[/]")
+    elif name == "/forget":
+        rows = memory.memories(rid)
+        if not arg.strip().isdigit() or not 1 <= int(arg) <= len(rows):
+            raise UsageError(f"/forget takes a memory number from /memories (1–{len(rows)}), not {arg!r}")
+        forgotten = memory.forget(rows[int(arg) - 1].id)
+        out.print(f"forgot: {escape(forgotten.text)}")
+    elif name == "/remember":
+        kept = memory.remember(rid, arg)
+        out.print(f"remembered: {escape(kept.text)}")
+    else:
+        err.print(f"[yellow]unknown command {escape(name)}: /help lists them[/]")
+    return True

@@ -1,0 +1,163 @@
+"""The Characters panel and its JSON API: the installed characters, a form to make or edit one,
+SillyTavern card import, delete with undo. The work is done by ``zishu.companion.characters``.
+
+Pages: ``/characters`` (the list), ``/characters/new``, ``/characters/<owner>/<name>/edit``.
+API under ``/api/characters``::
+
+    GET    /api/characters                          {"characters": [...]}
+    POST   /api/characters                          the fields → 201 {"character"}
+    POST   /api/characters/import                   multipart "file" (PNG or JSON card) → 201 {"character"}
+    GET    /api/characters/<owner>/<name>           {"character"}
+    PUT    /api/characters/<owner>/<name>           the changed fields → {"character", "changed", "forked_from"}
+    POST   /api/characters/<owner>/<name>/undo      the newest version removed → {"undone", "character"|null}
+    DELETE /api/characters/<owner>/<name>           to the trash → {"deleted"}
+    POST   /api/characters/<owner>/<name>/restore   back from the trash → {"character"}
+    GET    /api/characters/<owner>/<name>/avatar    the avatar image
+
+Bodies may be larger here than the app's 1 MiB: a card (or a character with a big lorebook) may
+carry 5 MiB of JSON, a PNG card 20 MiB.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+
+from flask import Blueprint, jsonify, render_template, request, send_file
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from zishu.catalog.cards import MAX_JSON_BYTES, MAX_PNG_BYTES
+from zishu.catalog.manifest import ID_PATTERN
+from zishu.companion import characters as store
+from zishu.errors import NotFound, UsageError
+
+from .api import _body
+from .app import runtime
+
+characters = Blueprint("characters", __name__)
+
+_ID = re.compile(ID_PATTERN)
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around the card file
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+
+
+def _id(owner: str, name: str) -> str:
+    rid = f"{owner}/{name}"
+    if not _ID.fullmatch(rid):
+        raise UsageError(f"{rid!r} is not a character id (owner/name, lowercase letters, digits, '.' and '-')")
+    return rid
+
+
+def _json_body() -> dict:
+    request.max_content_length = MAX_JSON_BYTES + FORM_OVERHEAD
+    try:
+        return _body()
+    except RequestEntityTooLarge:
+        raise RequestEntityTooLarge(f"the character is more than {MAX_JSON_BYTES // 2**20} MiB of JSON") from None
+
+
+def _with_avatar_url(character: dict) -> dict:
+    image = character["avatar"]["image"]
+    url = f"/api/characters/{character['id']}/avatar?v={character['version']}" if image else None
+    return {**character, "avatar": {**character["avatar"], "url": url}}
+
+
+def _one(rid: str) -> dict:
+    return _with_avatar_url(store.get_character(runtime(), rid))
+
+
+# ---- pages -----------------------------------------------------------------------------------
+
+
+@characters.get("/characters")
+def character_list():
+    found = [_with_avatar_url(c) for c in store.list_characters(runtime())]
+    return render_template("characters.html", title="Characters", active="/characters", characters=found)
+
+
+def _voice_engines() -> list[str]:
+    return sorted(engine.info.name for engine in runtime().engines.of_kind("tts"))
+
+
+@characters.get("/characters/new")
+def character_new():
+    return render_template("character_edit.html", title="New character", active="/characters", character=None,
+                           voice_engines=_voice_engines())
+
+
+@characters.get("/characters/<owner>/<name>/edit")
+def character_edit(owner: str, name: str):
+    character = _one(_id(owner, name))
+    return render_template("character_edit.html", title=f"Edit {character['name']}", active="/characters",
+                           character=character, voice_engines=_voice_engines())
+
+
+# ---- the API ---------------------------------------------------------------------------------
+
+
+@characters.get("/api/characters")
+def api_list():
+    return jsonify(characters=[_with_avatar_url(c) for c in store.list_characters(runtime())])
+
+
+@characters.post("/api/characters")
+def api_create():
+    rid = store.create_character(runtime(), _json_body())
+    return jsonify(character=_one(rid)), 201
+
+
+@characters.post("/api/characters/import")
+def api_import():
+    request.max_content_length = MAX_PNG_BYTES + FORM_OVERHEAD
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        raise RequestEntityTooLarge(f"the card file is too big: a PNG card may be at most {MAX_PNG_BYTES // 2**20} MiB, "
+                                    f"a JSON card {MAX_JSON_BYTES // 2**20} MiB") from None
+    if upload is None:
+        raise UsageError("send the card as a multipart form field named 'file' (a PNG or JSON card)")
+    data = upload.read(MAX_PNG_BYTES + 1)
+    if not data:
+        raise UsageError(f"{upload.filename or 'the file'}: the file is empty; choose a PNG or JSON character card")
+    rid = store.import_card(runtime(), data, upload.filename or "card")
+    return jsonify(character=_one(rid)), 201
+
+
+@characters.get("/api/characters/<owner>/<name>")
+def api_get(owner: str, name: str):
+    return jsonify(character=_one(_id(owner, name)))
+
+
+@characters.put("/api/characters/<owner>/<name>")
+def api_update(owner: str, name: str):
+    result = store.update_character(runtime(), _id(owner, name), _json_body())
+    return jsonify(character=_one(result["id"]), changed=result["changed"], forked_from=result["forked_from"])
+
+
+@characters.post("/api/characters/<owner>/<name>/undo")
+def api_undo(owner: str, name: str):
+    undone = store.undo_character_edit(runtime(), _id(owner, name))
+    current = None if undone["deleted"] else _one(undone["id"])
+    return jsonify(undone=undone, character=current)
+
+
+@characters.delete("/api/characters/<owner>/<name>")
+def api_delete(owner: str, name: str):
+    return jsonify(deleted=store.delete_character(runtime(), _id(owner, name)))
+
+
+@characters.post("/api/characters/<owner>/<name>/restore")
+def api_restore(owner: str, name: str):
+    rid = store.restore_character(runtime(), _id(owner, name))
+    return jsonify(character=_one(rid))
+
+
+@characters.get("/api/characters/<owner>/<name>/avatar")
+def api_avatar(owner: str, name: str):
+    path = store.avatar_file(runtime(), _id(owner, name))
+    if path is None:
+        raise NotFound(f"{owner}/{name} has no avatar image")
+    mimetype = mimetypes.guess_type(path.name)[0]
+    if mimetype not in IMAGE_TYPES:  # never SVG or HTML: only pictures that cannot carry script
+        raise NotFound(f"{owner}/{name}'s avatar {path.name} is not a PNG, JPEG, WebP or GIF image")
+    return send_file(path, mimetype=mimetype, max_age=0)

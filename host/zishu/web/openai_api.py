@@ -1,0 +1,134 @@
+"""An OpenAI-compatible chat endpoint, so other local tools can talk to a character.
+
+    GET  /v1/models              the installed characters, as models
+    POST /v1/chat/completions    {"model": "owner/character", "messages": [...], "stream": bool, ...}
+
+The character answers as in the companion panel: its persona, lorebook and long-term memories, with
+the client's messages as the short-term history (the client keeps its own; system messages from the
+client are ignored: the character's persona is the system prompt). The exchange is remembered like
+any other turn. Replies are the spoken text: emotion tags are taken out. The same secret guards it
+as every other route: send ``Authorization: Bearer <secret>`` (the ``api_key`` of an OpenAI client).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+from flask import Blueprint, Response, current_app, jsonify, stream_with_context
+
+from zishu.companion.stream_text import join_spoken
+from zishu.engines.kinds import ChatOptions
+from zishu.errors import UsageError
+
+from .api import _body
+from .app import runtime
+
+openai_api = Blueprint("openai_api", __name__)
+
+ROLES = ("system", "user", "assistant")
+_lock = threading.Lock()
+
+
+@openai_api.get("/v1/models")
+def models():
+    characters = [rid for rid, versions in sorted(runtime().registry.load().items())
+                  if any(v.get("kind") == "character" for v in versions.values())]
+    return jsonify(object="list", data=[{"id": rid, "object": "model", "owned_by": rid.split("/")[0]}
+                                        for rid in characters])
+
+
+@openai_api.post("/v1/chat/completions")
+def chat_completions():
+    from zishu.companion.pipeline import Conversation
+
+    body = _body()
+    rid = body.get("model")
+    if not isinstance(rid, str) or not rid:
+        raise UsageError('"model" must name an installed character, e.g. "local/mei" (GET /v1/models lists them)')
+    history, last = _messages(body.get("messages"))
+    companion = _companion(rid)
+    talk = Conversation(companion.conversation.character, companion.conversation.llm, None,
+                        companion.conversation.memory, options=_options(body))
+    reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def chunk(delta: dict, finish: str | None = None) -> str:
+        data = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": rid,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    events = talk.reply(last, history=history)
+    if not body.get("stream"):
+        text = next(e for e in events if e["type"] == "done")["text"]
+        return jsonify(id=reply_id, object="chat.completion", created=created, model=rid,
+                       choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}])
+
+    @stream_with_context
+    def stream():
+        said = ""
+        yield chunk({"role": "assistant", "content": ""})
+        for event in events:
+            if event["type"] == "sentence":
+                longer = join_spoken([said, event["text"]])
+                yield chunk({"content": longer[len(said):]})
+                said = longer
+        yield chunk({}, "stop")
+        yield "data: [DONE]\n\n"
+
+    return Response(stream(), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+
+
+def _messages(messages) -> tuple[list[dict], str]:
+    """The history before the last message, and the last one, which must be the user's."""
+    if not isinstance(messages, list) or not messages:
+        raise UsageError('"messages" must be a non-empty list of {"role", "content"}')
+    history = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise UsageError(f"messages[{i}]: expected a role of {', '.join(ROLES)}")
+        content = message.get("content")
+        if isinstance(content, list):  # content parts: keep the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        if not isinstance(content, str):
+            raise UsageError(f"messages[{i}].content: expected text")
+        if message["role"] != "system":
+            history.append({"role": message["role"], "content": content})
+    if not history or history[-1]["role"] != "user" or not history[-1]["content"].strip():
+        raise UsageError("the last message must be the user's, with some text")
+    return history[:-1], history[-1]["content"]
+
+
+def _options(body: dict) -> ChatOptions:
+    fields = {"max_tokens": int, "temperature": float, "top_p": float, "seed": int}
+    chosen = {}
+    for name, kind in fields.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+            raise UsageError(f'"{name}" must be a number')
+        chosen[name] = kind(value)
+    if chosen.get("max_tokens", 1) < 1:
+        raise UsageError('"max_tokens" must be 1 or more')
+    stop = body.get("stop")
+    if stop is not None:
+        stop = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise UsageError('"stop" must be a string or a list of strings')
+        chosen["stop"] = tuple(stop)
+    return ChatOptions(**{"max_tokens": 512, **chosen})
+
+
+def _companion(rid: str):
+    """The character with its LLM and memory loaded, once per app (speech and hearing are not needed)."""
+    from zishu.companion.brain import Character
+    from zishu.companion.session import open_companion
+
+    with _lock:
+        opened = current_app.config.setdefault("ZISHU_CHAT_COMPANIONS", {})
+        if rid not in opened:
+            character = Character.installed(runtime().registry, rid)
+            opened[rid] = open_companion(runtime(), character, speech=False, hearing=False)
+        return opened[rid]

@@ -1,0 +1,258 @@
+// The companion panel: open a session for the chosen character, stream its events (reply text,
+// emotions to the avatar, speech to the speakers, latency), send typed messages and the microphone,
+// cut the reply off when the user speaks, and keep the memory panel in step.
+import { $, api, confirmDialog, el, idPath, reportError, toast, undoToast } from "./app.js";
+import { mountAvatar, mouthLevel } from "./avatar.js";
+import { Microphone, Playback } from "./voice.js";
+
+const root = $("companion");
+const character = root.dataset.character;
+const STAGES = [
+  ["transcript", "Transcript"], ["first_token", "First token"], ["first_sentence", "First sentence"],
+  ["first_audio", "First audio"], ["playback", "Playback starts"], ["generated", "Reply generated"],
+];
+const TAG = /\[[^\][\n]{1,32}\]|【[^】\n]{1,32}】|（[^）\n]{1,32}）/g; // emotion tags, hidden from the text
+
+let session = null;
+let avatar = null;
+let reply = null; // {node, raw} of the reply being streamed
+const playback = new Playback({
+  onStart: () => post("playback", { event: "playing" }),
+  onHeard: (n) => post("playback", { event: "heard", sentences: n }),
+});
+const microphone = new Microphone((buffer) => sendAudio(buffer));
+
+function post(what, body) {
+  if (!session) return Promise.resolve();
+  return api(`/api/companion/sessions/${session.id}/${what}`, { method: "POST", body }).catch(reportError);
+}
+
+async function sendAudio(buffer) {
+  if (!session) return;
+  await fetch(`/api/companion/sessions/${session.id}/audio`, {
+    method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: buffer,
+  }).catch(() => {});
+}
+
+function status(text) {
+  $("companion-status").textContent = text;
+}
+
+function message(role, text) {
+  const node = el("li", { class: `message ${role}`, "data-testid": `message-${role}` }, text);
+  $("messages").append(node);
+  node.scrollIntoView({ block: "end" });
+  return node;
+}
+
+function bargeIn() {
+  if (playback.playing) post("playback", { event: "barge_in", sentences: playback.stop() });
+}
+
+// -- the session's events ----------------------------------------------------------------------------
+
+const handlers = {
+  turn(event) {
+    playback.reset();
+    reply = { node: message("assistant", ""), raw: "" };
+    reply.node.classList.add("streaming");
+    showInjected(event.memories, event.lore);
+  },
+  token(event) {
+    if (!reply) return;
+    reply.raw += event.text;
+    reply.node.textContent = reply.raw.replace(TAG, "").trimStart();
+  },
+  emotion(event) {
+    if (!avatar) return;
+    avatar.express(event.expression || event.name);
+    if (event.motion) avatar.motion(event.motion);
+  },
+  audio(event) {
+    playback.push(event.pcm, event.sample_rate, event.index);
+  },
+  done(event) {
+    if (!reply) return;
+    reply.node.classList.remove("streaming");
+    if (event.interrupted) reply.node.classList.add("interrupted");
+    reply.node.textContent = event.text;
+    reply = null;
+    loadMemories();
+  },
+  transcript(event) {
+    if (event.text) message("user", event.text);
+  },
+  speech_start() {
+    bargeIn();
+  },
+  latency(event) {
+    showLatency(event.latency, event.summary);
+  },
+  error(event) {
+    if (reply) reply.node.classList.remove("streaming");
+    reply = null;
+    toast(event.message, "error");
+  },
+};
+
+function listen() {
+  const stream = new EventSource(`/api/companion/sessions/${session.id}/events`);
+  for (const [type, handle] of Object.entries(handlers)) {
+    stream.addEventListener(type, (e) => handle(JSON.parse(e.data)));
+  }
+  stream.onerror = () => status("Connection to Zishu lost; reload to talk again.");
+}
+
+// -- latency and memory --------------------------------------------------------------------------------
+
+function showLatency(latency, summary) {
+  const rows = STAGES.filter(([stage]) => stage in latency || stage in summary).map(([stage, label]) => {
+    const s = summary[stage] || {};
+    const ms = (v) => (v === undefined ? "—" : Math.round(v).toString());
+    return el("tr", { dataset: { stage } }, el("td", {}, label), el("td", {}, ms(latency[stage])),
+      el("td", {}, ms(s.p50)), el("td", {}, ms(s.p95)));
+  });
+  $("latency-table").replaceChildren(...rows);
+}
+
+function showInjected(memories, lore) {
+  const items = memories.map((m) => el("li", { "data-testid": "injected-memory", dataset: { id: m.id } },
+    m.text, el("span", { class: "muted small" }, m.pinned ? " · pinned" : ` · ${m.score.toFixed(2)}`)));
+  for (const name of lore) items.push(el("li", { "data-testid": "injected-lore" }, `Lorebook: ${name}`));
+  if (!items.length) items.push(el("li", { class: "muted" }, "No memories or lorebook entries this turn."));
+  $("injected").replaceChildren(...items);
+}
+
+const memoryPath = (rest = "") => `/api/companion/sessions/${session.id}/memories${rest}`;
+
+async function loadMemories() {
+  if (!session || !session.memory) return;
+  try {
+    const { memories } = await api(memoryPath());
+    const rows = memories.map(memoryRow);
+    if (!rows.length) rows.push(el("li", { class: "muted" }, "Nothing remembered yet."));
+    $("memories").replaceChildren(...rows);
+  } catch (error) {
+    reportError(error);
+  }
+}
+
+function memoryRow(memory) {
+  const text = el("span", { class: "memory-text" }, memory.text);
+  const pin = el("button", { type: "button", class: "ghost", "data-testid": "pin-memory", "aria-pressed": String(memory.pinned) },
+    memory.pinned ? "Unpin" : "Pin");
+  const edit = el("button", { type: "button", class: "ghost", "data-testid": "edit-memory" }, "Edit");
+  const forget = el("button", { type: "button", class: "ghost", "data-testid": "forget-memory" }, "Forget");
+  const row = el("li", { "data-testid": "memory", dataset: { id: memory.id }, class: memory.pinned ? "pinned" : "" },
+    text, el("span", { class: "actions" }, pin, edit, forget));
+  pin.addEventListener("click", () => change(memory.id, { pinned: !memory.pinned }));
+  forget.addEventListener("click", async () => {
+    await api(memoryPath(`/${memory.id}/forget`), { method: "POST" }).catch(reportError);
+    loadMemories();
+    undoToast("Forgotten.", async () => {
+      await api(memoryPath(`/${memory.id}/restore`), { method: "POST" });
+      loadMemories();
+    });
+  });
+  edit.addEventListener("click", () => {
+    const input = el("input", { type: "text", value: memory.text, "data-testid": "memory-input" });
+    text.replaceWith(input);
+    input.focus();
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") change(memory.id, { text: input.value });
+      if (e.key === "Escape") loadMemories();
+    });
+  });
+  return row;
+}
+
+async function change(id, body) {
+  await api(memoryPath(`/${id}`), { method: "PUT", body }).catch(reportError);
+  loadMemories();
+}
+
+$("delete-memories").addEventListener("click", async () => {
+  const sure = await confirmDialog({ title: "Delete all memories?",
+    text: "Every turn and memory of this character goes. You can undo it right after.", ok: "Delete all" });
+  if (!sure) return;
+  try {
+    const { deleted } = await api(memoryPath("/delete-all"), { method: "POST" });
+    $("messages").replaceChildren();
+    loadMemories();
+    undoToast(`Deleted ${deleted.memories} memories and ${deleted.turns} messages.`, async () => {
+      await api(memoryPath("/undo-delete"), { method: "POST" });
+      loadMemories();
+    });
+  } catch (error) {
+    reportError(error);
+  }
+});
+
+// -- typing and talking ----------------------------------------------------------------------------------
+
+$("composer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("message");
+  const text = input.value.trim();
+  if (!text || !session) return;
+  playback.ensureContext(); // a click: the browser now lets the page play sound
+  bargeIn();
+  message("user", text);
+  input.value = "";
+  post("say", { text });
+});
+
+$("mic").addEventListener("click", async () => {
+  const button = $("mic");
+  try {
+    if (microphone.on) {
+      await microphone.stop();
+      await fetch(`/api/companion/sessions/${session.id}/audio?end=1`, {
+        method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: new ArrayBuffer(0) });
+    } else {
+      playback.ensureContext();
+      await microphone.start();
+    }
+  } catch (error) {
+    reportError(error);
+  }
+  button.setAttribute("aria-pressed", String(microphone.on));
+  button.textContent = microphone.on ? "Stop talking" : "Talk";
+});
+
+const select = $("character-select");
+if (select) select.addEventListener("change", () => { location.search = `?character=${encodeURIComponent(select.value)}`; });
+
+function animateMouth() {
+  if (avatar && playback.analyser) avatar.mouth(playback.playing ? mouthLevel(playback.analyser) : 0);
+  requestAnimationFrame(animateMouth);
+}
+
+async function start() {
+  try {
+    const info = await api(`/api/avatar/${idPath(character)}`);
+    avatar = await mountAvatar($("avatar"), info);
+  } catch (error) {
+    reportError(error);
+  }
+  try {
+    session = await api("/api/companion/sessions", { method: "POST", body: { character } });
+  } catch (error) {
+    status(`${character} cannot talk: ${error.message}`);
+    return;
+  }
+  listen();
+  $("message").disabled = false;
+  $("send").disabled = false;
+  $("mic").disabled = !session.hearing;
+  $("mic").title = session.hearing ? "" : "No speech recognition model is installed";
+  $("export-memories").href = memoryPath("/export");
+  const notes = session.notes.length ? ` (${session.notes.join("; ")})` : "";
+  status(`${session.character.name} is here${notes}.`);
+  root.dataset.session = session.id;
+  if (session.character.greeting) message("assistant", session.character.greeting);
+  loadMemories();
+  requestAnimationFrame(animateMouth);
+}
+
+start();
