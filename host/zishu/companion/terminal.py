@@ -13,6 +13,8 @@ from rich.markup import escape
 
 from zishu.errors import UsageError, ZishuError
 
+from .stream_text import join_spoken
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -76,14 +78,16 @@ def chat_command(character, messages, model, no_memory, max_tokens, seed, user_n
 def _turn(talk, text: str) -> None:
     """One reply, printed as its sentences come; Ctrl-C stops it and keeps what was printed."""
     out.print(f"[bold]{escape(talk.character.name)}[/]: ", end="")
-    printed = 0
+    said, printed = "", 0
     try:
         for event in talk.reply(text):
             if event["type"] == "emotion":
-                out.print(f"[dim]({escape(event['name'])})[/] ", end="")
+                mood = f"[dim]({escape(event['name'])})[/]"
+                out.print(f" {mood}" if said else f"{mood} ", end="")
             elif event["type"] == "sentence":
-                out.print(escape(event["text"]), end=" ")
-                printed += 1
+                longer = join_spoken([said, event["text"]])
+                out.print(escape(longer[len(said):]), end="")
+                said, printed = longer, printed + 1
             elif event["type"] == "done":
                 out.print()
                 stages = ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in event["latency"].items())
