@@ -40,6 +40,7 @@ bench: setup
 	$(PY) bench/llm.py
 	$(PY) bench/asr.py
 	$(PY) bench/image.py
+	$(PY) bench/voice_loop.py
 
 clean:
 	rm -rf $(VENV) node_modules .cache

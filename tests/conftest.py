@@ -88,6 +88,7 @@ def install_resource(home: Path, rid: str, spec: dict, kind: str = "model", file
         (shutil.copytree if Path(source).is_dir() else shutil.copy)(source, folder / name)
     data = make_manifest(rid, kind=kind, spec=spec, **fields)
     (folder / "manifest.json").write_bytes(RESOURCE.dump_json(RESOURCE.validate_python(data)))
+    (Path(home) / "registry.json").unlink(missing_ok=True)  # rebuilt from the folders when next read
     return folder
 
 

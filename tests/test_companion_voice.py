@@ -86,7 +86,7 @@ def test_a_spoken_turn_passes_every_stage_in_order_and_speaks_before_generation_
     first_audio, last_token = kinds.index("audio"), len(kinds) - 1 - kinds[::-1].index("token")
     assert first_audio < last_token  # sentence 0 was spoken while the reply was still being generated
     latency = events[-1]["latency"]
-    stages = ["transcript", "first_token", "first_sentence", "first_audio"]
+    stages = ["endpoint", "transcript", "first_token", "first_sentence", "first_audio"]
     assert all(stage in latency for stage in stages)
     assert [latency[k] for k in stages] == sorted(latency[k] for k in stages)  # from the end of speech, in order
     assert events[-1]["summary"]["first_audio"]["n"] == 1

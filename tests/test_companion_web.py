@@ -100,7 +100,7 @@ def test_microphone_audio_posted_in_pieces_is_heard_and_answered(app, tmp_path):
     seen = events.until("latency")
     kinds = [e["type"] for e in seen]
     assert kinds[:3] == ["speech_start", "transcript", "turn"] and "audio" in kinds
-    assert list(seen[-1]["latency"])[:2] == ["transcript", "first_token"]
+    assert list(seen[-1]["latency"])[:3] == ["endpoint", "transcript", "first_token"]
 
 
 BAD_REQUESTS = [  # route, body, content type, what the error says

@@ -17,6 +17,7 @@ MEI = {"persona": "You are {{char}}.", "greetings": ["Hello! I'm Mei."], "llm": 
 
 def write_companion_models(root: Path) -> dict[str, Path]:
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     return {"scripted": write_tiny_gguf(root / "scripted.gguf", script=REPLY, context=2048),
             "talker": write_tiny_gguf(root / "talker.gguf", dim=256, layers=4, heads=4, ffn=512, context=2048),
             "ear": write_tiny_sensevoice(root / "ear"), "vad": write_tiny_fsmn_vad(root / "vad")}

@@ -35,7 +35,7 @@ from .stream_text import Emotion, Sentence, join_spoken, speakable
 
 INTERRUPTED = "[interrupted]"
 # the latency record's stages, in the order a voice turn passes them (ms from the end of speech)
-STAGES = ("transcript", "first_token", "first_sentence", "first_audio", "generated", "playback")
+STAGES = ("endpoint", "transcript", "first_token", "first_sentence", "first_audio", "generated", "playback")
 HISTORY_MESSAGES = 20  # short-term history: the last ten exchanges
 _DONE = object()
 

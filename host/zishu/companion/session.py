@@ -238,8 +238,8 @@ class Session:
         if isinstance(event, SpeechStarted):
             self._emit({"type": "speech_start"})
             self.barge_in()
-        elif isinstance(event, Utterance):
-            self._work.put(("hear", event.pcm, event.ended_at, {}))
+        elif isinstance(event, Utterance):  # "endpoint": when the silence after it said the turn was over
+            self._work.put(("hear", event.pcm, event.ended_at, {"endpoint": time.perf_counter()}))
 
     def _run(self) -> None:
         while (job := self._work.get()) is not None:
@@ -249,7 +249,7 @@ class Session:
             try:
                 if what == "hear":
                     heard = self.companion.asr.transcribe(payload)
-                    stages = {"transcript": time.perf_counter()}
+                    stages = {**stages, "transcript": time.perf_counter()}
                     self._emit({"type": "transcript", "text": heard.text, "language": heard.language,
                                 "emotion": heard.emotion})
                     if not heard.text.strip():

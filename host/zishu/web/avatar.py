@@ -4,7 +4,6 @@
     PUT /api/avatar/<owner>/<name>/emotions        save the calibration {tag: {"expression", "motion"}}
     GET /avatar/core.js                            the Cubism Core from ZISHU_HOME/live2d/ (404 without)
     GET /avatar/models/<owner>/<name>/<path>       a file of the installed Live2D model owner/name
-    GET /avatar/images/<owner>/<name>              the character's avatar image
     GET /characters/<owner>/<name>/expressions     the expression calibrator
 
 The avatar is Live2D when the character names an installed Live2D model and the Cubism Core is in
@@ -120,7 +119,7 @@ def avatar_info(rid: str) -> dict:
                        f"(licence: {LICENSE_URL})")
     elif spec_avatar and spec_avatar.image:
         if character.folder and (character.folder / spec_avatar.image).is_file():
-            info["image_url"] = f"/avatar/images/{owner}/{name}"
+            info["image_url"] = f"/api/characters/{owner}/{name}/avatar?v={character.folder.name}"
         else:
             why = f"{character.name}'s avatar image {spec_avatar.image} is missing from its folder"
     else:
@@ -191,15 +190,6 @@ def model_file(owner: str, name: str, file: str):
     if registry.load().get(rid, {}).get(version, {}).get("kind") != "live2d":
         raise NotFound(f"{rid} is not an installed Live2D model")
     return send_from_directory(folder, file, max_age=3600)
-
-
-@avatar.get("/avatar/images/<owner>/<name>")
-def character_image(owner: str, name: str):
-    character = _character(_rid(owner, name))
-    image = character.spec.avatar.image if character.spec.avatar else None
-    if not image or character.folder is None:
-        raise NotFound(f"{character.id} has no avatar image")
-    return send_from_directory(character.folder, image, max_age=3600)
 
 
 # -- the calibrator -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import { Microphone, Playback } from "./voice.js";
 const root = $("companion");
 const character = root.dataset.character;
 const STAGES = [
-  ["transcript", "Transcript"], ["first_token", "First token"], ["first_sentence", "First sentence"],
+  ["endpoint", "End of turn heard"], ["transcript", "Transcript"], ["first_token", "First token"], ["first_sentence", "First sentence"],
   ["first_audio", "First audio"], ["playback", "Playback starts"], ["generated", "Reply generated"],
 ];
 const TAG = /\[[^\][\n]{1,32}\]|【[^】\n]{1,32}】|（[^）\n]{1,32}）/g; // emotion tags, hidden from the text
