@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import os
@@ -339,6 +340,23 @@ def browser():
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@contextlib.contextmanager
+def watched_page(browser, url: str):
+    """A new page opened at ``url`` (a login URL sets the app's cookie) that fails the test, when it
+    closes, on any console error or uncaught exception (a Content-Security-Policy violation among them)."""
+    context = browser.new_context()
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(url)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not problems, problems
 
 
 PLUGINS = Path(__file__).parent / "plugins"

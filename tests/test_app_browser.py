@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import AppProcess, install_test_plugins, trickle
+from conftest import AppProcess, install_test_plugins, trickle, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -21,20 +21,12 @@ def app(app_env):
 
 @pytest.fixture
 def ui(browser, app):
-    """A page logged in to ``app`` (its cookie set), on Discover; fails the test on any console error
-    (a Content-Security-Policy violation among them)."""
+    """A page logged in to ``app`` (its cookie set), on Discover; fails on any console error."""
     from playwright.sync_api import expect
 
-    context = browser.new_context()
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text and problems.append(m.text))
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(app.login_url)
-    expect(page.get_by_test_id("page-title")).to_have_text("Discover")
-    yield page
-    context.close()
-    assert not problems, problems
+    with watched_page(browser, app.login_url) as page:
+        expect(page.get_by_test_id("page-title")).to_have_text("Discover")
+        yield page
 
 
 def library_ids(app) -> list[str]:

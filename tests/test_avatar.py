@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import CHROMIUM_ARGS, make_manifest
+from conftest import CHROMIUM_ARGS, make_manifest, watched_page
 
 from zishu.catalog import RESOURCE
 from zishu.companion.brain import Character
@@ -324,22 +324,11 @@ def test_zishu_live2d_core_downloads_a_url(tmp_path, file_server):
 # -- in Chromium --------------------------------------------------------------------------------
 
 
-def _page(browser, srv, problems: list[str]):
-    context = browser.new_context()
-    page = context.new_page()
-    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text and problems.append(m.text))
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(srv.url_with_secret("/discover"))
-    return context, page
-
-
 @pytest.mark.browser
 def test_the_calibrator_previews_on_a_static_avatar_and_saves_with_undo(browser, server, amy):
     from playwright.sync_api import expect
 
-    problems: list[str] = []
-    context, page = _page(browser, server, problems)
-    try:
+    with watched_page(browser, server.url_with_secret("/discover")) as page:
         page.goto(server.url.rstrip("/") + "/characters/acme/amy/expressions")
         stage = page.get_by_test_id("avatar")
         expect(stage).to_have_attribute("data-avatar", "image")
@@ -382,18 +371,13 @@ def test_the_calibrator_previews_on_a_static_avatar_and_saves_with_undo(browser,
         assert levels[0] == 0
         assert 0 < levels[1] < levels[2] < levels[3] <= 1
         assert 0 < levels[4] < 0.6  # closing, not snapped shut
-    finally:
-        context.close()
-    assert not problems, problems
 
 
 @pytest.mark.browser
 def test_the_static_avatar_shows_a_placeholder_and_why(browser, server, nia):
     from playwright.sync_api import expect
 
-    problems: list[str] = []
-    context, page = _page(browser, server, problems)
-    try:
+    with watched_page(browser, server.url_with_secret("/discover")) as page:
         page.goto(server.url.rstrip("/") + "/characters/acme/nia/expressions")
         stage = page.get_by_test_id("avatar")
         expect(stage).to_have_attribute("data-avatar", "placeholder")
@@ -403,9 +387,6 @@ def test_the_static_avatar_shows_a_placeholder_and_why(browser, server, nia):
         expect(page.get_by_test_id("motion")).to_have_count(2)
         page.locator('[data-testid="preview"][data-name="Angry"]').click()
         expect(stage).to_have_attribute("data-expression", "Angry")
-    finally:
-        context.close()
-    assert not problems, problems
 
 
 @pytest.mark.browser
@@ -414,17 +395,12 @@ def test_a_live2d_avatar_that_cannot_start_falls_back_to_a_still_one(browser, se
 
     (tmp_path / CORE_NAME).write_bytes(FAKE_CORE)  # says Live2DCubismCore but is not the core
     install_core(str(tmp_path / CORE_NAME), runtime.home)
-    problems: list[str] = []
-    context, page = _page(browser, server, problems)
-    try:
+    with watched_page(browser, server.url_with_secret("/discover")) as page:
         page.goto(server.url.rstrip("/") + "/characters/acme/nia/expressions")
         stage = page.get_by_test_id("avatar")
         expect(stage).to_have_attribute("data-avatar", "placeholder")
         expect(page.get_by_test_id("avatar-why")).to_contain_text("Live2D could not start here")
         expect(page.get_by_test_id("avatar-why")).to_contain_text("not the Cubism Core")
-    finally:
-        context.close()
-    assert not problems, problems
 
 
 # -- a real Live2D model (only where one is provided) -------------------------------------------

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import AppProcess
+from conftest import AppProcess, watched_page
 
 from zishu.catalog.cards import card_png_bytes
 
@@ -32,21 +32,13 @@ def app(app_env):
 
 @pytest.fixture
 def ui(browser, app):
-    """A page logged in to ``app``, on Characters; fails the test on any console error (a
-    Content-Security-Policy violation among them)."""
+    """A page logged in to ``app``, on Characters; fails on any console error."""
     from playwright.sync_api import expect
 
-    context = browser.new_context()
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text and problems.append(m.text))
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(app.login_url)
-    page.goto(app.url + "/characters")
-    expect(page.get_by_test_id("page-title")).to_have_text("Characters")
-    yield page
-    context.close()
-    assert not problems, problems
+    with watched_page(browser, app.login_url) as page:
+        page.goto(app.url + "/characters")
+        expect(page.get_by_test_id("page-title")).to_have_text("Characters")
+        yield page
 
 
 def character(app, rid: str) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import AppProcess
+from conftest import AppProcess, watched_page
 from tiny_companion import install_companion, write_companion_models
 
 pytestmark = pytest.mark.browser
@@ -34,17 +34,10 @@ def app(tmp_path, models):
 def page(browser, app):
     from playwright.sync_api import expect
 
-    context = browser.new_context()
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text and problems.append(m.text))
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(app.login_url)
-    page.get_by_test_id("nav-companion").click()
-    expect(page.get_by_test_id("companion-status")).to_contain_text("Mei is here", timeout=WAIT)
-    yield page
-    context.close()
-    assert not problems, problems
+    with watched_page(browser, app.login_url) as page:
+        page.get_by_test_id("nav-companion").click()
+        expect(page.get_by_test_id("companion-status")).to_contain_text("Mei is here", timeout=WAIT)
+        yield page
 
 
 def send(page, text: str) -> None:

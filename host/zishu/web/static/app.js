@@ -9,10 +9,13 @@ export class ApiError extends Error {
   }
 }
 
-/** fetch() for the JSON API; a 4xx/5xx answer throws ApiError with the server's message. */
+/** fetch() for the JSON API; a 4xx/5xx answer throws ApiError with the server's message. ``body`` is
+ * sent as JSON, a FormData as multipart (file uploads). */
 export async function api(path, { method = "GET", body } = {}) {
   const options = { method, headers: { Accept: "application/json" } };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    options.body = body;
+  } else if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
   }

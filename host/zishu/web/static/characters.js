@@ -1,5 +1,5 @@
 // Characters: the installed characters as cards (talk, edit, delete with undo) and card import.
-import { $, ApiError, api, confirmDialog, el, idPath, reportError, toast, undoToast } from "./app.js";
+import { $, api, confirmDialog, el, idPath, reportError, toast, undoToast } from "./app.js";
 
 const list = $("character-list");
 const empty = $("characters-empty");
@@ -73,22 +73,11 @@ async function remove(node) {
   });
 }
 
-/** POST the chosen card file as multipart form data (api() sends JSON only). */
+/** POST the chosen card file as multipart form data. */
 async function importCard(file) {
   const form = new FormData();
   form.append("file", file, file.name);
-  let response;
-  try {
-    response = await fetch("/api/characters/import", { method: "POST", body: form, headers: { Accept: "application/json" } });
-  } catch (error) {
-    throw new ApiError("OFFLINE", `Zishu is not answering (${error.message})`, 0);
-  }
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const err = (data && data.error) || {};
-    throw new ApiError(err.code || `HTTP_${response.status}`, err.message || response.statusText, response.status);
-  }
-  return data.character;
+  return (await api("/api/characters/import", { method: "POST", body: form })).character;
 }
 
 list.addEventListener("click", async (event) => {
