@@ -257,7 +257,7 @@ function mountStatic(element, info, kind) {
 
 function showWhy(element, why) {
   if (!why) return;
-  const note = node("p", "avatar-why muted small", `ⓘ ${why}`);
+  const note = node("p", "avatar-why muted small", why);
   note.title = why;
   note.dataset.testid = "avatar-why";
   element.append(note);
