@@ -17,6 +17,8 @@ from tiny_funasr import speech_wav
 from zishu.companion.brain import Character
 from zishu.companion.pipeline import INTERRUPTED
 from zishu.companion.session import Session, choose_models, open_companion, percentiles
+from zishu.db import set_setting
+from zishu.errors import UsageError
 from zishu.engines.kinds import ChatOptions
 
 PIECE = 3200  # bytes: 100 ms of 16 kHz int16, what the window sends at a time
@@ -71,6 +73,10 @@ def test_the_models_come_from_the_character_then_what_is_installed(runtime, home
     mei = Character.installed(runtime.registry, "acme/mei")
     assert choose_models(runtime, mei) == {"llm": "acme/scripted", "asr": "acme/ear", "vad": "acme/vad", "embedding": None}
     assert choose_models(runtime, mei, {"llm": "acme/talker"})["llm"] == "acme/talker"
+    set_setting("companion.models", {"llm": "acme/talker", "asr": "acme/other-ear"})  # the user's choice
+    assert choose_models(runtime, mei) == {"llm": "acme/scripted", "asr": "acme/other-ear", "vad": "acme/vad", "embedding": None}
+    with pytest.raises(UsageError, match="unknown model roles: tts"):
+        choose_models(runtime, mei, {"tts": "acme/x"})
 
 
 def test_a_spoken_turn_passes_every_stage_in_order_and_speaks_before_generation_ends(runtime, home, speech):

@@ -225,3 +225,12 @@ def test_zishu_chat_refuses_what_is_not_an_installed_character(home):
     assert missing.returncode == 3 and "acme/nobody" in missing.stderr
     wrong = chat(home, "acme/ear", "-m", "hi")
     assert wrong.returncode == 2 and "acme/ear is a model, not a character" in wrong.stderr
+
+
+def test_the_companion_models_setting_is_validated_and_kept(app):
+    changed = app.api("PUT", "/api/settings", json={"companion_models": {"embedding": "acme/talker", "asr": " "}})
+    assert changed.status_code == 200 and changed.json()["companion_models"] == {"embedding": "acme/talker"}
+    for bad in ({"tts": "acme/x"}, ["acme/x"], {"llm": 3}):
+        refused = app.api("PUT", "/api/settings", json={"companion_models": bad})
+        assert refused.status_code == 400 and "companion_models must map roles" in refused.json()["error"]["message"]
+    assert app.api("GET", "/api/settings").json()["companion_models"] == {"embedding": "acme/talker"}

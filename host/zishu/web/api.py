@@ -287,16 +287,27 @@ def settings():
 
 def current_settings() -> dict:
     rt = runtime()
+    from zishu.companion.session import SETTING as COMPANION_MODELS
+
     return {"catalog_url": get_setting("catalog_url", ""), "catalog_env": config.catalog_source(),
-            "catalog_used": rt.catalog().source, "home": str(rt.home), "queue": rt.jobs.description}
+            "catalog_used": rt.catalog().source, "home": str(rt.home), "queue": rt.jobs.description,
+            "companion_models": get_setting(COMPANION_MODELS, {})}
 
 
 @api.put("/settings")
 def change_settings():
+    from zishu.companion.session import ROLES, SETTING as COMPANION_MODELS
+
     body = _body()
-    unknown = set(body) - {"catalog_url"}
+    unknown = set(body) - {"catalog_url", "companion_models"}
     if unknown:
-        raise UsageError(f"unknown settings: {', '.join(sorted(unknown))} (known: catalog_url)")
+        raise UsageError(f"unknown settings: {', '.join(sorted(unknown))} (known: catalog_url, companion_models)")
+    if "companion_models" in body:
+        chosen = body["companion_models"]
+        if not isinstance(chosen, dict) or set(chosen) - set(ROLES) or not all(isinstance(v, str) for v in chosen.values()):
+            raise UsageError(f"companion_models must map roles ({', '.join(ROLES)}) to model ids, e.g. "
+                             '{"embedding": "owner/model"}')
+        set_setting(COMPANION_MODELS, {role: rid.strip() for role, rid in chosen.items() if rid.strip()})
     if "catalog_url" in body:
         url = body["catalog_url"]
         if not isinstance(url, str) or (url and not re.match(r"^(https?|file)://\S+$", url.strip())):
