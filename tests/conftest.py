@@ -374,6 +374,23 @@ def install_test_plugins(site: Path) -> str:
     return os.pathsep.join([str(site), str(PLUGINS), os.environ.get("PYTHONPATH", "")])
 
 
+@pytest.fixture(scope="session")
+def companion_models(tmp_path_factory) -> dict[str, Path]:
+    """The companion's tiny models (tests/tiny_companion.py), built once per test process."""
+    from tiny_companion import write_companion_models
+
+    return write_companion_models(tmp_path_factory.mktemp("companion-models"))
+
+
+@pytest.fixture
+def companion_home(tmp_path, companion_models) -> Path:
+    """``tmp_path/home`` (the ``runtime`` fixture's home too) with those models and Mei installed."""
+    from tiny_companion import install_companion
+
+    install_companion(tmp_path / "home", companion_models)
+    return tmp_path / "home"
+
+
 @pytest.fixture
 def runtime(tmp_path, monkeypatch):
     """A Runtime for ``tmp_path/home`` (in-app queue), its loaded models unloaded afterwards."""

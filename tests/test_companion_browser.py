@@ -8,23 +8,15 @@ import os
 
 import pytest
 from conftest import AppProcess, watched_page
-from tiny_companion import install_companion, write_companion_models
 
 pytestmark = pytest.mark.browser
 
 WAIT = 60_000  # ms
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return write_companion_models(tmp_path_factory.mktemp("models"))
-
-
 @pytest.fixture
-def app(tmp_path, models):
-    home = tmp_path / "home"
-    install_companion(home, models)
-    env = {**os.environ, "ZISHU_HOME": str(home)}
+def app(companion_home):
+    env = {**os.environ, "ZISHU_HOME": str(companion_home)}
     env.pop("ZISHU_QUEUE", None)
     with AppProcess(env) as app:
         yield app

@@ -61,8 +61,7 @@ def test_barge_in_keeps_only_what_was_heard(runtime, ggufs):
     for event in talk.reply("tell me a story"):
         events.append(event)
         if event["type"] == "audio" and event["index"] == 0:
-            talk.played(1)  # the listener heard the first sentence, then started speaking
-            talk.stop()
+            talk.interrupt(1)  # the listener heard the first sentence, then started speaking
     done = events[-1]
     first = next(e["text"] for e in events if e["type"] == "sentence")
     assert done["interrupted"] and done["text"] == f"{first} {INTERRUPTED}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from tiny_companion import install_companion, write_companion_models
 from tiny_funasr import speech_wav
 
 from zishu.companion.brain import Character
@@ -31,15 +30,9 @@ def speech(tmp_path_factory):
     return speech_wav("hello there, how are you", root / "hello.wav", voice="en")
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return write_companion_models(tmp_path_factory.mktemp("models"))
-
-
 @pytest.fixture
-def home(runtime, models):
-    install_companion(runtime.home, models)
-    return runtime.home
+def home(runtime, companion_home):
+    return companion_home
 
 
 def session(runtime, llm: str | None = None, max_tokens: int = 60) -> Session:

@@ -14,25 +14,12 @@ import threading
 import pytest
 import requests
 from conftest import AppProcess
-from tiny_companion import install_companion, write_companion_models
 from tiny_funasr import speech_wav
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return write_companion_models(tmp_path_factory.mktemp("models"))
-
-
 @pytest.fixture
-def home(tmp_path, models):
-    home = tmp_path / "home"
-    install_companion(home, models)
-    return home
-
-
-@pytest.fixture
-def app(home):
-    env = {**os.environ, "ZISHU_HOME": str(home)}
+def app(companion_home):
+    env = {**os.environ, "ZISHU_HOME": str(companion_home)}
     env.pop("ZISHU_QUEUE", None)
     with AppProcess(env) as app:
         yield app
@@ -208,22 +195,22 @@ def chat(home, *args):
                           text=True, timeout=300)
 
 
-def test_zishu_chat_answers_in_the_terminal_and_remembers(home):
-    done = chat(home, "acme/mei", "-m", "My name is Lin.", "-m", "Who am I?")
+def test_zishu_chat_answers_in_the_terminal_and_remembers(companion_home):
+    done = chat(companion_home, "acme/mei", "-m", "My name is Lin.", "-m", "Who am I?")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["Mei: (happy) Hugs, cat.", "Mei: (happy) Hugs, cat."]
     assert "first token" in done.stderr
     listed = subprocess.run([sys.executable, "-m", "zishu.cli", "chat", "acme/mei"], input="/memories\n/forget 7\n/quit\n",
-                            env={**os.environ, "ZISHU_HOME": str(home)}, capture_output=True, text=True, timeout=300)
+                            env={**os.environ, "ZISHU_HOME": str(companion_home)}, capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr
     assert "1. My name is Lin" in listed.stdout and "Hello! I'm Mei." in listed.stdout
     assert "/forget takes a memory number from /memories (1–1), not '7'" in listed.stderr
 
 
-def test_zishu_chat_refuses_what_is_not_an_installed_character(home):
-    missing = chat(home, "acme/nobody", "-m", "hi")
+def test_zishu_chat_refuses_what_is_not_an_installed_character(companion_home):
+    missing = chat(companion_home, "acme/nobody", "-m", "hi")
     assert missing.returncode == 3 and "acme/nobody" in missing.stderr
-    wrong = chat(home, "acme/ear", "-m", "hi")
+    wrong = chat(companion_home, "acme/ear", "-m", "hi")
     assert wrong.returncode == 2 and "acme/ear is a model, not a character" in wrong.stderr
 
 

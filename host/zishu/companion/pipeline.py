@@ -12,11 +12,10 @@ chat and the tests all read the same stream):
     {"type": "done", "text", "interrupted", "latency": {...}}
 
 Generation runs in one thread and speech in another, joined by a queue: sentence 2 is generated
-while sentence 1 is spoken. ``stop()`` (barge-in) ends both at their next piece; ``played(n)``
-tells the conversation how many sentences the listener actually heard, so the history keeps only
-those, followed by an interruption marker. Speech is usually made faster than it is played, so the
-user may cut in after the reply has finished: ``interrupted(n)`` then cuts the stored reply back to
-what was heard. ``playback_started()`` adds the moment the window began playing to the turn's latency.
+while sentence 1 is spoken. ``interrupt(n)`` (barge-in: the listener heard ``n`` sentences) ends
+both at their next piece, and the history keeps only those sentences, followed by an interruption
+marker; speech is usually made faster than it is played, so when the user cuts in after the reply
+has finished, the stored reply is cut back the same way. ``playback_started()`` adds the moment the window began playing to the turn's latency.
 """
 
 from __future__ import annotations
@@ -55,28 +54,32 @@ class Conversation:
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _played: int | None = field(default=None, repr=False)
     _last: dict | None = field(default=None, repr=False)  # the finished reply: sentences, record, marks
+    _replying: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # _replying, _played, _last
 
     def stop(self) -> None:
-        """Barge-in: the user started speaking; generation and speech stop at their next piece."""
+        """Generation and speech stop at their next piece (the reader went away, the session closed)."""
         self._stop.set()
 
-    def played(self, sentences: int) -> None:
-        """How many of this reply's sentences reached the listener before playback stopped."""
-        self._played = sentences
-
-    def interrupted(self, sentences: int) -> None:
-        """Barge-in after the reply finished: the listener heard only its first ``sentences``; the
-        stored reply (and the history) keep those, followed by the interruption marker."""
-        last = self._last
-        if last is None or sentences >= len(last["spoken"]) or last["interrupted"]:
-            return
-        text = f"{join_spoken(last['spoken'][:max(sentences, 0)])} {INTERRUPTED}".strip()
-        last["interrupted"] = True
-        if last["record"] is not None:
-            last["record"].text, last["record"].interrupted = text, True
-            last["record"].save()
-        elif self.history and self.history[-1]["role"] == "assistant":
-            self.history[-1]["content"] = text
+    def interrupt(self, heard: int) -> None:
+        """Barge-in: the listener heard only the first ``heard`` sentences of the reply. A reply in
+        progress stops at its next piece; a finished one (speech is made faster than it is played)
+        is cut back in the store and the history. Either way it ends with the interruption marker."""
+        with self._lock:
+            if self._replying:
+                self._played = heard
+                self._stop.set()
+                return
+            last = self._last
+            if last is None or heard >= len(last["spoken"]) or last["interrupted"]:
+                return
+            text = f"{join_spoken(last['spoken'][:max(heard, 0)])} {INTERRUPTED}".strip()
+            last["interrupted"] = True
+            if last["record"] is not None:
+                last["record"].text, last["record"].interrupted = text, True
+                last["record"].save()
+            elif self.history and self.history[-1]["role"] == "assistant":
+                self.history[-1]["content"] = text
 
     def playback_started(self, at: float | None = None) -> dict | None:
         """The window began playing the last reply (``at``: perf_counter, default now); returns the
@@ -97,9 +100,11 @@ class Conversation:
         the latency record starts there (default: now); ``stages`` are earlier marks of this turn
         (e.g. ``{"transcript": t}``); ``history`` replaces the stored short-term history (a client
         that keeps its own, like the OpenAI-compatible endpoint)."""
-        self._stop.clear()
-        self._played = None
-        self._last = None
+        with self._lock:
+            self._stop.clear()
+            self._played = None
+            self._last = None
+            self._replying = True
         marks = {"start": heard_at if heard_at is not None else time.perf_counter(), **(stages or {})}
         recalled = self._recall(user_text)
         past = self._history() if history is None else history[-HISTORY_MESSAGES:]
@@ -159,15 +164,20 @@ class Conversation:
                 self._stop.set()
             for thread in threads:
                 thread.join()
-        if failure:
-            raise failure[0]
-        interrupted = self._stop.is_set()
-        heard = spoken if self._played is None else spoken[: self._played]
-        text = join_spoken(heard) + (f" {INTERRUPTED}" if interrupted else "")
-        latency = _latency(marks)
-        record = self._remember(user_text, text.strip(), interrupted, latency)
-        self._last = {"spoken": heard, "record": record, "latency": latency, "start": marks["start"],
-                      "interrupted": interrupted}
+            if not finished:
+                with self._lock:
+                    self._replying = False
+        with self._lock:  # an interrupt now waits, then cuts the stored reply
+            self._replying = False
+            if failure:
+                raise failure[0]
+            interrupted = self._stop.is_set()
+            heard = spoken if self._played is None else spoken[: self._played]
+            text = join_spoken(heard) + (f" {INTERRUPTED}" if interrupted else "")
+            latency = _latency(marks)
+            record = self._remember(user_text, text.strip(), interrupted, latency)
+            self._last = {"spoken": heard, "record": record, "latency": latency, "start": marks["start"],
+                          "interrupted": interrupted}
         yield {"type": "done", "text": text.strip(), "interrupted": interrupted, "latency": latency}
 
     def _say(self, sentence: Sentence, index: int, events: queue.Queue, marks: dict) -> None:

@@ -171,7 +171,6 @@ class Session:
         self._events: queue.Queue = queue.Queue()
         self._work: queue.Queue = queue.Queue()
         self._heard = 0  # sentences of the current reply the window finished playing
-        self._busy = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"companion-{self.id}", daemon=True)
         self._thread.start()
@@ -205,12 +204,7 @@ class Session:
 
     def barge_in(self, played: int | None = None) -> None:
         """Stop the reply in progress; ``played``: sentences the window finished playing."""
-        heard = self._heard if played is None else int(played)
-        if self._busy.is_set():
-            self.talk.played(heard)
-            self.talk.stop()
-        else:
-            self.talk.interrupted(heard)
+        self.talk.interrupt(self._heard if played is None else int(played))
 
     def events(self, timeout: float | None = None) -> Iterator[dict]:
         """Events as they come; ends when the session closes (or yields None after ``timeout``
@@ -244,7 +238,6 @@ class Session:
     def _run(self) -> None:
         while (job := self._work.get()) is not None:
             what, payload, heard_at, stages = job
-            self._busy.set()
             self._heard = 0
             try:
                 if what == "hear":
@@ -264,8 +257,6 @@ class Session:
             except Exception as e:  # noqa: BLE001 - one failed turn must not end the session
                 log.exception("companion turn failed")
                 self._emit({"type": "error", "code": "ENGINE_FAILED", "message": f"{type(e).__name__}: {e}"})
-            finally:
-                self._busy.clear()
 
     def _turn_measured(self, latency: dict, record: bool = False) -> None:
         """``record``: a new turn's latency; else the last turn's, updated in place (playback)."""

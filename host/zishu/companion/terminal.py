@@ -93,8 +93,7 @@ def _turn(talk, text: str) -> None:
                 stages = ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in event["latency"].items())
                 err.print(f"[dim]{stages}[/]")
     except KeyboardInterrupt:
-        talk.played(printed)
-        talk.stop()
+        talk.interrupt(printed)
         out.print("[dim]— interrupted[/]")
 
 

@@ -34,10 +34,10 @@ _lock = threading.Lock()
 
 @openai_api.get("/v1/models")
 def models():
-    characters = [rid for rid, versions in sorted(runtime().registry.load().items())
-                  if any(v.get("kind") == "character" for v in versions.values())]
-    return jsonify(object="list", data=[{"id": rid, "object": "model", "owned_by": rid.split("/")[0]}
-                                        for rid in characters])
+    from zishu.companion.characters import list_characters
+
+    return jsonify(object="list", data=[{"id": c["id"], "object": "model", "owned_by": c["id"].split("/")[0]}
+                                        for c in list_characters(runtime())])
 
 
 @openai_api.post("/v1/chat/completions")
