@@ -220,7 +220,8 @@ def test_run_next_puts_a_waiting_job_before_the_others(app_env, browser):
         ui.goto(app.url + "/jobs")
         waiting = ui.locator(f'[data-job-id="{second["id"]}"]')
         expect(waiting.get_by_test_id("job-status")).to_have_text("Waiting")
-        waiting.get_by_test_id("job-run-next").click()
+        with ui.expect_response(lambda r: r.url.endswith(f"/api/jobs/{second['id']}/priority")):
+            waiting.get_by_test_id("job-run-next").click()
         expect(waiting.get_by_test_id("job-run-next")).to_be_visible()  # still waiting, now first in line
         assert app.api("GET", f"/api/jobs/{second['id']}").json()["job"]["priority"] == 1
         app.api("POST", f"/api/jobs/{busy['id']}/cancel")
