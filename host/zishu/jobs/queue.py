@@ -9,6 +9,11 @@ for the worker that moves it from PENDING to RUNNING, so no job ever runs twice 
 
 The app runs a consumer in its own threads (``start_consumer``); ``enqueue`` wakes it at once, so
 a job starts within milliseconds instead of at the next poll.
+
+A job type registered ``resumable`` (the install job) carries on by itself: when its run was cut
+off, by a crash or by closing the app, ``recover`` at the next start (the app's, or a
+``zishu worker``'s) puts it back on the queue instead of leaving it INTERRUPTED for the user to
+retry. A job the user cancelled is never put back, also not when the cancel and a crash crossed.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class JobType:
     name: str
     run: Callable[..., Any]
     title: Callable[[dict], str] | None = None
+    resumable: bool = False  # run again by itself after a crash or a close (it continues its work)
 
 
 class JobContext:
@@ -167,9 +173,10 @@ class JobQueue:
 
     # -- job types --------------------------------------------------------------------------
 
-    def register(self, name: str, run: Callable[..., Any], title: Callable[[dict], str] | None = None) -> None:
+    def register(self, name: str, run: Callable[..., Any], title: Callable[[dict], str] | None = None,
+                 resumable: bool = False) -> None:
         """The ``register`` callback of the ``register_job_types`` hook; the first one wins."""
-        self.types.setdefault(name, JobType(name, run, title))
+        self.types.setdefault(name, JobType(name, run, title, resumable))
 
     # -- what the UI and API ask --------------------------------------------------------------
 
@@ -190,10 +197,14 @@ class JobQueue:
         return job
 
     def cancel(self, job_id: int) -> Job:
-        """Cancel a waiting job at once, or ask a running one to stop at its next progress report."""
+        """Cancel a waiting job at once, or ask a running one to stop at its next progress report;
+        an INTERRUPTED one becomes CANCELLED, so the next start does not take it up again."""
         job = self.get(job_id)
         if records.update(job_id, only_if=(Status.PENDING,), status=Status.CANCELLED.value,
                           finished_at=time.time(), message="cancelled before it started"):
+            self._emit("on_job_end", job_id)
+        elif records.update(job_id, only_if=(Status.INTERRUPTED,), status=Status.CANCELLED.value,
+                            message="cancelled"):
             self._emit("on_job_end", job_id)
         elif job.status == Status.RUNNING:
             self._cancel.add(job_id)
@@ -231,25 +242,56 @@ class JobQueue:
     # -- start-up -------------------------------------------------------------------------------
 
     def recover(self) -> dict[str, list[int]]:
-        """At start: RUNNING jobs whose process is gone become INTERRUPTED; PENDING jobs the queue
-        lost (queue.db deleted, Redis flushed) are put back on it."""
-        interrupted, requeued = [], []
+        """At start: a RUNNING job whose process is gone is put back on the queue when its type is
+        resumable, becomes CANCELLED when the user had asked to cancel it, and INTERRUPTED
+        otherwise; INTERRUPTED jobs of resumable types (cut off by closing the app) are put back
+        too; PENDING jobs the queue lost (queue.db deleted, Redis flushed) are put back on it.
+        Returns the ids of the INTERRUPTED jobs and of those put back ("requeued")."""
+        interrupted, requeued, ended = [], [], []
         for job in Job.select().where(Job.status == Status.RUNNING.value):
-            if worker_alive(job.worker) is False and records.update(
+            if worker_alive(job.worker) is not False:
+                continue
+            if job.cancel_requested:
+                if records.update(job.id, only_if=(Status.RUNNING,), status=Status.CANCELLED.value,
+                                  finished_at=time.time(), cancel_requested=False, message="cancelled"):
+                    ended.append(job.id)
+            elif self._resumable(job):
+                if self._resume(job, Status.RUNNING):
+                    requeued.append(job.id)
+            elif records.update(
                 job.id, only_if=(Status.RUNNING,), status=Status.INTERRUPTED.value, finished_at=time.time(),
                 message="Zishu stopped while this job ran; retry to continue where it left off",
             ):
                 interrupted.append(job.id)
+                ended.append(job.id)
+        for job in Job.select().where((Job.status == Status.INTERRUPTED.value) & ~Job.cancel_requested):
+            if self._resumable(job) and self._resume(job, Status.INTERRUPTED):
+                requeued.append(job.id)
         waiting = Job.select().where(Job.status == Status.PENDING.value)
         if waiting.exists():
             queued = {t.id for t in self.huey.pending()}
             for job in waiting:
-                if job.task_id not in queued:
+                if job.id not in requeued and job.task_id not in queued:
                     self._enqueue(job.id, job.priority, job.task_id or uuid.uuid4().hex)
                     requeued.append(job.id)
-        for job_id in interrupted:
+        for job_id in ended:
             self._emit("on_job_end", job_id)
         return {"interrupted": interrupted, "requeued": requeued}
+
+    def _resumable(self, job: Job) -> bool:
+        job_type = self.types.get(job.kind)
+        return job_type is not None and job_type.resumable
+
+    def _resume(self, job: Job, was: Status) -> bool:
+        """Put a cut-off job of a resumable type back on the queue (it goes on from its partial work)."""
+        task_id = uuid.uuid4().hex
+        if not records.update(job.id, only_if=(was,), status=Status.PENDING.value, task_id=task_id,
+                              worker=None, started_at=None, finished_at=None, error=None, error_code=None,
+                              cancel_requested=False,
+                              message="Zishu stopped while this ran; continuing where it left off"):
+            return False
+        self._enqueue(job.id, job.priority, task_id)
+        return True
 
     # -- running ------------------------------------------------------------------------------
 
@@ -274,7 +316,11 @@ class JobQueue:
         self._consumer = None
 
     def run_worker(self, workers: int = 2) -> None:
-        """``zishu worker``: run jobs in this process until interrupted (Ctrl+C finishes gracefully)."""
+        """``zishu worker``: recover what a dead process left (see ``recover``), then run jobs in
+        this process until interrupted (Ctrl+C finishes gracefully)."""
+        found = self.recover()
+        if found["interrupted"] or found["requeued"]:
+            log.warning("jobs found cut off: interrupted %s, queued again %s", found["interrupted"], found["requeued"])
         Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, **POLLING).run()
 
     def _enqueue(self, job_id: int, priority: int, task_id: str | None = None) -> None:
@@ -303,10 +349,11 @@ class JobQueue:
             result = job_type.run(JobContext(self, job_id), **json.loads(job.params))
             fields = {"status": Status.SUCCESS.value, "result": json.dumps(result), "message": "done"}
         except JobCancelled:
-            if self._closing:
-                fields = {"status": Status.INTERRUPTED.value,
-                          "message": "Zishu was closed while this job ran; retry to continue where it left off"}
-            else:
+            if self._closing and not Job.select(Job.cancel_requested).where(Job.id == job_id).scalar():
+                then = ("it continues at the next start" if job_type is not None and job_type.resumable
+                        else "retry to continue where it left off")
+                fields = {"status": Status.INTERRUPTED.value, "message": f"Zishu was closed while this job ran; {then}"}
+            else:  # the user's cancel stands, also when the app closes at the same moment
                 fields = {"status": Status.CANCELLED.value, "message": "cancelled"}
         except ZishuError as e:
             fields = {"status": Status.FAILED.value, "error": str(e), "error_code": e.code, "message": "failed"}

@@ -17,7 +17,14 @@
   ``Retry-After`` of up to 60 s is used instead), keeping the part. An attempt that moved the part
   further than ever before counts as the first failure again, so a flaky link that keeps making
   progress finishes. 404, 403, 410 (and other 4xx) move on to the entry's ``mirrors``, in order.
-  When every URL fails: ``DownloadError`` naming the file and each URL's last error.
+  When every URL fails: ``DownloadError`` naming the file and each URL's last error. Each wait is
+  announced to ``waiting(name, seconds, reason)`` and ends early, with JobCancelled, once
+  ``cancelled()`` says so.
+* **Outages.** With ``wait_for_network`` (the install job's choice), a file whose every URL failed
+  only for want of the network or the server (dropped or refused connections, stalls, 5xx, 429) is
+  not given up: the waits go on growing (``backoff * 2**n``, at most ``network_wait_max`` seconds),
+  each followed by one try per such URL, until bytes flow again or the user cancels. A 404, a
+  bad URL, a checksum mismatch or a full disk still fails at once.
 * **Verification.** Size and sha256 are checked, and the part fsynced, before the ``os.replace``
   into ``dest`` (a copy and replace when ``partials`` is on another disk). On a mismatch the part
   is deleted and the file is fetched once more, from zero, from the same URL (a corrupt prefix
@@ -71,6 +78,8 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024  # the most bytes held in memory per connection
 BACKOFF_MAX = 30.0
+NETWORK_WAIT_MAX = 60.0  # the longest wait between tries during an outage
+CANCEL_POLL = 0.25  # how often a wait asks whether the user cancelled
 RETRY_AFTER_MAX = 60.0
 PROGRESS_EVERY = 0.2
 SIDECAR_EVERY_S, SIDECAR_EVERY_BYTES = 0.25, 8 * CHUNK  # a parallel part's progress is saved this often
@@ -132,8 +141,11 @@ class Downloader:
     bytes/s for all transfers of this instance together; ``connections`` ranges are used for files
     of at least ``parallel_min_size`` bytes; ``progress(name, done, total)`` is called like the
     ``on_download_progress`` hook, which goes to ``hook`` (default: the plugin manager's);
-    ``cancelled()`` is asked as bytes arrive: once it returns True, ``fetch`` raises JobCancelled
-    and keeps the partial file for the next try.
+    ``cancelled()`` is asked as bytes arrive and during every wait: once it returns True, ``fetch``
+    raises JobCancelled and keeps the partial file for the next try. ``wait_for_network`` keeps a
+    file whose URLs are unreachable waiting (see Outages above), announcing each wait to
+    ``waiting(name, seconds, reason)``. ``clock`` and ``sleep`` time the waits (tests pass a
+    simulated pair).
     """
 
     def __init__(self, partials: Path, *, session: requests.Session | None = None, hook=None,
@@ -141,7 +153,11 @@ class Downloader:
                  connect_timeout: float = 10.0, bandwidth_limit: int | None = None,
                  connections: int = 4, parallel_min_size: int = 64 * 1024 * 1024,
                  progress: Callable[[str, int, int | None], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> None:
+                 cancelled: Callable[[], bool] | None = None, wait_for_network: bool = False,
+                 network_wait_max: float = NETWORK_WAIT_MAX,
+                 waiting: Callable[[str, float, str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.partials = Path(partials)
         if session is None:
             session = requests.Session()
@@ -157,6 +173,9 @@ class Downloader:
         self.connections, self.parallel_min_size = connections, parallel_min_size
         self.progress = progress
         self.cancelled = cancelled
+        self.wait_for_network, self.network_wait_max = wait_for_network, network_wait_max
+        self.waiting = waiting
+        self.clock, self.sleep = clock, sleep
 
     def fetch(self, entry: FileEntry, dest: Path) -> Fetched:
         """Make ``dest`` hold ``entry``'s verified bytes; raises DownloadError or ChecksumMismatch."""
@@ -205,11 +224,14 @@ class _Mismatch(ChecksumMismatch):
 
 
 class _Failed(DownloadError):
-    """Every attempt at one URL failed."""
+    """Every attempt at one URL failed; ``outage`` when only the network or the server was to
+    blame (another try later may succeed), with the wait the server asked for, if any."""
 
-    def __init__(self, message: str, mismatch: _Mismatch | None = None) -> None:
+    def __init__(self, message: str, mismatch: _Mismatch | None = None, *, outage: bool = False,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.mismatch = mismatch
+        self.outage, self.retry_after = outage, retry_after
 
 
 @dataclass
@@ -386,22 +408,42 @@ class _Transfer:
         urls = list(dict.fromkeys([self.entry.url, *self.entry.mirrors]))
         errors: dict[str, str] = {}
         mismatch: _Mismatch | None = None
-        for i, url in enumerate(urls):
-            remote = self._probe(url)
-            if remote and (remote.sha256 and not self.sha256):
-                self.sha256 = remote.sha256
-                self.size = remote.size if self.size is None else self.size
-                if self._dest_is_complete():
-                    return Fetched(self.dest, self.sha256, self.dest.stat().st_size, 0)
-            if remote and self.size is None:
-                self.size = remote.size
-            try:
-                return self._from(url, remote)
-            except _Failed as failed:
-                errors[url] = str(failed)
-                mismatch = failed.mismatch or mismatch
-                self.dl._emit("on_download_error", url=url, name=self.name, error=failed,
-                              will_retry=i + 1 < len(urls))
+        live, outage = urls, 0  # the URLs still worth a try; rounds in a row that moved no byte
+        while True:
+            before, unreachable, retry_after = self.part.done, [], None
+            for i, url in enumerate(live):
+                remote = self._probe(url)
+                if remote and (remote.sha256 and not self.sha256):
+                    self.sha256 = remote.sha256
+                    self.size = remote.size if self.size is None else self.size
+                    if self._dest_is_complete():
+                        return Fetched(self.dest, self.sha256, self.dest.stat().st_size, 0)
+                if remote and self.size is None:
+                    self.size = remote.size
+                try:
+                    # The first round tries each URL ``retries`` times; during an outage, once per wait.
+                    return self._from(url, remote, self.dl.retries if outage == 0 else 0)
+                except _Failed as failed:
+                    errors[url] = str(failed)
+                    mismatch = failed.mismatch or mismatch
+                    if failed.outage:
+                        unreachable.append(url)
+                        retry_after = failed.retry_after if retry_after is None else retry_after
+                    self.dl._emit("on_download_error", url=url, name=self.name, error=failed,
+                                  will_retry=i + 1 < len(live) or self._waits_for(unreachable, mismatch))
+            if not self._waits_for(unreachable, mismatch):
+                break
+            live = unreachable
+            if outage and self.part.done > before:  # bytes came during the outage: patient again
+                outage, delay = 0, self.dl.backoff
+            else:  # the waits go on from where the first round's retries stopped
+                outage += 1
+                delay = min(self.dl.backoff * 2 ** (self.dl.retries + outage - 1), self.dl.network_wait_max)
+            if retry_after is not None and retry_after <= RETRY_AFTER_MAX:
+                delay = max(retry_after, self.dl.backoff)  # never a busy loop on "Retry-After: 0"
+            reason = errors[unreachable[-1]].split(" (gave up after", 1)[0]
+            log.info("%s: no URL answers (%s); waiting %.2fs for the network", self.name, reason, delay)
+            self._wait(delay, reason)
         listing = "\n".join(f"  {url}: {message}" for url, message in errors.items())
         if mismatch:
             raise ChecksumMismatch(f"{self.name}: {mismatch} (fetched twice, from zero the second time)\n{listing}")
@@ -409,8 +451,31 @@ class _Transfer:
 
     # -- one URL ---------------------------------------------------------------------------
 
-    def _from(self, url: str, remote: _Remote | None) -> Fetched:
-        """Attempts at one URL until the part is complete and verified, or it is time to move on."""
+    def _waits_for(self, unreachable: list[str], mismatch: _Mismatch | None) -> bool:
+        """Whether an outage is waited out: asked for, some URL unreachable, and no wrong bytes."""
+        return bool(self.dl.wait_for_network and unreachable and mismatch is None)
+
+    def _wait(self, seconds: float, reason: str) -> None:
+        """Sleep ``seconds`` (announced to ``waiting``), asking every CANCEL_POLL s whether the
+        user cancelled; raises JobCancelled, the part kept, once they have."""
+        if self.dl.waiting is not None:
+            try:
+                self.dl.waiting(self.name, seconds, reason)
+            except Exception:  # noqa: BLE001 - a progress display must never break a download
+                log.warning("the waiting callback raised; ignored", exc_info=True)
+        end = self.dl.clock() + seconds
+        while True:
+            if self.dl.cancelled is not None and self.dl.cancelled():
+                raise JobCancelled(f"{self.name}: cancelled while waiting for the network; "
+                                   f"the {self.part.done:,} bytes received are kept")
+            left = end - self.dl.clock()
+            if left <= 0:
+                return
+            self.dl.sleep(min(left, CANCEL_POLL))
+
+    def _from(self, url: str, remote: _Remote | None, retries: int) -> Fetched:
+        """Attempts at one URL until the part is complete and verified, or it is time to move on
+        (after ``retries`` failed attempts in a row, or at once for an error no retry fixes)."""
         failures = mismatches = 0
         furthest = self.part.done
         while True:
@@ -434,15 +499,16 @@ class _Transfer:
                     raise _Failed(_describe(e, self.dl.timeout[1])) from None
                 failures = 1 if self.part.done > furthest else failures + 1
                 furthest = max(furthest, self.part.done)
-                if failures > self.dl.retries:
-                    raise _Failed(f"{_describe(e, self.dl.timeout[1])} (gave up after {failures} tries)") from None
+                after = getattr(e, "retry_after", None)
+                if failures > retries:
+                    raise _Failed(f"{_describe(e, self.dl.timeout[1])} (gave up after {failures} tries)",
+                                  outage=True, retry_after=after) from None
                 self.dl._emit("on_download_error", url=url, name=self.name, error=e, will_retry=True)
                 delay = min(self.dl.backoff * 2 ** max(failures - 1, 0), BACKOFF_MAX)
-                after = getattr(e, "retry_after", None)
                 if after is not None and after <= RETRY_AFTER_MAX:
                     delay = after
                 log.info("%s from %s: %s; retrying in %.2fs", self.name, url, e, delay)
-                time.sleep(delay)
+                self._wait(delay, _describe(e, self.dl.timeout[1]))
 
     def _probe(self, url: str) -> _Remote | None:
         """HEAD the URL when its answer matters: no declared sha256 (a hub file), or a file that

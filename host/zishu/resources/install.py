@@ -200,14 +200,16 @@ def manifest_of(folder: Path) -> Resource:
 
 
 
-def installer_for(registry: Registry, *, progress=None, cancelled=None) -> Installer:
+def installer_for(registry: Registry, *, progress=None, cancelled=None, **downloader_options) -> Installer:
     """The installer the CLI and the install job use: downloads into ZISHU_HOME/partials (after
-    clearing leftovers nothing can resume), reusing files from ZISHU_MODEL_DIRS."""
+    clearing leftovers nothing can resume), reusing files from ZISHU_MODEL_DIRS.
+    ``downloader_options`` go to the Downloader (the install job waits out outages)."""
     from zishu import config
 
     from .downloader import Downloader
     from .locks import reconcile
 
     reconcile(registry.home / "partials")
-    downloader = Downloader(registry.home / "partials", progress=progress, cancelled=cancelled)
+    downloader = Downloader(registry.home / "partials", progress=progress, cancelled=cancelled,
+                            **downloader_options)
     return Installer(registry, downloader, model_dirs=config.model_dirs())

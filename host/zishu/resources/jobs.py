@@ -2,7 +2,12 @@
 
 An internal plugin (``trylast``): a third-party plugin may register its own ``install``.
 Progress is the bytes downloaded over the plan's total; cancelling stops the transfer at the next
-chunk and keeps the partial file, so a retry continues where it stopped.
+chunk (or during a wait) and keeps the partial file, so a retry continues where it stopped.
+
+It goes on by itself where a user would expect it to: a network outage is waited out (the job's
+message says "waiting for the network" until bytes flow again; Cancel works throughout), and the
+job type is ``resumable``, so an install cut off by a crash or by closing the app is queued again
+at the next start and continues from its partial files.
 """
 
 from __future__ import annotations
@@ -33,11 +38,18 @@ def install(ctx: JobContext, request: str, with_deps: bool = True) -> list[dict]
             received = sum(files.values())
         ctx.progress(received, total, f"downloading {name}")
 
+    def on_wait(name: str, seconds: float, reason: str) -> None:
+        with lock:
+            received = sum(files.values())
+        ctx.progress(received, total, f"waiting for the network ({reason}); trying {name} again in "
+                                      f"{_seconds(seconds)}")
+
     def on_step(step) -> None:
         ctx.check()
         ctx.progress(sum(files.values()), total, f"installing {step.id}@{step.version.version}")
 
-    installer = installer_for(registry, progress=on_progress, cancelled=ctx.cancelled)
+    installer = installer_for(registry, progress=on_progress, cancelled=ctx.cancelled,
+                              wait_for_network=True, waiting=on_wait)
     ctx.progress(0, total, f"{len(plan.to_install)} to install")
     results = installer.install(plan, on_step=on_step)
     ctx.progress(total, total, "installed")
@@ -45,6 +57,10 @@ def install(ctx: JobContext, request: str, with_deps: bool = True) -> list[dict]
              "reused": r.reused} for r in results]
 
 
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+
+
 @hookimpl(trylast=True)
 def register_job_types(register) -> None:
-    register("install", install, title=lambda params: f"Install {params.get('request', '?')}")
+    register("install", install, title=lambda params: f"Install {params.get('request', '?')}", resumable=True)

@@ -20,7 +20,10 @@ function item(job) {
   node.dataset.status = job.status;
   $("job-title", node).textContent = job.title || `${job.kind} #${job.id}`;
   const badge = $("job-status", node);
-  badge.textContent = STATUS_LABEL[job.status] || job.status;
+  // A running download waiting out a network outage says so on its badge; its message says why.
+  const offline = job.status === "RUNNING" && (job.message || "").startsWith("waiting for the network");
+  node.dataset.offline = offline ? "true" : "false";
+  badge.textContent = offline ? "Waiting for network" : STATUS_LABEL[job.status] || job.status;
   badge.dataset.status = job.status;
   badge.className = `badge status-${job.status.toLowerCase()}`;
   $("job-when", node).textContent = when(job);
@@ -28,7 +31,8 @@ function item(job) {
   $("job-message", node).textContent = job.message || "";
   $("job-error", node).textContent = job.error || "";
   const cancel = $("job-cancel", node);
-  cancel.hidden = !ACTIVE.has(job.status);
+  // An interrupted job may be taken up again by itself at the next start: Cancel stops that too.
+  cancel.hidden = !(ACTIVE.has(job.status) || job.status === "INTERRUPTED");
   cancel.disabled = Boolean(job.cancel_requested);
   cancel.textContent = job.cancel_requested ? "Cancelling…" : "Cancel";
   $("job-retry", node).hidden = !RETRYABLE.has(job.status);
