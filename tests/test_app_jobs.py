@@ -1,5 +1,6 @@
-"""Jobs through the running app: a killed app's job comes back INTERRUPTED and retries; a Redis
-queue lets a separate ``zishu worker`` process run the jobs."""
+"""Jobs through the running app: a killed app's install goes on by itself at the next start, an
+install waits out a network outage until cancelled (and stays cancelled); a Redis queue lets a
+separate ``zishu worker`` process run the jobs."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from conftest import AppProcess, trickle
 
 
-def test_a_job_running_when_the_app_is_killed_is_interrupted_and_retries(app_env):
+def test_an_install_running_when_the_app_is_killed_goes_on_by_itself_at_the_next_start(app_env):
     env, server, home = app_env
     server.faults["/files/big.bin"] = trickle(1_500_000)
     with AppProcess(env) as app:
@@ -26,17 +27,60 @@ def test_a_job_running_when_the_app_is_killed_is_interrupted_and_retries(app_env
         app.kill()  # SIGKILL: no chance to tidy up
 
     del server.faults["/files/big.bin"]
+    (part,) = (home / "partials").glob("*.part")
+    kept = part.stat().st_size
+    size = len(server.files["/files/big.bin"])
+    assert 0 < kept < size
     with AppProcess(env) as app:
         seen = app.api("GET", f"/api/jobs/{job['id']}").json()["job"]
-        assert seen["status"] == "INTERRUPTED" and "retry" in seen["message"]
-        assert app.api("POST", f"/api/jobs/{job['id']}/retry").json()["job"]["status"] in ("PENDING", "RUNNING")
+        assert seen["status"] in ("PENDING", "RUNNING", "SUCCESS")  # queued again, nobody pressed Retry
         done = app.wait_job(job["id"])
         assert done["status"] == "SUCCESS" and done["attempts"] == 2
         (installed,) = done["result"]
-        assert 0 < installed["downloaded"] < 8 * 1024 * 1024  # the retry resumed the partial file
+        assert installed["downloaded"] == size - kept  # only the bytes the partial file lacked
         assert (home / "resources/zishu/big-model/1.0.0/big.bin").read_bytes() == server.files["/files/big.bin"]
+    gets = [headers.get("Range") for method, path, headers in server.requests
+            if method == "GET" and path == "/files/big.bin"]
+    assert gets[-1] == f"bytes={kept}-"
     with sqlite3.connect(home / "zishu.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_an_install_waits_for_the_network_and_a_cancel_then_survives_a_restart(app_env):
+    env, server, home = app_env
+    refused = []
+
+    def offline(handler) -> bool:  # the network is down: every connection dies before an answer
+        refused.append(handler.command)
+        handler.close_connection = True
+        handler.connection.shutdown(socket.SHUT_RDWR)
+        return True
+
+    server.faults["/files/big.bin"] = offline
+    with AppProcess(env) as app:
+        job = app.api("POST", "/api/installs", json={"request": "zishu/big-model"}).json()["job"]
+        deadline = time.monotonic() + 30
+        while not (seen := app.api("GET", f"/api/jobs/{job['id']}").json()["job"])["message"].startswith(
+                "waiting for the network"):
+            assert seen["status"] in ("PENDING", "RUNNING") and time.monotonic() < deadline, seen
+            time.sleep(0.05)
+        assert seen["status"] == "RUNNING" and "big.bin" in seen["message"]
+        app.api("POST", f"/api/jobs/{job['id']}/cancel")
+        cancelled = app.wait_job(job["id"], timeout=10)
+        assert cancelled["status"] == "CANCELLED", cancelled
+        app.kill()
+
+    del server.faults["/files/big.bin"]
+    asked = [path for _, path, _ in server.requests].count("/files/big.bin")
+    assert asked == len(refused) > 0
+    with AppProcess(env) as app:
+        again = app.api("GET", f"/api/jobs/{job['id']}").json()["job"]
+        assert again["status"] == "CANCELLED"
+        other = app.api("POST", "/api/installs", json={"request": "zishu/hero"}).json()["job"]
+        assert app.wait_job(other["id"])["status"] == "SUCCESS"  # the queue runs; the cancelled job stays
+        assert app.api("GET", f"/api/jobs/{job['id']}").json()["job"]["status"] == "CANCELLED"
+    assert not (home / "resources/zishu/big-model").exists()
+    assert [path for _, path, _ in server.requests].count("/files/big.bin") == asked  # nothing asked again
 
 
 def test_jobs_stream_live_over_server_sent_events(app_env):

@@ -20,7 +20,7 @@ import pytest
 
 from zishu import hookspecs, plugins
 from zishu.catalog.manifest import FileEntry
-from zishu.errors import ChecksumMismatch, DownloadError
+from zishu.errors import ChecksumMismatch, DownloadError, JobCancelled
 from zishu.hookspecs import hookimpl
 from zishu.resources.downloader import Downloader, Throttle, part_key
 from zishu.resources.locks import reconcile
@@ -592,3 +592,110 @@ def test_the_dest_may_live_on_another_disk(tmp_path, file_server):
     finally:
         dest.unlink(missing_ok=True)
         dest.parent.rmdir()
+
+
+# -- outages: waited out on a simulated clock ---------------------------------------------------
+
+
+class SimulatedTime:
+    """A clock and a sleep for the Downloader: sleeping moves the clock, no real time passes."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.now += seconds
+
+
+def outage(served: Served, time_: SimulatedTime, *, after_gets: int, lasting: float) -> list[float]:
+    """Take ``served`` off the network once it has answered ``after_gets`` GETs, for ``lasting``
+    simulated seconds: every request then loses its connection before any answer. Returns the
+    simulated times at which requests were refused."""
+    refused: list[float] = []
+    began: list[float] = []
+
+    def answer(h) -> bool:
+        if len(served.gets) >= after_gets:
+            began[:] = began or [time_.now]
+            if time_.now < began[0] + lasting:
+                refused.append(time_.now)
+                h.close_connection = True
+                h.connection.shutdown(socket.SHUT_RDWR)
+                return True
+        return served.answer(h)
+
+    served.server.faults[served.path] = answer
+    return refused
+
+
+def test_a_two_minute_outage_is_waited_out_and_the_download_completes(tmp_path, file_server):
+    served = Served(file_server, "/w.bin", payload(400 * KiB), plan=[{"cut": 100 * KiB}])
+    sim = SimulatedTime()
+    refused = outage(served, sim, after_gets=1, lasting=120.0)
+    waits: list[tuple[str, float, str]] = []
+    dl = downloader(tmp_path, retries=3, backoff=1.0, wait_for_network=True, network_wait_max=30.0,
+                    clock=sim.clock, sleep=sim.sleep, waiting=lambda *args: waits.append(args))
+    got = dl.fetch(served.entry(), tmp_path / "w.bin")
+    assert got.sha256 == sha(served.body) and (tmp_path / "w.bin").read_bytes() == served.body
+    assert got.transferred == len(served.body)  # the first 100 KiB were kept through the outage
+    assert sim.now >= 120.0 and refused and refused[-1] < 120.0
+    # capped exponential backoff: the retries' waits, then the outage's, doubling up to the cap
+    assert [seconds for _, seconds, _ in waits] == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert all(name == "w.bin" and "connection dropped" in reason for name, _, reason in waits)
+    assert served.gets[-1] == f"bytes={100 * KiB}-"  # after the outage it asked only for the rest
+    assert parts(tmp_path) == []
+
+
+def test_while_waiting_for_the_network_other_errors_still_fail_at_once(tmp_path, file_server):
+    sim = SimulatedTime()
+    options = {"wait_for_network": True, "clock": sim.clock, "sleep": sim.sleep}
+    gone = Served(file_server, "/gone.bin", payload(16 * KiB), plan=[{"status": 404}] * 10)
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        downloader(tmp_path, **options).fetch(gone.entry(), tmp_path / "gone.bin")
+    assert len(gone.gets) == 1 and sim.now == 0
+    served = Served(file_server, "/w.bin", payload(16 * KiB))
+    with pytest.raises(ChecksumMismatch):
+        downloader(tmp_path, **options).fetch(served.entry(sha256=sha(b"other")), tmp_path / "w.bin")
+    assert len(served.gets) == 2 and sim.now == 0
+
+
+def test_an_outage_with_a_mirror_that_is_gone_waits_for_the_reachable_url(tmp_path, file_server):
+    body = payload(64 * KiB)
+    gone = Served(file_server, "/gone.bin", body, plan=[{"status": 404}] * 10)
+    down = Served(file_server, "/down.bin", body)
+    sim = SimulatedTime()
+    outage(down, sim, after_gets=0, lasting=60.0)
+    dl = downloader(tmp_path, retries=1, backoff=1.0, wait_for_network=True, clock=sim.clock, sleep=sim.sleep)
+    got = dl.fetch(gone.entry(mirrors=[down.url]), tmp_path / "w.bin")
+    assert got.sha256 == sha(body) and sim.now >= 60.0
+    assert len(gone.gets) == 1  # a 404 is not asked again
+
+
+def test_cancel_during_the_network_wait_stops_at_once_and_keeps_the_part(tmp_path, file_server):
+    served = Served(file_server, "/w.bin", payload(400 * KiB), plan=[{"cut": 100 * KiB}])
+    sim = SimulatedTime()
+    outage(served, sim, after_gets=1, lasting=3600.0)
+    dl = downloader(tmp_path, retries=3, backoff=1.0, wait_for_network=True, clock=sim.clock, sleep=sim.sleep,
+                    cancelled=lambda: sim.now >= 100.0)
+    with pytest.raises(JobCancelled, match="waiting for the network"):
+        dl.fetch(served.entry(), tmp_path / "w.bin")
+    assert 100.0 <= sim.now <= 100.25  # noticed within one poll of the wait
+    part = tmp_path / "partials" / f"{part_key(served.entry())}.part"
+    assert part.stat().st_size == 100 * KiB
+    served.server.faults[served.path] = served.answer  # the network is back: a retry resumes
+    got = downloader(tmp_path).fetch(served.entry(), tmp_path / "w.bin")
+    assert got.sha256 == sha(served.body) and got.transferred == len(served.body) - 100 * KiB
+
+
+def test_without_wait_for_network_an_outage_fails_as_before(tmp_path, file_server):
+    served = Served(file_server, "/w.bin", payload(64 * KiB))
+    sim = SimulatedTime()
+    outage(served, sim, after_gets=0, lasting=60.0)
+    with pytest.raises(DownloadError, match="gave up after 3 tries"):
+        downloader(tmp_path, retries=2, backoff=1.0, clock=sim.clock, sleep=sim.sleep).fetch(
+            served.entry(), tmp_path / "w.bin")
+    assert sim.now == 3.0  # 1 + 2: the retries' own waits, and no more

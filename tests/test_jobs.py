@@ -181,3 +181,94 @@ def test_a_raising_hook_does_not_break_the_job(queue):
 def test_redis_url_must_be_a_redis_url(tmp_path):
     with pytest.raises(UsageError, match="expected a Redis URL"):
         JobQueue(tmp_path, url="mysql://localhost/zishu")
+
+
+DEAD_WORKER = "%s:999999999:0" % os.uname().nodename
+
+
+def test_recover_puts_resumable_jobs_back_on_the_queue_but_never_a_cancelled_one(queue):
+    ran: list[str] = []
+
+    def resume(ctx, name: str):
+        ran.append(name)
+        ctx.progress(1, 1, "done")
+        return {"name": name}
+
+    queue.register("resume", resume, resumable=True)
+    crashed = queue.submit("resume", {"name": "crashed"})
+    closed = queue.submit("resume", {"name": "closed"})
+    cancelled = queue.submit("resume", {"name": "cancelled"})
+    plain = queue.submit("steps", {"name": "plain"})
+    Job.update(status="RUNNING", worker=DEAD_WORKER, done=5, total=10).where(
+        Job.id.in_([crashed.id, plain.id])).execute()
+    Job.update(status="INTERRUPTED").where(Job.id == closed.id).execute()  # the app was closed during it
+    Job.update(status="RUNNING", worker=DEAD_WORKER, cancel_requested=True).where(Job.id == cancelled.id).execute()
+    queue.huey.flush()
+    found = queue.recover()
+    assert found["interrupted"] == [plain.id] and sorted(found["requeued"]) == [crashed.id, closed.id]
+    back = queue.get(crashed.id)
+    assert back.status == "PENDING" and back.done == 5 and "continuing where it left off" in back.message
+    assert queue.get(cancelled.id).status == "CANCELLED"  # the user's cancel crossed the crash: it stands
+    assert queue.get(plain.id).status == "INTERRUPTED"  # not resumable: waits for Retry, as before
+    queue.start_consumer()
+    for job in (crashed, closed):
+        assert wait(queue, job.id, "SUCCESS").attempts == 1
+    assert sorted(ran) == ["closed", "crashed"]
+    assert queue.recover() == {"interrupted": [], "requeued": []}  # the next start finds nothing to do
+    assert queue.get(cancelled.id).status == "CANCELLED"
+
+
+def test_a_cancel_is_not_undone_when_the_app_closes_at_the_same_moment(queue):
+    release = threading.Event()
+
+    def slow(ctx):
+        release.wait(10)
+        ctx.check()
+
+    queue.register("slow", slow, resumable=True)
+    queue.start_consumer()
+    job = queue.submit("slow")
+    wait(queue, job.id, "RUNNING")
+    queue.cancel(job.id)
+    closing = threading.Thread(target=queue.stop_consumer)
+    closing.start()
+    while not queue._closing:
+        time.sleep(0.01)
+    release.set()  # the job sees the cancel only now, while the app closes
+    closing.join()
+    assert queue.get(job.id).status == "CANCELLED"
+    assert queue.recover() == {"interrupted": [], "requeued": []}
+    assert queue.get(job.id).status == "CANCELLED"
+
+
+def test_closing_the_app_leaves_a_resumable_job_to_go_on_at_the_next_start(queue):
+    release = threading.Event()
+    runs: list[int] = []
+
+    def slow(ctx):
+        runs.append(1)
+        ctx.check()
+        while len(runs) == 1 and not release.is_set():
+            ctx.check()
+            time.sleep(0.01)
+        return {"runs": len(runs)}
+
+    queue.register("slow", slow, resumable=True)
+    queue.start_consumer()
+    job = queue.submit("slow")
+    wait(queue, job.id, "RUNNING")
+    queue.stop_consumer()
+    stopped = queue.get(job.id)
+    assert stopped.status == "INTERRUPTED" and "next start" in stopped.message
+    assert queue.recover()["requeued"] == [job.id]
+    queue.start_consumer()
+    assert json.loads(wait(queue, job.id, "SUCCESS").result) == {"runs": 2}
+
+
+def test_cancelling_an_interrupted_job_keeps_the_next_start_from_taking_it_up(queue):
+    queue.register("resume", lambda ctx: None, resumable=True)
+    job = queue.submit("resume")
+    Job.update(status="INTERRUPTED").where(Job.id == job.id).execute()
+    assert queue.cancel(job.id).status == "CANCELLED"
+    assert queue.recover() == {"interrupted": [], "requeued": []}
+    assert queue.get(job.id).status == "CANCELLED"

@@ -290,6 +290,7 @@ class JobQueue:
                               cancel_requested=False,
                               message="Zishu stopped while this ran; continuing where it left off"):
             return False
+        self._cancel.discard(job.id)  # asked by the close that cut it off, not by the user
         self._enqueue(job.id, job.priority, task_id)
         return True
 
@@ -297,6 +298,7 @@ class JobQueue:
 
     def start_consumer(self, workers: int = 2) -> None:
         """Run jobs in this process, in ``workers`` threads."""
+        self._closing = False
         self._consumer = _InAppConsumer(self.huey, workers=workers, worker_type="thread", periodic=False,
                                         check_worker_health=False, **POLLING)
         self._consumer.start()
