@@ -32,9 +32,10 @@ def register_engines(register) -> None:
 
 @hookspec
 def register_job_types(register) -> None:
-    """Add kinds of long work: call ``register(name, run, title=None)``. The host calls
-    ``run(ctx, **params)`` in a worker; ``ctx.progress(done, total, message)`` reports progress
+    """Add kinds of long work: call ``register(name, run, title=None, resumable=False)``. The host
+    calls ``run(ctx, **params)`` in a worker; ``ctx.progress(done, total, message)`` reports progress
     and raises ``JobCancelled`` once the user cancels. ``title(params)`` names a job for people.
+    A ``resumable`` job cut off by a crash or a close runs again by itself at the next start.
     The first registration of a name wins (a plugin's before the core's)."""
 
 
