@@ -79,7 +79,7 @@ def test_an_install_waits_for_the_network_and_a_cancel_then_survives_a_restart(a
         other = app.api("POST", "/api/installs", json={"request": "zishu/hero"}).json()["job"]
         assert app.wait_job(other["id"])["status"] == "SUCCESS"  # the queue runs; the cancelled job stays
         assert app.api("GET", f"/api/jobs/{job['id']}").json()["job"]["status"] == "CANCELLED"
-    assert not (home / "resources/zishu/big-model").exists()
+    assert not (home / "resources/zishu/big-model/1.0.0").exists()
     assert [path for _, path, _ in server.requests].count("/files/big.bin") == asked  # nothing asked again
 
 
@@ -141,3 +141,36 @@ def test_a_redis_queue_lets_a_separate_worker_run_the_jobs(app_env, redis_url):
     finally:
         worker.terminate()
         worker.wait(15)
+
+
+def test_an_install_whose_worker_is_killed_goes_on_when_a_worker_starts_again(app_env, redis_url):
+    env, server, home = app_env
+    env = {**env, "ZISHU_QUEUE": redis_url}
+    server.faults["/files/big.bin"] = trickle(1_500_000)
+
+    def worker() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "zishu.cli", "worker"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    first = worker()
+    second = None
+    try:
+        with AppProcess(env, "--workers", "0") as app:  # the app only enqueues
+            job = app.api("POST", "/api/installs", json={"request": "zishu/big-model"}).json()["job"]
+            deadline = time.monotonic() + 30
+            while (app.api("GET", f"/api/jobs/{job['id']}").json()["job"]["done"] or 0) < 1_000_000:
+                assert time.monotonic() < deadline and first.poll() is None
+                time.sleep(0.05)
+            first.kill()  # SIGKILL
+            first.wait()
+            del server.faults["/files/big.bin"]
+            second = worker()
+            done = app.wait_job(job["id"])
+            assert done["status"] == "SUCCESS" and done["attempts"] == 2, done
+            assert done["worker"].split(":")[1] == str(second.pid)
+            assert 0 < done["result"][0]["downloaded"] < 8 * 1024 * 1024  # it resumed the partial file
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(15)
