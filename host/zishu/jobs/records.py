@@ -7,6 +7,10 @@ States::
        │           ├──────> CANCELLED ───┤ retry: back to PENDING, attempts + 1
        └─────────> CANCELLED             │
     RUNNING when its worker died ──> INTERRUPTED (found at the next start) ──┘
+
+A job of a ``resumable`` type (the install job) whose worker died, or that closing the app left
+INTERRUPTED, goes back to PENDING by itself at the next start; one whose cancel was asked ends
+CANCELLED instead, and CANCELLED is never left by itself.
 """
 
 from __future__ import annotations
