@@ -11,7 +11,7 @@ import pytest
 
 from zishu.db import open_database
 from zishu.errors import UsageError, ZishuError
-from zishu.jobs import Job, JobQueue
+from zishu.jobs import Job, JobContext, JobQueue
 from zishu.jobs.queue import worker_id
 
 
@@ -181,3 +181,28 @@ def test_a_raising_hook_does_not_break_the_job(queue):
 def test_redis_url_must_be_a_redis_url(tmp_path):
     with pytest.raises(UsageError, match="expected a Redis URL"):
         JobQueue(tmp_path, url="mysql://localhost/zishu")
+
+
+
+def test_a_job_gets_the_catalog_from_its_context_not_from_the_runtime(tmp_path):
+    """The runtime hands the queue what jobs need (``services``); a job asks its context for it."""
+    open_database(tmp_path / "zishu.db")
+    made: list[str] = []
+
+    def catalog():
+        made.append("catalog")
+        return {"source": "the runtime's choice"}
+
+    queue = JobQueue(tmp_path, url="", hook=Recorder(), services={"catalog": catalog})
+    queue.register("uses-catalog", lambda ctx: ctx.catalog()["source"])
+    job = queue.submit("uses-catalog")
+    queue.start_consumer(1)
+    try:
+        assert json.loads(wait(queue, job.id, "SUCCESS").result) == "the runtime's choice"
+    finally:
+        queue.stop_consumer()
+    assert made == ["catalog"]
+
+    bare = JobQueue(tmp_path, url="", hook=Recorder())  # a queue nobody gave a catalog
+    with pytest.raises(UsageError, match="no 'catalog' service"):
+        JobContext(bare, job.id).catalog()
