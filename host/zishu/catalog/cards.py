@@ -620,7 +620,7 @@ def _entry_from(lore: LoreEntry) -> dict:
     return _fill(entry, {**ENTRY_DEFAULTS, "extensions": _foreign_extensions(lore.extensions)}, absent)
 
 
-# ---- writing PNG cards -----------------------------------------------------------------------
+# ---- the card as JSON and as a PNG image ---------------------------------------------------
 
 
 def _card_text(card: dict) -> bytes:
