@@ -24,7 +24,7 @@ from zishu.companion.expressions import (canonical_emotions, emotion_map, save_e
 from zishu.companion.stream_text import EmotionTags
 from zishu.db import get_setting
 from zishu.errors import UsageError
-from zishu.live2d_command import CORE_NAME, core_path, install_core
+from zishu.companion.live2d_core import CORE_NAME, core_path, install_core
 
 FAKE_CORE = b"/* Live2D Cubism Core (a stand-in for tests) */\nvar Live2DCubismCore = {};\n"
 MODEL3 = {"Version": 3, "FileReferences": {
@@ -281,7 +281,7 @@ def _cli():
 
     if "live2d" in cli.lazy:
         return cli
-    return LazyGroup(name="zishu", lazy={"live2d": "zishu.live2d_command:live2d_command"})
+    return LazyGroup(name="zishu", lazy={"live2d": "zishu.commands.live2d:live2d_command"})
 
 
 def test_zishu_live2d_core_copies_the_file_after_the_licence_notice(tmp_path):

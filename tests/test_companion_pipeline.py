@@ -92,3 +92,26 @@ def test_a_fact_told_in_one_turn_is_recalled_in_a_later_one(runtime, ggufs, tmp_
     assert [(t.role, t.text) for t in turns] == [("user", "My name is Lin. I like green tea."), ("assistant", "Hi,cat."),
                                                 ("user", "What should we drink?"), ("assistant", "Hi,cat.")]
     assert turns[-1].latency["first_token"] >= 0
+
+
+def test_a_text_reply_adds_each_sentence_once_and_ctrl_c_keeps_what_was_shown(runtime, ggufs):
+    """``zishu chat``'s reply (``TextReply``): the printed pieces add up to the reply; Ctrl-C while
+    the second sentence is being printed keeps only the first."""
+    from zishu.companion.text_chat import TextReply
+
+    whole = TextReply(conversation(runtime, ggufs, tts=False), "tell me a story")
+    events = list(whole)
+    pieces = [e["text"] for e in events if e["type"] == "text"]
+    assert len(pieces) > 1 and not any(e["type"] == "sentence" for e in events)
+    assert "".join(pieces) == whole.said == events[-1]["text"] and whole.shown == len(pieces)
+
+    talk = conversation(runtime, ggufs, tts=False)
+    cut = TextReply(talk, "tell me a story")
+    events = iter(cut)
+    first = next(e for e in events if e["type"] == "text")
+    next(e for e in events if e["type"] == "text")
+    cut.interrupt()  # Ctrl-C while the second sentence is being printed
+    assert cut.shown == 1
+    done = list(events)[-1]
+    assert done["interrupted"] and done["text"] == f"{first['text']} {INTERRUPTED}"
+    assert talk.history[-1] == {"role": "assistant", "content": f"{first['text']} {INTERRUPTED}"}

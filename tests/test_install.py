@@ -243,3 +243,49 @@ def test_ten_concurrent_installs_make_one_transfer_and_path_never_blocks(env):
     assert sum(r.transferred for r in results) == len(server.files["/files/big.bin"])  # one transfer in all
     assert body_requests, "the file was fetched"
     assert Registry(home).path("zishu/big-model") == home / "resources/zishu/big-model/1.0.0"
+
+
+def test_the_cli_and_the_install_button_use_the_catalog_set_in_settings(env, monkeypatch):
+    """Issue 12: ``zishu search|install`` read the catalog URL saved in the Settings panel, the one
+    the app's Install button reads (the CLI used to ignore it and read the bundled snapshot)."""
+    from click.testing import CliRunner
+
+    from zishu.cli import cli
+    from zishu.jobs import Status
+    from zishu.runtime import Runtime
+    from zishu.web.app import create_app
+
+    environ, server, home = env
+    catalog = environ.pop("ZISHU_CATALOG")  # nothing in the environment: only the setting names it
+    snapshot = {e["id"] for e in json.loads(zishu(environ, "search", "--json", "--limit", "500").stdout)}
+    assert "zishu/hero" not in snapshot  # without the setting: the bundled catalog
+
+    monkeypatch.setenv("ZISHU_HOME", str(home))
+    monkeypatch.delenv("ZISHU_CATALOG", raising=False)
+    monkeypatch.delenv("ZISHU_QUEUE", raising=False)
+    runtime = Runtime(home)
+    try:
+        client = create_app(runtime, "s3cret").test_client()
+        saved = client.put("/api/settings", json={"catalog_url": catalog}, headers={"X-Zishu-Token": "s3cret"})
+        assert saved.status_code == 200, saved.json
+
+        runtime.jobs.start_consumer(1)  # the Install button: an install job in the app
+        job = runtime.jobs.submit("install", {"request": "zishu/base-model"})
+        deadline = time.monotonic() + 60
+        while runtime.jobs.get(job.id).status not in (Status.SUCCESS, Status.FAILED) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        done = runtime.jobs.get(job.id)
+        assert done.status == Status.SUCCESS, done.error
+
+        in_app = CliRunner().invoke(cli, ["search", "hero", "--json"])  # the app's database open here
+        assert in_app.exit_code == 0, in_app.output
+        assert "zishu/hero" in {e["id"] for e in json.loads(in_app.stdout)}
+    finally:
+        runtime.close()
+
+    found = {e["id"] for e in json.loads(zishu(environ, "search", "--json").stdout)}  # a process of its own
+    assert found == {"zishu/hero", "zishu/style-lora", "zishu/base-model", "zishu/big-model"}
+    installed = {r["id"]: r for r in json.loads(zishu(environ, "install", "zishu/hero", "--json").stdout)}
+    assert set(installed) == {"zishu/hero", "zishu/style-lora", "zishu/base-model"}
+    assert installed["zishu/base-model"]["downloaded"] == 0  # the job installed it from the same catalog
+    assert (Path(zishu(environ, "path", "zishu/hero").stdout.strip()) / "portrait.png").exists()

@@ -11,7 +11,7 @@ import pytest
 
 from zishu.db import open_database
 from zishu.errors import UsageError, ZishuError
-from zishu.jobs import Job, JobQueue
+from zishu.jobs import Job, JobContext, JobQueue
 from zishu.jobs.queue import worker_id
 
 
@@ -272,3 +272,27 @@ def test_cancelling_an_interrupted_job_keeps_the_next_start_from_taking_it_up(qu
     assert queue.cancel(job.id).status == "CANCELLED"
     assert queue.recover() == {"interrupted": [], "requeued": []}
     assert queue.get(job.id).status == "CANCELLED"
+
+
+def test_a_job_gets_the_catalog_from_its_context_not_from_the_runtime(tmp_path):
+    """The runtime hands the queue what jobs need (``services``); a job asks its context for it."""
+    open_database(tmp_path / "zishu.db")
+    made: list[str] = []
+
+    def catalog():
+        made.append("catalog")
+        return {"source": "the runtime's choice"}
+
+    queue = JobQueue(tmp_path, url="", hook=Recorder(), services={"catalog": catalog})
+    queue.register("uses-catalog", lambda ctx: ctx.catalog()["source"])
+    job = queue.submit("uses-catalog")
+    queue.start_consumer(1)
+    try:
+        assert json.loads(wait(queue, job.id, "SUCCESS").result) == "the runtime's choice"
+    finally:
+        queue.stop_consumer()
+    assert made == ["catalog"]
+
+    bare = JobQueue(tmp_path, url="", hook=Recorder())  # a queue nobody gave a catalog
+    with pytest.raises(UsageError, match="no 'catalog' service"):
+        JobContext(bare, job.id).catalog()

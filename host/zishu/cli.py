@@ -1,4 +1,5 @@
-"""The ``zishu`` command line: one click group; subcommand groups are imported only when used.
+"""The ``zishu`` command line: one click group; its commands live in ``zishu.commands`` and are
+imported only when used.
 
 Errors from the tree in ``zishu.errors`` are printed as one clear message (one line per problem)
 and turned into the exit status listed in ``--help``.
@@ -60,14 +61,14 @@ class LazyGroup(click.Group):
     lazy={
         "catalog": "zishu_catalog.cli:catalog",
         **{
-            name: f"zishu.resources.commands:{name}_command"
+            name: f"zishu.commands.resources:{name}_command"
             for name in ("search", "info", "install", "uninstall", "list", "path", "update", "gc")
         },
-        **{name: f"zishu.commands:{name}_command" for name in ("app", "serve", "worker", "plugins", "open")},
-        "engines": "zishu.engines.commands:engines_command",
-        "run": "zishu.engines.run:run_command",
-        "chat": "zishu.companion.terminal:chat_command",
-        "live2d": "zishu.live2d_command:live2d_command",
+        **{name: f"zishu.commands.app:{name}_command" for name in ("app", "serve", "worker", "plugins", "open")},
+        "engines": "zishu.commands.engines:engines_command",
+        "run": "zishu.commands.run:run_command",
+        "chat": "zishu.commands.chat:chat_command",
+        "live2d": "zishu.commands.live2d:live2d_command",
     },
     epilog=EXIT_CODES_HELP,
     invoke_without_command=True,

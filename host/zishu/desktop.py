@@ -147,7 +147,7 @@ def _say(sentence: str) -> None:
 
 
 def _serve_for_browser(server, path: str) -> None:
-    from zishu.commands import serve_until_stopped
+    from zishu.web.server import serve_until_stopped
 
     if path != "/":
         _say(f"The link's page: {server.url_with_secret(path)}")

@@ -2,7 +2,8 @@
 registry of installed resources, and the catalog the user chose.
 
 ``zishu app``, ``zishu serve`` and ``zishu worker`` each build one ``Runtime``; the web app and
-the job types reach everything through it.
+the commands reach everything through it. Services never import it: what a job needs is handed
+to the job queue here (``services``) and reaches the job through its ``JobContext``.
 """
 
 from __future__ import annotations
@@ -11,29 +12,12 @@ import threading
 from pathlib import Path
 
 from zishu import config, plugins
-from zishu.db import database, get_setting, open_database
+from zishu.catalog.chosen import chosen_catalog
+from zishu.catalog.client import CatalogClient
+from zishu.db import get_setting, open_database
 from zishu.engines import Engines, ModelCache
 from zishu.jobs import JobQueue
 from zishu.resources.registry import Registry
-
-
-def catalog_source(home: Path | None = None) -> str | None:
-    """ZISHU_CATALOG, else the catalog set in the Settings panel, else None (the bundled snapshot)."""
-    if config.catalog_source():
-        return config.catalog_source()
-    db_file = Path(home or config.home()) / "zishu.db"
-    if database.obj is None:
-        if not db_file.exists():
-            return None
-        open_database(db_file)
-    return get_setting("catalog_url") or None
-
-
-def catalog_client(home: Path | None = None):
-    from zishu.catalog.client import CatalogClient
-
-    home = Path(home or config.home())
-    return CatalogClient(catalog_source(home), cache_dir=home / "cache" / "catalog")
 
 
 class Runtime:
@@ -44,13 +28,14 @@ class Runtime:
         self.db = open_database(self.home / "zishu.db")
         plugins.load_plugins(disabled=get_setting("plugins.disabled", []))
         self.registry = Registry(self.home)
-        self.jobs = JobQueue(self.home, url=queue_url)
+        self.jobs = JobQueue(self.home, url=queue_url, services={"catalog": self.catalog})
         plugins.call_each("register_job_types", register=self.jobs.register)
         self.engines = Engines.from_plugins()
         self.models = ModelCache(config.memory_budget("ram"), config.memory_budget("vram"))
 
-    def catalog(self):
-        return catalog_client(self.home)
+    def catalog(self) -> CatalogClient:
+        """The catalog this home uses (``zishu.catalog.chosen``); jobs get it as ``ctx.catalog()``."""
+        return chosen_catalog(self.home)
 
     def close(self) -> None:
         self.jobs.stop_consumer()

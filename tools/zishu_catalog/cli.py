@@ -1,4 +1,5 @@
-"""``zishu catalog``: the maintainers' commands, each defined in the module that does the work."""
+"""``zishu catalog``: the maintainers' commands, each defined in the module that does the work (the
+card commands, which the app shares, in ``zishu.commands.cards``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import click
     lazy={
         "validate": "zishu_catalog.validate:validate_command",
         "build": "zishu_catalog.build:build_command",
-        "import-card": "zishu.catalog.cards:import_card_command",
-        "export-card": "zishu.catalog.cards:export_card_command",
+        "import-card": "zishu.commands.cards:import_card_command",
+        "export-card": "zishu.commands.cards:export_card_command",
         "new": "zishu_catalog.scaffold:new_command",
         "stats": "zishu_catalog.stats:stats_command",
         "schema": "zishu_catalog.schema:schema_command",

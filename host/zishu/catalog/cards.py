@@ -1,10 +1,10 @@
-"""SillyTavern character cards in and out of manifests: ``zishu catalog import-card`` and ``export-card``,
-and the app's card import (``zishu.companion.characters``).
+"""SillyTavern character cards in and out of manifests, for ``zishu catalog import-card`` and
+``export-card`` (``zishu.commands.cards``) and the app's card import (``zishu.companion.characters``).
 
 This module owns reading cards (JSON files, or PNG images carrying base64 JSON in a ``tEXt`` chunk
 named ``chara`` (Character Card V2) or ``ccv3`` (V3, preferred when both are there); flat V1 JSON
 is accepted too), turning them into a character manifest, turning a manifest back into a card, and
-writing PNG cards.
+the card's JSON and PNG forms. The PNG chunks themselves are ``zishu.catalog.card_png``'s.
 
 How card data fields become manifest fields::
 
@@ -39,18 +39,13 @@ import base64
 import binascii
 import copy
 import datetime as dt
-import hashlib
-import io
 import json
 import re
-import struct
 import unicodedata
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import click
 import semver
 
 from zishu.catalog import (
@@ -59,17 +54,14 @@ from zishu.catalog import (
     dump_manifest,
     load_yaml,
     parse_manifest,
-    read_manifest,
 )
-from zishu.catalog.manifest import ID_PATTERN, LoreEntry
+from zishu.catalog.manifest import LoreEntry
 from zishu.errors import CardError, UsageError
 from zishu.files import write_atomic
 
-MAX_PNG_BYTES = 20 * 1024 * 1024
-MAX_JSON_BYTES = 5 * 1024 * 1024
+from .card_png import MAX_PNG_BYTES, PNG_SIGNATURE, base_png, card_text, placeholder_png, with_card_texts
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-CARD_KEYWORDS = ("ccv3", "chara")  # in order of preference when reading
+MAX_JSON_BYTES = 5 * 1024 * 1024
 
 SPECS = {"v2": ("chara_card_v2", "2.0"), "v3": ("chara_card_v3", "3.0")}
 SPEC_NAMES = {name: short for short, (name, _) in SPECS.items()}
@@ -98,10 +90,10 @@ def read_card(path: Path) -> dict:
 
     V1 cards come back wrapped as V2; V2 and V3 cards come back as they were written.
     """
-    return _read_card(Path(path))[0]
+    return read_card_file(Path(path))[0]
 
 
-def _read_card(path: Path) -> tuple[dict, bool]:
+def read_card_file(path: Path) -> tuple[dict, bool]:
     """The card in ``path`` and whether the file was a PNG image."""
     file = str(path)
     try:
@@ -123,7 +115,7 @@ def read_card_bytes(raw: bytes, file: str = "<card>") -> tuple[dict, bool]:
     ``file`` names it in error messages (CardError)."""
     is_png = _check_size(raw[:16], len(raw), file)
     if is_png:
-        keyword, text = _card_chunk(raw, file)
+        keyword, text = card_text(raw, file)
         where = f"the '{keyword}' chunk"
         json_text = _utf8(_base64(text, file, where), file, where)
     else:
@@ -147,48 +139,6 @@ def _looks_like_json(head: bytes) -> bool:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: JSON, but not UTF-8 (refused later)
         return True
     return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1] in (b"{", b"[", b"")
-
-
-def _png_chunks(raw: bytes, file: str) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """Each chunk of a PNG file as (type, body, the chunk's bytes), up to and including IEND."""
-    if not raw.startswith(PNG_SIGNATURE):
-        raise _fail(file, "not a PNG image")
-    pos = len(PNG_SIGNATURE)
-    while pos < len(raw):
-        if pos + 8 > len(raw):
-            raise _fail(file, "the PNG image is truncated")
-        length, kind = struct.unpack(">I4s", raw[pos : pos + 8])
-        end = pos + 12 + length
-        if end > len(raw):
-            raise _fail(file, f"the PNG image is truncated (its {kind.decode('latin-1')!r} chunk runs past the end)")
-        yield kind, raw[pos + 8 : pos + 8 + length], raw[pos:end]
-        if kind == b"IEND":
-            return
-        pos = end
-    raise _fail(file, "the PNG image is truncated (no IEND chunk)")
-
-
-def _text_keyword(kind: bytes, body: bytes) -> str | None:
-    """The keyword of a tEXt/zTXt/iTXt chunk, None for other chunks."""
-    if kind not in (b"tEXt", b"zTXt", b"iTXt"):
-        return None
-    return body.partition(b"\0")[0].decode("latin-1")
-
-
-def _card_chunk(raw: bytes, file: str) -> tuple[str, str]:
-    """(keyword, base64 text) of the card in a PNG: ``ccv3`` when present, else ``chara``."""
-    found: dict[str, str] = {}
-    for kind, body, chunk in _png_chunks(raw, file):
-        keyword = _text_keyword(kind, body)
-        if kind != b"tEXt" or keyword not in CARD_KEYWORDS or keyword in found:
-            continue
-        if zlib.crc32(chunk[4:-4]) != int.from_bytes(chunk[-4:], "big"):
-            raise _fail(file, f"the '{keyword}' chunk is damaged (its checksum does not match)")
-        found[keyword] = body.partition(b"\0")[2].decode("latin-1")
-    for keyword in CARD_KEYWORDS:
-        if keyword in found:
-            return keyword, found[keyword]
-    raise _fail(file, "this PNG image has no character card in it (no tEXt chunk named 'chara' or 'ccv3')")
 
 
 def _base64(text: str, file: str, where: str) -> bytes:
@@ -670,38 +620,23 @@ def _entry_from(lore: LoreEntry) -> dict:
     return _fill(entry, {**ENTRY_DEFAULTS, "extensions": _foreign_extensions(lore.extensions)}, absent)
 
 
-# ---- writing PNG cards -----------------------------------------------------------------------
+# ---- the card as JSON and as a PNG image ---------------------------------------------------
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def _card_text_chunk(keyword: str, card: dict) -> bytes:
-    payload = base64.b64encode(json.dumps(card, ensure_ascii=False).encode("utf-8"))
-    return _chunk(b"tEXt", keyword.encode("latin-1") + b"\0" + payload)
+def _card_text(card: dict) -> bytes:
+    return base64.b64encode(json.dumps(card, ensure_ascii=False).encode("utf-8"))
 
 
 def card_png_bytes(card: dict, image: Path | None = None) -> bytes:
     """PNG bytes: ``image`` (or a plain placeholder) with the card in ``chara`` (V2) and, for V3, ``ccv3``."""
     card = normalize_card(card, "card")
-    base = _base_png(image) if image is not None else _placeholder_png(card["data"].get("name", ""))
+    base = base_png(image) if image is not None else placeholder_png(card["data"].get("name", ""))
     if card["spec"] == "chara_card_v3":
         v2 = {**card, "spec": SPECS["v2"][0], "spec_version": SPECS["v2"][1]}
-        new = [_card_text_chunk("chara", v2), _card_text_chunk("ccv3", card)]
+        texts = [("chara", _card_text(v2)), ("ccv3", _card_text(card))]
     else:
-        new = [_card_text_chunk("chara", card)]
-    file = str(image) if image is not None else "placeholder"
-    out = bytearray(PNG_SIGNATURE)
-    for kind, body, chunk in _png_chunks(base, file):
-        if _text_keyword(kind, body) in CARD_KEYWORDS:
-            continue  # the image's old card goes
-        if kind == b"IEND":
-            out += b"".join(new)
-        out += chunk
-    if len(out) > MAX_PNG_BYTES:
-        raise CardError(f"{file}: the card image would be {len(out):,} bytes; a PNG card may be at most 20 MiB")
-    return bytes(out)
+        texts = [("chara", _card_text(card))]
+    return with_card_texts(base, texts, str(image) if image is not None else "placeholder")
 
 
 def write_card_png(card: dict, out: Path, image: Path | None = None) -> None:
@@ -709,147 +644,52 @@ def write_card_png(card: dict, out: Path, image: Path | None = None) -> None:
     write_atomic(Path(out), card_png_bytes(card, image))
 
 
-def _base_png(image: Path) -> bytes:
-    """The image's bytes when it is a PNG (kept as they are), else the image converted to PNG by Pillow."""
-    file = str(image)
-    try:
-        if image.stat().st_size > MAX_PNG_BYTES:
-            raise CardError(f"{file}: the image is larger than 20 MiB")
-        raw = image.read_bytes()
-    except OSError as e:
-        raise CardError(f"{file}: cannot read: {e.strerror}") from None
-    if raw.startswith(PNG_SIGNATURE):
-        return raw
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(raw)) as im:
-            im.load()
-            converted = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-    except Exception as e:  # Pillow raises many kinds (UnidentifiedImageError, DecompressionBombError, ...)
-        raise CardError(f"{file}: not an image that can carry a card ({e})") from None
-    buffer = io.BytesIO()
-    converted.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _placeholder_png(name: str) -> bytes:
-    """A plain 400×600 picture in a colour of its own for each name."""
-    from PIL import Image
-
-    r, g, b = hashlib.sha256(name.encode("utf-8")).digest()[:3]
-    buffer = io.BytesIO()
-    Image.new("RGB", (400, 600), (64 + r // 2, 64 + g // 2, 64 + b // 2)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def card_json_text(card: dict) -> str:
     return json.dumps(card, ensure_ascii=False, indent=2) + "\n"
 
 
-# ---- the commands ----------------------------------------------------------------------------
+# ---- importing a card into the catalog ---------------------------------------------------------
 
 
-def _note(message: str) -> None:
-    click.echo(f"note: {message}", err=True)
+SCHEMA_REF = "../../resource.schema.json"  # from <root>/resources/<owner>/<name>.yaml
 
 
-def _import_notes(card: dict, resource: CharacterResource, file: str, is_png: bool) -> None:
+def manifest_text(resource: CharacterResource, file: str, schema_ref: str | None = None) -> str:
+    """The manifest's YAML as the catalog takes it: within the catalog's size limit and reading
+    back as the same manifest (a CardError naming the card ``file`` otherwise)."""
+    text = dump_manifest(resource, schema_ref)
+    size = len(text.encode("utf-8"))
+    if size > MAX_MANIFEST_BYTES:
+        raise _fail(file, f"the manifest would be {size:,} bytes; the catalog takes at most 256 KiB (a huge lorebook?)")
+    parse_manifest(load_yaml(text.encode("utf-8"), file), file)  # what we write must read back
+    return text
+
+
+def import_notes(card: dict, resource: CharacterResource, file: str, is_png: bool) -> list[str]:
+    """What the creator should know about an import: what the manifest could not take as it was."""
     data, st = card["data"], resource.spec.extensions[EXTENSION_KEY]
+    notes = []
     if is_png:
-        _note(
+        notes.append(
             f"the manifest cannot embed the card's picture (files need real URLs). Upload {file} as a "
             "release asset, list it under versions[0].files, and name it in spec.avatar.image."
         )
     version = data.get("character_version")
     if version not in (None, "") and str(version) != resource.versions[0].version:
-        _note(
+        notes.append(
             f"character_version {version!r} is not a semantic version; the manifest says "
             f"{resource.versions[0].version} (the original is kept for export)"
         )
     if len(resource.tags) < len(data.get("tags") or []):
-        _note("some tags could not become catalog tags (a-z, 0-9, '-'); the originals are kept for export")
+        notes.append("some tags could not become catalog tags (a-z, 0-9, '-'); the originals are kept for export")
     keyless = len(st.get("keyless_entries", []))
     if keyless:
-        _note(
+        notes.append(
             f"{keyless} lorebook {'entry has' if keyless == 1 else 'entries have'} no keywords; the manifest's "
             "lorebook needs at least one per entry, so they are kept in spec.extensions.sillytavern.keyless_entries "
             "(exported back, not used by Zishu)"
         )
-
-
-ROOT_OPTION = click.option(
-    "--root", type=click.Path(path_type=Path), default=Path("registry_index"), show_default=True,
-    help="The catalog source folder.",
-)  # fmt: skip
-SCHEMA_REF = "../../resource.schema.json"  # from <root>/resources/<owner>/<name>.yaml
-
-
-@click.command("import-card")
-@click.argument("card_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--owner", required=True, help="Your GitHub login: the manifest's id is <owner>/<name>.")
-@click.option("--name", "slug", help="The catalog name (a-z, 0-9, '-'). Default: made from the character's name.")
-@click.option("--license", "license_", metavar="SPDX", help="The license the creator chose (required), e.g. CC-BY-4.0.")
-@click.option("--out", help="Where to write the manifest ('-' prints it). Default: <root>/resources/<owner>/<name>.yaml")
-@ROOT_OPTION
-@click.option("--force", is_flag=True, help="Overwrite an existing manifest.")
-def import_card_command(
-    card_file: Path, owner: str, slug: str | None, license_: str | None, out: str | None, root: Path, force: bool
-) -> None:
-    """Make a character manifest from a SillyTavern character card (PNG or JSON; V1, V2 or V3)."""
-    if not license_:
-        raise click.UsageError(
-            "--license is required: character cards carry no license, so name the one the creator chose "
-            "(an SPDX id such as CC-BY-4.0, CC-BY-NC-4.0 or MIT, or LicenseRef-<name>)"
-        )
-    file = str(card_file)
-    card, is_png = _read_card(card_file)
-    resource = card_to_manifest(card, owner=owner, license=license_, slug=slug, file=file)
-    path = root / "resources" / f"{resource.id}.yaml" if out is None else Path(out)
-    text = dump_manifest(resource, SCHEMA_REF if out is None else None)
-    size = len(text.encode("utf-8"))
-    if size > MAX_MANIFEST_BYTES:
-        raise _fail(file, f"the manifest would be {size:,} bytes; the catalog takes at most 256 KiB (a huge lorebook?)")
-    parse_manifest(load_yaml(text.encode("utf-8"), file), file)  # what we write must read back
-    if out == "-":
-        click.echo(text, nl=False)
-    else:
-        if path.exists() and not force:
-            raise UsageError(f"{path} already exists; pass --force to overwrite it")
-        write_atomic(path, text)
-        click.echo(f"wrote {path}", err=True)
-    _import_notes(card, resource, file, is_png)
-
-
-@click.command("export-card")
-@click.argument("manifest")
-@click.option("--out", required=True, help="The card to write: FILE.json, FILE.png, or '-' to print JSON.")
-@click.option(
-    "--spec", type=click.Choice(["v2", "v3"]), help="Card spec. Default: the one it was imported from, else v2."
-)
-@click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Picture for a PNG card.")
-@ROOT_OPTION
-def export_card_command(manifest: str, out: str, spec: str | None, image: Path | None, root: Path) -> None:
-    """Make a SillyTavern character card from a character manifest (a path, or an id in <root>/resources/)."""
-    path = Path(manifest)
-    if not path.exists() and re.match(ID_PATTERN, manifest):
-        path = root / "resources" / f"{manifest}.yaml"
-    if not path.exists():
-        raise UsageError(f"{manifest}: no such manifest (give a path, or an id found in {root}/resources/)")
-    card = manifest_to_card(read_manifest(path), spec)
-    suffix = Path(out).suffix.lower()
-    if out == "-" or suffix == ".json":
-        if image is not None:
-            raise UsageError("--image is only for PNG cards (--out FILE.png)")
-        if out == "-":
-            click.echo(card_json_text(card), nl=False)
-            return
-        write_atomic(Path(out), card_json_text(card))
-    elif suffix == ".png":
-        write_card_png(card, Path(out), image)
-    else:
-        raise UsageError(f"--out {out}: name a .json or .png file (or '-' for JSON on standard output)")
-    click.echo(f"wrote {out}", err=True)
+    return notes
 
 
 __all__ = [
@@ -858,12 +698,13 @@ __all__ = [
     "card_json_text",
     "card_png_bytes",
     "card_to_manifest",
-    "export_card_command",
-    "import_card_command",
+    "import_notes",
+    "manifest_text",
     "manifest_to_card",
     "normalize_card",
     "read_card",
     "read_card_bytes",
+    "read_card_file",
     "slugify",
     "summary_for",
     "write_card_png",

@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import psutil
 from huey import PriorityRedisHuey, SqliteHuey
@@ -79,8 +79,9 @@ class JobType:
 
 
 class JobContext:
-    """What a running job sees: ``home`` (ZISHU_HOME), ``progress`` to report, and ``check`` (or
-    ``cancelled``, to hand to code that polls) to stop once the user cancels."""
+    """What a running job sees: ``home`` (ZISHU_HOME), ``progress`` to report, ``check`` (or
+    ``cancelled``, to hand to code that polls) to stop once the user cancels, and the services the
+    runtime handed to the queue (``catalog()``), so a job never reaches up to the runtime."""
 
     def __init__(self, queue: "JobQueue", job_id: int) -> None:
         self.queue, self.job_id, self.home = queue, job_id, queue.home
@@ -113,6 +114,19 @@ class JobContext:
         """Raise JobCancelled once the user has cancelled this job."""
         if self.cancelled():
             raise JobCancelled("cancelled")
+
+    def service(self, name: str) -> Any:
+        """The service ``name`` the runtime gave the queue (``services`` of ``JobQueue``), made now."""
+        make = self.queue.services.get(name)
+        if make is None:
+            raise UsageError(f"this job queue was given no {name!r} service (known: "
+                             f"{', '.join(sorted(self.queue.services)) or 'none'})")
+        return make()
+
+    def catalog(self) -> Any:
+        """The catalog client the runtime chose for this ZISHU_HOME (ZISHU_CATALOG, the Settings
+        catalog URL, or the bundled snapshot): the one the app's pages and ``zishu install`` read."""
+        return self.service("catalog")
 
 
 class _WakingSqliteHuey(SqliteHuey):
@@ -155,9 +169,13 @@ def make_huey(home: Path, url: str | None = None):
 class JobQueue:
     """The jobs of one ZISHU_HOME: submit, cancel, retry, prioritise, and run them."""
 
-    def __init__(self, home: Path, *, url: str | None = None, hook=None) -> None:
-        """``hook``: an object with ``on_job_*`` methods (tests); default: the plugins' hooks."""
+    def __init__(self, home: Path, *, url: str | None = None, hook=None,
+                 services: Mapping[str, Callable[[], Any]] | None = None) -> None:
+        """``hook``: an object with ``on_job_*`` methods (tests); default: the plugins' hooks.
+        ``services``: name → a function making what jobs need (``"catalog"``: the catalog client),
+        which jobs reach through their ``JobContext``."""
         self.home = Path(home)
+        self.services: dict[str, Callable[[], Any]] = dict(services or {})
         self.url = url if url is not None else queue_url()
         self.huey = make_huey(self.home, self.url)
         self.types: dict[str, JobType] = {}

@@ -23,10 +23,9 @@ from .registry import Registry
 
 def install(ctx: JobContext, request: str, with_deps: bool = True) -> list[dict]:
     from zishu.resources.install import installer_for
-    from zishu.runtime import catalog_client
 
     registry = Registry(ctx.home)
-    plan = make_plan(catalog_client(ctx.home), [request], registry, with_deps=with_deps)
+    plan = make_plan(ctx.catalog(), [request], registry, with_deps=with_deps)
     plan.check_space(registry.home)
     total = plan.download_size or None
     files: dict[str, int] = {}

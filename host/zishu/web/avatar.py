@@ -93,7 +93,7 @@ def static_expressions(emotions) -> list[str]:
 def avatar_info(rid: str) -> dict:
     """The /api/avatar answer for character ``rid`` (see avatar.js for how the page uses it)."""
     from zishu.companion.expressions import calibration, effective_targets, emotion_map, emotion_tags
-    from zishu.live2d_command import LICENSE_URL, core_path
+    from zishu.companion.live2d_core import LICENSE_URL, core_path
 
     rt = runtime()
     character = _character(rid)
@@ -172,7 +172,7 @@ def _not_found(message: str):
 
 @avatar.get("/avatar/core.js")
 def core_js():
-    from zishu.live2d_command import core_path
+    from zishu.companion.live2d_core import core_path
 
     path = core_path(runtime().home)
     if not path.is_file():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request
 
-from zishu.engines.commands import describe
+from zishu.resources.engine_models import describe_engines
 from zishu.errors import UsageError
 
 from .app import runtime
@@ -15,7 +15,7 @@ engines = Blueprint("engines", __name__)
 def engines_state() -> dict:
     rt = runtime()
     used = rt.models.used
-    return {"engines": describe(rt), "loaded": rt.models.loaded(),
+    return {"engines": describe_engines(rt.engines, rt.registry), "loaded": rt.models.loaded(),
             "ram_budget": rt.models.ram_budget, "vram_budget": rt.models.vram_budget,
             "ram_used": used.ram, "vram_used": used.vram}
 

@@ -3,8 +3,9 @@
 cheroot streams what a view yields as it is yielded (the live job stream needs that) and is a
 production server, not Flask's development one. ``start_app`` is what ``zishu app``, ``zishu
 serve`` and the tests call: the runtime, start-up recovery of jobs, the in-app consumer, the
-server. While it runs, ``ZISHU_HOME/app.json`` (readable by the user only) tells ``zishu open``
-where to find it.
+server; ``serve_until_stopped`` is what ``zishu serve`` (and ``zishu app`` without a window) then
+waits in. While it runs, ``ZISHU_HOME/app.json`` (readable by the user only) tells ``zishu open``
+where to find it, and ``show_in_window`` asks its window to show a page.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import json
 import logging
 import os
 import secrets
+import signal
 import threading
 from pathlib import Path
 
+import click
 from cheroot import wsgi
 
 from zishu.files import write_atomic
@@ -87,3 +90,39 @@ def start_app(home: Path | None = None, *, consumer: bool = True, workers: int =
     if consumer:
         runtime.jobs.start_consumer(workers)
     return AppServer(runtime, port=port, secret=secret).start()
+
+
+def serve_until_stopped(server: AppServer, *, show_url: bool = True) -> None:
+    """Print the app's URL with this launch's secret (stdout) and how to stop (stderr), wait for
+    Ctrl+C or SIGTERM, then stop the server and close its runtime."""
+    if show_url:
+        click.echo(server.url_with_secret("/"), nl=True)
+        click.secho(f"Zishu is serving on {server.url} — open the URL above in a browser "
+                    "(it carries this launch's secret). Ctrl+C stops.", dim=True, err=True)
+    try:
+        _wait_for_ctrl_c()
+    finally:
+        server.stop()
+        server.runtime.close()
+
+
+def _wait_for_ctrl_c() -> None:
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+
+
+def show_in_window(info: dict, path: str) -> bool:
+    """Ask the running app (its ``app.json`` ``info``) to show ``path`` in its window; False where
+    it has no window or does not answer."""
+    import requests
+
+    from .security import HEADER
+
+    try:
+        answer = requests.post(f"{info['url'].rstrip('/')}/api/window/open", json={"path": path},
+                               headers={HEADER: info["secret"]}, timeout=10)
+    except requests.RequestException:
+        return False
+    return answer.status_code == 200

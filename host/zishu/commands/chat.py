@@ -11,9 +11,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from zishu.errors import UsageError, ZishuError
-
-from .stream_text import join_spoken
+from zishu.companion.text_chat import TextReply, forget_numbered
+from zishu.errors import ZishuError
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -35,11 +34,10 @@ HELP = """/memories          what the character remembers about you (numbered)
 @click.option("--name", "user_name", default="User", show_default=True, help="What the character calls you.")
 def chat_command(character, messages, model, no_memory, max_tokens, seed, user_name):
     """Talk with CHARACTER (an installed character id, e.g. local/mei) in the terminal."""
+    from zishu.companion.brain import Character
+    from zishu.companion.session import open_companion
     from zishu.engines.kinds import ChatOptions
     from zishu.runtime import Runtime
-
-    from .brain import Character
-    from .session import open_companion
 
     runtime = Runtime()
     who = Character.installed(runtime.registry, character)
@@ -78,22 +76,20 @@ def chat_command(character, messages, model, no_memory, max_tokens, seed, user_n
 def _turn(talk, text: str) -> None:
     """One reply, printed as its sentences come; Ctrl-C stops it and keeps what was printed."""
     out.print(f"[bold]{escape(talk.character.name)}[/]: ", end="")
-    said, printed = "", 0
+    reply = TextReply(talk, text)
     try:
-        for event in talk.reply(text):
+        for event in reply:
             if event["type"] == "emotion":
                 mood = f"[dim]({escape(event['name'])})[/]"
-                out.print(f" {mood}" if said else f"{mood} ", end="")
-            elif event["type"] == "sentence":
-                longer = join_spoken([said, event["text"]])
-                out.print(escape(longer[len(said):]), end="")
-                said, printed = longer, printed + 1
+                out.print(f" {mood}" if reply.said else f"{mood} ", end="")
+            elif event["type"] == "text":
+                out.print(escape(event["text"]), end="")
             elif event["type"] == "done":
                 out.print()
                 stages = ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in event["latency"].items())
                 err.print(f"[dim]{stages}[/]")
     except KeyboardInterrupt:
-        talk.interrupt(printed)
+        reply.interrupt()
         out.print("[dim]— interrupted[/]")
 
 
@@ -114,10 +110,7 @@ def _command(talk, line: str) -> bool:
         if not rows:
             out.print("[dim]nothing remembered yet[/]")
     elif name == "/forget":
-        rows = memory.memories(rid)
-        if not arg.strip().isdigit() or not 1 <= int(arg) <= len(rows):
-            raise UsageError(f"/forget takes a memory number from /memories (1–{len(rows)}), not {arg!r}")
-        forgotten = memory.forget(rows[int(arg) - 1].id)
+        forgotten = forget_numbered(memory, rid, arg)
         out.print(f"forgot: {escape(forgotten.text)}")
     elif name == "/remember":
         kept = memory.remember(rid, arg)

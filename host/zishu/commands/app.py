@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 import click
 from rich.console import Console
@@ -20,25 +18,6 @@ def _logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _wait_for_ctrl_c() -> None:
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
-
-
-def serve_until_stopped(server, *, show_url: bool = True) -> None:
-    if show_url:
-        click.echo(server.url_with_secret("/"), nl=True)
-        err.print(f"[dim]Zishu is serving on {server.url} — open the URL above in a browser "
-                  "(it carries this launch's secret). Ctrl+C stops.[/]")
-    try:
-        _wait_for_ctrl_c()
-    finally:
-        server.stop()
-        server.runtime.close()
-
-
 @click.command("serve")
 @click.option("--port", type=int, default=0, show_default="a free port", help="Port on 127.0.0.1.")
 @click.option("--workers", type=int, default=2, show_default=True, help="Job threads in this process (0: none, "
@@ -46,7 +25,7 @@ def serve_until_stopped(server, *, show_url: bool = True) -> None:
 @click.option("--verbose", "-v", is_flag=True)
 def serve_command(port, workers, verbose):
     """Run the app without a window and print its URL (with this launch's secret) for a browser."""
-    from zishu.web.server import start_app
+    from zishu.web.server import serve_until_stopped, start_app
 
     _logging(verbose)
     server = start_app(consumer=workers > 0, workers=max(workers, 1), port=port)
@@ -112,11 +91,11 @@ def open_command(url):
     import webbrowser
 
     from zishu.links import location
-    from zishu.web.server import running_app
+    from zishu.web.server import running_app, show_in_window
 
     path = location(url)
     info = running_app(config.home())
-    if info and _show_in_window(info, path):
+    if info and show_in_window(info, path):
         err.print(f"opened {path} in the Zishu window")
         return
     if info:  # an app without a window (zishu serve): its page in the browser
@@ -128,16 +107,3 @@ def open_command(url):
 
     desktop.main(path=path)
 
-
-def _show_in_window(info: dict, path: str) -> bool:
-    """Ask the running app's window to show ``path`` (False where it has no window or does not answer)."""
-    import requests
-
-    from zishu.web.security import HEADER
-
-    try:
-        answer = requests.post(f"{info['url'].rstrip('/')}/api/window/open", json={"path": path},
-                               headers={HEADER: info["secret"]}, timeout=10)
-    except requests.RequestException:
-        return False
-    return answer.status_code == 200

@@ -1,17 +1,15 @@
-"""``zishu live2d``: the Live2D Cubism Core, which Zishu may not ship.
+"""The Live2D Cubism Core, which Zishu may not ship: where the app finds it, and putting it there.
 
 Live2D's Cubism Core for Web (``live2dcubismcore.min.js``) is proprietary code, redistributable
 only under Live2D's licence agreement, so Zishu neither commits nor bundles it. The app looks for
-it at ``ZISHU_HOME/live2d/live2dcubismcore.min.js``; ``zishu live2d core PATH_OR_URL`` puts it there
-(copied from a file or downloaded), after printing the licence notice. Without it the companion
-shows a static avatar.
+it at ``ZISHU_HOME/live2d/live2dcubismcore.min.js``; ``install_core`` puts it there (copied from a
+file or downloaded), which ``zishu live2d core PATH_OR_URL`` does after printing ``NOTICE``.
+Without it the companion shows a static avatar.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import click
 
 from zishu.errors import RemoteError, UsageError
 
@@ -76,29 +74,3 @@ def install_core(source: str, home: Path | None = None) -> Path:
     write_atomic(dest, data)
     return dest
 
-
-@click.group("live2d")
-def live2d_command() -> None:
-    """Live2D avatars: the Cubism Core they need."""
-
-
-@live2d_command.command("core")
-@click.argument("source", required=False)
-def core_command(source: str | None) -> None:
-    """Put the Cubism Core (live2dcubismcore.min.js) where the app finds it.
-
-    SOURCE is the file (from Live2D's Cubism SDK for Web, Core/live2dcubismcore.min.js) or an
-    https:// URL of it. Without SOURCE: say whether it is installed.
-    """
-    click.echo(NOTICE)
-    click.echo("")
-    if source is None:
-        where = core_path()
-        if where.is_file():
-            click.echo(f"Installed: {where}")
-        else:
-            click.echo(f"Not installed. Get the Cubism SDK for Web from {DOWNLOAD_PAGE}, then run:\n"
-                       f"  zishu live2d core PATH/TO/{CORE_NAME}")
-        return
-    dest = install_core(source)
-    click.echo(f"Installed the Cubism Core at {dest}: Live2D avatars work in the app now.")

@@ -1,7 +1,8 @@
 """The resource commands: ``zishu search|info|install|uninstall|list|path|update|gc``.
 
-Each builds what it needs from the environment (``zishu.config``): the catalog client, the
-registry and the installer of ZISHU_HOME. Progress goes to stderr with rich; ``--json`` prints
+Each builds what it needs for ZISHU_HOME (``zishu.config``): the catalog the app uses too
+(``zishu.catalog.chosen``: ZISHU_CATALOG, else the Settings catalog URL, else the bundled
+snapshot), the registry and the installer. Progress goes to stderr with rich; ``--json`` prints
 machine-readable results on stdout.
 """
 
@@ -24,19 +25,18 @@ from rich.progress import (
 from rich.table import Table
 
 from zishu import config
+from zishu.catalog.chosen import chosen_catalog
+from zishu.catalog.client import CatalogClient
 from zishu.errors import UsageError
-
-from .plan import make_plan
-from .registry import Registry
+from zishu.resources.plan import make_plan
+from zishu.resources.registry import Registry
 
 err = Console(stderr=True)
 out = Console()
 
 
-def _client():
-    from zishu.catalog.client import CatalogClient
-
-    return CatalogClient()
+def _client() -> CatalogClient:
+    return chosen_catalog(config.home())
 
 
 def _registry() -> Registry:
