@@ -10,7 +10,9 @@ checks as every other route (a WebSocket would need another server than cheroot)
 
 A session opens with ``POST /api/companion/sessions {"character": id}`` (its engines load then) and
 closes when its event stream does or on ``DELETE``. The memory panel's routes work on the session's
-character with the session's embedding model.
+character with the session's embedding model. Sessions are opened, found and closed by the app's
+``CompanionSessions`` (``zishu.companion.sessions``), which ``/v1/chat/completions`` shares; the
+memory panel's work is ``zishu.companion.memory_panel``'s.
 """
 
 from __future__ import annotations
