@@ -17,7 +17,8 @@ key (the key names are the ones earlier versions wrote, so existing databases re
 ``load()`` reads them all: a stored value that no longer validates (edited by hand, written by a
 broken build) reads as the default instead of breaking the app. ``change(values)`` validates the
 changes together and writes only when all of them pass; a refusal is a ``UsageError`` whose message
-names the setting and what it accepts. The theme is not here: the window keeps it in the browser's
+names the setting and what it accepts. ``set_plugin_disabled(name, disabled)`` switches one plugin,
+refusing names no plugin has and Zishu's own plugins. The theme is not here: the window keeps it in the browser's
 storage, before the page paints.
 """
 
