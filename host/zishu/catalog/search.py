@@ -10,12 +10,14 @@ website find the same things in the same order:
 - filters: kind and tag exact, license exact but case-insensitive, base model a case-insensitive
   substring (entries with no ``base_model`` never pass it).
 
-Results rank by score (when there is text), then by ``sort``, then by id.
+Results rank by score (when there is text), then by ``sort``, then by id. ``facets`` lists what the
+filters can offer for a set of entries.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Iterable
 
 from zishu.errors import UsageError
@@ -119,3 +121,16 @@ def search_entries(
     scored.sort(key=lambda p: p[0], reverse=True)
     found = [entry for _, entry in scored]
     return found if limit is None else found[: max(0, limit)]
+
+
+def facets(entries: Iterable[dict], top_tags: int = 60) -> dict[str, list[str]]:
+    """What Discover's filters offer: every kind, license and base model in ``entries`` (sorted) and
+    the ``top_tags`` most used tags (most used first)."""
+    entries = list(entries)
+    tags = Counter(t for e in entries for t in e.get("tags", []))
+    return {
+        "kinds": sorted({e["kind"] for e in entries}),
+        "tags": [t for t, _ in tags.most_common(top_tags)],
+        "licenses": sorted({e.get("license", "") for e in entries} - {""}),
+        "base_models": sorted({e.get("base_model") or "" for e in entries} - {""}),
+    }

@@ -39,11 +39,13 @@ def chat_command(character, messages, model, no_memory, max_tokens, seed, user_n
     from zishu.engines.kinds import ChatOptions
     from zishu.runtime import Runtime
 
+    from zishu.companion.sessions import companion_character, open_text_companion
+
     runtime = Runtime()
-    who = Character.installed(runtime.registry, character)
+    who = companion_character(runtime.registry, character)
     with err.status(f"loading {who.name} …"):
-        companion = open_companion(runtime, who, models={"llm": model}, speech=False, hearing=False,
-                                   memory=not no_memory, user_name=user_name)
+        companion = open_text_companion(runtime, who, models={"llm": model}, memory=not no_memory,
+                                        user_name=user_name)
     for note in companion.notes:
         err.print(f"[dim]{escape(note)}[/]")
     talk = companion.conversation

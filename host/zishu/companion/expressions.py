@@ -2,7 +2,7 @@
 
 The character's manifest maps emotion tags to Live2D targets (``CharacterSpec.emotions``: tag →
 ``EmotionTarget(expression, motion)``). The expression calibrator lets the user change that per
-character; the choices are stored in the settings table as ``avatar.emotions.<rid>`` =
+character; the choices are stored through ``zishu.settings`` (key ``avatar.emotions.<rid>``) as
 ``{tag: {"expression": str | None, "motion": str | None}}`` and laid over the manifest's map:
 
 ``emotion_map(character)``
@@ -34,14 +34,16 @@ from zishu.errors import UsageError
 
 from .stream_text import BUILTIN_EMOTIONS, EmotionTags
 
-SETTING_PREFIX = "avatar.emotions."
 MAX_TAGS = 200  # the most tags one calibration may hold
 MAX_TAG_CHARS = 32  # as long as a manifest's emotion tag may be
 _BRACKETS = "[]【】［］()（）"
 
 
 def setting_key(rid: str) -> str:
-    return f"{SETTING_PREFIX}{rid}"
+    """The settings key of ``rid``'s calibration."""
+    from zishu.settings import emotion_map_key
+
+    return emotion_map_key(rid)
 
 
 def canonical_emotions() -> list[str]:
@@ -60,13 +62,10 @@ def tag_key(tag: str) -> str:
 def calibration(rid: str) -> dict[str, EmotionTarget]:
     """The saved calibration of ``rid`` (empty when none). Entries that no longer read as a target
     (a setting edited by hand) are skipped rather than breaking the character."""
-    from zishu.db import get_setting
+    from zishu.settings import stored_emotion_map
 
-    saved = get_setting(setting_key(rid), {})
     out: dict[str, EmotionTarget] = {}
-    if not isinstance(saved, dict):
-        return out
-    for tag, value in saved.items():
+    for tag, value in stored_emotion_map(rid).items():
         try:
             out[str(tag)] = EmotionTarget.model_validate(value)
         except ValidationError:
@@ -159,9 +158,9 @@ def save_emotion_map(rid: str, mapping: Any, known_expressions: Iterable[str],
                      known_motions: Iterable[str] | None = None) -> dict[str, dict]:
     """Validate ``mapping`` and store it as the whole calibration of ``rid`` (an empty mapping
     clears it). Returns the calibration it replaced, as stored (``{tag: {"expression", "motion"}}``)."""
-    from zishu.db import get_setting, set_setting
+    from zishu.settings import store_emotion_map, stored_emotion_map
 
     checked = validate_mapping(mapping, known_expressions, known_motions)
-    previous = get_setting(setting_key(rid), {})
-    set_setting(setting_key(rid), {tag: target.model_dump() for tag, target in checked.items()})
-    return previous if isinstance(previous, dict) else {}
+    previous = stored_emotion_map(rid)
+    store_emotion_map(rid, {tag: target.model_dump() for tag, target in checked.items()})
+    return previous

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from zishu.engines import use
 from zishu.errors import UsageError, ZishuError
+from zishu.settings import COMPANION_ROLES, KEYS
 
 from .brain import Character
 from .listen import BothClassifier, EnergyClassifier, Listener, ModelClassifier, SpeechStarted, Utterance
@@ -43,8 +44,8 @@ from .pipeline import STAGES, Conversation
 
 log = logging.getLogger(__name__)
 
-ROLES = ("llm", "asr", "vad", "embedding")
-SETTING = "companion.models"  # {"llm": id, "asr": id, "vad": id, "embedding": id}
+ROLES = COMPANION_ROLES
+SETTING = KEYS["companion_models"]  # where Settings.companion_models is stored: {"llm": id, "asr": id, ...}
 _CLOSE = object()
 
 
@@ -66,14 +67,14 @@ def installed_models(registry) -> dict[str, list[str]]:
 
 def choose_models(runtime, character: Character, asked: dict | None = None) -> dict[str, str | None]:
     """The model (id or path) for each role; None where nothing is installed."""
-    from zishu.db import get_setting
+    from zishu import settings
 
     asked = {k: v for k, v in (asked or {}).items() if v}
     unknown = set(asked) - set(ROLES)
     if unknown:
         raise UsageError(f"unknown model roles: {', '.join(sorted(unknown))} (known: {', '.join(ROLES)})")
     own = {"llm": character.spec.llm.model if character.spec.llm else None}
-    saved = get_setting(SETTING, {}) or {}
+    saved = settings.load().companion_models
     installed = installed_models(runtime.registry)
     return {role: asked.get(role) or own.get(role) or saved.get(role) or next(iter(installed.get(role, [])), None)
             for role in ROLES}

@@ -6,6 +6,6 @@ them through the job types plugins register.
 """
 
 from .queue import JobContext, JobQueue, JobType
-from .records import Job, Status
+from .records import Job, Status, changes_since
 
-__all__ = ["Job", "JobContext", "JobQueue", "JobType", "Status"]
+__all__ = ["Job", "JobContext", "JobQueue", "JobType", "Status", "changes_since"]

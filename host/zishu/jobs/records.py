@@ -117,3 +117,9 @@ def create(kind: str, title: str, params: dict, priority: int = 0) -> Job:
 
 def recent(limit: int = 200) -> list[Job]:
     return list(Job.select().order_by(Job.id.desc()).limit(limit))
+
+
+def changes_since(stamp: float) -> list[Job]:
+    """The jobs whose row changed after ``stamp`` (an ``updated_at``), oldest change first: what a
+    live view has not seen yet. Pass the newest ``updated_at`` returned to get only later changes."""
+    return list(Job.select().where(Job.updated_at > stamp).order_by(Job.updated_at))

@@ -10,18 +10,17 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections import Counter
 
 import click
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from zishu import config, plugins
-from zishu.db import get_setting, set_setting
+from zishu import config, plugins, settings as user_settings, system
+from zishu.catalog.search import facets
 from zishu.errors import NotFound, UsageError
-from zishu.jobs import Job, records
+from zishu.jobs import changes_since, records
 from zishu.jobs.events import changes
+from zishu.resources.library import Library
 
-from zishu import system
 from .app import runtime
 
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -48,8 +47,8 @@ def _body() -> dict:
     return data or {}
 
 
-def _installed() -> dict[str, dict[str, dict]]:
-    return runtime().registry.load()
+def _library() -> Library:
+    return Library(runtime().registry)
 
 
 # -- catalog ------------------------------------------------------------------------------------
@@ -65,21 +64,13 @@ def catalog_search():
     found = client.search(args.get("q", ""), kind=args.get("kind") or None, tag=args.get("tag") or None,
                           license=args.get("license") or None, base_model=args.get("base_model") or None,
                           sort=args.get("sort") or "popular")
-    installed = _installed()
-    results = [{**e, "installed": sorted(installed.get(e["id"], {}))} for e in found[: int(limit)]]
+    results = _library().mark_installed(found[: int(limit)])
     return jsonify(results=results, total=len(found), source=client.source_used, warning=client.warning)
 
 
 @api.get("/catalog/facets")
 def catalog_facets():
-    entries = runtime().catalog().index()
-    tags = Counter(t for e in entries for t in e.get("tags", []))
-    return jsonify(
-        kinds=sorted({e["kind"] for e in entries}),
-        tags=[t for t, _ in tags.most_common(60)],
-        licenses=sorted({e.get("license", "") for e in entries} - {""}),
-        base_models=sorted({e.get("base_model") or "" for e in entries} - {""}),
-    )
+    return jsonify(facets(runtime().catalog().index()))
 
 
 @api.get("/catalog/resources/<owner>/<name>")
@@ -89,7 +80,7 @@ def catalog_resource(owner: str, name: str):
 
 def resource_detail(rid: str) -> dict:
     """The catalog's detail document, with the versions installed here."""
-    return {**runtime().catalog().detail(rid), "installed": sorted(_installed().get(rid, {}))}
+    return {**runtime().catalog().detail(rid), "installed": _library().installed().get(rid, [])}
 
 
 @api.post("/catalog/update")
@@ -124,25 +115,7 @@ def library():
 
 def library_listing() -> dict:
     """What is installed, with names from the installed manifests and sizes (the Library panel)."""
-    from zishu.resources.install import manifest_of
-
-    rt = runtime()
-    items, total = [], 0
-    for rid, versions in sorted(_installed().items()):
-        entry = {"id": rid, "name": rid, "summary": "", "kind": None, "versions": []}
-        for version, rec in sorted(versions.items()):
-            folder = rt.registry.version_dir(rid, version)
-            try:
-                manifest = manifest_of(folder)
-                entry.update(name=manifest.name, summary=manifest.summary, kind=manifest.kind)
-            except (OSError, ValueError):
-                entry["kind"] = rec.get("kind")
-            entry["versions"].append({"version": version, "size_bytes": rec.get("size_bytes", 0),
-                                      "installed_at": rec.get("installed_at"), "path": str(folder)})
-            total += rec.get("size_bytes", 0)
-        entry["size_bytes"] = sum(v["size_bytes"] for v in entry["versions"])
-        items.append(entry)
-    return {"resources": items, "size_bytes": total, "home": str(rt.home)}
+    return _library().listing()
 
 
 def _version_arg() -> str | None:
@@ -154,19 +127,14 @@ def _version_arg() -> str | None:
 
 @api.delete("/library/<owner>/<name>")
 def uninstall(owner: str, name: str):
-    from zishu.resources.install import Installer
-
     rid, version = _id(owner, name), _version_arg()
-    if rid not in _installed():
-        raise NotFound(f"{rid} is not installed")
-    removed = Installer(runtime().registry, fetcher=None).uninstall(rid, version)  # type: ignore[arg-type]
-    return jsonify(id=rid, removed=removed)
+    return jsonify(id=rid, removed=_library().uninstall(rid, version))
 
 
 @api.post("/library/<owner>/<name>/open")
 def open_folder(owner: str, name: str):
     rid, version = _id(owner, name), _version_arg()
-    path = runtime().registry.path(rid, version)  # MODEL_NOT_AVAILABLE (404) unless installed
+    path = _library().folder(rid, version)  # MODEL_NOT_AVAILABLE (404) unless installed
     opened = click.launch(str(path)) == 0
     return jsonify(path=str(path), opened=opened)
 
@@ -240,7 +208,7 @@ def job_stream():
         seen, quiet = changes.serial, 0.0
         yield "retry: 1000\n\n"
         while not stopping.is_set():
-            rows = list(Job.select().where(Job.updated_at > last).order_by(Job.updated_at))
+            rows = changes_since(last)
             for row in rows:
                 last = max(last, row.updated_at)
                 yield f"id: {row.updated_at!r}\nevent: job\ndata: {json.dumps(row.as_dict(), ensure_ascii=False)}\n\n"
@@ -261,7 +229,7 @@ def job_stream():
 
 @api.get("/plugins")
 def plugin_list():
-    return jsonify(plugins=plugins.describe(), disabled=get_setting("plugins.disabled", []),
+    return jsonify(plugins=plugins.describe(), disabled=user_settings.load().plugins_disabled,
                    allow_list=sorted(plugins.allow_list() or []) or None)
 
 
@@ -269,14 +237,7 @@ def plugin_list():
 def plugin_toggle(name: str, action: str):
     if action not in ("enable", "disable"):
         raise NotFound(f"no action {action!r}: use enable or disable")
-    known = {p["name"]: p for p in plugins.describe()}
-    if name not in known:
-        raise NotFound(f"no plugin {name!r}")
-    if known[name]["internal"]:
-        raise UsageError(f"{name} is part of Zishu and cannot be disabled")
-    disabled = set(get_setting("plugins.disabled", []))
-    disabled = disabled | {name} if action == "disable" else disabled - {name}
-    set_setting("plugins.disabled", sorted(disabled))
+    disabled = user_settings.set_plugin_disabled(name, action == "disable")
     return jsonify(name=name, disabled=name in disabled, restart_needed=True)
 
 
@@ -286,33 +247,20 @@ def settings():
 
 
 def current_settings() -> dict:
+    """The settings the user chose, with where the catalog and the data really come from."""
     rt = runtime()
-    from zishu.companion.session import SETTING as COMPANION_MODELS
-
-    return {"catalog_url": get_setting("catalog_url", ""), "catalog_env": config.catalog_source(),
+    chosen = user_settings.load()
+    return {"catalog_url": chosen.catalog_url, "catalog_env": config.catalog_source(),
             "catalog_used": rt.catalog().source, "home": str(rt.home), "queue": rt.jobs.description,
-            "companion_models": get_setting(COMPANION_MODELS, {})}
+            "companion_models": chosen.companion_models}
+
+
+EDITABLE = ("catalog_url", "companion_models")  # what PUT /api/settings changes (plugins have their own route)
 
 
 @api.put("/settings")
 def change_settings():
-    from zishu.companion.session import ROLES, SETTING as COMPANION_MODELS
-
-    body = _body()
-    unknown = set(body) - {"catalog_url", "companion_models"}
-    if unknown:
-        raise UsageError(f"unknown settings: {', '.join(sorted(unknown))} (known: catalog_url, companion_models)")
-    if "companion_models" in body:
-        chosen = body["companion_models"]
-        if not isinstance(chosen, dict) or set(chosen) - set(ROLES) or not all(isinstance(v, str) for v in chosen.values()):
-            raise UsageError(f"companion_models must map roles ({', '.join(ROLES)}) to model ids, e.g. "
-                             '{"embedding": "owner/model"}')
-        set_setting(COMPANION_MODELS, {role: rid.strip() for role, rid in chosen.items() if rid.strip()})
-    if "catalog_url" in body:
-        url = body["catalog_url"]
-        if not isinstance(url, str) or (url and not re.match(r"^(https?|file)://\S+$", url.strip())):
-            raise UsageError("catalog_url must be an http(s):// or file:// URL, or empty for the bundled catalog")
-        set_setting("catalog_url", url.strip())
+    user_settings.change(_body(), allowed=EDITABLE)
     return settings()
 
 

@@ -10,7 +10,9 @@ checks as every other route (a WebSocket would need another server than cheroot)
 
 A session opens with ``POST /api/companion/sessions {"character": id}`` (its engines load then) and
 closes when its event stream does or on ``DELETE``. The memory panel's routes work on the session's
-character with the session's embedding model.
+character with the session's embedding model. Sessions are opened, found and closed by the app's
+``CompanionSessions`` (``zishu.companion.sessions``), which ``/v1/chat/completions`` shares; the
+memory panel's work is ``zishu.companion.memory_panel``'s.
 """
 
 from __future__ import annotations
@@ -29,19 +31,22 @@ from .app import runtime
 companion = Blueprint("companion", __name__)
 
 HEARTBEAT = 15.0  # seconds between keep-alive comments on a quiet event stream
-MAX_SESSIONS = 4  # the oldest closes when a fifth opens (a window that reloaded, say)
 _lock = threading.Lock()
 
 
-def _sessions() -> dict:
-    return current_app.config.setdefault("ZISHU_COMPANIONS", {})
+def companion_sessions():
+    """This app's ``CompanionSessions`` (the window's sessions and the text companions), made on first use."""
+    from zishu.companion.sessions import CompanionSessions
+
+    with _lock:
+        found = current_app.config.get("ZISHU_COMPANIONS")
+        if found is None:
+            found = current_app.config["ZISHU_COMPANIONS"] = CompanionSessions(runtime())
+        return found
 
 
 def _session(sid: int):
-    found = _sessions().get(sid)
-    if found is None:
-        raise NotFound(f"no companion session {sid}: it closed; open the character again")
-    return found
+    return companion_sessions().find(sid)
 
 
 @companion.get("/companion")
@@ -56,10 +61,6 @@ def panel():
 
 @companion.post("/api/companion/sessions")
 def open_session():
-    from zishu.companion.brain import Character
-    from zishu.companion.expressions import emotion_map
-    from zishu.companion.session import Session, open_companion
-
     body = _body()
     rid = body.get("character")
     if not isinstance(rid, str) or not rid:
@@ -67,16 +68,9 @@ def open_session():
     models = body.get("models") or {}
     if not isinstance(models, dict):
         raise UsageError('"models" must be an object: {"llm": id, "asr": id, ...}')
-    rt = runtime()
-    character = Character.installed(rt.registry, rid)
-    character.spec = character.spec.model_copy(update={"emotions": emotion_map(character)})
-    session = Session(open_companion(rt, character, models=models))
-    with _lock:
-        sessions = _sessions()
-        while len(sessions) >= MAX_SESSIONS:
-            sessions.pop(next(iter(sessions))).close()
-        sessions[session.id] = session
+    session = companion_sessions().open(rid, models)
     info = session.companion
+    character = info.conversation.character
     greeting = character.spec.greetings[0] if character.spec.greetings else None
     return jsonify(id=session.id, character={"id": rid, "name": character.name, "greeting": greeting},
                    models=info.models, hearing=info.asr is not None, speaking=info.conversation.tts is not None,
@@ -85,16 +79,13 @@ def open_session():
 
 @companion.delete("/api/companion/sessions/<int:sid>")
 def close_session(sid: int):
-    with _lock:
-        session = _sessions().pop(sid, None)
-    if session is not None:
-        session.close()
-    return jsonify(closed=session is not None)
+    return jsonify(closed=companion_sessions().close(sid))
 
 
 @companion.get("/api/companion/sessions/<int:sid>/events")
 def events(sid: int):
-    session = _session(sid)
+    sessions = companion_sessions()
+    session = sessions.find(sid)
 
     @stream_with_context
     def stream():
@@ -108,8 +99,7 @@ def events(sid: int):
                     event = {**event, "pcm": base64.b64encode(event["pcm"]).decode()}
                 yield f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
         finally:  # the window went away: nobody will listen to this session again
-            with _lock:
-                _sessions().pop(sid, None)
+            sessions.close(sid)
             session.close()
 
     return Response(stream(), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
@@ -158,80 +148,52 @@ def playback(sid: int):
 # -- the memory panel -----------------------------------------------------------------------------
 
 
-def _memory(sid: int):
-    session = _session(sid)
-    store = session.talk.memory
-    if store is None:
-        raise UsageError("this companion keeps no long-term memory: no embedding model could be loaded")
-    return session, store
+def _memories(sid: int):
+    from zishu.companion.memory_panel import SessionMemories
+
+    return SessionMemories(_session(sid))
 
 
 @companion.get("/api/companion/sessions/<int:sid>/memories")
 def memories(sid: int):
-    session, store = _memory(sid)
-    rows = store.memories(session.talk.character.id, include_forgotten=request.args.get("forgotten") == "1")
+    rows = _memories(sid).list(include_forgotten=request.args.get("forgotten") == "1")
     return jsonify(memories=[m.as_dict() for m in rows])
 
 
 @companion.put("/api/companion/sessions/<int:sid>/memories/<int:mid>")
 def change_memory(sid: int, mid: int):
-    session, store = _memory(sid)
+    panel = _memories(sid)
     body = _body()
     unknown = set(body) - {"text", "pinned"}
     if unknown or not body:
         raise UsageError('expected {"text": "...", "pinned": true|false} (either or both)')
     if "pinned" in body and not isinstance(body["pinned"], bool):
         raise UsageError('"pinned" must be true or false')
-    _own(session, store, mid)
-    if "text" in body:
-        store.edit(mid, body["text"])
-    if "pinned" in body:
-        store.pin(mid, body["pinned"])
-    return jsonify(memory=_own(session, store, mid).as_dict())
+    return jsonify(memory=panel.change(mid, **body).as_dict())
 
 
 @companion.post("/api/companion/sessions/<int:sid>/memories/<int:mid>/<action>")
 def memory_action(sid: int, mid: int, action: str):
-    session, store = _memory(sid)
+    panel = _memories(sid)
     if action not in ("forget", "restore"):
         raise NotFound(f"no memory action {action!r}: use forget or restore")
-    _own(session, store, mid)
-    return jsonify(memory=getattr(store, action)(mid).as_dict())
+    changed = panel.forget(mid) if action == "forget" else panel.restore(mid)
+    return jsonify(memory=changed.as_dict())
 
 
 @companion.get("/api/companion/sessions/<int:sid>/memories/export")
 def export_memories(sid: int):
-    session, store = _memory(sid)
-    rid = session.talk.character.id
-    body = json.dumps(store.export(rid), ensure_ascii=False, indent=1)
-    name = rid.replace("/", "-") + "-memory.json"
+    name, exported = _memories(sid).export()
+    body = json.dumps(exported, ensure_ascii=False, indent=1)
     return Response(body, mimetype="application/json", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @companion.post("/api/companion/sessions/<int:sid>/memories/delete-all")
 def delete_all(sid: int):
-    """Erases the character's turns and memories; the answer's ``undo`` restores them."""
-    session, store = _memory(sid)
-    session.undo_delete = store.delete_all(session.talk.character.id)
-    session.talk.history.clear()
-    erased = session.undo_delete
-    return jsonify(deleted={"turns": len(erased.get("turns", [])), "memories": len(erased.get("memories", []))})
+    """Erases the character's turns and memories; undo-delete restores them."""
+    return jsonify(deleted=_memories(sid).delete_all())
 
 
 @companion.post("/api/companion/sessions/<int:sid>/memories/undo-delete")
 def undo_delete(sid: int):
-    session, store = _memory(sid)
-    erased = getattr(session, "undo_delete", None)
-    if erased is None:
-        raise UsageError("nothing to undo: no memories were deleted in this session")
-    restored = store.import_(session.talk.character.id, erased)
-    session.undo_delete = None
-    return jsonify(restored=restored)
-
-
-def _own(session, store, mid: int):
-    """Memory ``mid``, which must belong to the session's character."""
-    found = [m for m in store.memories(session.talk.character.id, include_forgotten=True) if m.id == mid]
-    if not found:
-        raise NotFound(f"{session.talk.character.name} has no memory {mid}")
-    return found[0]
+    return jsonify(restored=_memories(sid).undo_delete())

@@ -13,11 +13,10 @@ as every other route: send ``Authorization: Bearer <secret>`` (the ``api_key`` o
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 
-from flask import Blueprint, Response, current_app, jsonify, stream_with_context
+from flask import Blueprint, Response, jsonify, stream_with_context
 
 from zishu.companion.stream_text import join_spoken
 from zishu.engines.kinds import ChatOptions
@@ -25,11 +24,11 @@ from zishu.errors import UsageError
 
 from .api import _body
 from .app import runtime
+from .companion import companion_sessions
 
 openai_api = Blueprint("openai_api", __name__)
 
 ROLES = ("system", "user", "assistant")
-_lock = threading.Lock()
 
 
 @openai_api.get("/v1/models")
@@ -42,16 +41,12 @@ def models():
 
 @openai_api.post("/v1/chat/completions")
 def chat_completions():
-    from zishu.companion.pipeline import Conversation
-
     body = _body()
     rid = body.get("model")
     if not isinstance(rid, str) or not rid:
         raise UsageError('"model" must name an installed character, e.g. "local/mei" (GET /v1/models lists them)')
     history, last = _messages(body.get("messages"))
-    companion = _companion(rid)
-    talk = Conversation(companion.conversation.character, companion.conversation.llm, None,
-                        companion.conversation.memory, options=_options(body))
+    talk = companion_sessions().text_chat(rid, _options(body))
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(delta: dict, finish: str | None = None) -> str:
@@ -120,15 +115,3 @@ def _options(body: dict) -> ChatOptions:
         chosen["stop"] = tuple(stop)
     return ChatOptions(**{"max_tokens": 512, **chosen})
 
-
-def _companion(rid: str):
-    """The character with its LLM and memory loaded, once per app (speech and hearing are not needed)."""
-    from zishu.companion.brain import Character
-    from zishu.companion.session import open_companion
-
-    with _lock:
-        opened = current_app.config.setdefault("ZISHU_CHAT_COMPANIONS", {})
-        if rid not in opened:
-            character = Character.installed(runtime().registry, rid)
-            opened[rid] = open_companion(runtime(), character, speech=False, hearing=False)
-        return opened[rid]

@@ -12,9 +12,8 @@ import datetime as dt
 from flask import Blueprint, redirect, render_template, request
 from markupsafe import Markup
 
-from zishu import plugins
+from zishu import plugins, settings as user_settings
 from zishu.catalog.markup import description_html
-from zishu.db import get_setting
 
 from .api import VERSION, _id, current_settings, library_listing, resource_detail
 
@@ -80,7 +79,7 @@ def jobs():
 @pages.get("/plugins")
 def plugin_list():
     return render_template("plugins.html", title="Plugins", active="/plugins", plugins=plugins.describe(),
-                           disabled=get_setting("plugins.disabled", []), allow_list=sorted(plugins.allow_list() or []))
+                           disabled=user_settings.load().plugins_disabled, allow_list=sorted(plugins.allow_list() or []))
 
 
 @pages.get("/settings")

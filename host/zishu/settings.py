@@ -1,0 +1,148 @@
+"""The user's settings, typed and validated in one place, kept in the settings table of ``zishu.db``.
+
+Every setting the app has is a field of ``Settings`` with its default; each is stored under its own
+key (the key names are the ones earlier versions wrote, so existing databases read the same):
+
+    catalog_url        "catalog_url"        the catalog chosen in Settings ("" = ZISHU_CATALOG or the
+                                            bundled snapshot); an http(s):// or file:// URL
+    plugins_disabled   "plugins.disabled"   names of the plugins the user turned off
+    companion_models   "companion.models"   role (llm, asr, vad, embedding) → model id, the models a
+                                            companion uses when neither the caller nor the character
+                                            names one
+    emotion map        "avatar.emotions.<character id>"
+                                            the expression calibration of one character (tag →
+                                            {"expression", "motion"}); checked against the avatar
+                                            by ``zishu.companion.expressions``, read and written here
+
+``load()`` reads them all: a stored value that no longer validates (edited by hand, written by a
+broken build) reads as the default instead of breaking the app. ``change(values)`` validates the
+changes together and writes only when all of them pass; a refusal is a ``UsageError`` whose message
+names the setting and what it accepts. ``set_plugin_disabled(name, disabled)`` switches one plugin,
+refusing names no plugin has and Zishu's own plugins. The theme is not here: the window keeps it in the browser's
+storage, before the page paints.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from zishu import plugins
+from zishu.db import get_setting, set_setting
+from zishu.errors import NotFound, UsageError
+
+log = logging.getLogger(__name__)
+
+COMPANION_ROLES = ("llm", "asr", "vad", "embedding")
+KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "companion_models": "companion.models"}
+EMOTION_MAP_PREFIX = "avatar.emotions."
+_URL = re.compile(r"^(https?|file)://\S+$")
+
+
+class Settings(BaseModel):
+    """Every app-wide setting with its default. Build through ``model_validate`` to check values."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    plugins_disabled: list[str] = []
+    companion_models: dict[str, str] = {}
+    catalog_url: str = ""
+
+    @field_validator("catalog_url", mode="before")
+    @classmethod
+    def _catalog_url(cls, value: Any) -> str:
+        if not isinstance(value, str) or (value.strip() and not _URL.match(value.strip())):
+            raise ValueError("catalog_url must be an http(s):// or file:// URL, or empty for the bundled catalog")
+        return value.strip()
+
+    @field_validator("plugins_disabled", mode="before")
+    @classmethod
+    def _plugins_disabled(cls, value: Any) -> list[str]:
+        if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) and v for v in value):
+            raise ValueError("plugins_disabled must be a list of plugin names")
+        return sorted(set(value))
+
+    @field_validator("companion_models", mode="before")
+    @classmethod
+    def _companion_models(cls, value: Any) -> dict[str, str]:
+        if (not isinstance(value, dict) or set(value) - set(COMPANION_ROLES)
+                or not all(isinstance(v, str) for v in value.values())):
+            raise ValueError(f"companion_models must map roles ({', '.join(COMPANION_ROLES)}) to model ids, e.g. "
+                             '{"embedding": "owner/model"}')
+        return {role: rid.strip() for role, rid in value.items() if rid.strip()}
+
+
+def _message(error: ValidationError) -> str:
+    """The first problem, in the validator's own words (pydantic prefixes them with "Value error, ")."""
+    first = error.errors()[0]
+    cause = (first.get("ctx") or {}).get("error")
+    if cause is not None:
+        return str(cause)
+    where = ".".join(map(str, first["loc"]))
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def load() -> Settings:
+    """The settings as stored, each unreadable one replaced by its default."""
+    values: dict[str, Any] = {}
+    for field, key in KEYS.items():
+        stored = get_setting(key)
+        if stored is None:
+            continue
+        try:
+            Settings.model_validate({field: stored})
+        except ValidationError as e:
+            log.warning("setting %s is unreadable (%s): using its default", key, _message(e))
+            continue
+        values[field] = stored
+    return Settings.model_validate(values)
+
+
+def change(values: Mapping[str, Any], allowed: Iterable[str] | None = None) -> Settings:
+    """Validate ``values`` (field → new value) and store them; returns the settings now in force.
+    ``allowed``: the fields this caller may change (all by default); others are refused by name."""
+    known = list(KEYS) if allowed is None else list(allowed)
+    unknown = set(values) - set(known)
+    if unknown:
+        raise UsageError(f"unknown settings: {', '.join(sorted(unknown))} (known: {', '.join(known)})")
+    current = load()
+    try:
+        checked = Settings.model_validate({**current.model_dump(), **values})
+    except ValidationError as e:
+        raise UsageError(_message(e)) from None
+    for field in values:
+        set_setting(KEYS[field], getattr(checked, field))
+    return checked
+
+
+def set_plugin_disabled(name: str, disabled: bool) -> list[str]:
+    """Turn plugin ``name`` off (or back on) from the next start; returns the disabled plugins.
+    NotFound when no such plugin is loaded; Zishu's own (internal) plugins cannot be turned off."""
+    known = {p["name"]: p for p in plugins.describe()}
+    if name not in known:
+        raise NotFound(f"no plugin {name!r}")
+    if known[name]["internal"]:
+        raise UsageError(f"{name} is part of Zishu and cannot be disabled")
+    names = set(load().plugins_disabled)
+    names = names | {name} if disabled else names - {name}
+    return change({"plugins_disabled": sorted(names)}).plugins_disabled
+
+
+def emotion_map_key(rid: str) -> str:
+    return f"{EMOTION_MAP_PREFIX}{rid}"
+
+
+def stored_emotion_map(rid: str) -> dict[str, Any]:
+    """The calibration stored for character ``rid`` as written ({} when none or not a JSON object);
+    its entries are checked by the caller, which knows the avatar."""
+    saved = get_setting(emotion_map_key(rid), {})
+    return saved if isinstance(saved, dict) else {}
+
+
+def store_emotion_map(rid: str, mapping: Mapping[str, Any]) -> None:
+    """Store an already checked calibration for character ``rid`` in place of the previous one."""
+    set_setting(emotion_map_key(rid), dict(mapping))
