@@ -61,7 +61,8 @@ from zishu.catalog import (
     parse_manifest,
     read_manifest,
 )
-from zishu.catalog.manifest import ID_PATTERN, LoreEntry
+from zishu.catalog.ids import is_id
+from zishu.catalog.manifest import LoreEntry
 from zishu.errors import CardError, UsageError
 from zishu.files import write_atomic
 
@@ -832,7 +833,7 @@ def import_card_command(
 def export_card_command(manifest: str, out: str, spec: str | None, image: Path | None, root: Path) -> None:
     """Make a SillyTavern character card from a character manifest (a path, or an id in <root>/resources/)."""
     path = Path(manifest)
-    if not path.exists() and re.match(ID_PATTERN, manifest):
+    if not path.exists() and is_id(manifest):
         path = root / "resources" / f"{manifest}.yaml"
     if not path.exists():
         raise UsageError(f"{manifest}: no such manifest (give a path, or an id found in {root}/resources/)")

@@ -16,6 +16,7 @@ import semver
 from packaging.specifiers import SpecifierSet
 
 from zishu.catalog import Resource, Version
+from zishu.catalog.ids import split_request
 from zishu.errors import InstallPlanError, NotEnoughSpace, ZishuError
 
 from .registry import Registry
@@ -65,10 +66,10 @@ class InstallPlan:
 
 def parse_request(text: str) -> tuple[str, str]:
     """'owner/name', 'owner/name@1.2.0' or 'owner/name@>=1,<2' → (id, range)."""
-    rid, _, wanted = text.partition("@")
+    rid, wanted = split_request(text)
     if wanted and semver.Version.is_valid(wanted):
         wanted = f"=={wanted}"
-    return rid.strip().lower(), wanted.strip() or "*"
+    return rid, wanted or "*"
 
 
 def _admits(ranges: list[str], version: str) -> bool:

@@ -16,13 +16,12 @@ pattern and looked up in the registry before any path is built; model files are 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from urllib.parse import quote
 
 from flask import Blueprint, jsonify, render_template, send_file, send_from_directory
 
-from zishu.catalog.manifest import ID_PATTERN
+from zishu.catalog.ids import parse_id
 from zishu.errors import NotFound, ResourceNotAvailable, UsageError
 
 from .api import _body
@@ -30,15 +29,11 @@ from .app import runtime
 
 avatar = Blueprint("avatar", __name__)
 
-_ID = re.compile(ID_PATTERN)
 MAX_MODEL3_BYTES = 1024 * 1024  # a .model3.json is a few KB
 
 
 def _rid(owner: str, name: str) -> str:
-    rid = f"{owner}/{name}".lower()
-    if not _ID.match(rid):
-        raise UsageError(f"{rid!r} is not a resource id (owner/name, lowercase letters, digits, dots and dashes)")
-    return rid
+    return parse_id(f"{owner}/{name}".lower())
 
 
 def _character(rid: str):
