@@ -18,6 +18,7 @@ from packaging.specifiers import SpecifierSet
 from zishu.catalog import Resource, Version
 from zishu.catalog.ids import split_request
 from zishu.errors import InstallPlanError, NotEnoughSpace, ZishuError
+from zishu.sizes import byte_size
 
 from .registry import Registry
 
@@ -60,7 +61,8 @@ class InstallPlan:
         free = shutil.disk_usage(where).free
         if self.download_size + margin > free:
             raise NotEnoughSpace(
-                f"the install needs {self.download_size:,} bytes (+{margin:,} spare) but {where} has {free:,} free"
+                f"the install needs {byte_size(self.download_size)} ({self.download_size:,} bytes) plus "
+                f"{byte_size(margin)} to spare, but {where} has {byte_size(free)} free"
             )
 
 
