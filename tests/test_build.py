@@ -65,7 +65,7 @@ def test_resource_page_shows_files_and_install_and_escapes_html(built):
     page = (out / "r/zishu/moonlit-violinist/index.html").read_text()
     assert "zishu://install/zishu/moonlit-violinist" in page
     assert "zishu install zishu/moonlit-violinist" in page
-    assert "portrait.png" in page and "123.5 KB" in page and "ab" * 32 in page
+    assert "portrait.png" in page and "120.6 KiB" in page and "ab" * 32 in page  # 123,456 bytes (IEC)
     assert "<strong>violin</strong>" in page
     assert "alert('x')" not in page  # the description's <script> was removed
 

@@ -21,7 +21,7 @@ from zishu.catalog import RESOURCE
 from zishu.catalog.cards import card_png_bytes, manifest_to_card
 from zishu.companion import characters as chars
 from zishu.companion.brain import Character, build_turn
-from zishu.errors import NotFound, UsageError
+from zishu.errors import CardError, NotFound, UsageError
 from zishu.resources.install import Installer, manifest_of
 
 from conftest import make_manifest
@@ -377,7 +377,7 @@ BAD_CARDS = {
 @pytest.mark.parametrize("name", BAD_CARDS)
 def test_bad_cards_are_refused_saying_what_is_wrong(runtime, name) -> None:
     data, message = BAD_CARDS[name]
-    with pytest.raises(UsageError) as e:
+    with pytest.raises(CardError) as e:  # CARD_INVALID, not USAGE: the file is wrong, not the call
         chars.import_card(runtime, data, f"{name}.png")
     assert str(e.value).startswith(f"{name}.png: ") and message in str(e.value)
     assert chars.list_characters(runtime) == []
@@ -385,7 +385,7 @@ def test_bad_cards_are_refused_saying_what_is_wrong(runtime, name) -> None:
 
 def test_a_card_over_20_mib_is_refused(runtime) -> None:
     data = b"\x89PNG\r\n\x1a\n" + bytes(20 * 2**20)
-    with pytest.raises(UsageError, match="big.png: the file is 20,971,528 bytes; a PNG card may be at most 20 MiB"):
+    with pytest.raises(CardError, match="big.png: the file is 20,971,528 bytes; a PNG card may be at most 20 MiB"):
         chars.import_card(runtime, data, "big.png")
 
 
@@ -483,7 +483,8 @@ def test_the_api_refuses_with_clear_messages(client) -> None:
     assert "e.json: the file is empty" in error(empty, 400)
     text = client.post("/api/characters/import", data={"file": (io.BytesIO(b"hello"), "notes.txt")},
                        content_type="multipart/form-data")
-    assert error(text, 400).startswith("notes.txt: not a character card")
+    assert error(text, 422).startswith("notes.txt: not a character card")  # a bad card: 422 CARD_INVALID
+    assert text.json["error"]["code"] == "CARD_INVALID"
     assert "is not a character id" in error(client.get("/api/characters/Local/Mio"), 400)
     assert "local/ghost is not installed" in error(client.put("/api/characters/local/ghost", json={}), 404)
     client.post("/api/characters", json=fields())

@@ -88,18 +88,18 @@ def test_models_load_once_and_the_least_recently_used_make_room(tmp_path):
 def test_a_model_bigger_than_the_budget_is_refused_with_the_numbers(tmp_path):
     cache = ModelCache(ram_budget=2 * MB, vram_budget=0, free_ram=lambda: 64 * MB)
     big = model(tmp_path, "big", 4 * MB)
-    with pytest.raises(NotEnoughMemory, match=r"needs 5 MB of RAM with file-llm; the budget is 2 MB"):
+    with pytest.raises(NotEnoughMemory, match=r"needs 4.8 MiB of RAM with file-llm; the budget is 2.0 MiB"):
         cache.get(FileEngine(), big)
     assert cache.loaded() == []
     gpu = ModelCache(ram_budget=2**30, vram_budget=2**30, free_ram=lambda: 2**31)
-    with pytest.raises(NotEnoughMemory, match=r"needs 3.0 GB of VRAM on cuda with file-llm; the budget is 1.0 GB"):
+    with pytest.raises(NotEnoughMemory, match=r"needs 3.0 GiB of VRAM on cuda with file-llm; the budget is 1.0 GiB"):
         gpu.get(FileEngine(), ModelRef(key="k", path=big.path, vram_mb=3072), device="cuda")
 
 
 def test_a_model_that_does_not_fit_the_free_memory_is_refused_before_loading(tmp_path):
     engine = FileEngine()
     cache = ModelCache(ram_budget=64 * MB, vram_budget=0, free_ram=lambda: MB)
-    with pytest.raises(NotEnoughMemory, match=r"1 MB is free on this machine"):
+    with pytest.raises(NotEnoughMemory, match=r"1.0 MiB is free on this machine"):
         cache.get(engine, model(tmp_path, "m", 2 * MB))
     assert cache.loaded() == []
 

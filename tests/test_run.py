@@ -74,7 +74,7 @@ def test_a_model_that_is_not_installed_fails_at_once_with_its_id(home):
 def test_a_model_over_the_memory_budget_is_refused_with_the_numbers(models, home):
     done = zishu(home, "llm", "--model", models["gguf"], "hello", env={"ZISHU_RAM_BUDGET_MB": "0"})
     assert done.returncode == 10, done.stderr
-    assert "of RAM with llama-cpp; the budget is 0 MB" in done.stderr
+    assert "of RAM with llama-cpp; the budget is 0 B" in done.stderr
     bad = zishu(home, "llm", "--model", models["gguf"], "hello", env={"ZISHU_RAM_BUDGET_MB": "lots"})
     assert bad.returncode == 2 and "ZISHU_RAM_BUDGET_MB must be a whole number of megabytes, not 'lots'" in bad.stderr
 

@@ -65,7 +65,7 @@ def test_resource_page_shows_files_sizes_and_install_command(site, page):
     page.wait_for_url(re.compile(r".*/r/zishu/moonlit-violinist/$"))
     assert page.inner_text("h1") == "Moonlit Violinist"
     files = page.inner_text("table.zc-files")
-    assert "portrait.png" in files and "123.5 KB" in files and "ab" * 32 in files
+    assert "portrait.png" in files and "120.6 KiB" in files and "ab" * 32 in files  # 123,456 bytes (IEC)
     assert page.inner_text("pre.zc-cli") == "zishu install zishu/moonlit-violinist"
     install = page.get_attribute("a[href^='zishu://']", "href")
     assert install == "zishu://install/zishu/moonlit-violinist"

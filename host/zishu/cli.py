@@ -13,23 +13,9 @@ import sys
 import click
 
 from zishu import __version__
-from zishu.errors import ZishuError, exit_status
+from zishu.errors import ZishuError, exit_status, exit_status_help
 
-EXIT_CODES_HELP = """\b
-Exit status:
-  0  success
-  1  unexpected error
-  2  bad usage (unknown option, missing argument)
-  3  MODEL_NOT_AVAILABLE: the resource is not installed
-  4  invalid manifest or character card
-  5  catalog build failed
-  6  a remote service failed (GitHub API, file host, a download)
-  7  the install plan failed (unknown id, no version in range, missing dependency)
-  8  not enough free disk space
-  9  cancelled
-  10 NOT_ENOUGH_MEMORY: the model does not fit the memory budget
-  11 an engine failed (or none loads that model)
-"""
+EXIT_CODES_HELP = exit_status_help()  # made from the classes in zishu.errors
 
 
 class LazyGroup(click.Group):

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import peewee
 from playhouse.migrate import SqliteMigrator
 
-from zishu.errors import ZishuError
+from zishu.errors import DatabaseTooNew  # noqa: F401  (raised here; importable from zishu.db as before)
 
 database = peewee.DatabaseProxy()
 
@@ -105,10 +105,6 @@ def _v2(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
 
 
 MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1, _v2]
-
-
-class DatabaseTooNew(ZishuError):
-    code = "DATABASE_TOO_NEW"
 
 
 def open_database(path: Path, migrations: list | None = None) -> peewee.SqliteDatabase:

@@ -3,17 +3,16 @@
     zishu://install/<owner>/<name>[@version]   the resource's page, with its Install button
     zishu://resource/<owner>/<name>            the resource's page
 
+Ids follow the one rule in ``zishu.catalog.ids`` (dotted names such as ``qwen/qwen2.5-0.5b`` too).
 ``location`` turns a link into the app path to open; anything else is refused with a message.
 """
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote, urlsplit
 
+from zishu.catalog.ids import is_id, is_version, split_request
 from zishu.errors import UsageError
-
-_ID = re.compile(r"^([a-z0-9][a-z0-9-]{0,63})/([a-z0-9][a-z0-9-]{0,63})(?:@([0-9A-Za-z.+-]{1,64}))?$")
 
 
 def location(url: str) -> str:
@@ -21,11 +20,11 @@ def location(url: str) -> str:
     if parts.scheme != "zishu":
         raise UsageError(f"{url!r} is not a zishu:// link")
     action, path = parts.netloc, parts.path.strip("/")
-    match = _ID.match(path.lower())
-    if action not in ("install", "resource") or not match:
+    rid, version = split_request(path)
+    has_at = "@" in path
+    if action not in ("install", "resource") or not is_id(rid) or (has_at and not is_version(version)):
         raise UsageError(f"{url!r}: expected zishu://install/OWNER/NAME or zishu://resource/OWNER/NAME")
-    owner, name, version = match.groups()
-    target = f"/resources/{owner}/{name}"
+    target = f"/resources/{rid}"
     if action == "install":
-        target += "?install=" + quote(f"{owner}/{name}" + (f"@{version}" if version else ""), safe="/@")
+        target += "?install=" + quote(rid + (f"@{version}" if version else ""), safe="/@")
     return target

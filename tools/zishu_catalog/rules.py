@@ -11,14 +11,14 @@ depend, through the versions its requirements resolve to, on a non-commercial re
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from functools import lru_cache
 from typing import TYPE_CHECKING, Iterator
 
 import semver
 
-from zishu.catalog.manifest import ID_PATTERN, FileEntry, Requirement, Resource, Version
+from zishu.catalog.ids import is_id
+from zishu.catalog.manifest import FileEntry, Requirement, Resource, Version
 from zishu.errors import Problem
 
 from .policy import Policy, Source, file_urls
@@ -46,7 +46,7 @@ def check_id_matches_path(manifest: Manifest) -> list[Problem]:
     if rid == manifest.expected_id:
         return []
     fix = f"move the file to resources/{rid}.yaml"
-    if re.match(ID_PATTERN, manifest.expected_id):
+    if is_id(manifest.expected_id):
         fix = f"set id: {manifest.expected_id} or {fix}"
     return [Problem(manifest.file, "id", f"id {rid!r} does not match the file's path resources/{manifest.rel}; {fix}")]
 

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from zishu.catalog import KINDS, dump_manifest, parse_manifest
-from zishu.catalog.manifest import ID_PATTERN
+from zishu.catalog.ids import RULE, is_id
 from zishu.errors import UsageError
 from zishu.files import write_atomic
 
@@ -165,8 +165,8 @@ def manifest_path(root: Path, resource_id: str) -> Path:
 
 def check_inputs(resource_id: str, version: str, repo: str, tag: str, files: list[Path]) -> None:
     """Refuse, with a clear message, anything that would give a broken scaffold."""
-    if not re.match(ID_PATTERN, resource_id):
-        raise UsageError(f"--id {resource_id!r} must be OWNER/NAME in lowercase letters, digits and '-'")
+    if not is_id(resource_id):
+        raise UsageError(f"--id {resource_id!r} must be OWNER/NAME ({RULE})")
     if not semver.Version.is_valid(version):
         raise UsageError(f"--version {version!r} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0)")
     if not _REPO.match(repo):

@@ -31,7 +31,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,15 +43,14 @@ from zishu import config
 from zishu.errors import RemoteError, UnknownResource, UsageError
 from zishu.files import write_atomic
 
-from .manifest import ID_PATTERN, RESOURCE, Resource
+from .ids import is_id
+from .manifest import RESOURCE, Resource
 from .search import search_entries
 
 SNAPSHOT = Path(__file__).resolve().parent / "snapshot"
 INDEX_PATH = "api/v1/index.json"
 INDEX_FORMAT = 1
 DETAIL_EXTRAS = ("latest", "downloads")  # added by the build; not manifest fields
-
-_ID = re.compile(ID_PATTERN)
 
 
 def parse_index(data: object) -> list[dict]:
@@ -258,7 +256,7 @@ class CatalogClient:
 
     def detail(self, id: str) -> dict:
         """The resource's detail document: the manifest plus ``latest`` and ``downloads``."""
-        if not isinstance(id, str) or not _ID.match(id):
+        if not is_id(id):
             raise UnknownResource(str(id), self.source)
         if self.folder:
             return self._read_folder_detail(self.folder, id)

@@ -18,11 +18,10 @@ import semver
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from .ids import ID_PATTERN, MAX_ID_LENGTH  # the one id rule (re-exported: ID_PATTERN is public)
+
 KINDS = ("character", "live2d", "lora", "model", "voice", "plugin")
 
-_SLUG = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
-_NAME = r"[a-z0-9](?:[a-z0-9.-]{0,62}[a-z0-9])?"  # dots too, as in model names (qwen2.5-0.5b)
-ID_PATTERN = rf"^{_SLUG}/{_NAME}$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -91,7 +90,7 @@ SemVer = Annotated[str, AfterValidator(_semver)]
 VersionRange = Annotated[str, AfterValidator(_version_range)]
 FileName = Annotated[str, AfterValidator(_file_name)]
 License = Annotated[str, AfterValidator(_license)]
-ResourceId = Annotated[str, Field(pattern=ID_PATTERN, max_length=129)]
+ResourceId = Annotated[str, Field(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH)]
 Tag = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")]
 GitHubLogin = Annotated[str, Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

@@ -3,7 +3,7 @@ back (``zishu.catalog.cards`` does the mapping; mounted under ``zishu catalog`` 
 
 from __future__ import annotations
 
-import re
+
 from pathlib import Path
 
 import click
@@ -19,7 +19,7 @@ from zishu.catalog.cards import (
     read_card_file,
     write_card_png,
 )
-from zishu.catalog.manifest import ID_PATTERN
+from zishu.catalog.ids import is_id
 from zishu.errors import UsageError
 from zishu.files import write_atomic
 
@@ -73,7 +73,7 @@ def import_card_command(
 def export_card_command(manifest: str, out: str, spec: str | None, image: Path | None, root: Path) -> None:
     """Make a SillyTavern character card from a character manifest (a path, or an id in <root>/resources/)."""
     path = Path(manifest)
-    if not path.exists() and re.match(ID_PATTERN, manifest):
+    if not path.exists() and is_id(manifest):
         path = root / "resources" / f"{manifest}.yaml"
     if not path.exists():
         raise UsageError(f"{manifest}: no such manifest (give a path, or an id found in {root}/resources/)")

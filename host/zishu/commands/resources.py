@@ -30,6 +30,7 @@ from zishu.catalog.client import CatalogClient
 from zishu.errors import UsageError
 from zishu.resources.plan import make_plan
 from zishu.resources.registry import Registry
+from zishu.sizes import byte_size
 
 err = Console(stderr=True)
 out = Console()
@@ -43,14 +44,6 @@ def _registry() -> Registry:
     home = config.home()
     home.mkdir(parents=True, exist_ok=True)
     return Registry(home)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 @click.command("search")
@@ -75,7 +68,7 @@ def search_command(text, kind, tag, license_, base_model, sort, limit, as_json):
     for col in ("id", "kind", "latest", "size", "downloads", "summary"):
         table.add_column(col, overflow="fold" if col == "summary" else "ellipsis")
     for e in found:
-        table.add_row(e["id"], e["kind"], e["latest"], _size(e["size"]), f"{e['downloads']:,}", e["summary"])
+        table.add_row(e["id"], e["kind"], e["latest"], byte_size(e["size"]), f"{e['downloads']:,}", e["summary"])
     out.print(table)
 
 
@@ -99,7 +92,7 @@ def info_command(resource_id, as_json):
         mark = " [green](installed)[/]" if v.version in installed else ""
         out.print(f"\n[bold]{v.version}[/] released {v.released}{mark}")
         for f in v.files:
-            out.print(f"  {f.name}  {_size(f.size) if f.size is not None else 'size from the hub'}  {f.sha256 or ''}")
+            out.print(f"  {f.name}  {byte_size(f.size) if f.size is not None else 'size from the hub'}  {f.sha256 or ''}")
         for r in v.requires:
             out.print(f"  requires {r.id} {r.version}")
 
@@ -125,7 +118,7 @@ def install_command(requests, no_deps, source, quiet, as_json):
     show = not (quiet or as_json)
     if show:
         for s in plan.steps:
-            state = "installed" if s.installed else _size(s.download_size)
+            state = "installed" if s.installed else byte_size(s.download_size)
             err.print(f"  {s.id}@{s.version.version}  {state}")
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
@@ -190,7 +183,7 @@ def list_command(as_json):
         table.add_column(col)
     for rid, versions in installed.items():
         for version, rec in versions.items():
-            table.add_row(rid, version, rec.get("kind") or "", _size(rec["size_bytes"]), rec["installed_at"])
+            table.add_row(rid, version, rec.get("kind") or "", byte_size(rec["size_bytes"]), rec["installed_at"])
     out.print(table)
 
 
@@ -220,4 +213,4 @@ def gc_command():
     from zishu.resources.install import Installer
 
     freed = Installer(registry, fetcher=None).gc(registry.home / "partials")  # type: ignore[arg-type]
-    err.print(f"freed {_size(freed)}")
+    err.print(f"freed {byte_size(freed)}")

@@ -36,7 +36,8 @@ from pydantic import ValidationError
 
 from zishu.catalog import RESOURCE
 from zishu.catalog.cards import card_to_manifest, read_card_bytes, slugify, summary_for
-from zishu.catalog.manifest import ID_PATTERN, CharacterResource
+from zishu.catalog.ids import parse_id
+from zishu.catalog.manifest import CharacterResource
 from zishu.errors import CardError, ManifestError, NotFound, UsageError, ZishuError
 from zishu.files import write_atomic
 from zishu.resources.install import link_or_copy, manifest_of, sha256_of
@@ -56,7 +57,6 @@ SPEC_FIELDS = (
 )  # fmt: skip
 FIELDS = TOP_FIELDS + SPEC_FIELDS
 
-_ID = re.compile(ID_PATTERN)
 _PLACEHOLDER = re.compile(r"\{\{\s*(char|user)\s*\}\}", re.I)
 
 
@@ -205,8 +205,9 @@ def undo_character_edit(runtime, rid: str) -> dict:
 def import_card(runtime, data: bytes, filename: str) -> str:
     """A local character from a SillyTavern card (PNG or JSON; V1, V2 or V3); returns its id.
 
-    A PNG card's picture becomes the character's avatar. A file that is not a readable card is
-    refused with a UsageError that names the file and says what is wrong with it.
+    A PNG card's picture becomes the character's avatar. A file that is not a readable card, or
+    whose fields make no valid character, is refused with a CardError (CARD_INVALID) that names the
+    file and says what is wrong with it.
     """
     file = Path(str(filename or "").replace("\\", "/")).name[:200] or "card"
     try:
@@ -220,11 +221,14 @@ def import_card(runtime, data: bytes, filename: str) -> str:
             extensions[EXTENSION] = {"imported_from": file}
             if is_png:
                 manifest["spec"]["avatar"] = {"image": AVATAR_FILE}
-            resource = _validated(manifest)
+            try:
+                resource = _validated(manifest)
+            except UsageError as e:
+                raise CardError(f"{file}: {e}") from None
             _write_version(runtime, resource, resource.latest.version,
                            new_files={AVATAR_FILE: bytes(data)} if is_png else None)
-    except (CardError, ManifestError) as e:
-        raise UsageError(str(e)) from None
+    except ManifestError as e:
+        raise CardError(str(e)) from None
     return resource.id
 
 
@@ -457,9 +461,7 @@ def _discard(folder: Path) -> None:
 
 
 def _checked_id(rid: Any) -> str:
-    if not isinstance(rid, str) or not _ID.fullmatch(rid):
-        raise UsageError(f"{rid!r} is not a character id (owner/name, lowercase letters, digits, '.' and '-')")
-    return rid
+    return parse_id(rid, what="character id")
 
 
 def _local_id(rid: Any) -> str:

@@ -17,14 +17,11 @@ from dataclasses import dataclass, field
 import psutil
 
 from zishu.errors import EngineError, NotEnoughMemory
+from zishu.sizes import byte_size
 
 from .api import Engine, MemoryNeed, ModelRef
 
 log = logging.getLogger(__name__)
-
-
-def gb(n: int) -> str:
-    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
 
 
 @dataclass
@@ -70,8 +67,8 @@ class ModelCache:
             free = self.free_ram()
             if need.ram > free:
                 raise NotEnoughMemory(
-                    f"{model.label} needs {gb(need.ram)} of RAM to load with {engine.info.name}; "
-                    f"{gb(free)} is free on this machine right now. Close other programs or choose a smaller model.")
+                    f"{model.label} needs {byte_size(need.ram)} of RAM to load with {engine.info.name}; "
+                    f"{byte_size(free)} is free on this machine right now. Close other programs or choose a smaller model.")
             try:
                 handle = engine.load(model, device)
             except (NotEnoughMemory, EngineError):
@@ -103,8 +100,8 @@ class ModelCache:
             if wanted > budget:
                 where = "" if what == "RAM" else f" on {device}"
                 raise NotEnoughMemory(
-                    f"{model.label} needs {gb(wanted)} of {what}{where} with {engine.info.name}; the budget is "
-                    f"{gb(budget)}. Choose a smaller or more quantized model, "
+                    f"{model.label} needs {byte_size(wanted)} of {what}{where} with {engine.info.name}; the budget is "
+                    f"{byte_size(budget)}. Choose a smaller or more quantized model, "
                     + ("or a GPU." if what == "RAM" else "or run it on the CPU."))
 
     def _make_room(self, need: MemoryNeed) -> None:

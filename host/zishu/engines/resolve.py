@@ -6,16 +6,13 @@ A catalog id must be installed: ``Registry.path`` raises ResourceNotAvailable
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from zishu.catalog.manifest import ID_PATTERN
+from zishu.catalog.ids import is_id, is_version, split_request
 from zishu.errors import ResourceNotAvailable
 from zishu.resources.registry import Registry
 
 from .api import ModelRef
-
-_ID = re.compile(ID_PATTERN.removesuffix("$") + r"(@[0-9A-Za-z.+-]+)?$")
 
 
 def resolve_model(name: str, registry: Registry) -> ModelRef:
@@ -23,11 +20,11 @@ def resolve_model(name: str, registry: Registry) -> ModelRef:
     local = Path(name).expanduser()
     if local.exists():
         return ModelRef(key=str(local.resolve()), path=local.resolve(), format=_format_of(local))
-    if not _ID.match(name.lower()):
+    rid, version = split_request(name)
+    if not is_id(rid) or ("@" in name and not is_version(version)):
         raise ResourceNotAvailable(f"{name}: no such file or folder, and not a catalog id (owner/name)")
     from zishu.resources.install import manifest_of
 
-    rid, _, version = name.lower().partition("@")
     folder = registry.path(rid, version or None)  # ResourceNotAvailable when not installed
     manifest = manifest_of(folder)
     spec = manifest.spec.model_dump()

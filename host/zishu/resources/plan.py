@@ -16,7 +16,9 @@ import semver
 from packaging.specifiers import SpecifierSet
 
 from zishu.catalog import Resource, Version
+from zishu.catalog.ids import split_request
 from zishu.errors import InstallPlanError, NotEnoughSpace, ZishuError
+from zishu.sizes import byte_size
 
 from .registry import Registry
 
@@ -59,16 +61,17 @@ class InstallPlan:
         free = shutil.disk_usage(where).free
         if self.download_size + margin > free:
             raise NotEnoughSpace(
-                f"the install needs {self.download_size:,} bytes (+{margin:,} spare) but {where} has {free:,} free"
+                f"the install needs {byte_size(self.download_size)} ({self.download_size:,} bytes) plus "
+                f"{byte_size(margin)} to spare, but {where} has {byte_size(free)} free"
             )
 
 
 def parse_request(text: str) -> tuple[str, str]:
     """'owner/name', 'owner/name@1.2.0' or 'owner/name@>=1,<2' → (id, range)."""
-    rid, _, wanted = text.partition("@")
+    rid, wanted = split_request(text)
     if wanted and semver.Version.is_valid(wanted):
         wanted = f"=={wanted}"
-    return rid.strip().lower(), wanted.strip() or "*"
+    return rid, wanted or "*"
 
 
 def _admits(ranges: list[str], version: str) -> bool:

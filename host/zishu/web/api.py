@@ -16,6 +16,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from zishu import config, plugins, settings as user_settings, system
 from zishu.catalog.search import facets
+from zishu.catalog.ids import VERSION_PATTERN, parse_id, parse_request
 from zishu.errors import NotFound, UsageError
 from zishu.jobs import changes_since, records
 from zishu.jobs.events import changes
@@ -25,17 +26,14 @@ from .app import runtime
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
-ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,63})/[a-z0-9](?:[a-z0-9-]{0,63})$")
-VERSION = re.compile(r"^[0-9A-Za-z.+-]{1,64}$")
+VERSION = re.compile(VERSION_PATTERN)
 STREAM_POLL = 0.5  # seconds: how often the job stream looks at the table for other processes' changes
 HEARTBEAT = 15.0
 
 
 def _id(owner: str, name: str) -> str:
-    rid = f"{owner}/{name}".lower()
-    if not ID.match(rid):
-        raise UsageError(f"{rid!r} is not a resource id (owner/name, lowercase letters, digits and dashes)")
-    return rid
+    """The id in a route (case folded), by the one id rule: dotted names such as qwen2.5 too."""
+    return parse_id(f"{owner}/{name}".lower())
 
 
 def _body() -> dict:
@@ -99,8 +97,7 @@ def install():
     wanted = body.get("request") or body.get("id")
     if not isinstance(wanted, str) or not wanted.strip():
         raise UsageError('expected {"request": "owner/name[@version]"}')
-    rid, _, version = wanted.strip().lower().partition("@")
-    _id(*rid.partition("/")[::2])
+    parse_request(wanted, exact=False)  # a version range after @ is the install plan's to read
     priority = body.get("priority", 0)
     if not isinstance(priority, int):
         raise UsageError("priority must be a whole number")

@@ -1,4 +1,5 @@
-"""The Flask app factory: the guard, the blueprints every plugin registers, errors as JSON.
+"""The Flask app factory: the guard, the blueprints every plugin registers, errors as JSON
+(a ZishuError answers with its class's ``code`` and ``http_status``).
 
 Panels (the built-in ones included) come from the ``register_routes`` hook; ``nav`` entries
 become the app's navigation in registration order. A blueprint that fails to register is
@@ -20,13 +21,6 @@ from zishu.runtime import Runtime
 from .security import protect
 
 log = logging.getLogger(__name__)
-
-STATUS = {
-    "USAGE": 400, "NOT_FOUND": 404, "UNKNOWN_RESOURCE": 404, "MODEL_NOT_AVAILABLE": 404,
-    "INSTALL_PLAN_FAILED": 409, "CANCELLED": 409, "NOT_ENOUGH_SPACE": 507, "NOT_ENOUGH_MEMORY": 507,
-    "REMOTE_FAILED": 502, "DOWNLOAD_FAILED": 502, "CHECKSUM_MISMATCH": 502,
-}
-
 
 def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
     app = Flask(__name__)
@@ -50,7 +44,7 @@ def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
 
     @app.errorhandler(ZishuError)
     def _zishu_error(e: ZishuError):
-        status = STATUS.get(e.code, 500)
+        status = e.http_status  # each class in zishu.errors carries its own
         if _wants_json():
             return jsonify(error={"code": e.code, "message": str(e)}), status
         return render_template("error.html", code=e.code, message=str(e), status=status), status
@@ -65,10 +59,10 @@ def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
-        message = f"{type(e).__name__}: {e}"
+        message, code, status = f"{type(e).__name__}: {e}", ZishuError.code, ZishuError.http_status
         if _wants_json():
-            return jsonify(error={"code": "ZISHU_ERROR", "message": message}), 500
-        return render_template("error.html", code="ZISHU_ERROR", message=message, status=500), 500
+            return jsonify(error={"code": code, "message": message}), status
+        return render_template("error.html", code=code, message=message, status=status), status
 
     return app
 

@@ -13,27 +13,19 @@ built; model files are served with ``send_from_directory`` (no path leaves the v
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, jsonify, render_template, send_file, send_from_directory
 
-from zishu.catalog.manifest import ID_PATTERN
+from zishu.catalog.ids import parse_id
 from zishu.companion import avatar as service
-from zishu.errors import UsageError
 
 from .api import _body
 from .app import runtime
 
 avatar = Blueprint("avatar", __name__)
 
-_ID = re.compile(ID_PATTERN)
-
 
 def _rid(owner: str, name: str) -> str:
-    rid = f"{owner}/{name}".lower()
-    if not _ID.match(rid):
-        raise UsageError(f"{rid!r} is not a resource id (owner/name, lowercase letters, digits, dots and dashes)")
-    return rid
+    return parse_id(f"{owner}/{name}".lower())
 
 
 def avatar_info(rid: str) -> dict:

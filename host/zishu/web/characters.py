@@ -21,13 +21,12 @@ carry 5 MiB of JSON, a PNG card 20 MiB.
 from __future__ import annotations
 
 import mimetypes
-import re
 
 from flask import Blueprint, jsonify, render_template, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from zishu.catalog.cards import MAX_JSON_BYTES, MAX_PNG_BYTES
-from zishu.catalog.manifest import ID_PATTERN
+from zishu.catalog.ids import parse_id
 from zishu.companion import characters as store
 from zishu.errors import NotFound, UsageError
 
@@ -36,16 +35,12 @@ from .app import runtime
 
 characters = Blueprint("characters", __name__)
 
-_ID = re.compile(ID_PATTERN)
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around the card file
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 
 
 def _id(owner: str, name: str) -> str:
-    rid = f"{owner}/{name}"
-    if not _ID.fullmatch(rid):
-        raise UsageError(f"{rid!r} is not a character id (owner/name, lowercase letters, digits, '.' and '-')")
-    return rid
+    return parse_id(owner, name, what="character id")
 
 
 def _json_body() -> dict:

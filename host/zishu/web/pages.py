@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from zishu import plugins, settings as user_settings
 from zishu.catalog.markup import description_html
+from zishu.sizes import byte_size
 
 from .api import VERSION, _id, current_settings, library_listing, resource_detail
 
@@ -22,15 +23,8 @@ pages = Blueprint("pages", __name__)
 
 @pages.app_template_filter("size")
 def size(n: int | None) -> str:
-    """Bytes for people: 1023 B, 9.8 KB, 8.0 MB (powers of 1024, like the UI's JavaScript)."""
-    if n is None:
-        return "—"
-    value, unit = float(n), "B"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            break
-        value /= 1024
-    return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+    """Bytes for people: 1023 B, 9.8 KiB, 8.0 MiB (``zishu.sizes``, mirrored by the UI's JavaScript)."""
+    return byte_size(n)
 
 
 @pages.app_template_filter("when")

@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from zishu.catalog import KINDS, RESOURCE, Resource
 from zishu.catalog.markup import description_html
+from zishu.sizes import byte_size
 
 from .index import Downloads
 
@@ -63,18 +64,9 @@ _ENV = Environment(
 )
 
 
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"  # pragma: no cover
-
-
 def _render(template: str, **context) -> str:
     return _ENV.get_template(template).render(
-        human_size=human_size, kind_title=lambda k: KIND_TITLES.get(k, k), **context
+        human_size=byte_size, kind_title=lambda k: KIND_TITLES.get(k, k), **context
     )
 
 

@@ -85,17 +85,7 @@ export function reportError(error) {
   toast(error && error.message ? error.message : String(error), "error");
 }
 
-export function formatBytes(n) {
-  if (n === null || n === undefined) return "—";
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let value = Number(n);
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
+export { formatBytes } from "./sizes.js"; // the mirror of zishu/sizes.py
 
 export function debounce(fn, ms) {
   let timer;
