@@ -4,7 +4,8 @@ Live2D's Cubism Core for Web (``live2dcubismcore.min.js``) is proprietary code, 
 only under Live2D's licence agreement, so Zishu neither commits nor bundles it. The app looks for
 it at ``ZISHU_HOME/live2d/live2dcubismcore.min.js``; ``zishu live2d core PATH_OR_URL`` puts it there
 (copied from a file or downloaded), after printing the licence notice. Without it the companion
-shows a static avatar.
+shows a static avatar. A core the renderer cannot use (3.x) is refused with the reason; which core
+it is and what it runs comes from ``zishu.companion.cubism_core``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from zishu.companion.cubism_core import describe, installed_core_version, read_core_version
 from zishu.errors import RemoteError, UsageError
 
 CORE_NAME = "live2dcubismcore.min.js"
@@ -71,6 +73,9 @@ def install_core(source: str, home: Path | None = None) -> Path:
     if MARKER not in data[:1_000_000]:
         raise UsageError(f"{source} does not look like the Cubism Core for Web ({CORE_NAME}): "
                          f"it never mentions {MARKER.decode()}")
+    version = read_core_version(data)
+    if version is not None and version.problem():
+        raise UsageError(f"{source}: {version.problem()}")
     dest = core_path(home)
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(dest, data)
@@ -96,9 +101,11 @@ def core_command(source: str | None) -> None:
         where = core_path()
         if where.is_file():
             click.echo(f"Installed: {where}")
+            click.echo(describe(installed_core_version(where)))
         else:
             click.echo(f"Not installed. Get the Cubism SDK for Web from {DOWNLOAD_PAGE}, then run:\n"
                        f"  zishu live2d core PATH/TO/{CORE_NAME}")
         return
     dest = install_core(source)
     click.echo(f"Installed the Cubism Core at {dest}: Live2D avatars work in the app now.")
+    click.echo(describe(installed_core_version(dest)))

@@ -102,7 +102,7 @@ def avatar_info(rid: str) -> dict:
     owner, name = rid.split("/")
     info = {"id": rid, "name": character.name, "initial": (character.name.strip() or "?")[0].upper(),
             "kind": "placeholder", "model_url": None, "image_url": None, "live2d": None,
-            "core": core, "why": ""}
+            "core": core, "moc": None, "why": ""}
     model, why = None, ""
     if spec_avatar and spec_avatar.live2d:
         info["live2d"] = spec_avatar.live2d
@@ -125,6 +125,11 @@ def avatar_info(rid: str) -> dict:
     else:
         why = f"{character.name} has no avatar in its template: showing its initial"
     if model and core:
+        from zishu.companion.cubism_core import check_live2d
+
+        info["moc"], refusal = check_live2d(core_path(rt.home), model["folder"] / model["entry"])
+        why = f"Live2D is off for {character.name}: {refusal}." if refusal else why
+    if model and core and not why:
         info["kind"] = "live2d"
     elif info["image_url"]:
         info["kind"] = "image"
