@@ -100,6 +100,7 @@ def test_refusals_say_what_the_model_needs():
     # the renderer draws formats up to 5 whatever the core reads
     assert "pixi-live2d-display 0.4 cannot draw" in model_refusal(CoreVersion.from_number(0x06000001, 6), 6)
     assert "pixi-live2d-display 0.4 cannot draw" in model_refusal(None, 6)
+    assert "pixi-live2d-display 0.4 cannot draw" in model_refusal(core41, 6)  # not "needs a newer core": none helps
     assert "older than pixi-live2d-display" in model_refusal(CoreVersion.from_number(0x03030001), 1)
 
 

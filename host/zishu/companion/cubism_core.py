@@ -183,12 +183,12 @@ def model_refusal(core: CoreVersion | None, moc: int | None) -> str:
     if moc is None:
         return ""
     info = moc_info(moc) or {}
+    if moc > RENDERER_LATEST_MOC:  # no core would help
+        return (f"this model is in Cubism {info['format']}'s format (blend modes, offscreen drawing), which "
+                f"{RENDERER} cannot draw: export it from the Cubism Editor as Cubism {MOC_FORMATS[RENDERER_LATEST_MOC]}")
     if core is not None and moc > core.latest_moc:
         return (f"this model needs a Cubism {info['needs']} core; yours is {core.short} (the model is in Cubism "
                 f"{info['format']}'s format): put a newer core in place with `zishu live2d core`")
-    if moc > RENDERER_LATEST_MOC:
-        return (f"this model is in Cubism {info['format']}'s format (blend modes, offscreen drawing), which "
-                f"{RENDERER} cannot draw: export it from the Cubism Editor as Cubism {MOC_FORMATS[RENDERER_LATEST_MOC]}")
     return ""
 
 
