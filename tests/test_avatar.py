@@ -488,6 +488,10 @@ def test_a_real_live2d_model_renders_and_changes_expression(browser, server, run
     entry = next(iter(sorted(folder.glob("*.model3.json"))))
     refs = json.loads(entry.read_text(encoding="utf-8"))["FileReferences"]
     names = [e["Name"] for e in refs.get("Expressions", [])]
+    # the mouth parameter the avatar drives: the model's LipSync group (Mao's is ParamA), else the standard one
+    lip_sync = [g.get("Ids") or [] for g in json.loads(entry.read_text(encoding="utf-8")).get("Groups") or []
+                if g.get("Name") == "LipSync"]
+    mouth_id = (lip_sync[0] if lip_sync and lip_sync[0] else ["ParamMouthOpenY"])[0]
     assert names, f"{entry} lists no expressions"
     files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
     install(runtime.registry, make_manifest("acme/real-model", kind="live2d", name="Real",
@@ -529,15 +533,15 @@ def test_a_real_live2d_model_renders_and_changes_expression(browser, server, run
             assert drawn > 0.02, f"the model drew on {drawn:.1%} of the stage"
             page.locator(f'[data-testid="preview"][data-name="{names[-1]}"]').click()
             expect(stage).to_have_attribute("data-expression", names[-1])
-            mouth = page.evaluate("""() => new Promise((resolve) => {
+            mouth = page.evaluate("""(mouthId) => new Promise((resolve) => {
                 const avatar = document.querySelector('[data-testid="avatar"]').zishuAvatar;
                 avatar.mouth(0.8);
                 const internal = avatar.model.internalModel;
                 internal.on('beforeModelUpdate', function read() {
                     internal.off('beforeModelUpdate', read);
-                    resolve(internal.coreModel.getParameterValueById('ParamMouthOpenY'));
+                    resolve(internal.coreModel.getParameterValueById(mouthId));
                 });
-            })""")
+            })""", mouth_id)
             assert abs(mouth - 0.8) < 1e-6, mouth
     finally:
         webgl.close()
