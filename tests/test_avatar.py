@@ -19,6 +19,7 @@ from conftest import CHROMIUM_ARGS, make_manifest, watched_page
 
 from zishu.catalog import RESOURCE
 from zishu.companion.brain import Character
+from zishu.companion.cubism_core import check_live2d, read_core_version
 from zishu.companion.expressions import (canonical_emotions, emotion_map, save_emotion_map, setting_key,
                                          validate_mapping)
 from zishu.companion.stream_text import EmotionTags
@@ -173,6 +174,39 @@ def test_the_core_is_served_once_installed_and_the_avatar_becomes_live2d(server,
     assert core.headers["Content-Type"].startswith("text/javascript")
     info = call(server, "GET", "/api/avatar/acme/nia").json()
     assert info["kind"] == "live2d" and info["core"] is True and info["why"] == ""
+
+
+# A core stand-in whose version reads statically (4.1.0, latest moc3 format 3), and a Cubism 5 model.
+CORE_41 = (b"/* Live2D Cubism Core (a stand-in for tests) */ var Live2DCubismCore;"
+           b"var x={_csmGetLatestMocVersion:function(){return 3},_csmGetVersion:function(){return 67174400}};")
+# One whose version only shows when it runs: the page must check it itself.
+CORE_41_RUNTIME_ONLY = (b"/* Live2D Cubism Core (a stand-in for tests) */\nvar Live2DCubismCore = {Version: {"
+                        b"csmGetVersion: function () { return ((4 << 24) | (1 << 16)) >>> 0; },"
+                        b"csmGetLatestMocVersion: function () { return 1 + 2; }}};\n")
+MOC3_V5 = b"MOC3" + bytes([5, 0]) + bytes(58)
+
+
+@pytest.fixture
+def mao(runtime):
+    """A Live2D character whose model's .moc3 is Cubism 5's format (a synthetic header)."""
+    model3 = {**MODEL3, "FileReferences": {**MODEL3["FileReferences"], "Moc": "mao.moc3"}}
+    model = make_manifest("acme/mao-model", kind="live2d", name="Mao model", spec={"cubism": 5, "entry": "mao.model3.json"})
+    install(runtime.registry, model, {"mao.model3.json": json.dumps(model3).encode(), "mao.moc3": MOC3_V5})
+    install(runtime.registry, character("acme/mao", "Mao", avatar={"live2d": "acme/mao-model"}), {"a.txt": b"a"})
+    return "acme/mao"
+
+
+def test_a_model_that_needs_a_newer_core_says_so_and_stays_still(server, mao, runtime, tmp_path):
+    (tmp_path / CORE_NAME).write_bytes(CORE_41)
+    install_core(str(tmp_path / CORE_NAME), runtime.home)
+    info = call(server, "GET", "/api/avatar/acme/mao").json()
+    assert info["kind"] == "placeholder" and info["core"] is True
+    assert "this model needs a Cubism 5 core; yours is 4.1" in info["why"]
+    assert info["moc"] == {"version": 5, "format": "5.0", "needs": "5"}
+    (tmp_path / CORE_NAME).write_bytes(CORE_41_RUNTIME_ONLY)  # unknown here: the page decides
+    install_core(str(tmp_path / CORE_NAME), runtime.home)
+    info = call(server, "GET", "/api/avatar/acme/mao").json()
+    assert info["kind"] == "live2d" and info["why"] == "" and info["moc"]["version"] == 5
 
 
 def test_model_files_never_leave_the_model_folder(server, nia, runtime):
@@ -403,6 +437,40 @@ def test_a_live2d_avatar_that_cannot_start_falls_back_to_a_still_one(browser, se
         expect(page.get_by_test_id("avatar-why")).to_contain_text("not the Cubism Core")
 
 
+@pytest.mark.browser
+def test_a_model_newer_than_the_running_core_falls_back_with_what_it_needs(browser, server, mao, runtime, tmp_path):
+    from playwright.sync_api import expect
+
+    (tmp_path / CORE_NAME).write_bytes(CORE_41_RUNTIME_ONLY)
+    install_core(str(tmp_path / CORE_NAME), runtime.home)
+    with watched_page(browser, server.url_with_secret("/discover")) as page:
+        page.goto(server.url.rstrip("/") + "/characters/acme/mao/expressions")
+        stage = page.get_by_test_id("avatar")
+        expect(stage).to_have_attribute("data-avatar", "placeholder")
+        expect(page.get_by_test_id("avatar-initial")).to_have_text("M")  # never a blank box
+        expect(page.get_by_test_id("avatar-why")).to_contain_text(
+            "Live2D is off for Mao: this model needs a Cubism 5 core; yours is 4.1")
+        expect(page.locator("canvas")).to_have_count(0)
+
+
+@pytest.mark.browser
+def test_render_orders_of_cubism_5_r5_cores_are_given_back_to_the_renderer(browser, server, amy):
+    with watched_page(browser, server.url_with_secret("/discover")) as page:
+        page.goto(server.url.rstrip("/") + "/characters/acme/amy/expressions")
+        result = page.evaluate("""async () => {
+            const { adaptRenderOrders } = await import('/static/avatar.js');
+            // R5 (6.x): drawables have no renderOrders; the model orders drawables and offscreens
+            const r5 = { Model: { fromMoc: () => ({ drawables: { count: 3 },
+                                                   getRenderOrders: () => new Int32Array([7, 2, 4, 0]) }) } };
+            // 4.x/5.0-5.1: left alone
+            const old = { Model: { fromMoc: () => ({ drawables: { count: 2, renderOrders: new Int32Array([1, 0]) } }) } };
+            adaptRenderOrders(r5); adaptRenderOrders(r5); adaptRenderOrders(old);
+            return [Array.from(r5.Model.fromMoc().drawables.renderOrders),
+                    Array.from(old.Model.fromMoc().drawables.renderOrders)];
+        }""")
+        assert result == [[2, 0, 1], [1, 0]]
+
+
 # -- a real Live2D model (only where one is provided) -------------------------------------------
 
 LIVE2D_MODEL = os.environ.get("ZISHU_TEST_LIVE2D_MODEL")
@@ -420,12 +488,25 @@ def test_a_real_live2d_model_renders_and_changes_expression(browser, server, run
     entry = next(iter(sorted(folder.glob("*.model3.json"))))
     refs = json.loads(entry.read_text(encoding="utf-8"))["FileReferences"]
     names = [e["Name"] for e in refs.get("Expressions", [])]
+    # the mouth parameter the avatar drives: the model's LipSync group (Mao's is ParamA), else the standard one
+    lip_sync = [g.get("Ids") or [] for g in json.loads(entry.read_text(encoding="utf-8")).get("Groups") or []
+                if g.get("Name") == "LipSync"]
+    mouth_id = (lip_sync[0] if lip_sync and lip_sync[0] else ["ParamMouthOpenY"])[0]
     assert names, f"{entry} lists no expressions"
     files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
     install(runtime.registry, make_manifest("acme/real-model", kind="live2d", name="Real",
                                             spec={"cubism": 4, "entry": entry.name}), files)
     install(runtime.registry, character("acme/real", "Real", avatar={"live2d": "acme/real-model"}), {"a.txt": b"a"})
-    install_core(LIVE2D_CORE, runtime.home)
+    # what the files say this core can do with this model: render it, or refuse it with the reason
+    core_version = read_core_version(Path(LIVE2D_CORE).read_bytes())
+    _, refusal = check_live2d(Path(LIVE2D_CORE), entry)
+    if core_version and core_version.problem():
+        with pytest.raises(UsageError, match="older than"):
+            install_core(LIVE2D_CORE, runtime.home)
+        core_path(runtime.home).parent.mkdir(parents=True, exist_ok=True)  # put there by hand: the app refuses it too
+        shutil.copyfile(LIVE2D_CORE, core_path(runtime.home))
+    else:
+        install_core(LIVE2D_CORE, runtime.home)
 
     # WebGL without a GPU: Chromium's software renderer (SwiftShader), which it only allows when asked
     args = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + ["--use-angle=swiftshader", "--enable-unsafe-swiftshader",
@@ -439,22 +520,29 @@ def test_a_real_live2d_model_renders_and_changes_expression(browser, server, run
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.goto(server.url_with_secret("/characters/acme/real/expressions"))
         stage = page.get_by_test_id("avatar")
-        expect(stage).to_have_attribute("data-avatar", "live2d", timeout=60_000)
-        page.wait_for_timeout(500)
-        drawn = _non_blank_fraction(stage.screenshot())
-        assert drawn > 0.02, f"the model drew on {drawn:.1%} of the stage"
-        page.locator(f'[data-testid="preview"][data-name="{names[-1]}"]').click()
-        expect(stage).to_have_attribute("data-expression", names[-1])
-        mouth = page.evaluate("""() => new Promise((resolve) => {
-            const avatar = document.querySelector('[data-testid="avatar"]').zishuAvatar;
-            avatar.mouth(0.8);
-            const internal = avatar.model.internalModel;
-            internal.on('beforeModelUpdate', function read() {
-                internal.off('beforeModelUpdate', read);
-                resolve(internal.coreModel.getParameterValueById('ParamMouthOpenY'));
-            });
-        })""")
-        assert abs(mouth - 0.8) < 1e-6, mouth
+        print(f"\nLive2D core {core_version or '(version unread)'} x {folder.name}: "
+              + (f"refused: {refusal}" if refusal else "expected to render"))
+        if refusal:  # a still avatar with the reason, never a blank box
+            expect(stage).to_have_attribute("data-avatar", "placeholder", timeout=60_000)
+            expect(page.get_by_test_id("avatar-why")).to_contain_text(refusal.split(" (")[0].split(": use")[0])
+            expect(page.get_by_test_id("avatar-initial")).to_have_text("R")
+        else:
+            expect(stage).to_have_attribute("data-avatar", "live2d", timeout=60_000)
+            page.wait_for_timeout(500)
+            drawn = _non_blank_fraction(stage.screenshot())
+            assert drawn > 0.02, f"the model drew on {drawn:.1%} of the stage"
+            page.locator(f'[data-testid="preview"][data-name="{names[-1]}"]').click()
+            expect(stage).to_have_attribute("data-expression", names[-1])
+            mouth = page.evaluate("""(mouthId) => new Promise((resolve) => {
+                const avatar = document.querySelector('[data-testid="avatar"]').zishuAvatar;
+                avatar.mouth(0.8);
+                const internal = avatar.model.internalModel;
+                internal.on('beforeModelUpdate', function read() {
+                    internal.off('beforeModelUpdate', read);
+                    resolve(internal.coreModel.getParameterValueById(mouthId));
+                });
+            })""", mouth_id)
+            assert abs(mouth - 0.8) < 1e-6, mouth
     finally:
         webgl.close()
     assert not problems, problems

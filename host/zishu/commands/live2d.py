@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from zishu.companion.cubism_core import describe, installed_core_version
 from zishu.companion.live2d_core import CORE_NAME, DOWNLOAD_PAGE, NOTICE, core_path, install_core
 
 
@@ -27,9 +28,11 @@ def core_command(source: str | None) -> None:
         where = core_path()
         if where.is_file():
             click.echo(f"Installed: {where}")
+            click.echo(describe(installed_core_version(where)))
         else:
             click.echo(f"Not installed. Get the Cubism SDK for Web from {DOWNLOAD_PAGE}, then run:\n"
                        f"  zishu live2d core PATH/TO/{CORE_NAME}")
         return
     dest = install_core(source)
     click.echo(f"Installed the Cubism Core at {dest}: Live2D avatars work in the app now.")
+    click.echo(describe(installed_core_version(dest)))

@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from zishu.errors import NotFound, ResourceNotAvailable, UsageError
 
+from .cubism_core import check_live2d
 from .brain import Character
 from .expressions import (calibration, canonical_emotions, effective_targets, emotion_map, emotion_tags,
                           save_emotion_map)
@@ -104,7 +105,7 @@ def avatar_info(registry: Any, home: Path, rid: str) -> dict[str, Any]:
     owner, name = rid.split("/")
     info: dict[str, Any] = {"id": rid, "name": character.name, "initial": (character.name.strip() or "?")[0].upper(),
                             "kind": "placeholder", "model_url": None, "image_url": None, "live2d": None,
-                            "core": core, "why": ""}
+                            "core": core, "moc": None, "why": ""}
     model, why = None, ""
     if spec_avatar and spec_avatar.live2d:
         info["live2d"] = spec_avatar.live2d
@@ -127,6 +128,9 @@ def avatar_info(registry: Any, home: Path, rid: str) -> dict[str, Any]:
     else:
         why = f"{character.name} has no avatar in its template: showing its initial"
     if model and core:
+        info["moc"], refusal = check_live2d(core_at, model["folder"] / model["entry"])
+        why = f"Live2D is off for {character.name}: {refusal}." if refusal else why
+    if model and core and not why:
         info["kind"] = "live2d"
     elif info["image_url"]:
         info["kind"] = "image"

@@ -2,16 +2,19 @@
 
 Live2D's Cubism Core for Web (``live2dcubismcore.min.js``) is proprietary code, redistributable
 only under Live2D's licence agreement, so Zishu neither commits nor bundles it. The app looks for
-it at ``ZISHU_HOME/live2d/live2dcubismcore.min.js``; ``install_core`` puts it there (copied from a
-file or downloaded), which ``zishu live2d core PATH_OR_URL`` does after printing ``NOTICE``.
-Without it the companion shows a static avatar.
+it at ``ZISHU_HOME/live2d/live2dcubismcore.min.js``; ``zishu live2d core PATH_OR_URL`` puts it there
+(copied from a file or downloaded), after printing the licence notice. Without it the companion
+shows a static avatar. A core the renderer cannot use (3.x) is refused with the reason; which core
+it is and what it runs comes from ``zishu.companion.cubism_core``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from zishu.companion.cubism_core import read_core_version
 from zishu.errors import RemoteError, UsageError
+from zishu.sizes import byte_size
 
 CORE_NAME = "live2dcubismcore.min.js"
 LICENSE_URL = "https://www.live2d.com/eula/live2d-proprietary-software-license-agreement_en.html"
@@ -49,7 +52,7 @@ def _read_source(source: str) -> bytes:
             for block in response.iter_content(64 * 1024):
                 data += block
                 if len(data) > MAX_CORE_BYTES:
-                    raise UsageError(f"{source} is larger than {MAX_CORE_BYTES // 2**20} MB: not the Cubism Core")
+                    raise UsageError(f"{source} is larger than {byte_size(MAX_CORE_BYTES)}: not the Cubism Core")
             return data
         except requests.RequestException as e:
             raise RemoteError(f"could not download the Cubism Core from {source}: {e}") from None
@@ -57,7 +60,7 @@ def _read_source(source: str) -> bytes:
     if not path.is_file():
         raise UsageError(f"{source}: no such file (give the path of {CORE_NAME}, or an https:// URL)")
     if path.stat().st_size > MAX_CORE_BYTES:
-        raise UsageError(f"{source} is larger than {MAX_CORE_BYTES // 2**20} MB: not the Cubism Core")
+        raise UsageError(f"{source} is larger than {byte_size(MAX_CORE_BYTES)}: not the Cubism Core")
     return path.read_bytes()
 
 
@@ -69,6 +72,9 @@ def install_core(source: str, home: Path | None = None) -> Path:
     if MARKER not in data[:1_000_000]:
         raise UsageError(f"{source} does not look like the Cubism Core for Web ({CORE_NAME}): "
                          f"it never mentions {MARKER.decode()}")
+    version = read_core_version(data)
+    if version is not None and version.problem():
+        raise UsageError(f"{source}: {version.problem()}")
     dest = core_path(home)
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(dest, data)

@@ -11,7 +11,9 @@
 // Live2D loads, in this order: the user's Cubism Core (/avatar/core.js, Live2D's proprietary code that
 // Zishu does not ship), then the pinned vendor builds of pixi.js 6, @pixi/unsafe-eval (pixi without
 // `new Function`, which the page's Content-Security-Policy forbids) and pixi-live2d-display's Cubism 4
-// build. If any of that fails (no core, no WebGL), the static avatar is shown with the reason.
+// build. If any of that fails (no core, no WebGL), or the running core cannot show this model (a 3.x
+// core; a model whose .moc3 format is newer than the core reads), the static avatar is shown with the
+// reason ("this model needs a Cubism 5 core; yours is 4.1").
 // The element gets data-avatar (the kind) and data-expression (the current expression, or "").
 
 const VENDOR = "/static/vendor/";
@@ -68,6 +70,57 @@ async function coreStarted(core) {
   throw new Error("the Cubism Core did not start (a Cubism 5 core needs WebAssembly)");
 }
 
+/** An error whose message is for the user as it stands (why Live2D is off for this model). */
+class Refusal extends Error {}
+
+function coreVersion(core) {
+  const v = core.Version.csmGetVersion() >>> 0;
+  return { major: v >>> 24, minor: (v >>> 16) & 0xff, patch: v & 0xffff };
+}
+
+/** Refuse what the running core cannot show, with the reason, before the renderer fails on it:
+ * a core older than the renderer (3.x), or a model whose .moc3 format (info.moc, read by the
+ * server from the file's header) is newer than the core reads (csmGetLatestMocVersion). */
+function checkCore(core, info) {
+  const v = coreVersion(core);
+  if (v.major < 4 || typeof core.Version.csmGetLatestMocVersion !== "function") {
+    throw new Refusal(`Cubism Core ${v.major}.${v.minor}.${v.patch} is older than the renderer works with: `
+      + "use live2dcubismcore.min.js from the Cubism SDK for Web 4 or 5 (zishu live2d core)");
+  }
+  const latest = core.Version.csmGetLatestMocVersion();
+  if (info.moc && info.moc.version > latest) {
+    throw new Refusal(`this model needs a Cubism ${info.moc.needs} core; yours is ${v.major}.${v.minor}`);
+  }
+}
+
+/** Cores from Cubism 5 SDK R5 on (6.x) moved the drawables' render order to Model.getRenderOrders(),
+ * which covers drawables and offscreens; pixi-live2d-display 0.4 reads drawables.renderOrders. Give
+ * it back, as the drawables' ranks in that order (0..count-1). Older cores are left as they are. */
+export function adaptRenderOrders(core) {
+  const fromMoc = core.Model && core.Model.fromMoc;
+  if (typeof fromMoc !== "function" || fromMoc.zishuAdapted) return;
+  const adapted = function (...args) {
+    const model = fromMoc.apply(this, args);
+    const drawables = model && model.drawables;
+    if (drawables && drawables.renderOrders === undefined && typeof model.getRenderOrders === "function") {
+      const ranks = new Int32Array(drawables.count);
+      const index = [...ranks.keys()];
+      Object.defineProperty(drawables, "renderOrders", {
+        configurable: true,
+        get() {
+          const orders = model.getRenderOrders();
+          index.sort((a, b) => orders[a] - orders[b] || a - b);
+          index.forEach((drawable, rank) => { ranks[drawable] = rank; });
+          return ranks;
+        },
+      });
+    }
+    return model;
+  };
+  adapted.zishuAdapted = true;
+  core.Model.fromMoc = adapted;
+}
+
 async function loadLive2D() {
   if (!live2dLoading) {
     live2dLoading = (async () => {
@@ -76,6 +129,7 @@ async function loadLive2D() {
       }
       if (!window.Live2DCubismCore) throw new Error("the Cubism Core did not load (is /avatar/core.js the real file?)");
       await coreStarted(window.Live2DCubismCore);
+      adaptRenderOrders(window.Live2DCubismCore);
       if (!window.PIXI || !window.PIXI.live2d) throw new Error("pixi-live2d-display did not load");
       return window.PIXI;
     })();
@@ -96,6 +150,7 @@ function lipSyncIds(internal) {
 
 async function mountLive2D(element, info) {
   const PIXI = await loadLive2D();
+  checkCore(window.Live2DCubismCore, info);
   if (PIXI.utils && PIXI.utils.skipHello) PIXI.utils.skipHello();
   const canvas = node("canvas", "avatar-canvas");
   canvas.dataset.testid = "avatar-canvas";
@@ -276,7 +331,9 @@ export async function mountAvatar(element, info) {
     try {
       avatar = await mountLive2D(element, info);
     } catch (error) {
-      why = `Live2D could not start here (${error.message}): showing a still avatar instead.`;
+      why = error instanceof Refusal
+        ? `Live2D is off for ${info.name}: ${error.message}. Showing a still avatar instead.`
+        : `Live2D could not start here (${error.message}): showing a still avatar instead.`;
       console.warn("avatar:", error);
     }
   }
