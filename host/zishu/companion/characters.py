@@ -14,6 +14,9 @@ previous one is current again; undoing a character's only version moves it to th
 local copy whose ``spec.extensions.zishu.derived_from`` names the original (``owner/name@version``),
 with the original's files linked into it. A version is assembled in a hidden staging folder and
 renamed into place with ``manifest.json`` already in it: a crash leaves no half-written character.
+Every change goes through the version store (``zishu.resources.versions``) holding its one lock
+from the first read to the last write, the lock the installer and ``zishu gc`` take too, so gc
+never takes a save in progress for a leftover.
 
 Every input is checked by the manifest model itself; what it refuses comes back as a UsageError
 naming the field (``persona: must not be empty``, ``lorebook entry 2.keys: must not be empty``).
@@ -23,15 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import semver
-from filelock import FileLock
+from filelock import BaseFileLock
 from pydantic import ValidationError
 
 from zishu.catalog import RESOURCE
@@ -41,7 +42,7 @@ from zishu.catalog.manifest import CharacterResource
 from zishu.errors import CardError, ManifestError, NotFound, UsageError, ZishuError
 from zishu.files import write_atomic
 from zishu.resources.install import link_or_copy, manifest_of, sha256_of
-from zishu.resources.registry import MANIFEST
+from zishu.resources.versions import MANIFEST, discard
 
 LOCAL = "local"  # the owner of the user's own characters
 LOCAL_LICENSE = "LicenseRef-local"  # made or imported here, never published: no license stated
@@ -194,8 +195,7 @@ def undo_character_edit(runtime, rid: str) -> dict:
         if len(versions) == 1:
             _trash(runtime, rid)
             return {"id": rid, "removed": versions[0], "version": None, "deleted": True}
-        runtime.registry.forget(rid, versions[0])
-        _discard(runtime.registry.version_dir(rid, versions[0]))
+        runtime.registry.remove(rid, versions[0])
         return {"id": rid, "removed": versions[0], "version": versions[1], "deleted": False}
 
 
@@ -257,33 +257,24 @@ def restore_character(runtime, rid: str) -> str:
             records = json.loads((trashed / DELETED).read_text(encoding="utf-8")).get("records", {})
         except (OSError, ValueError, AttributeError):
             records = {}  # deleted.json lost in a crash: the files say the same, more slowly
-        folder = runtime.registry.root / rid
-        if folder.exists():
-            _discard(folder)  # leftovers of a crash (no registered version lives there)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(trashed, folder)
-        (folder / DELETED).unlink(missing_ok=True)
-        for version_dir in sorted(folder.iterdir()):
+        versions = {}
+        for version_dir in sorted(trashed.iterdir()):
             if not (version_dir / MANIFEST).is_file() or version_dir.name.startswith("."):
                 continue
             record = records.get(version_dir.name) or {}
-            files = record.get("files") or _files_of(version_dir, {})
-            runtime.registry.record(rid, version_dir.name, kind="character", files=files, extra=record.get("extra"))
+            versions[version_dir.name] = {"files": record.get("files") or _files_of(version_dir, {}),
+                                          "extra": record.get("extra")}
+        runtime.registry.bring_back(trashed, rid, kind="character", records=versions)
+        (runtime.registry.root / rid / DELETED).unlink(missing_ok=True)
     return rid
 
 
 def _trash(runtime, rid: str) -> list[str]:
     """Move every version of ``rid`` to the trash in one rename, then forget them; the versions moved."""
-    registry = runtime.registry
-    records = registry.load().get(rid, {})
     trashed = _trash_dir(runtime, rid)
     if trashed.exists():
-        _discard(trashed)  # an older deletion of the same id: only the newest can be restored
-    trashed.parent.mkdir(parents=True, exist_ok=True)
-    with registry.lock:
-        os.replace(registry.root / rid, trashed)
-        for version in records:
-            registry.forget(rid, version)
+        discard(trashed)  # an older deletion of the same id: only the newest can be restored
+    records = runtime.registry.take_out(rid, trashed)
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_atomic(trashed / DELETED, json.dumps({"id": rid, "deleted_at": stamp, "records": records}, indent=1))
     return sorted(records, key=semver.Version.parse, reverse=True)
@@ -404,13 +395,12 @@ def _carried(old: CharacterResource, installed: str, version: str, notes: str) -
 def _write_version(runtime, resource: CharacterResource, version: str, *, copy_from: Path | None = None,
                    record: dict | None = None, new_files: dict[str, bytes] | None = None) -> Path:
     """Put ``version`` of ``resource`` in place: files linked from ``copy_from`` (another version
-    folder), ``new_files`` written, ``manifest.json`` last, then one rename and the registry record."""
+    folder), ``new_files`` written, ``manifest.json`` last, then one rename and the registry record.
+    The caller holds the store's lock (``_lock``) throughout."""
     registry = runtime.registry
-    final = registry.version_dir(resource.id, version)
     if version in registry.versions(resource.id):
         raise UsageError(f"{resource.id}@{version} already exists")
-    staging = final.with_name(f".{version}.{uuid.uuid4().hex[:8]}.staging")
-    staging.mkdir(parents=True)
+    staging = registry.staging(resource.id, version)
     try:
         if copy_from is not None:
             for path in sorted(copy_from.rglob("*")):
@@ -423,14 +413,11 @@ def _write_version(runtime, resource: CharacterResource, version: str, *, copy_f
         if avatar and avatar.image and avatar.image not in files:
             raise UsageError(f"avatar.image: {avatar.image!r} is not a file of this character")
         write_atomic(staging / MANIFEST, RESOURCE.dump_json(resource, indent=1).decode() + "\n")
-        if final.exists():
-            _discard(final)  # a leftover without a registered version (an undone edit, a crash)
-        os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    registry.record(resource.id, version, kind="character", files=files)
-    return final
+    # a folder already there has no registered version (an undone edit, a crash): put replaces it
+    return registry.put(staging, resource.id, version, kind="character", files=files)
 
 
 def _files_of(folder: Path, known: dict[str, dict]) -> dict[str, dict]:
@@ -448,13 +435,6 @@ def _files_of(folder: Path, known: dict[str, dict]) -> dict[str, dict]:
 
 def _record(runtime, rid: str, version: str) -> dict:
     return runtime.registry.load().get(rid, {}).get(version, {})
-
-
-def _discard(folder: Path) -> None:
-    """Move a folder aside in one rename, then delete it: it is never seen half deleted."""
-    aside = folder.with_name(f".trash-{uuid.uuid4().hex}")
-    os.replace(folder, aside)
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 # ---- ids and names ---------------------------------------------------------------------------
@@ -491,8 +471,7 @@ def _unique_slug(runtime, base: str) -> str:
     return slug
 
 
-def _lock(runtime) -> FileLock:
-    """One lock for every change to the user's characters (they are rare and quick)."""
-    locks = runtime.home / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(locks / "characters.lock"))
+def _lock(runtime) -> BaseFileLock:
+    """The version store's one lock, held for the whole of every change to the user's characters
+    (they are rare and quick): the same lock the installer and gc take for version folders."""
+    return runtime.registry.lock

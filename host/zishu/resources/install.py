@@ -1,10 +1,11 @@
 """Installing, adopting, uninstalling and cleaning up resource versions under ZISHU_HOME.
 
-A version is assembled in a hidden staging folder beside its final place; ``manifest.json`` is
-written last and the folder is renamed into place in one step, so a version folder either holds
-every verified file or does not exist. Files the user already has (``--from PATH``, or a file with
-the right sha256 in one of ``ZISHU_MODEL_DIRS``) are hard-linked, or copied across disks, instead
-of downloaded.
+A version is assembled in a hidden staging folder beside its final place (holding the version
+store's ``assembling`` claim, not its lock, since a download may take hours); ``manifest.json`` is
+written last and the store renames the folder into place and records it in one step under its
+lock (see ``versions.py``), so a version folder either holds every verified file or does not
+exist. Files the user already has (``--from PATH``, or a file with the right sha256 in one of
+``ZISHU_MODEL_DIRS``) are hard-linked, or copied across disks, instead of downloaded.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from zishu.files import write_atomic
 
 from .locks import LOCK, key_of, lock_path
 from .plan import InstallPlan, Step
-from .registry import MANIFEST, Registry
+from .versions import MANIFEST, VersionStore
 
 
 class Fetcher(Protocol):
@@ -88,15 +89,10 @@ def _verify(path: Path, entry: FileEntry) -> dict:
 class Installer:
     """Puts resource versions in place. One per ZISHU_HOME; safe across threads and processes."""
 
-    def __init__(self, registry: Registry, fetcher: Fetcher, *, model_dirs: Iterable[Path] = ()) -> None:
-        self.registry = registry
+    def __init__(self, registry: VersionStore, fetcher: Fetcher, *, model_dirs: Iterable[Path] = ()) -> None:
+        self.registry = registry  # the version store every version is put in place through
         self.fetcher = fetcher
         self.model_dirs = list(model_dirs)
-        self.locks = registry.home / "locks"
-
-    def _lock(self, rid: str, version: str) -> FileLock:
-        self.locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.locks / f"{rid.replace('/', '__')}@{version}.lock"))
 
     def install(self, plan: InstallPlan, on_step: Callable[[Step], None] | None = None) -> list[Installed]:
         """Install every step not yet installed, dependencies first."""
@@ -109,13 +105,12 @@ class Installer:
 
     def install_version(self, resource: Resource, version: Version, *, source: Path | None = None) -> Installed:
         """Put one version in place (from ``source`` when given, else local copies or downloads)."""
-        rid = resource.id
-        with self._lock(rid, version.version):
-            final = self.registry.version_dir(rid, version.version)
-            if (final / MANIFEST).exists() and version.version in self.registry.versions(rid):
+        rid, store = resource.id, self.registry
+        with store.assembling(rid, version.version):  # a download may take hours: not under the store's lock
+            final = store.version_dir(rid, version.version)
+            if (final / MANIFEST).exists() and version.version in store.versions(rid):
                 return Installed(rid, version.version, final, 0, 0)
-            staging = final.with_name(f".{version.version}.staging")
-            staging.mkdir(parents=True, exist_ok=True)
+            staging = store.staging(rid, version.version)
             files, transferred, reused = {}, 0, 0
             for entry in version.files:
                 dest = staging / entry.name
@@ -129,10 +124,7 @@ class Installer:
                     files[entry.name] = {"sha256": fetched.sha256, "size": fetched.size}
                     transferred += fetched.transferred
             write_atomic(staging / MANIFEST, RESOURCE.dump_json(resource, indent=1).decode() + "\n")
-            if final.exists():
-                _discard(final)  # a half-installed leftover (no manifest.json): never trusted
-            os.replace(staging, final)
-            self.registry.record(rid, version.version, kind=resource.kind, files=files)
+            store.put(staging, rid, version.version, kind=resource.kind, files=files)
             return Installed(rid, version.version, final, transferred, reused)
 
     @staticmethod
@@ -153,24 +145,13 @@ class Installer:
         if version and version not in self.registry.versions(rid):
             raise UsageError(f"{rid}@{version} is not installed")
         for v in versions:
-            with self._lock(rid, v):
-                self.registry.forget(rid, v)
-                folder = self.registry.version_dir(rid, v)
-                if folder.exists():
-                    _discard(folder)
+            with self.registry.assembling(rid, v):  # after an install of it in progress, not during
+                self.registry.remove(rid, v)
         return versions
 
     def gc(self, partials: Path | None = None) -> int:
         """Remove staging leftovers, folders without manifest.json and partial downloads; bytes freed."""
-        freed = 0
-        installed = self.registry.load()
-        for folder in self.registry.root.glob("*/*/*") if self.registry.root.is_dir() else []:
-            rid = f"{folder.parent.parent.name}/{folder.parent.name}"
-            stale = folder.name.startswith(".") or not (folder / MANIFEST).exists() or folder.name not in installed.get(rid, {})
-            if stale and folder.is_dir():
-                with self._lock(rid, folder.name.strip(".").removesuffix(".staging")):
-                    freed += _size(folder)
-                    _discard(folder)
+        freed = self.registry.collect_garbage()
         for part in sorted(partials.iterdir()) if partials and partials.is_dir() else []:
             key = key_of(part)
             if key is None or part.name.endswith(LOCK):
@@ -184,23 +165,12 @@ class Installer:
         return freed
 
 
-def _size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-def _discard(folder: Path) -> None:
-    """Move a folder aside in one rename, then delete it: it is never seen half deleted."""
-    trash = folder.with_name(f".trash-{uuid.uuid4().hex}")
-    os.replace(folder, trash)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
 def manifest_of(folder: Path) -> Resource:
     return RESOURCE.validate_json((folder / MANIFEST).read_bytes())
 
 
 
-def installer_for(registry: Registry, *, progress=None, cancelled=None, **downloader_options) -> Installer:
+def installer_for(registry: VersionStore, *, progress=None, cancelled=None, **downloader_options) -> Installer:
     """The installer the CLI and the install job use: downloads into ZISHU_HOME/partials (after
     clearing leftovers nothing can resume), reusing files from ZISHU_MODEL_DIRS.
     ``downloader_options`` go to the Downloader (the install job waits out outages)."""
