@@ -23,7 +23,7 @@ UV     := uv==0.13.9
 
 $(STAMP): $(LOCK) pyproject.toml package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade 'pip>=25'
+	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_FROM) -r $(LOCK)
 	$(PY) -m pip install -q --no-deps -e .
 	npm ci --no-audit --no-fund --silent
