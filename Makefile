@@ -1,22 +1,32 @@
 # make run   — the app: the Zishu window (or, with no display, the app served for a browser)
 # make test  — set everything up on a clean machine, then run the whole suite
+# make check — ruff, mypy and the import-linter contracts (settings in pyproject.toml)
+# make lock  — after changing a dependency range in pyproject.toml: re-resolve requirements.lock
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# torch's CPU build (a newer or unpinned torch pulls several GB of CUDA packages); pip's cache lives in
-# the project so llama-cpp-python, which compiles llama.cpp for minutes, is built once per checkout
-TORCH  ?= torch==2.13.0
+LOCK   := requirements.lock
+# pip's cache lives in the project so llama-cpp-python, which compiles llama.cpp for minutes, is built
+# once per checkout
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+# The lock pins torch's CPU build (torch==2.13.0+cpu; the registry's torch pulls several GB of CUDA
+# packages). Where the machine has that wheel (pip's find-links: /opt/wheels here and on CI) pip takes
+# it from there, else from PyTorch's CPU index.
+CPU_WHEELS  ?= /opt/wheels
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_FROM  := $(if $(wildcard $(CPU_WHEELS)/torch-2.13.0+cpu-*.whl),--find-links $(CPU_WHEELS),--extra-index-url $(TORCH_INDEX))
+# the tool that compiles the lock, itself pinned
+UV     := uv==0.13.9
 
-.PHONY: setup test run site bench clean
+.PHONY: setup test check lock run site bench clean
 
-$(STAMP): pyproject.toml package.json
+$(STAMP): $(LOCK) pyproject.toml package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q '$(TORCH)'
-	$(PY) -m pip install -q -e '.[dev]'
-	npm install --no-audit --no-fund --silent
+	$(PY) -m pip install -q $(TORCH_FROM) -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
+	npm ci --no-audit --no-fund --silent
 	bash scripts/vendor-frontend.sh
 	touch $(STAMP)
 
@@ -25,6 +35,27 @@ setup: $(STAMP)
 
 test: setup
 	$(PY) -m pytest -n 2 -q
+
+# The lock is resolved for CPython 3.11 on linux x86_64 (this machine and CI). Pins already in it are
+# kept where pyproject's ranges still allow them; `make lock LOCK_FLAGS=--upgrade` moves every package
+# to the newest version its range allows.
+LOCK_FLAGS ?=
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q '$(UV)'
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) --quiet \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  $(TORCH_FROM) --overrides scripts/lock-overrides.txt \
+	  --custom-compile-command 'make lock' --output-file $(LOCK)
+	! grep -Eq '^(nvidia-|triton==)' $(LOCK) || { echo '$(LOCK) pulls CUDA packages' >&2; exit 1; }
+
+# all three run, each reporting everything it finds; the target fails if any of them did
+check: $(STAMP)
+	status=0; \
+	$(VENV)/bin/ruff check host plugins tools tests bench || status=1; \
+	$(VENV)/bin/mypy || status=1; \
+	$(VENV)/bin/lint-imports || status=1; \
+	exit $$status
 
 run: setup
 	$(VENV)/bin/zishu app

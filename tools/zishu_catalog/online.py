@@ -24,11 +24,11 @@ from zishu.catalog.reading import dump_manifest
 from zishu.errors import Problem
 from zishu.files import write_atomic
 
+from .catalog import Manifest
 from .policy import Policy, file_urls
 
-if TYPE_CHECKING:  # validate.py imports this module
+if TYPE_CHECKING:
     from .published import BaseCatalog
-    from .validate import Manifest
 
 SCHEMA_REF = "../../resource.schema.json"  # from resources/<owner>/<name>.yaml to registry_index/
 CHUNK = 1024 * 1024

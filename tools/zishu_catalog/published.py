@@ -13,14 +13,13 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from zishu.catalog.manifest import Resource, Version
 from zishu.catalog.reading import load_yaml, parse_manifest
 from zishu.errors import ManifestError, Problem, UsageError
 
-if TYPE_CHECKING:  # validate.py imports this module
-    from .validate import Catalog, Manifest
+from .catalog import Catalog, Manifest
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from functools import lru_cache
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import semver
 
@@ -21,10 +21,8 @@ from zishu.catalog.ids import is_id
 from zishu.catalog.manifest import FileEntry, Requirement, Resource, Version
 from zishu.errors import Problem
 
+from .catalog import Catalog, Manifest
 from .policy import Policy, Source, file_urls
-
-if TYPE_CHECKING:  # validate.py imports this module
-    from .validate import Catalog, Manifest
 
 
 def check_offline(catalog: Catalog, policy: Policy, retired: dict[str, str], *, allow_local_urls: bool = False) -> list[Problem]:

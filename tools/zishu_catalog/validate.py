@@ -1,186 +1,40 @@
 """``zishu catalog validate``: every rule a manifest must follow before it joins the catalog.
 
-This module reads the catalog and reports on it; the rules live beside it:
+This module runs the checks and is the command; each part lives beside it:
 
-- ``read_catalog`` reads every manifest under ``resources/`` (schema checks by
-  ``zishu.catalog.reading``), with an optional JSON cache so that a rebuild parses only the YAML
-  files that changed; ``load_catalog`` is what the build step calls;
+- ``catalog`` — the manifest files and their types (``Catalog``, ``Manifest``), read and
+  schema-checked, with an optional cache so that a rebuild parses only the YAML that changed;
+- ``policy`` — policy.yaml and retired.yaml;
 - ``rules`` — offline checks: id = path, unique and unretired ids, allowed file URLs with
   checksums, requires that resolve without cycles, license compatibility;
 - ``published`` — against a git base: published versions never change, only maintainers change;
 - ``online`` — downloads new and changed files, verifies or measures them;
-- ``policy`` — policy.yaml and retired.yaml.
+- ``report`` — the ``Outcome`` and its text, markdown and JSON renderings.
 
-``validate`` runs them all and ``validate_command`` reports the outcome as text, markdown or JSON.
-Every failure is a ``Problem(file, field, message)``; nothing a pull request contains may crash it.
+``load_catalog`` is what the build step calls; ``validate`` runs every check and
+``validate_command`` reports the outcome. Every failure is a ``Problem(file, field, message)``;
+nothing a pull request contains may crash it.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import click
-from pydantic import ValidationError
 
-from zishu.catalog.manifest import RESOURCE, Resource
-from zishu.catalog.reading import MAX_MANIFEST_BYTES, load_yaml, parse_manifest
+from zishu.catalog.manifest import Resource
 from zishu.errors import ManifestError, Problem, exit_status
 from zishu.files import write_atomic
 
-from .online import Measured, check_downloads, files_to_check
+from .catalog import printable, read_catalog
+from .online import check_downloads, files_to_check
 from .online import write_measured as write_measured_values
 from .policy import Policy, load_policy, load_retired, parse_policy, parse_retired
 from .published import BaseCatalog, check_against_base, read_base
+from .report import RENDERERS, Outcome, count, in_file_order, render_markdown
 from .rules import check_offline
-
-CACHE_FORMAT = 1  # bump when the cache's layout changes
-
-# ---- reading the catalog ---------------------------------------------------------------------
-
-
-@dataclass
-class Manifest:
-    """One manifest file of the catalog, and its resource when it could be read and validated."""
-
-    rel: str  # POSIX path under resources/, e.g. "alice/example.yaml"
-    path: Path
-    file: str  # how problems name the file
-    resource: Resource | None = None
-
-    @property
-    def expected_id(self) -> str:
-        return self.rel.removesuffix(".yaml")
-
-
-@dataclass
-class Catalog:
-    """Every manifest under ``root/resources``, and the problems met while reading them."""
-
-    root: Path
-    manifests: list[Manifest]
-    problems: list[Problem] = field(default_factory=list)
-    names: dict[str, str] = field(default_factory=dict)  # path under resources/ → name given by the user
-
-    def name(self, rel: str) -> str:
-        """How problems name the file at ``rel`` (under resources/): as the user gave it, or root-based."""
-        return self.names.get(rel) or _printable(os.path.join(self.root, "resources", rel))
-
-    @property
-    def valid(self) -> list[Manifest]:
-        return [m for m in self.manifests if m.resource is not None]
-
-    def by_id(self) -> dict[str, Manifest]:
-        """Valid manifests by id (the first file wins when an id is used twice)."""
-        out: dict[str, Manifest] = {}
-        for m in self.valid:
-            out.setdefault(m.resource.id, m)
-        return out
-
-
-def read_catalog(root: Path, *, cache_file: Path | None = None, names: dict[str, str] | None = None) -> Catalog:
-    """Read and schema-check every manifest under ``root/resources``.
-
-    ``names`` maps a path under resources/ to the name problems should use for it (as the user
-    typed it). With ``cache_file``, files whose size and mtime match the cache are re-validated
-    from their cached JSON instead of being parsed again, and the cache is refreshed atomically.
-    """
-    resources = root / "resources"
-    cache = _load_cache(cache_file)
-    fresh: dict[str, list] = {}  # what the cache will hold: rel → [size, mtime_ns, validated JSON]
-    catalog = Catalog(root, [], names=names or {})
-    for rel, path, st, problem in sorted(_manifest_files(resources), key=lambda found: found[0]):
-        file = catalog.name(rel)
-        if problem:
-            catalog.problems.append(Problem(file, "", problem))
-            continue
-        manifest = Manifest(rel, Path(path), file)
-        catalog.manifests.append(manifest)
-        key = [st.st_size, st.st_mtime_ns]
-        hit = cache.get(rel)
-        if hit and hit[:2] == key:
-            try:
-                manifest.resource = RESOURCE.validate_json(hit[2])
-                fresh[rel] = hit
-                continue
-            except ValidationError:
-                pass  # the models changed since: read the YAML again
-        catalog.problems += _read_manifest(manifest, st.st_size)
-        if manifest.resource is not None and cache_file is not None:
-            fresh[rel] = key + [RESOURCE.dump_json(manifest.resource, exclude_defaults=True).decode()]
-    if cache_file is not None and (fresh.keys() != cache.keys() or any(fresh[k] is not cache[k] for k in fresh)):
-        write_atomic(cache_file, json.dumps({"format": CACHE_FORMAT, "files": fresh}, separators=(",", ":")))
-    return catalog
-
-
-def _manifest_files(resources: Path) -> Iterator[tuple[str, str, os.stat_result | None, str | None]]:
-    """(rel, path, stat, problem) for every file under resources/; hidden ones are skipped."""
-    todo = [("", str(resources))]
-    while todo:
-        prefix, folder = todo.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue  # no resources/ folder yet: an empty catalog
-        for entry in entries:
-            rel = prefix + entry.name
-            if entry.name.startswith("."):
-                continue
-            if entry.is_symlink():
-                yield rel, entry.path, None, "is a symbolic link; manifests must be plain files"
-            elif entry.is_dir(follow_symlinks=False):
-                todo.append((rel + "/", entry.path))
-            elif not entry.is_file(follow_symlinks=False):
-                yield rel, entry.path, None, "is not a regular file"
-            elif not entry.name.endswith(".yaml"):
-                yield rel, entry.path, None, "is not a manifest; manifests are resources/<owner>/<name>.yaml"
-            elif not rel.isprintable():
-                yield rel, entry.path, None, "file name has characters that are not printable UTF-8"
-            else:
-                try:
-                    yield rel, entry.path, entry.stat(follow_symlinks=False), None
-                except OSError as e:
-                    yield rel, entry.path, None, f"cannot read: {e.strerror}"
-
-
-def _read_manifest(manifest: Manifest, size: int) -> list[Problem]:
-    """Parse and schema-check one file into ``manifest.resource``; return its problems."""
-    if size > MAX_MANIFEST_BYTES:  # refuse before reading a huge file into memory
-        return [Problem(manifest.file, "", f"file is {size:,} bytes; a manifest may be at most 256 KiB")]
-    try:
-        data = manifest.path.read_bytes()
-        manifest.resource = parse_manifest(load_yaml(data, manifest.file), manifest.file)
-    except ManifestError as e:
-        return e.problems
-    except OSError as e:
-        return [Problem(manifest.file, "", f"cannot read: {e.strerror}")]
-    except (RecursionError, MemoryError, ValueError) as e:  # pathological input the reader did not foresee
-        return [Problem(manifest.file, "", f"cannot read: {type(e).__name__}: {e}")]
-    return []
-
-
-def _load_cache(cache_file: Path | None) -> dict[str, list]:
-    if cache_file is None:
-        return {}
-    try:
-        data = json.loads(cache_file.read_bytes())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("files"), dict):
-        return {}
-    return {k: v for k, v in data["files"].items() if isinstance(v, list) and len(v) == 3 and isinstance(v[2], str)}
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters and undecodable bytes escaped, safe for one output line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-
 
 # ---- the build step's entry point ------------------------------------------------------------
 
@@ -196,25 +50,11 @@ def load_catalog(root: Path, *, allow_local_urls: bool = False, cache_file: Path
     catalog = read_catalog(root, cache_file=cache_file)
     problems = catalog.problems + check_offline(catalog, policy, retired, allow_local_urls=allow_local_urls)
     if problems:
-        raise ManifestError(_in_file_order(problems))
+        raise ManifestError(in_file_order(problems))
     return {m.resource.id: m.resource for m in catalog.manifests}
 
 
-# ---- the command -----------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    """What one validation found: the manifests checked, the problems, the measured checksums."""
-
-    checked: list[str]
-    problems: list[Problem]
-    measured: list[Measured] = field(default_factory=list)
-    written: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
+# ---- running every check ---------------------------------------------------------------------
 
 
 def validate(
@@ -253,11 +93,13 @@ def validate(
         if write_measured and outcome.measured:
             outcome.written = [m.file for m in write_measured_values(outcome.measured)]
     if wanted is not None:
-        deleted = {catalog.name(rel) for rel in base_catalog.blobs} - {m.file for m in catalog.manifests} if base_catalog else set()
+        deleted: set[str] = set()
+        if base_catalog is not None:
+            deleted = {catalog.name(rel) for rel in base_catalog.blobs} - {m.file for m in catalog.manifests}
         shown = {m.file for m in chosen} | {p.file for p in path_problems} | deleted | _rule_files(root)
         shown |= {catalog.name(rel) for rel in wanted}
         outcome.problems = [p for p in outcome.problems if p.file in shown]
-    outcome.problems = _in_file_order(outcome.problems)
+    outcome.problems = in_file_order(outcome.problems)
     return outcome
 
 
@@ -281,7 +123,9 @@ def _rule_files(root: Path) -> set[str]:
     return {str(root / "policy.yaml"), str(root / "retired.yaml")}
 
 
-def _select(root: Path, paths: list[str], base: BaseCatalog | None) -> tuple[dict[str, str], set[str] | None, list[str], list[Problem]]:
+def _select(
+    root: Path, paths: list[str], base: BaseCatalog | None
+) -> tuple[dict[str, str], set[str] | None, list[str], list[Problem]]:
     """Which manifests the user named: (rel → name as given, the rels, folders, problems)."""
     if not paths:
         return {}, None, [], []
@@ -296,91 +140,22 @@ def _select(root: Path, paths: list[str], base: BaseCatalog | None) -> tuple[dic
             if os.path.isdir(given) and rel == ".":
                 dirs.append("")
             else:
-                problems.append(Problem(_printable(given), "", f"is not in {root / 'resources'}; manifests live at {root / 'resources'}/<owner>/<name>.yaml"))
+                resources_dir = root / "resources"
+                where = f"is not in {resources_dir}; manifests live at {resources_dir}/<owner>/<name>.yaml"
+                problems.append(Problem(printable(given), "", where))
             continue
         rel = Path(rel).as_posix()
         if os.path.isdir(given):
             dirs.append(rel + "/")
         elif os.path.lexists(given) or (base is not None and rel in base.blobs):
-            names[rel] = _printable(given)
+            names[rel] = printable(given)
             wanted.add(rel)
         else:
-            problems.append(Problem(_printable(given), "", "no such file"))
+            problems.append(Problem(printable(given), "", "no such file"))
     return names, wanted, dirs, problems
 
 
-def _in_file_order(problems: list[Problem]) -> list[Problem]:
-    """Problems grouped by file (in path order), each once, in the order found within a file."""
-    unique = list(dict.fromkeys(problems))
-    return sorted(unique, key=lambda p: p.file)
-
-
-# ---- reports ---------------------------------------------------------------------------------
-
-
-def render_text(outcome: Outcome) -> str:
-    """One line per problem, ``file: field: message``; or ``N manifests OK``."""
-    if outcome.ok:
-        return f"{_count(len(outcome.checked), 'manifest')} OK"
-    return "\n".join(_printable(str(p)) for p in outcome.problems)
-
-
-def render_json(outcome: Outcome) -> str:
-    return json.dumps(
-        {
-            "ok": outcome.ok,
-            "checked": len(outcome.checked),
-            "problems": [{"file": p.file, "field": p.field, "message": p.message} for p in outcome.problems],
-            "measured": [{"file": m.manifest.file, "field": m.where, "sha256": m.sha256, "size": m.size} for m in outcome.measured],
-            "written": outcome.written,
-        },
-        indent=2,
-        ensure_ascii=False,
-    )
-
-
-MAX_REPORT_ROWS = 300
-
-
-def render_markdown(outcome: Outcome) -> str:
-    """A summary for the pull request comment; everything from the manifests is escaped."""
-    lines = ["## Catalog validation", ""]
-    if outcome.ok:
-        lines.append(f"✅ {_count(len(outcome.checked), 'manifest')} OK.")
-    else:
-        files = len({p.file for p in outcome.problems})
-        lines += [
-            f"❌ {_count(len(outcome.problems), 'problem')} in {_count(files, 'file')} "
-            f"({_count(len(outcome.checked), 'manifest')} checked).",
-            "",
-            "| File | Field | Problem |",
-            "| --- | --- | --- |",
-        ]
-        lines += [f"| {_md_code(p.file)} | {_md_code(p.field)} | {_md_text(p.message)} |" for p in outcome.problems[:MAX_REPORT_ROWS]]
-        if len(outcome.problems) > MAX_REPORT_ROWS:
-            lines += ["", f"…and {len(outcome.problems) - MAX_REPORT_ROWS} more; see the workflow log."]
-    if outcome.measured:
-        lines += ["", "Measured (files that left out sha256 and size):", "", "| File | Field | sha256 | Size |", "| --- | --- | --- | --- |"]
-        lines += [f"| {_md_code(m.manifest.file)} | {_md_code(m.where)} | `{m.sha256}` | {m.size:,} |" for m in outcome.measured[:MAX_REPORT_ROWS]]
-    return "\n".join(lines) + "\n"
-
-
-def _md_code(text: str) -> str:
-    return f"`{_printable(text).replace('`', chr(39)).replace('|', '¦')}`" if text else ""
-
-
-def _md_text(text: str) -> str:
-    text = " ".join(_printable(text).split())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = re.sub(r"([\\`*_\[\]#|!~])", r"\\\1", text)
-    return text.replace("@", "@\u200b")  # no @mentions from manifest content
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
+# ---- the command -----------------------------------------------------------------------------
 
 
 @click.command("validate")
@@ -391,7 +166,8 @@ RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_js
 @click.option("--author", metavar="LOGIN", help="GitHub login of the change's author (needs --base).")
 @click.option("--online", is_flag=True, help="Download new and changed files; check their size and sha256.")
 @click.option("--allow-local-urls", is_flag=True, help="Accept local_sources URLs (local mirrors, tests).")
-@click.option("--write-measured", is_flag=True, help="With --online: write measured sha256/size into manifests that left them out.")
+@click.option("--write-measured", is_flag=True,
+              help="With --online: write measured sha256/size into manifests that left them out.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Also write a markdown summary here.")
 @click.option("--format", "output_format", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True)
 @click.pass_context
@@ -423,8 +199,8 @@ def validate_command(
         write_atomic(report, render_markdown(outcome))
     click.echo(RENDERERS[output_format](outcome))
     if outcome.written:
-        click.echo(f"wrote measured sha256 and size into {_count(len(outcome.written), 'manifest')}", err=True)
+        click.echo(f"wrote measured sha256 and size into {count(len(outcome.written), 'manifest')}", err=True)
     if not outcome.ok:
         if output_format == "text":
-            click.echo(f"{_count(len(outcome.problems), 'problem')} found", err=True)
+            click.echo(f"{count(len(outcome.problems), 'problem')} found", err=True)
         ctx.exit(exit_status(ManifestError(outcome.problems)))
