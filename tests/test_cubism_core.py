@@ -12,7 +12,7 @@ import pytest
 from zishu.companion.cubism_core import (CoreVersion, check_live2d, describe, model_moc_version, model_refusal,
                                          read_core_version, read_moc_version)
 from zishu.errors import UsageError
-from zishu.live2d_command import core_path, install_core
+from zishu.companion.live2d_core import core_path, install_core
 
 BANNER = "/**\n * Live2D Cubism Core (a synthetic stand-in for tests)\n */\nvar Live2DCubismCore;!function(Live2DCubismCore){"
 
@@ -120,7 +120,7 @@ def test_zishu_live2d_core_says_the_version_and_refuses_a_core_too_old(tmp_path)
     from zishu.cli import LazyGroup, cli
 
     live2d_command = cli if "live2d" in cli.lazy else LazyGroup(
-        name="zishu", lazy={"live2d": "zishu.live2d_command:live2d_command"})
+        name="zishu", lazy={"live2d": "zishu.commands.live2d:live2d_command"})
     home = tmp_path / "home"
     env = {"ZISHU_HOME": str(home)}
     good, old = tmp_path / "41.js", tmp_path / "33.js"
