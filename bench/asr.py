@@ -41,7 +41,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from tiny_funasr import speech_wav, write_tiny_fsmn_vad, write_tiny_paraformer_streaming, write_tiny_sensevoice
-
     from zishu.engines import use
     from zishu.runtime import Runtime
 

@@ -35,7 +35,6 @@ def main() -> None:
     size = args.size or {"tiny": 64, "sd15": 512, "sdxl": 1024}[args.shape]
 
     from tiny_diffusers import write_full_size_sd, write_tiny_sd, write_tiny_sdxl  # noqa: F401
-
     from zishu.engines import ImageRequest, use
     from zishu.runtime import Runtime
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "host"))
 
-from zishu.db import open_database  # noqa: E402
-from zishu.jobs import Job, JobQueue  # noqa: E402
+from zishu.db import open_database
+from zishu.jobs import Job, JobQueue
 
 
 def main() -> None:

@@ -54,11 +54,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from llama_cpp import Llama
-    from tiny_gguf import write_tiny_gguf
-    from zishu_llama.loading import device_settings, thread_settings
 
+    from tiny_gguf import write_tiny_gguf
     from zishu.engines import ChatOptions, use
     from zishu.runtime import Runtime
+    from zishu_llama.loading import device_settings, thread_settings
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ZISHU_HOME"] = str(Path(tmp) / "home")

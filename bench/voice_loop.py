@@ -111,7 +111,6 @@ def main() -> None:
         os.environ.setdefault("ZISHU_HOME", str(tmp / "home"))
         from tiny_companion import install_companion, write_companion_models
         from tiny_funasr import speech_wav
-
         from zishu.companion.brain import Character
         from zishu.companion.session import Session, open_companion
         from zishu.engines.kinds import ChatOptions

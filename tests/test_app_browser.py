@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from conftest import AppProcess, install_test_plugins, trickle, watched_page
 
 pytestmark = pytest.mark.browser

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+
 from conftest import AppProcess
 
 

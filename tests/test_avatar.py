@@ -15,17 +15,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import CHROMIUM_ARGS, make_manifest, watched_page
 
+from conftest import CHROMIUM_ARGS, make_manifest, watched_page
 from zishu.catalog import RESOURCE
 from zishu.companion.brain import Character
 from zishu.companion.cubism_core import check_live2d, read_core_version
-from zishu.companion.expressions import (canonical_emotions, emotion_map, save_emotion_map, setting_key,
-                                         validate_mapping)
+from zishu.companion.expressions import canonical_emotions, emotion_map, save_emotion_map, setting_key, validate_mapping
+from zishu.companion.live2d_core import CORE_NAME, core_path, install_core
 from zishu.companion.stream_text import EmotionTags
 from zishu.db import get_setting
 from zishu.errors import UsageError
-from zishu.companion.live2d_core import CORE_NAME, core_path, install_core
 
 FAKE_CORE = b"/* Live2D Cubism Core (a stand-in for tests) */\nvar Live2DCubismCore = {};\n"
 MODEL3 = {"Version": 3, "FileReferences": {

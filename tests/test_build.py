@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from catalog_sites import SITE, populate
 from click.testing import CliRunner
-from conftest import make_manifest, write_manifest
 
+from catalog_sites import SITE, populate
+from conftest import make_manifest, write_manifest
 from zishu.cli import cli
 from zishu.errors import ManifestError
 from zishu_catalog.build import build_catalog

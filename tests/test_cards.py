@@ -14,9 +14,8 @@ from click.testing import CliRunner
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from conftest import make_manifest
 from zishu.catalog import load_yaml, parse_manifest, read_manifest
-from zishu.catalog.manifest import CharacterResource
-from zishu.cli import cli
 from zishu.catalog.cards import (
     card_to_manifest,
     manifest_to_card,
@@ -24,8 +23,8 @@ from zishu.catalog.cards import (
     summary_for,
     write_card_png,
 )
-
-from conftest import make_manifest
+from zishu.catalog.manifest import CharacterResource
+from zishu.cli import cli
 
 V2_CARD = {
     "spec": "chara_card_v2",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import LoopbackServer, make_manifest
 
+from conftest import LoopbackServer, make_manifest
 from zishu.catalog import RESOURCE, SNAPSHOT, CatalogClient
 from zishu.cli import cli
 from zishu.errors import InstallPlanError, RemoteError, UnknownResource, UsageError, exit_status

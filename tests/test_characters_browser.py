@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import AppProcess, watched_page
 
+from conftest import AppProcess, watched_page
 from zishu.catalog.cards import card_png_bytes
 
 pytestmark = pytest.mark.browser

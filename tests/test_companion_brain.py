@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_manifest
 
+from conftest import make_manifest
 from zishu.catalog import RESOURCE
 from zishu.catalog.manifest import CharacterSpec, LoreEntry
 from zishu.companion.brain import Character, build_turn, emotion_protocol, triggered_lore
 from zishu.errors import ResourceNotAvailable, UsageError
-from zishu.resources.registry import Registry
+from zishu.resources.versions import VersionStore
 
 
 def lore(keys, content, **kw):
@@ -73,9 +73,9 @@ def test_installed_characters_load_and_other_kinds_are_refused(tmp_path):
         folder.mkdir(parents=True)
         data = make_manifest(rid, kind=kind, spec=spec, name="Mei")
         (folder / "manifest.json").write_bytes(RESOURCE.dump_json(RESOURCE.validate_python(data)))
-    mei = Character.installed(Registry(tmp_path), "acme/mei")
+    mei = Character.installed(VersionStore(tmp_path), "acme/mei")
     assert (mei.id, mei.name, mei.spec.persona, mei.folder.name) == ("acme/mei", "Mei", "You are Mei.", "1.0.0")
     with pytest.raises(UsageError, match="acme/voice is a voice, not a character"):
-        Character.installed(Registry(tmp_path), "acme/voice")
+        Character.installed(VersionStore(tmp_path), "acme/voice")
     with pytest.raises(ResourceNotAvailable, match="acme/nobody"):
-        Character.installed(Registry(tmp_path), "acme/nobody")
+        Character.installed(VersionStore(tmp_path), "acme/nobody")

@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from conftest import make_manifest
 from zishu.catalog import RESOURCE
 from zishu.catalog.cards import card_png_bytes, manifest_to_card
 from zishu.companion import characters as chars
 from zishu.companion.brain import Character, build_turn
 from zishu.errors import CardError, NotFound, UsageError
 from zishu.resources.install import Installer, manifest_of
-
-from conftest import make_manifest
 
 SERA_V2 = {
     "spec": "chara_card_v2",

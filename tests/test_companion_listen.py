@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tiny_funasr import speech_wav, write_tiny_fsmn_vad
 
+from tiny_funasr import speech_wav, write_tiny_fsmn_vad
 from zishu.companion.listen import EnergyClassifier, Listener, ModelClassifier, SpeechStarted, Utterance
 from zishu.engines import use
 from zishu.errors import EngineError, UsageError

@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from tiny_gguf import write_tiny_gguf
 
-from zishu.companion.memory import (RECENCY_HALF_LIFE, MemoryStore, collection_name, facts_worth_keeping,
-                                    recency, score)
+from tiny_gguf import write_tiny_gguf
+from zishu.companion.memory import RECENCY_HALF_LIFE, MemoryStore, collection_name, facts_worth_keeping, recency, score
 from zishu.companion.records import Memory, Turn
 from zishu.db import open_database
 from zishu.engines import use

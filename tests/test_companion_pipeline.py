@@ -4,8 +4,8 @@ speech per sentence, overlapped with generation; barge-in keeps only what was he
 from __future__ import annotations
 
 import pytest
-from tiny_gguf import write_tiny_gguf
 
+from tiny_gguf import write_tiny_gguf
 from zishu.catalog.manifest import CharacterSpec, EmotionTarget
 from zishu.companion.brain import Character
 from zishu.companion.pipeline import INTERRUPTED, Conversation

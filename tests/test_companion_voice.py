@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from tiny_funasr import speech_wav
 
+from tiny_funasr import speech_wav
 from zishu.companion.brain import Character
 from zishu.companion.pipeline import INTERRUPTED
 from zishu.companion.session import Session, choose_models, open_companion, percentiles
 from zishu.db import set_setting
-from zishu.errors import UsageError
 from zishu.engines.kinds import ChatOptions
+from zishu.errors import UsageError
 
 PIECE = 3200  # bytes: 100 ms of 16 kHz int16, what the window sends at a time
 SILENCE = bytes(16000 * 2)  # one second

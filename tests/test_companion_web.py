@@ -13,6 +13,7 @@ import threading
 
 import pytest
 import requests
+
 from conftest import AppProcess
 from tiny_funasr import speech_wav
 

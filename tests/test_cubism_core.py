@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from zishu.companion.cubism_core import (CoreVersion, check_live2d, describe, model_moc_version, model_refusal,
-                                         read_core_version, read_moc_version)
-from zishu.errors import UsageError
+from zishu.companion.cubism_core import (
+    CoreVersion,
+    check_live2d,
+    describe,
+    model_moc_version,
+    model_refusal,
+    read_core_version,
+    read_moc_version,
+)
 from zishu.companion.live2d_core import core_path, install_core
+from zishu.errors import UsageError
 
 BANNER = "/**\n * Live2D Cubism Core (a synthetic stand-in for tests)\n */\nvar Live2DCubismCore;!function(Live2DCubismCore){"
 

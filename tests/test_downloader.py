@@ -25,7 +25,6 @@ from zishu.hookspecs import hookimpl
 from zishu.resources.downloader import Downloader, Throttle, part_key
 from zishu.resources.locks import reconcile
 
-
 KiB = 1024
 MiB = 1024 * KiB
 PIECE = 16 * KiB

@@ -9,7 +9,7 @@ import pytest
 
 from zishu.engines import Engine, EngineInfo, Engines, MemoryNeed, ModelCache, ModelRef, resolve_model, use
 from zishu.errors import EngineError, NotEnoughMemory, ResourceNotAvailable
-from zishu.resources.registry import Registry
+from zishu.resources.versions import VersionStore
 
 MB = 2**20
 
@@ -40,7 +40,6 @@ def model(tmp_path: Path, name: str, size: int, **kwargs) -> ModelRef:
 def install_fake(home: Path, rid: str, spec: dict) -> None:
     """Put a version folder in place the way the installer leaves it (files + manifest.json)."""
     from conftest import make_manifest
-
     from zishu.catalog import RESOURCE
 
     data = make_manifest(rid, kind="model", spec=spec)
@@ -52,22 +51,22 @@ def install_fake(home: Path, rid: str, spec: dict) -> None:
 
 def test_an_id_that_is_not_installed_fails_at_once_with_the_id(tmp_path):
     with pytest.raises(ResourceNotAvailable, match="qwen/tiny"):
-        resolve_model("qwen/tiny", Registry(tmp_path))
+        resolve_model("qwen/tiny", VersionStore(tmp_path))
     with pytest.raises(ResourceNotAvailable, match="no such file"):
-        resolve_model("./missing.gguf", Registry(tmp_path))
+        resolve_model("./missing.gguf", VersionStore(tmp_path))
 
 
 def test_installed_ids_and_local_paths_resolve(tmp_path):
     install_fake(tmp_path, "qwen/tiny", {"format": "gguf", "role": "llm", "ram_mb": 700})
-    ref = resolve_model("qwen/tiny", Registry(tmp_path))
+    ref = resolve_model("qwen/tiny", VersionStore(tmp_path))
     assert (ref.id, ref.version, ref.format, ref.role, ref.ram_mb) == ("qwen/tiny", "1.0.0", "gguf", "llm", 700)
     assert FileEngine().estimate(ref) == MemoryNeed(ram=700 * MB)
     local = model(tmp_path, "local", 1000)
-    assert resolve_model(str(local.path), Registry(tmp_path)).format == "gguf"
+    assert resolve_model(str(local.path), VersionStore(tmp_path)).format == "gguf"
     folder = tmp_path / "pipe"
     folder.mkdir()
     (folder / "model_index.json").write_text(json.dumps({}))
-    assert resolve_model(str(folder), Registry(tmp_path)).format == "diffusers"
+    assert resolve_model(str(folder), VersionStore(tmp_path)).format == "diffusers"
 
 
 def test_models_load_once_and_the_least_recently_used_make_room(tmp_path):
@@ -143,7 +142,7 @@ class Host:
     """What ``use`` needs of a Runtime: the registry, the engines and the model cache."""
 
     def __init__(self, home: Path, *engines):
-        self.registry = Registry(home)
+        self.registry = VersionStore(home)
         self.engines = Engines()
         for engine in engines:
             self.engines.register(engine)

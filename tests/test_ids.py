@@ -1,4 +1,4 @@
-"""One id rule (zishu.catalog.ids): dotted names the manifest allows work through the API routes,
+"""One id rule (zishu.ids): dotted names the manifest allows work through the API routes,
 zishu:// links, the CLI's install path and --model; everything else is refused the same way."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FileServer, install_resource, make_manifest, publish_catalog, serve_file, write_manifest
 
+from conftest import FileServer, install_resource, make_manifest, publish_catalog, serve_file, write_manifest
 from zishu.catalog import RESOURCE
-from zishu.catalog.ids import Request, is_id, parse_id, parse_request, split_request
 from zishu.errors import ResourceNotAvailable, UsageError
+from zishu.ids import Request, is_id, parse_id, parse_request, split_request
 from zishu.links import location
 
 DOTTED = "qwen/qwen2.5-0.5b-instruct"
@@ -98,9 +98,9 @@ def test_a_dotted_id_through_the_cli_install_path(tmp_path: Path, registry: Path
 
 def test_a_dotted_id_through_model_resolution(tmp_path):
     from zishu.engines.resolve import resolve_model
-    from zishu.resources.registry import Registry
+    from zishu.resources.versions import VersionStore
 
     install_resource(tmp_path, DOTTED, {"format": "gguf", "role": "llm"})
-    assert resolve_model(f"{DOTTED}@1.0.0", Registry(tmp_path)).id == DOTTED
+    assert resolve_model(f"{DOTTED}@1.0.0", VersionStore(tmp_path)).id == DOTTED
     with pytest.raises(ResourceNotAvailable, match="not a catalog id"):
-        resolve_model("qwen/qwen2.5@1 0", Registry(tmp_path))
+        resolve_model("qwen/qwen2.5@1 0", VersionStore(tmp_path))

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import FileServer, make_manifest, write_manifest
 from conftest import publish_catalog as _publish
 from conftest import serve_file as _file
-
 
 
 @pytest.fixture
@@ -211,7 +211,7 @@ def test_ten_concurrent_installs_make_one_transfer_and_path_never_blocks(env):
     from zishu.errors import ResourceNotAvailable
     from zishu.resources.downloader import Downloader
     from zishu.resources.install import Installer
-    from zishu.resources.registry import Registry
+    from zishu.resources.versions import VersionStore
 
     environ, server, home = env
     client = CatalogClient(environ["ZISHU_CATALOG"], cache_dir=home / "cache")
@@ -220,15 +220,15 @@ def test_ten_concurrent_installs_make_one_transfer_and_path_never_blocks(env):
 
     def install() -> None:
         try:
-            registry = Registry(home)
+            registry = VersionStore(home)
             installer = Installer(registry, Downloader(home / "partials"))
             results.append(installer.install_version(resource, resource.versions[0]))
-        except Exception as e:  # noqa: BLE001 - collected and asserted below
+        except Exception as e:
             errors.append(e)
 
     def look() -> None:
         try:
-            answers.append(Registry(home).path("zishu/big-model"))
+            answers.append(VersionStore(home).path("zishu/big-model"))
         except ResourceNotAvailable:
             answers.append(None)
 
@@ -242,7 +242,7 @@ def test_ten_concurrent_installs_make_one_transfer_and_path_never_blocks(env):
     body_requests = [r for r in server.requests if r[0] == "GET" and r[1] == "/files/big.bin"]
     assert sum(r.transferred for r in results) == len(server.files["/files/big.bin"])  # one transfer in all
     assert body_requests, "the file was fetched"
-    assert Registry(home).path("zishu/big-model") == home / "resources/zishu/big-model/1.0.0"
+    assert VersionStore(home).path("zishu/big-model") == home / "resources/zishu/big-model/1.0.0"
 
 
 def test_the_cli_and_the_install_button_use_the_catalog_set_in_settings(env, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+
 from conftest import AppProcess, watched_page
 
 pytestmark = pytest.mark.browser

@@ -5,12 +5,12 @@ and the catalog's facets (zishu.catalog.search.facets)."""
 from __future__ import annotations
 
 import pytest
-from conftest import install_resource
 
+from conftest import install_resource
 from zishu.catalog.search import facets
 from zishu.errors import NotFound, ResourceNotAvailable
 from zishu.resources.library import Library
-from zishu.resources.registry import Registry
+from zishu.resources.versions import VersionStore
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def home(tmp_path):
 
 
 def test_the_listing_names_each_resource_from_its_manifest_with_sizes(home):
-    library = Library(Registry(home))
+    library = Library(VersionStore(home))
     listing = library.listing()
     assert listing["home"] == str(home)
     assert [r["id"] for r in listing["resources"]] == ["acme/mei", "acme/talker"]
@@ -38,7 +38,7 @@ def test_the_listing_names_each_resource_from_its_manifest_with_sizes(home):
 
 
 def test_a_version_whose_manifest_is_unreadable_is_still_listed_with_its_kind(home):
-    registry = Registry(home)
+    registry = VersionStore(home)
     registry.load()  # the registry records the kinds now, from the manifests
     (home / "resources" / "acme" / "mei" / "1.0.0" / "manifest.json").write_text("{broken", encoding="utf-8")
     mei = Library(registry).listing()["resources"][0]
@@ -46,14 +46,14 @@ def test_a_version_whose_manifest_is_unreadable_is_still_listed_with_its_kind(ho
 
 
 def test_catalog_entries_are_marked_with_the_versions_installed(home):
-    library = Library(Registry(home))
+    library = Library(VersionStore(home))
     assert library.installed() == {"acme/mei": ["1.0.0"], "acme/talker": ["1.0.0"]}
     marked = library.mark_installed([{"id": "acme/mei", "name": "Mei"}, {"id": "acme/other"}])
     assert marked == [{"id": "acme/mei", "name": "Mei", "installed": ["1.0.0"]}, {"id": "acme/other", "installed": []}]
 
 
 def test_uninstall_and_folder_refuse_what_is_not_installed(home):
-    library = Library(Registry(home))
+    library = Library(VersionStore(home))
     assert library.folder("acme/talker") == home / "resources" / "acme" / "talker" / "1.0.0"
     with pytest.raises(NotFound, match="acme/nobody is not installed"):
         library.uninstall("acme/nobody")
@@ -77,6 +77,6 @@ def test_facets_list_kinds_licenses_base_models_and_the_most_used_tags():
 
 
 def test_nothing_installed_is_an_empty_library(tmp_path):
-    library = Library(Registry(tmp_path / "empty"))
+    library = Library(VersionStore(tmp_path / "empty"))
     assert library.listing() == {"resources": [], "size_bytes": 0, "home": str(tmp_path / "empty")}
     assert library.installed() == {} and library.mark_installed([{"id": "a/b"}]) == [{"id": "a/b", "installed": []}]

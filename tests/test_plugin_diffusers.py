@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors import safe_open
-from tiny_diffusers import write_tiny_lora, write_tiny_sd, write_tiny_sdxl, write_tiny_single_file
 
+from tiny_diffusers import write_tiny_lora, write_tiny_sd, write_tiny_sdxl, write_tiny_single_file
 from zishu.engines import ImageRequest, ModelCache, ModelRef, use
 from zishu.errors import EngineError, JobCancelled
 from zishu_diffusers import DiffusersEngine

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_funasr import speech_wav, write_tiny_fsmn_vad, write_tiny_paraformer_streaming, write_tiny_sensevoice
 
+from tiny_funasr import speech_wav, write_tiny_fsmn_vad, write_tiny_paraformer_streaming, write_tiny_sensevoice
 from zishu.engines import Transcript, use
 from zishu.errors import EngineError
 from zishu_funasr.audio import join_text, quiet_cuts, speech_pieces

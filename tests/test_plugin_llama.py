@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from tiny_gguf import CHATML_TEMPLATE, write_tiny_gguf, write_tiny_lora
 
+from tiny_gguf import CHATML_TEMPLATE, write_tiny_gguf, write_tiny_lora
 from zishu.engines import ChatOptions, ModelCache, ModelRef, use
 from zishu.errors import EngineError
 from zishu_llama import LlamaChatEngine, LlamaEmbedEngine

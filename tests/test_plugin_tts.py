@@ -17,9 +17,9 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
 from conftest import LoopbackServer
 from tiny_voice import write_tiny_piper_voice
-
 from zishu.audio import write_wav
 from zishu.engines import AudioChunk, ModelRef, use
 from zishu.errors import EngineError

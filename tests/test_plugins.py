@@ -4,13 +4,13 @@ panel and a job type, installed as a real distribution (a .dist-info on the path
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+
 from conftest import AppProcess, install_test_plugins
+
 
 @pytest.fixture
 def plugin_env(app_env, tmp_path):

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import wave
 from pathlib import Path
 
 import pytest
-from conftest import install_resource
 from PIL import Image
+
+from conftest import install_resource
 from tiny_diffusers import write_tiny_sd
 from tiny_funasr import speech_wav, write_tiny_sensevoice
 from tiny_gguf import write_tiny_gguf
 from tiny_voice import write_tiny_piper_voice
-
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import re
 import shutil
 
 import pytest
-from catalog_sites import SITE, SiteServer, populate
 
+from catalog_sites import SITE, SiteServer, populate
 from zishu_catalog.build import build_catalog
 
 pytestmark = pytest.mark.browser

@@ -15,7 +15,7 @@ import pytest
 
 from zishu.companion import characters as chars
 from zishu.resources.install import Installer, manifest_of
-from zishu.resources.registry import MANIFEST, Registry
+from zishu.resources.versions import MANIFEST, VersionStore
 
 SAVES = 50
 
@@ -23,10 +23,10 @@ GC_LOOP = """
 import sys
 from pathlib import Path
 from zishu.resources.install import Installer
-from zishu.resources.registry import Registry
+from zishu.resources.versions import VersionStore
 
 home, started, stop = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-installer = Installer(Registry(home), fetcher=None)  # what `zishu gc` does
+installer = Installer(VersionStore(home), fetcher=None)  # what `zishu gc` does
 runs = 0
 while not stop.exists():
     installer.gc(home / "partials")
@@ -66,11 +66,11 @@ def test_gc_while_a_character_is_saved_50_times_loses_nothing(runtime, tmp_path:
     runs = [0]
 
     def collect() -> None:
-        installer = Installer(Registry(home), fetcher=None)  # its own store, as `zishu gc` has
+        installer = Installer(VersionStore(home), fetcher=None)  # its own store, as `zishu gc` has
         while not stop.is_set():
             try:
                 installer.gc(home / "partials")
-            except Exception as e:  # noqa: BLE001 - collected and asserted below
+            except Exception as e:
                 errors.append(e)
             runs[0] += 1
 
@@ -91,7 +91,7 @@ def test_gc_while_a_character_is_saved_50_times_loses_nothing(runtime, tmp_path:
             persona = f"You are Mio. Save {i}."
             try:
                 saved = chars.update_character(runtime, rid, {"persona": persona})
-            except Exception as e:  # noqa: BLE001 - a save gc broke: collected and asserted below
+            except Exception as e:
                 errors.append(e)
                 continue
             assert saved["changed"]
@@ -109,7 +109,7 @@ def test_gc_while_a_character_is_saved_50_times_loses_nothing(runtime, tmp_path:
     assert not errors, errors
     assert runs[0] >= 1
     assert len(versions) == SAVES + 1  # every save made a version
-    registry = Registry(home)
+    registry = VersionStore(home)
     for version, persona in versions.items():  # every save can be read back
         assert manifest_of(registry.path(rid, version)).spec.persona == persona
     assert chars.get_character(runtime, rid)["persona"] == f"You are Mio. Save {SAVES}."
@@ -117,11 +117,11 @@ def test_gc_while_a_character_is_saved_50_times_loses_nothing(runtime, tmp_path:
 
 
 def test_gc_leaves_a_version_being_assembled_alone_and_removes_it_once_abandoned(tmp_path: Path) -> None:
-    store = Registry(tmp_path)
+    store = VersionStore(tmp_path)
     with store.assembling("alice/model", "1.0.0"):  # a download in progress, outside the store's lock
         staging = store.staging("alice/model", "1.0.0")
         (staging / "model.bin").write_bytes(b"x" * 100)
-        assert Installer(Registry(tmp_path), fetcher=None).gc() == 0
+        assert Installer(VersionStore(tmp_path), fetcher=None).gc() == 0
         assert (staging / "model.bin").exists()
-    assert Installer(Registry(tmp_path), fetcher=None).gc() == 100  # abandoned: a leftover now
+    assert Installer(VersionStore(tmp_path), fetcher=None).gc() == 100  # abandoned: a leftover now
     assert not staging.exists()

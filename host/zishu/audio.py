@@ -51,21 +51,20 @@ def read_pcm(path: Path, rate: int = 16000) -> bytes:
 def write_wav(path: Path, chunks: Iterable[AudioChunk]) -> tuple[int, float]:
     """Write ``chunks`` to ``path`` (replaced only once all are written); returns (rate, seconds)."""
     rate, frames = None, 0
-    with adjacent_tmp_file(Path(path)) as f:
-        with wave.open(f, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(16000)  # replaced by the first chunk's rate; set so closing never fails
-            for chunk in chunks:
-                if rate is None:
-                    rate = chunk.sample_rate
-                    w.setframerate(rate)
-                elif chunk.sample_rate != rate:
-                    raise ValueError(f"the engine changed sample rate mid-stream ({rate} → {chunk.sample_rate} Hz)")
-                w.writeframes(chunk.pcm)
-                frames += len(chunk.pcm) // 2
+    with adjacent_tmp_file(Path(path)) as f, wave.open(f, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)  # replaced by the first chunk's rate; set so closing never fails
+        for chunk in chunks:
             if rate is None:
-                raise UsageError("the engine produced no audio (empty text?)")
+                rate = chunk.sample_rate
+                w.setframerate(rate)
+            elif chunk.sample_rate != rate:
+                raise ValueError(f"the engine changed sample rate mid-stream ({rate} → {chunk.sample_rate} Hz)")
+            w.writeframes(chunk.pcm)
+            frames += len(chunk.pcm) // 2
+        if rate is None:
+            raise UsageError("the engine produced no audio (empty text?)")
     return rate, frames / rate
 
 

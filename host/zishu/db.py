@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import peewee
 from playhouse.migrate import SqliteMigrator
 
-from zishu.errors import DatabaseTooNew  # noqa: F401  (raised here; importable from zishu.db as before)
+from zishu.errors import DatabaseTooNew
 
 database = peewee.DatabaseProxy()
 

@@ -3,7 +3,7 @@
     zishu://install/<owner>/<name>[@version]   the resource's page, with its Install button
     zishu://resource/<owner>/<name>            the resource's page
 
-Ids follow the one rule in ``zishu.catalog.ids`` (dotted names such as ``qwen/qwen2.5-0.5b`` too).
+Ids follow the one rule in ``zishu.ids`` (dotted names such as ``qwen/qwen2.5-0.5b`` too).
 ``location`` turns a link into the app path to open; anything else is refused with a message.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlsplit
 
-from zishu.catalog.ids import is_id, is_version, split_request
 from zishu.errors import UsageError
+from zishu.ids import is_id, is_version, split_request
 
 
 def location(url: str) -> str:

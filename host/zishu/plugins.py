@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Iterable
 from importlib.metadata import entry_points
-from typing import Iterable
 
 import pluggy
 
@@ -54,7 +54,7 @@ def load_plugins(disabled: Iterable[str] = ()) -> pluggy.PluginManager:
             continue
         try:
             pm.register(ep.load(), name=ep.name)
-        except Exception as e:  # noqa: BLE001 - a broken plugin must not take the host down
+        except Exception as e:
             errors[ep.name] = f"failed to load: {type(e).__name__}: {e}"
             log.error("plugin %s failed to load: %s", ep.name, e, exc_info=True)
     return pm
@@ -65,7 +65,7 @@ def call_each(hook_name: str, **kwargs) -> None:
     for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
         try:
             impl.function(**kwargs)
-        except Exception as e:  # noqa: BLE001 - see the module docstring
+        except Exception as e:
             message = f"{hook_name} raised {type(e).__name__}: {e}"
             if errors.get(impl.plugin_name) != message:  # log once, not at every progress event
                 log.error("plugin %s: %s", impl.plugin_name, message, exc_info=True)

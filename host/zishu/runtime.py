@@ -17,7 +17,7 @@ from zishu.catalog.client import CatalogClient
 from zishu.db import get_setting, open_database
 from zishu.engines import Engines, ModelCache
 from zishu.jobs import JobQueue
-from zishu.resources.registry import Registry
+from zishu.resources.versions import VersionStore
 
 
 class Runtime:
@@ -27,7 +27,7 @@ class Runtime:
         self.stopping = threading.Event()  # set when the app shuts down: live streams end
         self.db = open_database(self.home / "zishu.db")
         plugins.load_plugins(disabled=get_setting("plugins.disabled", []))
-        self.registry = Registry(self.home)
+        self.registry = VersionStore(self.home)
         self.jobs = JobQueue(self.home, url=queue_url, services={"catalog": self.catalog})
         plugins.call_each("register_job_types", register=self.jobs.register)
         self.engines = Engines.from_plugins()

@@ -143,7 +143,7 @@ def _base_model_of(checkpoint: Path) -> str:
     else:
         try:
             tensors = load_single_file_checkpoint(str(checkpoint), local_files_only=True)
-        except Exception as e:  # noqa: BLE001 - a pickle that does not load: say so, with why
+        except Exception as e:
             raise EngineError(f"{checkpoint} is not a checkpoint torch can read: {type(e).__name__}: {e}") from e
     try:
         return fetch_diffusers_config(tensors)["pretrained_model_name_or_path"]

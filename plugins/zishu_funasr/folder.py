@@ -35,11 +35,11 @@ class ModelFolder:
     config_file: Path
 
     @classmethod
-    def of(cls, model: ModelRef) -> "ModelFolder":
+    def of(cls, model: ModelRef) -> ModelFolder:
         return cls.check(model.path, model.label)
 
     @classmethod
-    def check(cls, path: Path, label: str) -> "ModelFolder":
+    def check(cls, path: Path, label: str) -> ModelFolder:
         """The folder at ``path``, once every file it needs is there; EngineError naming what is not."""
         if not path.is_dir():
             raise EngineError(f"{label}: a FunASR model is a folder (config.yaml, model.pt, ...), not the file {path}")
@@ -57,7 +57,7 @@ class ModelFolder:
             raise EngineError(f"{config_file}: `model:` (the model class, e.g. SenseVoiceSmall) is missing")
         return cls(path, label, model_class, config_file)
 
-    def vad_folder(self) -> "ModelFolder | None":
+    def vad_folder(self) -> ModelFolder | None:
         """The FSMN VAD model in this folder's ``vad/`` subfolder, when there is one."""
         sub = self.path / "vad"
         return ModelFolder.check(sub, f"{self.label} (its vad/ model)") if sub.is_dir() else None

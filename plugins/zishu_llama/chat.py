@@ -21,7 +21,7 @@ class LlamaChatEngine(LlamaEngine):
                       description="llama.cpp: GGUF chat models on the CPU or a GPU, with their own chat "
                                   "template and a GGUF LoRA.")
 
-    def load(self, model: ModelRef, device: str = "cpu") -> "LlamaChat":
+    def load(self, model: ModelRef, device: str = "cpu") -> LlamaChat:
         import jinja2  # a dependency of llama-cpp-python, which renders the template with it
 
         file, header = self.header(model)

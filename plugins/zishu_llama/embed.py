@@ -18,7 +18,7 @@ class LlamaEmbedEngine(LlamaEngine):
     def batch_size(self, n_ctx: int) -> int:
         return n_ctx  # a whole text in one batch: models that attend both ways need it so
 
-    def load(self, model: ModelRef, device: str = "cpu") -> "LlamaEmbedder":
+    def load(self, model: ModelRef, device: str = "cpu") -> LlamaEmbedder:
         import llama_cpp
 
         file, header = self.header(model)

@@ -3,9 +3,9 @@ card commands, which the app shares, in ``zishu.commands.cards``)."""
 
 from __future__ import annotations
 
-from zishu.cli import EXIT_CODES_HELP, LazyGroup
-
 import click
+
+from zishu.cli import EXIT_CODES_HELP, LazyGroup
 
 
 @click.group(

@@ -37,7 +37,7 @@ class ReleaseAsset:
     name: str
 
     @classmethod
-    def from_url(cls, url: str) -> "ReleaseAsset | None":
+    def from_url(cls, url: str) -> ReleaseAsset | None:
         """The asset a GitHub Releases download URL points at, or None for any other URL."""
         match = RELEASE_URL.match(url)
         if not match:

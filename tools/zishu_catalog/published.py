@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from zishu.catalog.manifest import Resource, Version
 from zishu.catalog.reading import load_yaml, parse_manifest

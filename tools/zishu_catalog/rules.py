@@ -12,14 +12,14 @@ depend, through the versions its requirements resolve to, on a non-commercial re
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import lru_cache
-from typing import Iterator
+from collections.abc import Iterator
+from functools import cache
 
 import semver
 
-from zishu.catalog.ids import is_id
 from zishu.catalog.manifest import FileEntry, Requirement, Resource, Version
 from zishu.errors import Problem
+from zishu.ids import is_id
 
 from .catalog import Catalog, Manifest
 from .policy import Policy, Source, file_urls
@@ -151,7 +151,7 @@ def _requirements(resource: Resource) -> Iterator[tuple[str, Requirement]]:
             yield f"versions[{i}].requires[{k}]", req
 
 
-@lru_cache(maxsize=None)
+@cache
 def _semver(version: str) -> semver.Version:
     return semver.Version.parse(version)
 

@@ -16,8 +16,9 @@ import datetime as dt
 import hashlib
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO
 
 import click
 import semver
@@ -26,9 +27,9 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from zishu.catalog import KINDS, dump_manifest, parse_manifest
-from zishu.catalog.ids import RULE, is_id
 from zishu.errors import UsageError
 from zishu.files import write_atomic
+from zishu.ids import RULE, is_id
 
 SCHEMA_REF = "../../resource.schema.json"
 LICENSE_PLACEHOLDER = "LicenseRef-TODO-choose-a-license"

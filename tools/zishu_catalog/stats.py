@@ -32,8 +32,8 @@ import datetime as dt
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import click
 

@@ -13,8 +13,8 @@ import hashlib
 import io
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from zishu.errors import CardError
 

@@ -42,8 +42,8 @@ from pydantic import ValidationError
 from zishu import config
 from zishu.errors import RemoteError, UnknownResource, UsageError
 from zishu.files import write_atomic
+from zishu.ids import is_id
 
-from .ids import is_id
 from .manifest import RESOURCE, Resource
 from .search import search_entries
 

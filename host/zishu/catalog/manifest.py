@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from functools import lru_cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import semver
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from .ids import ID_PATTERN, MAX_ID_LENGTH  # the one id rule (re-exported: ID_PATTERN is public)
+from zishu.ids import ID_PATTERN, MAX_ID_LENGTH  # the one id rule (re-exported: ID_PATTERN is public)
 
 KINDS = ("character", "live2d", "lora", "model", "voice", "plugin")
 
@@ -130,7 +130,7 @@ class Version(Strict):
     notes: str | None = Field(None, max_length=5000, description="What changed in this version.")
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "Version":
+    def _unique_names(self) -> Version:
         seen: set[str] = set()
         for f in self.files:
             if f.name in seen:
@@ -198,7 +198,7 @@ class Avatar(Strict):
     image: FileName | None = Field(None, description="An image file of this version.")
 
     @model_validator(mode="after")
-    def _one(self) -> "Avatar":
+    def _one(self) -> Avatar:
         if (self.live2d is None) == (self.image is None):
             raise ValueError("avatar needs exactly one of 'live2d' or 'image'")
         return self
@@ -283,7 +283,7 @@ class ResourceBase(Strict):
     versions: list[Version] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _versions_unique(self) -> "ResourceBase":
+    def _versions_unique(self) -> ResourceBase:
         seen: set[str] = set()
         for v in self.versions:
             if v.version in seen:
@@ -318,7 +318,7 @@ class CharacterResource(ResourceBase):
     spec: CharacterSpec
 
     @model_validator(mode="after")
-    def _files_exist(self) -> "CharacterResource":
+    def _files_exist(self) -> CharacterResource:
         if self.spec.avatar:
             self._each_version_has(self.spec.avatar.image, "spec.avatar.image")
         if self.spec.voice:
@@ -332,7 +332,7 @@ class Live2DResource(ResourceBase):
     spec: Live2DSpec
 
     @model_validator(mode="after")
-    def _entry_exists(self) -> "Live2DResource":
+    def _entry_exists(self) -> Live2DResource:
         self._each_version_has(self.spec.entry, "spec.entry")
         return self
 
@@ -357,7 +357,7 @@ class PluginResource(ResourceBase):
     spec: PluginSpec
 
     @model_validator(mode="after")
-    def _wheel_exists(self) -> "PluginResource":
+    def _wheel_exists(self) -> PluginResource:
         if not self.spec.wheel.endswith(".whl"):
             raise ValueError(f"spec.wheel {self.spec.wheel!r} is not a .whl file")
         for v in self.versions:
@@ -367,7 +367,7 @@ class PluginResource(ResourceBase):
 
 
 Resource = Annotated[
-    Union[CharacterResource, Live2DResource, LoraResource, ModelResource, VoiceResource, PluginResource],
+    CharacterResource | Live2DResource | LoraResource | ModelResource | VoiceResource | PluginResource,
     Field(discriminator="kind"),
 ]
 RESOURCE = TypeAdapter(Resource)

@@ -3,7 +3,6 @@ back (``zishu.catalog.cards`` does the mapping; mounted under ``zishu catalog`` 
 
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import click
@@ -19,9 +18,9 @@ from zishu.catalog.cards import (
     read_card_file,
     write_card_png,
 )
-from zishu.catalog.ids import is_id
 from zishu.errors import UsageError
 from zishu.files import write_atomic
+from zishu.ids import is_id
 
 ROOT_OPTION = click.option(
     "--root", type=click.Path(path_type=Path), default=Path("registry_index"), show_default=True,

@@ -34,12 +34,9 @@ HELP = """/memories          what the character remembers about you (numbered)
 @click.option("--name", "user_name", default="User", show_default=True, help="What the character calls you.")
 def chat_command(character, messages, model, no_memory, max_tokens, seed, user_name):
     """Talk with CHARACTER (an installed character id, e.g. local/mei) in the terminal."""
-    from zishu.companion.brain import Character
-    from zishu.companion.session import open_companion
+    from zishu.companion.sessions import companion_character, open_text_companion
     from zishu.engines.kinds import ChatOptions
     from zishu.runtime import Runtime
-
-    from zishu.companion.sessions import companion_character, open_text_companion
 
     runtime = Runtime()
     who = companion_character(runtime.registry, character)

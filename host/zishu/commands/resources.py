@@ -29,7 +29,7 @@ from zishu.catalog.chosen import chosen_catalog
 from zishu.catalog.client import CatalogClient
 from zishu.errors import UsageError
 from zishu.resources.plan import make_plan
-from zishu.resources.registry import Registry
+from zishu.resources.versions import VersionStore
 from zishu.sizes import byte_size
 
 err = Console(stderr=True)
@@ -40,10 +40,10 @@ def _client() -> CatalogClient:
     return chosen_catalog(config.home())
 
 
-def _registry() -> Registry:
+def _registry() -> VersionStore:
     home = config.home()
     home.mkdir(parents=True, exist_ok=True)
-    return Registry(home)
+    return VersionStore(home)
 
 
 @click.command("search")

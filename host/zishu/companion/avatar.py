@@ -28,10 +28,9 @@ from urllib.parse import quote
 
 from zishu.errors import NotFound, ResourceNotAvailable, UsageError
 
-from .cubism_core import check_live2d
 from .brain import Character
-from .expressions import (calibration, canonical_emotions, effective_targets, emotion_map, emotion_tags,
-                          save_emotion_map)
+from .cubism_core import check_live2d
+from .expressions import calibration, canonical_emotions, effective_targets, emotion_map, emotion_tags, save_emotion_map
 
 MAX_MODEL3_BYTES = 1024 * 1024  # a .model3.json is a few KB
 

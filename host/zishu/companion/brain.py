@@ -28,7 +28,7 @@ class Character:
     folder: Path | None = None  # the installed version folder, when it came from the catalog
 
     @classmethod
-    def installed(cls, registry, rid: str, version: str | None = None) -> "Character":
+    def installed(cls, registry, rid: str, version: str | None = None) -> Character:
         """The installed character ``rid`` (ResourceNotAvailable when it is not installed)."""
         from zishu.errors import UsageError
         from zishu.resources.install import manifest_of

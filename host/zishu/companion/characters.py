@@ -37,10 +37,10 @@ from pydantic import ValidationError
 
 from zishu.catalog import RESOURCE
 from zishu.catalog.cards import card_to_manifest, read_card_bytes, slugify, summary_for
-from zishu.catalog.ids import parse_id
 from zishu.catalog.manifest import CharacterResource
 from zishu.errors import CardError, ManifestError, NotFound, UsageError, ZishuError
 from zishu.files import write_atomic
+from zishu.ids import parse_id
 from zishu.resources.install import link_or_copy, manifest_of, sha256_of
 from zishu.resources.versions import MANIFEST, discard
 

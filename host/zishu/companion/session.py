@@ -26,8 +26,8 @@ Turns run one at a time on the session's own thread: the microphone and the wind
 from __future__ import annotations
 
 import itertools
-import math
 import logging
+import math
 import queue
 import threading
 import time
@@ -255,7 +255,7 @@ class Session:
                         self._turn_measured(event["latency"], record=True)
             except ZishuError as e:
                 self._emit({"type": "error", "code": e.code, "message": str(e)})
-            except Exception as e:  # noqa: BLE001 - one failed turn must not end the session
+            except Exception as e:
                 log.exception("companion turn failed")
                 self._emit({"type": "error", "code": "ENGINE_FAILED", "message": f"{type(e).__name__}: {e}"})
 

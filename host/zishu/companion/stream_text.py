@@ -72,7 +72,7 @@ _ABSORB = _ENDS | _DOTS | _NEWLINES | _CLOSERS
 _COMMAS_WIDE = frozenset("，、；：﹐﹑﹔﹕､")  # always a pause
 _COMMAS_ASCII = frozenset(",;:")  # a pause only before a space/end/non-ASCII (not 1,000 or 10:30)
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms mx dr prof sr jr st mt vs cf fig figs approx dept e.g i.e a.k.a".split()
+    ["mr", "mrs", "ms", "mx", "dr", "prof", "sr", "jr", "st", "mt", "vs", "cf", "fig", "figs", "approx", "dept", "e.g", "i.e", "a.k.a"]
 )
 
 

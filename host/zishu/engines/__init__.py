@@ -7,7 +7,7 @@ Engines never import the web app; the web app and the CLI reach engines through 
 from .api import CAPABILITIES, KINDS, Engine, EngineInfo, MemoryNeed, ModelRef
 from .cache import ModelCache
 from .catalog import Engines
-from .kinds import (ASR_SAMPLE_RATE, AudioChunk, ChatOptions, ImageRequest, Transcript)
+from .kinds import ASR_SAMPLE_RATE, AudioChunk, ChatOptions, ImageRequest, Transcript
 from .resolve import resolve_model
 from .use import Ready, use
 

@@ -10,8 +10,10 @@ what ``load`` returns; each kind's plugin documents them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from zishu.errors import EngineError
 
@@ -51,18 +53,18 @@ class ModelRef:
     vram_mb: int | None = None
     spec: dict = field(default_factory=dict, compare=False)
     engine: str | None = None  # the engine the catalog names (a voice's spec.engine)
-    adapters: tuple[tuple["ModelRef", float], ...] = ()  # LoRAs applied at load, with their weights
+    adapters: tuple[tuple[ModelRef, float], ...] = ()  # LoRAs applied at load, with their weights
 
     @property
     def label(self) -> str:
         base = f"{self.id}@{self.version}" if self.id else str(self.path)
         return base + "".join(f" + {a.label}×{w:g}" for a, w in self.adapters)
 
-    def with_adapters(self, adapters: list[tuple["ModelRef", float]]) -> "ModelRef":
+    def with_adapters(self, adapters: Iterable[tuple[ModelRef, float]]) -> ModelRef:
         """This model with LoRAs applied: a different cache entry than the model alone."""
-        adapters = tuple(adapters)
-        key = self.key.split("+", 1)[0] + "".join(f"+{a.key}*{w:g}" for a, w in adapters)
-        return replace(self, key=key, adapters=adapters)
+        applied = tuple(adapters)
+        key = self.key.split("+", 1)[0] + "".join(f"+{a.key}*{w:g}" for a, w in applied)
+        return replace(self, key=key, adapters=applied)
 
     def file(self, *suffixes: str) -> Path:
         """The model's one file ending in one of ``suffixes`` (the path itself when it is a file)."""
@@ -108,7 +110,9 @@ class Engine:
         size = int(model.size_bytes * 1.2)
         return MemoryNeed(ram=size) if device == "cpu" else MemoryNeed(vram=size, ram=256 * 2**20)
 
-    def load(self, model: ModelRef, device: str = "cpu"):
+    def load(self, model: ModelRef, device: str = "cpu") -> Any:
+        """The loaded model: an object with the calls of its kind (the Protocols in ``kinds``).
+        Engines that need no model file (a built-in voice) are also called with ``None``."""
         raise NotImplementedError
 
     def unload(self, loaded) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -30,7 +31,7 @@ class Loaded:
     model: ModelRef
     device: str
     need: MemoryNeed
-    handle: object
+    handle: Any
     loaded_at: float = field(default_factory=time.time)
     used_at: float = field(default_factory=time.time)
 
@@ -73,7 +74,7 @@ class ModelCache:
                 handle = engine.load(model, device)
             except (NotEnoughMemory, EngineError):
                 raise
-            except Exception as e:  # noqa: BLE001 - an engine plugin's failure is reported, never fatal
+            except Exception as e:
                 raise EngineError(f"the {engine.info.name} engine failed to load {model.label}: "
                                   f"{type(e).__name__}: {e}") from e
             self._loaded[key] = Loaded(engine, model, device, need, handle)
@@ -114,7 +115,7 @@ class ModelCache:
         entry = self._loaded.pop(key)
         try:
             entry.engine.unload(entry.handle)
-        except Exception:  # noqa: BLE001 - unloading must go on; the reference is dropped anyway
+        except Exception:
             log.warning("%s failed to unload %s", key[0], entry.model.label, exc_info=True)
         return entry.model.label
 

@@ -22,7 +22,7 @@ class Engines:
         self.engines.setdefault(info.name, engine)
 
     @classmethod
-    def from_plugins(cls) -> "Engines":
+    def from_plugins(cls) -> Engines:
         found = cls()
         plugins.call_each("register_engines", register=found.register)
         return found

@@ -1,21 +1,31 @@
 """Turning what the user names (``--model``: a catalog id or a local path) into a ``ModelRef``.
 
-A catalog id must be installed: ``Registry.path`` raises ResourceNotAvailable
-(MODEL_NOT_AVAILABLE) at once, naming the id, and nothing is downloaded implicitly.
+A catalog id must be installed: the version store's ``path`` raises ResourceNotAvailable
+(MODEL_NOT_AVAILABLE) at once, naming the id, and nothing is downloaded implicitly. The store is
+handed in (``Installed``): engines sit below the services and import none of them.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Protocol
 
-from zishu.catalog.ids import is_id, is_version, split_request
 from zishu.errors import ResourceNotAvailable
-from zishu.resources.registry import Registry
+from zishu.ids import is_id, is_version, split_request
 
 from .api import ModelRef
 
+MANIFEST = "manifest.json"  # what the installer writes beside a version's files
 
-def resolve_model(name: str, registry: Registry) -> ModelRef:
+
+class Installed(Protocol):
+    """What resolving needs of the version store: the folder of an installed version."""
+
+    def path(self, rid: str, version: str | None = None) -> Path: ...
+
+
+def resolve_model(name: str, registry: Installed) -> ModelRef:
     """``owner/name[@version]`` (installed) or a path to a model file or folder."""
     local = Path(name).expanduser()
     if local.exists():
@@ -23,20 +33,18 @@ def resolve_model(name: str, registry: Registry) -> ModelRef:
     rid, version = split_request(name)
     if not is_id(rid) or ("@" in name and not is_version(version)):
         raise ResourceNotAvailable(f"{name}: no such file or folder, and not a catalog id (owner/name)")
-    from zishu.resources.install import manifest_of
-
     folder = registry.path(rid, version or None)  # ResourceNotAvailable when not installed
-    manifest = manifest_of(folder)
-    spec = manifest.spec.model_dump()
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))  # checked when installed
+    spec = manifest.get("spec") or {}
     return ModelRef(key=f"{rid}@{folder.name}", path=folder, id=rid, version=folder.name,
                     format=spec.get("format") or _format_of(folder),
                     role=spec.get("role") or spec.get("target"),  # a model's role, a LoRA's target
                     ram_mb=spec.get("ram_mb"), vram_mb=spec.get("vram_mb"), spec=spec,
-                    engine=spec.get("engine") if manifest.kind == "voice" else None)
+                    engine=spec.get("engine") if manifest.get("kind") == "voice" else None)
 
 
 _SUFFIX_FORMATS = {".gguf": "gguf", ".onnx": "onnx", ".safetensors": "safetensors", ".ckpt": "ckpt"}
-_IGNORED = {"manifest.json"}
+_IGNORED = {MANIFEST}
 
 
 def _format_of(path: Path) -> str | None:

@@ -6,23 +6,41 @@ use: resolve the model and its LoRAs, choose the engine, pick the device, load t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
 from zishu.errors import EngineError
 
 from .api import Engine, ModelRef
-from .resolve import resolve_model
+from .kinds import (ChatModel, EmbeddingModel, ImageGenerator, SpeechRecognizer, SpeechSynthesizer,
+                    VoiceActivity)
+from .resolve import Installed, resolve_model
+
+if TYPE_CHECKING:
+    from .cache import ModelCache
+    from .catalog import Engines
+
+H = TypeVar("H", covariant=True)
 
 
 @dataclass
-class Ready:
+class Ready(Generic[H]):
     """A loaded model: the engine that loaded it, what was loaded, on which device, and the handle
-    whose kind-specific methods (see ``kinds``) do the work."""
+    whose kind-specific methods (the Protocols in ``kinds``) do the work."""
 
     engine: Engine
     model: ModelRef | None
     device: str
-    handle: object
+    handle: H
+
+
+class Host(Protocol):
+    """What ``use`` needs of a running Zishu: installed versions, the engines, the model cache."""
+
+    registry: Installed
+    engines: Engines
+    models: ModelCache
 
 
 def pick_device(engine: Engine, wanted: str | None = None) -> str:
@@ -37,8 +55,34 @@ def pick_device(engine: Engine, wanted: str | None = None) -> str:
     return "cpu"
 
 
-def use(runtime, kind: str, model: str | None = None, *, engine: str | None = None,
-        adapters: list[tuple[str, float]] = (), device: str | None = None) -> Ready:
+Adapters = Sequence[tuple[str, float]]
+
+
+@overload
+def use(runtime: Host, kind: Literal["llm"], model: str | None = ..., *, engine: str | None = ...,
+        adapters: Adapters = ..., device: str | None = ...) -> Ready[ChatModel]: ...
+@overload
+def use(runtime: Host, kind: Literal["embedding"], model: str | None = ..., *, engine: str | None = ...,
+        adapters: Adapters = ..., device: str | None = ...) -> Ready[EmbeddingModel]: ...
+@overload
+def use(runtime: Host, kind: Literal["asr"], model: str | None = ..., *, engine: str | None = ...,
+        adapters: Adapters = ..., device: str | None = ...) -> Ready[SpeechRecognizer]: ...
+@overload
+def use(runtime: Host, kind: Literal["tts"], model: str | None = ..., *, engine: str | None = ...,
+        adapters: Adapters = ..., device: str | None = ...) -> Ready[SpeechSynthesizer]: ...
+@overload
+def use(runtime: Host, kind: Literal["image"], model: str | None = ..., *, engine: str | None = ...,
+        adapters: Adapters = ..., device: str | None = ...) -> Ready[ImageGenerator]: ...
+@overload
+def use(runtime: Host, kind: Literal["vad"], model: str | None = ..., *, engine: str | None = ...,
+        adapters: Adapters = ..., device: str | None = ...) -> Ready[VoiceActivity]: ...
+@overload
+def use(runtime: Host, kind: str, model: str | None = ..., *, engine: str | None = ...,
+        adapters: Adapters = ..., device: str | None = ...) -> Ready[Any]: ...
+
+
+def use(runtime: Host, kind: str, model: str | None = None, *, engine: str | None = None,
+        adapters: Adapters = (), device: str | None = None) -> Ready[Any]:
     """Load (or find loaded) ``model`` for ``kind``; ``adapters`` are (LoRA id or path, weight)."""
     ref = resolve_model(model, runtime.registry) if model else None
     if adapters:
@@ -57,5 +101,6 @@ def use(runtime, kind: str, model: str | None = None, *, engine: str | None = No
         raise EngineError(f"the {chosen.info.name} engine does not apply LoRAs")
     where = pick_device(chosen, device)
     if ref is None:
-        return Ready(chosen, None, where, chosen.load(None, where))
+        # an engine that needs no model file (a built-in voice) is loaded with None
+        return Ready(chosen, None, where, chosen.load(cast(ModelRef, None), where))
     return Ready(chosen, ref, where, runtime.models.get(chosen, ref, where))

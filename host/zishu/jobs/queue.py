@@ -25,9 +25,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import psutil
 from huey import PriorityRedisHuey, SqliteHuey
@@ -83,7 +84,7 @@ class JobContext:
     ``cancelled``, to hand to code that polls) to stop once the user cancels, and the services the
     runtime handed to the queue (``catalog()``), so a job never reaches up to the runtime."""
 
-    def __init__(self, queue: "JobQueue", job_id: int) -> None:
+    def __init__(self, queue: JobQueue, job_id: int) -> None:
         self.queue, self.job_id, self.home = queue, job_id, queue.home
         self._last_write = float("-inf")
         self._last_check = time.monotonic()
@@ -219,9 +220,7 @@ class JobQueue:
         an INTERRUPTED one becomes CANCELLED, so the next start does not take it up again."""
         job = self.get(job_id)
         if records.update(job_id, only_if=(Status.PENDING,), status=Status.CANCELLED.value,
-                          finished_at=time.time(), message="cancelled before it started"):
-            self._emit("on_job_end", job_id)
-        elif records.update(job_id, only_if=(Status.INTERRUPTED,), status=Status.CANCELLED.value,
+                          finished_at=time.time(), message="cancelled before it started") or records.update(job_id, only_if=(Status.INTERRUPTED,), status=Status.CANCELLED.value,
                             message="cancelled"):
             self._emit("on_job_end", job_id)
         elif job.status == Status.RUNNING:
@@ -377,7 +376,7 @@ class JobQueue:
                 fields = {"status": Status.CANCELLED.value, "message": "cancelled"}
         except ZishuError as e:
             fields = {"status": Status.FAILED.value, "error": str(e), "error_code": e.code, "message": "failed"}
-        except Exception as e:  # noqa: BLE001 - a job's bug is the job's failure, not the worker's
+        except Exception as e:
             log.exception("job %s (%s) failed", job_id, job.kind)
             fields = {"status": Status.FAILED.value, "error": f"{type(e).__name__}: {e}",
                       "error_code": "ZISHU_ERROR", "message": "failed"}
@@ -394,5 +393,5 @@ class JobQueue:
             return
         try:
             getattr(self.hook, hook_name)(job=job)
-        except Exception:  # noqa: BLE001 - a plugin must never break a job
+        except Exception:
             log.warning("the %s hook raised; ignored", hook_name, exc_info=True)

@@ -58,10 +58,10 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import requests
 import urllib3
@@ -192,7 +192,7 @@ class Downloader:
     def _emit(self, hook_name: str, **kwargs) -> None:
         try:
             getattr(self.hook, hook_name)(**kwargs)
-        except Exception:  # noqa: BLE001 - a plugin must never break a download
+        except Exception:
             log.warning("the %s hook raised; ignored", hook_name, exc_info=True)
 
 
@@ -256,7 +256,7 @@ class _Part:
         self.sidecar = partials / f"{key}{SIDECAR}"
         self.meta: dict = {}
         self.done = 0
-        self.hasher: "hashlib._Hash | None" = hashlib.sha256()
+        self.hasher: hashlib._Hash | None = hashlib.sha256()
         self._saved = (0.0, 0)  # when, and at how many bytes done, the segments were last saved
 
     @property
@@ -370,7 +370,7 @@ class _HashBehind:
     def update(self, data: bytes) -> None:
         self.queue.put(data)
 
-    def __enter__(self) -> "_HashBehind":
+    def __enter__(self) -> _HashBehind:
         self.thread.start()
         return self
 
@@ -461,7 +461,7 @@ class _Transfer:
         if self.dl.waiting is not None:
             try:
                 self.dl.waiting(self.name, seconds, reason)
-            except Exception:  # noqa: BLE001 - a progress display must never break a download
+            except Exception:
                 log.warning("the waiting callback raised; ignored", exc_info=True)
         end = self.dl.clock() + seconds
         while True:
@@ -712,7 +712,7 @@ class _Transfer:
         if self.dl.progress:
             try:
                 self.dl.progress(self.name, done, self.size)
-            except Exception:  # noqa: BLE001 - a progress display must never break a download
+            except Exception:
                 log.warning("the progress callback raised; ignored", exc_info=True)
         self.dl._emit("on_download_progress", name=self.name, done=done, total=self.size)
 

@@ -11,10 +11,10 @@ from typing import Any
 from zishu.engines import Engine, Engines
 
 from .install import manifest_of
-from .registry import Registry
+from .versions import VersionStore
 
 
-def installed_models(registry: Registry, engine: Engine) -> list[str]:
+def installed_models(registry: VersionStore, engine: Engine) -> list[str]:
     """Installed catalog models whose format and role this engine takes, and the voices that name it."""
     found = []
     for rid, versions in sorted(registry.load().items()):
@@ -32,7 +32,7 @@ def installed_models(registry: Registry, engine: Engine) -> list[str]:
     return found
 
 
-def describe_engines(engines: Engines, registry: Registry) -> list[dict]:
+def describe_engines(engines: Engines, registry: VersionStore) -> list[dict]:
     """Every engine as JSON-able facts (kind, formats, capabilities, …), ``unavailable`` (why it
     cannot run here, or None) and ``models`` (what it can run from what is installed)."""
     listed = []

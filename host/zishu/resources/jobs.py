@@ -18,13 +18,13 @@ from zishu.hookspecs import hookimpl
 from zishu.jobs import JobContext
 
 from .plan import make_plan
-from .registry import Registry
+from .versions import VersionStore
 
 
 def install(ctx: JobContext, request: str, with_deps: bool = True) -> list[dict]:
     from zishu.resources.install import installer_for
 
-    registry = Registry(ctx.home)
+    registry = VersionStore(ctx.home)
     plan = make_plan(ctx.catalog(), [request], registry, with_deps=with_deps)
     plan.check_space(registry.home)
     total = plan.download_size or None

@@ -22,11 +22,11 @@ from typing import Any
 from zishu.errors import NotFound
 
 from .install import Installer, manifest_of
-from .registry import Registry
+from .versions import VersionStore
 
 
 class Library:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: VersionStore) -> None:
         self.registry = registry
 
     def installed(self) -> dict[str, list[str]]:

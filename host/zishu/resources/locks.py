@@ -19,9 +19,10 @@ Two layers keep transfers of the same key from overlapping:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from filelock import FileLock, Timeout
 

@@ -16,11 +16,11 @@ import semver
 from packaging.specifiers import SpecifierSet
 
 from zishu.catalog import Resource, Version
-from zishu.catalog.ids import split_request
 from zishu.errors import InstallPlanError, NotEnoughSpace, ZishuError
+from zishu.ids import split_request
 from zishu.sizes import byte_size
 
-from .registry import Registry
+from .versions import VersionStore
 
 
 class Catalog(Protocol):
@@ -91,7 +91,7 @@ def _best(resource: Resource, ranges: list[str], installed: list[str]) -> Versio
     return (stable or parsed)[0][1]
 
 
-def make_plan(catalog: Catalog, requests: list[str], registry: Registry, *, with_deps: bool = True) -> InstallPlan:
+def make_plan(catalog: Catalog, requests: list[str], registry: VersionStore, *, with_deps: bool = True) -> InstallPlan:
     """Resolve ``requests`` (and, unless ``with_deps`` is False, their requirements transitively)."""
     ranges: dict[str, list[str]] = {}
     wanted_by: dict[str, list[str]] = {}

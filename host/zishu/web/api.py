@@ -14,10 +14,11 @@ import time
 import click
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from zishu import config, plugins, settings as user_settings, system
+from zishu import config, plugins, system
+from zishu import settings as user_settings
 from zishu.catalog.search import facets
-from zishu.catalog.ids import VERSION_PATTERN, parse_id, parse_request
 from zishu.errors import NotFound, UsageError
+from zishu.ids import VERSION_PATTERN, parse_id, parse_request
 from zishu.jobs import changes_since, records
 from zishu.jobs.events import changes
 from zishu.resources.library import Library

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, send_file, send_from_directory
 
-from zishu.catalog.ids import parse_id
 from zishu.companion import avatar as service
+from zishu.ids import parse_id
 
 from .api import _body
 from .app import runtime

@@ -26,9 +26,9 @@ from flask import Blueprint, jsonify, render_template, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from zishu.catalog.cards import MAX_JSON_BYTES, MAX_PNG_BYTES
-from zishu.catalog.ids import parse_id
 from zishu.companion import characters as store
 from zishu.errors import NotFound, UsageError
+from zishu.ids import parse_id
 
 from .api import _body
 from .app import runtime

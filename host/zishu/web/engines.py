@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request
 
-from zishu.resources.engine_models import describe_engines
 from zishu.errors import UsageError
+from zishu.resources.engine_models import describe_engines
 
 from .app import runtime
 

@@ -12,7 +12,8 @@ import datetime as dt
 from flask import Blueprint, redirect, render_template, request
 from markupsafe import Markup
 
-from zishu import plugins, settings as user_settings
+from zishu import plugins
+from zishu import settings as user_settings
 from zishu.catalog.markup import description_html
 from zishu.sizes import byte_size
 

@@ -49,7 +49,7 @@ class AppServer:
         sep = "&" if "?" in path else "?"
         return f"{self.url.rstrip('/')}{path}{sep}token={self.secret}"
 
-    def start(self) -> "AppServer":
+    def start(self) -> AppServer:
         self.server.prepare()  # binds now, so the port is known before anything connects
         self.port = self.server.bind_addr[1]
         self._thread = threading.Thread(target=self.server.serve, name="zishu-server", daemon=True)

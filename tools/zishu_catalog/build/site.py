@@ -22,8 +22,8 @@ import os
 import re
 import shutil
 import types
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 
