@@ -186,3 +186,7 @@ form.addEventListener("submit", async (event) => {
 
 fill(character);
 if (!character) addGreeting();
+// The button stays disabled until the form can save (a click before this script ran would submit the
+// fields as a plain GET, putting them in the address bar).
+$("save-character").disabled = false;
+$("save-character").removeAttribute("title");
