@@ -135,7 +135,9 @@ class Installer:
         elif len(version.files) == 1:
             path = source
         else:
-            raise UsageError(f"{source} is one file but version {version.version} has {len(version.files)}; pass their folder")
+            raise UsageError(
+                f"{source} is one file but version {version.version} has {len(version.files)}; pass their folder"
+            )
         if not path.is_file():
             raise UsageError(f"{entry.name} is not in {source}")
         return path

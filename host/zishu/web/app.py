@@ -58,7 +58,7 @@ def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.error("unexpected error on %s %s", request.method, request.path, exc_info=e)
         message, code, status = f"{type(e).__name__}: {e}", ZishuError.code, ZishuError.http_status
         if _wants_json():
             return jsonify(error={"code": code, "message": message}), status
@@ -68,7 +68,7 @@ def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path.startswith("/v1/") or request.accept_mimetypes.best == "application/json"
+    return request.path.startswith(("/api/", "/v1/")) or request.accept_mimetypes.best == "application/json"
 
 
 def runtime() -> Runtime:

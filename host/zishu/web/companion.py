@@ -185,7 +185,8 @@ def memory_action(sid: int, mid: int, action: str):
 def export_memories(sid: int):
     name, exported = _memories(sid).export()
     body = json.dumps(exported, ensure_ascii=False, indent=1)
-    return Response(body, mimetype="application/json", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    disposition = f'attachment; filename="{name}"'
+    return Response(body, mimetype="application/json", headers={"Content-Disposition": disposition})
 
 
 @companion.post("/api/companion/sessions/<int:sid>/memories/delete-all")

@@ -57,8 +57,8 @@ def chat_completions():
     events = talk.reply(last, history=history)
     if not body.get("stream"):
         text = next(e for e in events if e["type"] == "done")["text"]
-        return jsonify(id=reply_id, object="chat.completion", created=created, model=rid,
-                       choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}])
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        return jsonify(id=reply_id, object="chat.completion", created=created, model=rid, choices=[choice])
 
     @stream_with_context
     def stream():
@@ -102,7 +102,8 @@ def _options(body: dict) -> ChatOptions:
         value = body.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        not_a_number = isinstance(value, bool) or not isinstance(value, (int, float))
+        if not_a_number or (kind is int and not float(value).is_integer()):
             raise UsageError(f'"{name}" must be a number')
         chosen[name] = kind(value)
     if chosen.get("max_tokens", 1) < 1:
