@@ -138,6 +138,8 @@ class _WakingSqliteHuey(SqliteHuey):
 
 
 class _Worker(Worker):
+    delay: float  # set by huey's Worker; huey ships no types
+
     def sleep(self):
         # Wait for the next enqueue in this process (or the usual backoff, for other processes).
         if _WAKE.wait(min(self.delay, self.max_delay)):

@@ -12,6 +12,7 @@ import logging
 import secrets
 
 from flask import Blueprint, Flask, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from zishu import __version__, plugins
@@ -22,10 +23,17 @@ from .security import protect
 
 log = logging.getLogger(__name__)
 
+
+class _TextAsItself(DefaultJSONProvider):
+    """Flask's JSON, with Chinese and other non-ASCII text written as itself rather than as \\u escapes."""
+
+    ensure_ascii = False
+
+
 def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
     app = Flask(__name__)
     app.config["ZISHU_RUNTIME"] = runtime
-    app.json.ensure_ascii = False
+    app.json = _TextAsItself(app)
     protect(app, secret or secrets.token_urlsafe(32))
     links: list[tuple[str, str]] = []
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, stream_with_context
 
@@ -60,8 +61,7 @@ def chat_completions():
         choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
         return jsonify(id=reply_id, object="chat.completion", created=created, model=rid, choices=[choice])
 
-    @stream_with_context
-    def stream():
+    def stream() -> Iterator[str]:
         said = ""
         yield chunk({"role": "assistant", "content": ""})
         for event in events:
@@ -72,7 +72,7 @@ def chat_completions():
         yield chunk({}, "stop")
         yield "data: [DONE]\n\n"
 
-    return Response(stream(), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    return Response(stream_with_context(stream()), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
 
 
 def _messages(messages) -> tuple[list[dict], str]:
