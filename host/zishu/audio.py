@@ -26,7 +26,8 @@ def read_pcm(path: Path, rate: int = 16000) -> bytes:
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except (wave.Error, EOFError) as e:
-        raise UsageError(f"{path}: not a PCM WAV file ({e}); convert it, e.g. ffmpeg -i IN -ar {rate} -ac 1 OUT.wav") from None
+        hint = f"convert it, e.g. ffmpeg -i IN -ar {rate} -ac 1 OUT.wav"
+        raise UsageError(f"{path}: not a PCM WAV file ({e}); {hint}") from None
     if channels == 1 and width == 2 and source_rate == rate:
         return frames
     np = _numpy(path)
@@ -43,7 +44,7 @@ def read_pcm(path: Path, rate: int = 16000) -> bytes:
         raise UsageError(f"{path}: {8 * width}-bit samples are not supported")
     mono = samples.reshape(-1, channels).mean(axis=1)
     if source_rate != rate and len(mono):
-        count = int(round(len(mono) * rate / source_rate))
+        count = round(len(mono) * rate / source_rate)
         mono = np.interp(np.arange(count) * (source_rate / rate), np.arange(len(mono)), mono)
     return (np.clip(mono, -1, 1) * 32767).astype("<i2").tobytes()
 

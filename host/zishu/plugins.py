@@ -56,7 +56,7 @@ def load_plugins(disabled: Iterable[str] = ()) -> pluggy.PluginManager:
             pm.register(ep.load(), name=ep.name)
         except Exception as e:
             errors[ep.name] = f"failed to load: {type(e).__name__}: {e}"
-            log.error("plugin %s failed to load: %s", ep.name, e, exc_info=True)
+            log.exception("plugin %s failed to load: %s", ep.name, e)
     return pm
 
 
@@ -68,7 +68,7 @@ def call_each(hook_name: str, **kwargs) -> None:
         except Exception as e:
             message = f"{hook_name} raised {type(e).__name__}: {e}"
             if errors.get(impl.plugin_name) != message:  # log once, not at every progress event
-                log.error("plugin %s: %s", impl.plugin_name, message, exc_info=True)
+                log.exception("plugin %s: %s", impl.plugin_name, message)
             errors[impl.plugin_name] = message
 
 

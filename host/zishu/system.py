@@ -25,7 +25,8 @@ def gpus() -> list[dict]:
     for line in out.splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            found.append({"name": parts[0], "vram_bytes": int(parts[1]) * 2**20, "vram_free_bytes": int(parts[2]) * 2**20})
+            vram, free = int(parts[1]) * 2**20, int(parts[2]) * 2**20
+            found.append({"name": parts[0], "vram_bytes": vram, "vram_free_bytes": free})
     return found
 
 

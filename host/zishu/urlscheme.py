@@ -112,7 +112,9 @@ def _run(name: str, args: list[str]) -> bool:
 
 
 def _register_windows() -> str:
-    import winreg  # type: ignore[import-not-found]
+    if sys.platform != "win32":  # called only there; the check also tells type checkers that winreg exists
+        raise RuntimeError("the Windows registry exists only on Windows")
+    import winreg
 
     key_path = rf"Software\Classes\{SCHEME}"
     run = subprocess.list2cmdline(command()) + ' "%1"'

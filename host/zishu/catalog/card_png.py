@@ -106,7 +106,7 @@ def base_png(image: Path) -> bytes:
         with Image.open(io.BytesIO(raw)) as im:
             im.load()
             converted = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-    except Exception as e:  # Pillow raises many kinds (UnidentifiedImageError, DecompressionBombError, ...)
+    except Exception as e:  # noqa: BLE001 - Pillow raises many kinds (UnidentifiedImageError, DecompressionBombError, ...)
         raise CardError(f"{file}: not an image that can carry a card ({e})") from None
     buffer = io.BytesIO()
     converted.save(buffer, format="PNG")

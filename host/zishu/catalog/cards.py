@@ -292,7 +292,7 @@ def _semver_from(d: dict) -> str:
     value = d.get("character_version")
     text = str(value).strip().removeprefix("v").removeprefix("V") if value is not None else ""
     if re.fullmatch(r"\d+(\.\d+){0,2}", text):
-        text = ".".join((text.split(".") + ["0", "0"])[:3])
+        text = ".".join([*text.split("."), "0", "0"][:3])
     return text if semver.Version.is_valid(text) else "1.0.0"
 
 
@@ -460,7 +460,9 @@ def card_to_manifest(
         "license": license,
         "maintainers": _maintainers(owner, data.get("creator")),
         "tags": values["tags"],
-        "versions": [{"version": values["version"], "released": today or dt.date.today(), "files": []}],
+        "versions": [
+            {"version": values["version"], "released": today or dt.datetime.now().astimezone().date(), "files": []}
+        ],
         "spec": {
             "persona": values["persona"],
             "scenario": values["scenario"],

@@ -76,7 +76,7 @@ def _license(value: str) -> str:
     hint = "; use an SPDX id such as Apache-2.0 or CC-BY-NC-4.0, or LicenseRef-<name> for others"
     try:
         info = _spdx().validate(value, strict=True)
-    except Exception:  # license_expression itself fails on some malformed input ('MIT AND', '()', 'a/b')
+    except Exception:  # noqa: BLE001 - license_expression raises anything on some malformed input ('MIT AND', '()', 'a/b')
         raise ValueError(f"{value!r} is not an SPDX license expression{hint}") from None
     if not value.strip():
         raise ValueError(f"license is empty{hint}")

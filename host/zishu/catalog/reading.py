@@ -56,7 +56,9 @@ def _construct_timestamp(loader: _StrictLoader, node: yaml.ScalarNode):
     try:
         return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
     except ValueError as e:
-        raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a date: {e}", node.start_mark) from None
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a date: {e}", node.start_mark
+        ) from None
 
 
 _StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
@@ -78,9 +80,8 @@ def load_yaml(data: bytes, file: str) -> Any:
         depth = 0
         for event in yaml.parse(text, Loader=_Loader):
             if isinstance(event, yaml.AliasEvent):
-                raise ManifestError(
-                    [Problem(file, _mark(event.start_mark), f"YAML aliases (*{event.anchor}) are not allowed in manifests")]
-                )
+                message = f"YAML aliases (*{event.anchor}) are not allowed in manifests"
+                raise ManifestError([Problem(file, _mark(event.start_mark), message)])
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_NESTING:  # libyaml's composer recurses: very deep nesting crashes the process

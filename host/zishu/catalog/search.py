@@ -78,9 +78,7 @@ def _passes(entry: dict, filters: dict[str, str]) -> bool:
         return False
     if "license" in filters and entry.get("license", "").lower() != filters["license"]:
         return False
-    if "base" in filters and filters["base"] not in (entry.get("base_model") or "").lower():
-        return False
-    return True
+    return not ("base" in filters and filters["base"] not in (entry.get("base_model") or "").lower())
 
 
 def search_entries(

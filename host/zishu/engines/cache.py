@@ -69,7 +69,8 @@ class ModelCache:
             if need.ram > free:
                 raise NotEnoughMemory(
                     f"{model.label} needs {byte_size(need.ram)} of RAM to load with {engine.info.name}; "
-                    f"{byte_size(free)} is free on this machine right now. Close other programs or choose a smaller model.")
+                    f"{byte_size(free)} is free on this machine right now. "
+                    "Close other programs or choose a smaller model.")
             try:
                 handle = engine.load(model, device)
             except (NotEnoughMemory, EngineError):

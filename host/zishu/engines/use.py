@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
 from zishu.errors import EngineError
 
 from .api import Engine, ModelRef
-from .kinds import (ChatModel, EmbeddingModel, ImageGenerator, SpeechRecognizer, SpeechSynthesizer,
-                    VoiceActivity)
+from .kinds import ChatModel, EmbeddingModel, ImageGenerator, SpeechRecognizer, SpeechSynthesizer, VoiceActivity
 from .resolve import Installed, resolve_model
 
 if TYPE_CHECKING:

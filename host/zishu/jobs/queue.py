@@ -138,6 +138,8 @@ class _WakingSqliteHuey(SqliteHuey):
 
 
 class _Worker(Worker):
+    delay: float  # set by huey's Worker; huey ships no types
+
     def sleep(self):
         # Wait for the next enqueue in this process (or the usual backoff, for other processes).
         if _WAKE.wait(min(self.delay, self.max_delay)):
@@ -219,9 +221,10 @@ class JobQueue:
         """Cancel a waiting job at once, or ask a running one to stop at its next progress report;
         an INTERRUPTED one becomes CANCELLED, so the next start does not take it up again."""
         job = self.get(job_id)
-        if records.update(job_id, only_if=(Status.PENDING,), status=Status.CANCELLED.value,
-                          finished_at=time.time(), message="cancelled before it started") or records.update(job_id, only_if=(Status.INTERRUPTED,), status=Status.CANCELLED.value,
-                            message="cancelled"):
+        if records.update(
+            job_id, only_if=(Status.PENDING,), status=Status.CANCELLED.value,
+            finished_at=time.time(), message="cancelled before it started",
+        ) or records.update(job_id, only_if=(Status.INTERRUPTED,), status=Status.CANCELLED.value, message="cancelled"):
             self._emit("on_job_end", job_id)
         elif job.status == Status.RUNNING:
             self._cancel.add(job_id)

@@ -40,6 +40,7 @@ RETRYABLE = (Status.FAILED, Status.CANCELLED, Status.INTERRUPTED)
 
 
 class Job(BaseModel):
+    id = peewee.AutoField()  # the one peewee adds by itself, spelled out so that type checkers see it
     kind = peewee.CharField()
     title = peewee.CharField()
     params = peewee.TextField()  # JSON: the keyword arguments of the job type's function

@@ -604,15 +604,18 @@ class _Transfer:
     def _parallel_attempt(self, url: str, remote: _Remote | None) -> None:
         part = self.part
         if not part.segments:
+            assert self.size is not None  # _parallel() starts ranges only for a file whose size is known
             part.begin_segments(url, remote.validator if remote else None, self.size, self.dl.connections)
+        segments = part.segments
+        assert segments is not None  # a parallel part has them, from its sidecar or from begin_segments()
         validator = part.meta.get("validator") if part.meta.get("url") == url else None
-        pending = [seg for seg in part.segments if seg[2] < seg[1]]
+        pending = [seg for seg in segments if seg[2] < seg[1]]
         self.dl._emit("on_download_start", url=url, name=self.name, sha256=self.sha256, size=self.size,
                       resumed_from=part.done)
         if pending:
             with ThreadPoolExecutor(len(pending), thread_name_prefix="zishu-segment") as pool:
                 futures = [pool.submit(self._segment, url, seg, validator) for seg in pending]
-            errors = [f.exception() for f in futures if f.exception() is not None]
+            errors = [e for f in futures if (e := f.exception()) is not None]
             with self._lock:
                 part.save_segments(force=True)
             if errors:
@@ -663,6 +666,7 @@ class _Transfer:
             if part.hasher is None:
                 part.rehash()  # a parallel part: its bytes arrived out of order
             flushed.result()
+        assert part.hasher is not None  # kept by a stream, or made by rehash() above
         actual, size = part.hasher.hexdigest(), part.done
         if self.size is not None and size != self.size:
             promised = f" (sha256 {self.sha256})" if self.sha256 else ""

@@ -135,7 +135,9 @@ class Installer:
         elif len(version.files) == 1:
             path = source
         else:
-            raise UsageError(f"{source} is one file but version {version.version} has {len(version.files)}; pass their folder")
+            raise UsageError(
+                f"{source} is one file but version {version.version} has {len(version.files)}; pass their folder"
+            )
         if not path.is_file():
             raise UsageError(f"{entry.name} is not in {source}")
         return path
@@ -153,7 +155,9 @@ class Installer:
     def gc(self, partials: Path | None = None) -> int:
         """Remove staging leftovers, folders without manifest.json and partial downloads; bytes freed."""
         freed = self.registry.collect_garbage()
-        for part in sorted(partials.iterdir()) if partials and partials.is_dir() else []:
+        if partials is None or not partials.is_dir():
+            return freed
+        for part in sorted(partials.iterdir()):
             key = key_of(part)
             if key is None or part.name.endswith(LOCK):
                 continue

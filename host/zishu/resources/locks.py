@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
@@ -30,7 +30,7 @@ PART, SIDECAR, LOCK = ".part", ".json", ".lock"
 
 T = TypeVar("T")
 
-_running: dict[tuple[str, str], Future] = {}
+_running: dict[tuple[str, str], Future[Any]] = {}  # one table for every work; each key's future holds its T
 _running_guard = threading.Lock()
 
 
@@ -47,12 +47,12 @@ def one_transfer(partials: Path, key: str, work: Callable[[], T]) -> tuple[T, bo
     """
     ident = (str(partials.resolve()), key)
     with _running_guard:
-        running = _running.get(ident)
-        leader = running is None
-        if leader:
-            running = _running[ident] = Future()
-    if not leader:
-        return running.result(), False
+        existing = _running.get(ident)
+        if existing is None:
+            running: Future[Any] = Future()
+            _running[ident] = running
+    if existing is not None:
+        return existing.result(), False
     try:
         partials.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock_path(partials, key))):

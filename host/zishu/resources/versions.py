@@ -95,7 +95,9 @@ class VersionStore:
             raise ResourceNotAvailable(f"{rid}@{version or 'any'} is not installed{have}; run: zishu install {rid}")
         folder = self.version_dir(rid, version)
         if not (folder / MANIFEST).exists():
-            raise ResourceNotAvailable(f"{rid}@{version} is registered but its folder is gone; run: zishu install {rid}@{version}")
+            raise ResourceNotAvailable(
+                f"{rid}@{version} is registered but its folder is gone; run: zishu install {rid}@{version}"
+            )
         return folder
 
     def version_dir(self, rid: str, version: str) -> Path:

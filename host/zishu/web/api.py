@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 
 import click
 from flask import Blueprint, Response, jsonify, request, stream_with_context
@@ -200,8 +201,7 @@ def job_stream():
 
     stopping = runtime().stopping
 
-    @stream_with_context
-    def events():
+    def events() -> Iterator[str]:
         nonlocal last
         seen, quiet = changes.serial, 0.0
         yield "retry: 1000\n\n"
@@ -219,7 +219,7 @@ def job_stream():
             seen = changes.wait(seen, STREAM_POLL)
             quiet += time.monotonic() - before
 
-    return Response(events(), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    return Response(stream_with_context(events()), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
 
 
 # -- plugins, settings, the machine -----------------------------------------------------------------

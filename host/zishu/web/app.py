@@ -12,6 +12,7 @@ import logging
 import secrets
 
 from flask import Blueprint, Flask, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from zishu import __version__, plugins
@@ -22,10 +23,17 @@ from .security import protect
 
 log = logging.getLogger(__name__)
 
+
+class _TextAsItself(DefaultJSONProvider):
+    """Flask's JSON, with Chinese and other non-ASCII text written as itself rather than as \\u escapes."""
+
+    ensure_ascii = False
+
+
 def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
     app = Flask(__name__)
     app.config["ZISHU_RUNTIME"] = runtime
-    app.json.ensure_ascii = False
+    app.json = _TextAsItself(app)
     protect(app, secret or secrets.token_urlsafe(32))
     links: list[tuple[str, str]] = []
 
@@ -58,7 +66,7 @@ def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.error("unexpected error on %s %s", request.method, request.path, exc_info=e)
         message, code, status = f"{type(e).__name__}: {e}", ZishuError.code, ZishuError.http_status
         if _wants_json():
             return jsonify(error={"code": code, "message": message}), status
@@ -68,7 +76,7 @@ def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path.startswith("/v1/") or request.accept_mimetypes.best == "application/json"
+    return request.path.startswith(("/api/", "/v1/")) or request.accept_mimetypes.best == "application/json"
 
 
 def runtime() -> Runtime:

@@ -107,8 +107,10 @@ def api_import():
     try:
         upload = request.files.get("file")
     except RequestEntityTooLarge:
-        raise RequestEntityTooLarge(f"the card file is too big: a PNG card may be at most {MAX_PNG_BYTES // 2**20} MiB, "
-                                    f"a JSON card {MAX_JSON_BYTES // 2**20} MiB") from None
+        raise RequestEntityTooLarge(
+            f"the card file is too big: a PNG card may be at most {MAX_PNG_BYTES // 2**20} MiB, "
+            f"a JSON card {MAX_JSON_BYTES // 2**20} MiB"
+        ) from None
     if upload is None:
         raise UsageError("send the card as a multipart form field named 'file' (a PNG or JSON card)")
     data = upload.read(MAX_PNG_BYTES + 1)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, stream_with_context
 
@@ -87,8 +88,7 @@ def events(sid: int):
     sessions = companion_sessions()
     session = sessions.find(sid)
 
-    @stream_with_context
-    def stream():
+    def stream() -> Iterator[str]:
         try:
             yield "retry: 1000\n\n"
             for event in session.events(timeout=HEARTBEAT):
@@ -102,7 +102,7 @@ def events(sid: int):
             sessions.close(sid)
             session.close()
 
-    return Response(stream(), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    return Response(stream_with_context(stream()), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
 
 
 @companion.post("/api/companion/sessions/<int:sid>/say")
@@ -185,7 +185,8 @@ def memory_action(sid: int, mid: int, action: str):
 def export_memories(sid: int):
     name, exported = _memories(sid).export()
     body = json.dumps(exported, ensure_ascii=False, indent=1)
-    return Response(body, mimetype="application/json", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    disposition = f'attachment; filename="{name}"'
+    return Response(body, mimetype="application/json", headers={"Content-Disposition": disposition})
 
 
 @companion.post("/api/companion/sessions/<int:sid>/memories/delete-all")

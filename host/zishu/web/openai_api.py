@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, stream_with_context
 
@@ -57,11 +58,10 @@ def chat_completions():
     events = talk.reply(last, history=history)
     if not body.get("stream"):
         text = next(e for e in events if e["type"] == "done")["text"]
-        return jsonify(id=reply_id, object="chat.completion", created=created, model=rid,
-                       choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}])
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        return jsonify(id=reply_id, object="chat.completion", created=created, model=rid, choices=[choice])
 
-    @stream_with_context
-    def stream():
+    def stream() -> Iterator[str]:
         said = ""
         yield chunk({"role": "assistant", "content": ""})
         for event in events:
@@ -72,7 +72,7 @@ def chat_completions():
         yield chunk({}, "stop")
         yield "data: [DONE]\n\n"
 
-    return Response(stream(), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    return Response(stream_with_context(stream()), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
 
 
 def _messages(messages) -> tuple[list[dict], str]:
@@ -102,7 +102,8 @@ def _options(body: dict) -> ChatOptions:
         value = body.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        not_a_number = isinstance(value, bool) or not isinstance(value, (int, float))
+        if not_a_number or (kind is int and not float(value).is_integer()):
             raise UsageError(f'"{name}" must be a number')
         chosen[name] = kind(value)
     if chosen.get("max_tokens", 1) < 1:

@@ -73,8 +73,10 @@ def jobs():
 
 @pages.get("/plugins")
 def plugin_list():
-    return render_template("plugins.html", title="Plugins", active="/plugins", plugins=plugins.describe(),
-                           disabled=user_settings.load().plugins_disabled, allow_list=sorted(plugins.allow_list() or []))
+    return render_template(
+        "plugins.html", title="Plugins", active="/plugins", plugins=plugins.describe(),
+        disabled=user_settings.load().plugins_disabled, allow_list=sorted(plugins.allow_list() or []),
+    )
 
 
 @pages.get("/settings")

@@ -20,6 +20,7 @@ import hmac
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, jsonify, redirect, request
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() makes; flask's Response extends it
 
 COOKIE = "zishu_token"
 HEADER = "X-Zishu-Token"
@@ -43,7 +44,7 @@ def _same(a: str | None, b: str) -> bool:
     return a is not None and hmac.compare_digest(a.encode(), b.encode())
 
 
-def check_request() -> Response | None:
+def check_request() -> BaseResponse | None:
     secret = current_app.config["ZISHU_SECRET"]
     if _host_name(request.host.lower()) not in LOCAL_HOSTS:
         return _forbidden("FORBIDDEN_HOST", f"Host {request.host!r} is not this machine; use http://127.0.0.1")
@@ -67,7 +68,7 @@ def check_request() -> Response | None:
     return None
 
 
-def _set_cookie_and_clean_url(secret: str) -> Response:
+def _set_cookie_and_clean_url(secret: str) -> BaseResponse:
     rest = {k: v for k, v in request.args.items(multi=True) if k != "token"}
     target = request.path + ("?" + urlencode(rest) if rest else "")
     response = redirect(target, code=303)
