@@ -8,7 +8,7 @@ and turned into the exit status listed in ``--help``.
 from __future__ import annotations
 
 import importlib
-import sys
+from typing import Any
 
 import click
 
@@ -21,20 +21,20 @@ EXIT_CODES_HELP = exit_status_help()  # made from the classes in zishu.errors
 class LazyGroup(click.Group):
     """A click group whose subcommands live in other modules, imported on first use."""
 
-    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
 
-    def list_commands(self, ctx):
+    def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
 
-    def get_command(self, ctx, name):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
             module, attr = self.lazy[name].split(":")
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ZishuError as e:
@@ -64,7 +64,10 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context) -> None:
     """Zishu: run AI characters on your own computer, and share them. With no command: zishu app."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(ctx.command.get_command(ctx, "app"))
+        assert isinstance(ctx.command, LazyGroup)  # the context of this very group
+        app = ctx.command.get_command(ctx, "app")
+        assert app is not None  # one of the lazy commands above
+        ctx.invoke(app)
 
 
 def main() -> None:
@@ -72,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()  # click exits with the command's status

@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Literal
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, request
@@ -117,7 +118,7 @@ def why_no_window() -> str | None:
         try:
             import qtpy  # noqa: F401
             from qtpy import QtWebEngineWidgets  # noqa: F401
-        except Exception as e:  # qtpy raises its own errors besides ImportError
+        except Exception as e:  # noqa: BLE001 - qtpy raises its own errors besides ImportError; any means no window
             return (f"Qt WebEngine cannot be loaded ({e}); install the window with: pip install "
                     "'zishu[desktop]' (and the Qt system libraries: scripts/ensure-system-packages.sh).")
     return None
@@ -176,10 +177,11 @@ def main(port: int = 0, check_path: str | None = None, path: str = "/") -> None:
     server = start_app(port=port)
     window = webview.create_window(TITLE, server.url_with_secret(path), width=WINDOW_SIZE[0],
                                    height=WINDOW_SIZE[1], min_size=MIN_SIZE)
+    assert window is not None  # None only when an events.initialized handler cancels it; none is set
 
     add_window_routes(server, window)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=window.destroy, daemon=True).start())
-    gui = "qt" if platform.system() == "Linux" else None
+    gui: Literal["qt"] | None = "qt" if platform.system() == "Linux" else None
     outcome: dict = {}
     try:
         if check_path:
@@ -187,7 +189,7 @@ def main(port: int = 0, check_path: str | None = None, path: str = "/") -> None:
         else:
             _register_url_scheme()
             webview.start(gui=gui)
-    except Exception as e:  # the GUI back end failed to start: the app is still up, so serve it
+    except Exception as e:  # noqa: BLE001 - the GUI back end failed to start (it may raise anything): serve instead
         if check_path:
             server.stop()
             server.runtime.close()
@@ -247,7 +249,7 @@ def _check(window, png: str, outcome: dict) -> None:
         else:
             _say("zishu app --check: screenshots are supported with the Qt back end only; the page loaded.")
         print(json.dumps(outcome, ensure_ascii=False), flush=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - on pywebview's thread: anything is reported, the window still closes
         outcome["loaded"] = False
         _say(f"zishu app --check failed: {type(e).__name__}: {e}")
     finally:
@@ -284,11 +286,13 @@ def _screenshot(window, png: str) -> tuple[int, int] | None:
                 if not pixmap.save(png, "PNG"):
                     raise OSError(f"could not write {png}")
                 self.result = (pixmap.width(), pixmap.height())
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - nothing may escape a Qt slot: handed to the caller, who raises it
                 self.error = f"{type(e).__name__}: {e}"
 
     grabber = Grabber()
-    grabber.moveToThread(QApplication.instance().thread())  # its slot then runs on the GUI thread
+    app = QApplication.instance()
+    assert app is not None  # the Qt back end is running: the window is on it
+    grabber.moveToThread(app.thread())  # its slot then runs on the GUI thread
     QMetaObject.invokeMethod(grabber, "grab", Qt.ConnectionType.BlockingQueuedConnection)
     if grabber.error:
         raise RuntimeError(f"screenshot failed: {grabber.error}")

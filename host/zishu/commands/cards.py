@@ -33,7 +33,8 @@ ROOT_OPTION = click.option(
 @click.option("--owner", required=True, help="Your GitHub login: the manifest's id is <owner>/<name>.")
 @click.option("--name", "slug", help="The catalog name (a-z, 0-9, '-'). Default: made from the character's name.")
 @click.option("--license", "license_", metavar="SPDX", help="The license the creator chose (required), e.g. CC-BY-4.0.")
-@click.option("--out", help="Where to write the manifest ('-' prints it). Default: <root>/resources/<owner>/<name>.yaml")
+@click.option("--out",
+              help="Where to write the manifest ('-' prints it). Default: <root>/resources/<owner>/<name>.yaml")
 @ROOT_OPTION
 @click.option("--force", is_flag=True, help="Overwrite an existing manifest.")
 def import_card_command(

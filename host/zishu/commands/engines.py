@@ -34,7 +34,8 @@ def engines_command(as_json):
             models = ", ".join(e["models"]) or ("no model needed" if not e["needs_model"] else "[dim]none installed[/]")
             if e["unavailable"]:
                 models = f"[yellow]cannot run here: {e['unavailable']}[/]"
-            table.add_row(e["kind"], e["name"], ", ".join(e["formats"]) or "-", ", ".join(e["capabilities"]) or "-", models)
+            table.add_row(e["kind"], e["name"], ", ".join(e["formats"]) or "-", ", ".join(e["capabilities"]) or "-",
+                          models)
         out.print(table)
     for name, error in failed.items():
         err.print(f"[red]plugin {name} failed[/]: {error}")

@@ -18,6 +18,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -57,7 +58,8 @@ def _registry() -> VersionStore:
 @click.option("--json", "as_json", is_flag=True, help="Print the matching index entries as JSON.")
 def search_command(text, kind, tag, license_, base_model, sort, limit, as_json):
     """Search the catalog (works offline from the cached index)."""
-    found = _client().search(" ".join(text), kind=kind, tag=tag, license=license_, base_model=base_model, sort=sort, limit=limit)
+    found = _client().search(" ".join(text), kind=kind, tag=tag, license=license_, base_model=base_model, sort=sort,
+                             limit=limit)
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=1))
         return
@@ -92,7 +94,8 @@ def info_command(resource_id, as_json):
         mark = " [green](installed)[/]" if v.version in installed else ""
         out.print(f"\n[bold]{v.version}[/] released {v.released}{mark}")
         for f in v.files:
-            out.print(f"  {f.name}  {byte_size(f.size) if f.size is not None else 'size from the hub'}  {f.sha256 or ''}")
+            size = byte_size(f.size) if f.size is not None else "size from the hub"
+            out.print(f"  {f.name}  {size}  {f.sha256 or ''}")
         for r in v.requires:
             out.print(f"  requires {r.id} {r.version}")
 
@@ -125,7 +128,7 @@ def install_command(requests, no_deps, source, quiet, as_json):
         console=err, disable=not show, transient=False,
     ) as progress:
         total = progress.add_task("total", total=plan.download_size or None)
-        tasks: dict[str, tuple[int, int]] = {}
+        tasks: dict[str, tuple[TaskID, int]] = {}
         lock = threading.Lock()
 
         def on_progress(name: str, done: int, size: int | None) -> None:

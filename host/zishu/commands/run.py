@@ -38,8 +38,10 @@ def _is_number(text: str) -> bool:
     return True
 
 
-model_option = click.option("--model", "-m", help="An installed catalog id (owner/name[@version]) or a local model file or folder.")
-engine_option = click.option("--engine", "-e", help="The engine to use, by name (see zishu engines); default: the first that loads the model.")
+model_option = click.option(
+    "--model", "-m", help="An installed catalog id (owner/name[@version]) or a local model file or folder.")
+engine_option = click.option(
+    "--engine", "-e", help="The engine to use, by name (see zishu engines); default: the first that loads the model.")
 device_option = click.option("--device", help="cpu, cuda, cuda:1 … (default: a GPU when the engine can use one).")
 
 
@@ -52,7 +54,8 @@ def _ready(kind, model, engine, device, adapters=()):
     with err.status(f"loading {model or 'the default ' + kind + ' engine'} …"):
         ready = use(runtime, kind, model, engine=engine, adapters=list(adapters), device=device)
     what = ready.model.label if ready.model else "no model"
-    err.print(f"[dim]{ready.engine.info.name} · {what} · {ready.device} · loaded in {time.perf_counter() - started:.2f} s[/]")
+    loaded = time.perf_counter() - started
+    err.print(f"[dim]{ready.engine.info.name} · {what} · {ready.device} · loaded in {loaded:.2f} s[/]")
     return ready
 
 
@@ -65,7 +68,8 @@ def run_command():
 @model_option
 @engine_option
 @device_option
-@click.option("--lora", "loras", multiple=True, help="A GGUF LoRA: catalog id or path, optionally :WEIGHT (repeatable).")
+@click.option("--lora", "loras", multiple=True,
+              help="A GGUF LoRA: catalog id or path, optionally :WEIGHT (repeatable).")
 @click.option("--system", default=None, help="A system prompt.")
 @click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1))
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0))
@@ -125,7 +129,8 @@ def run_asr(model, engine, device, language, stream, wav):
     tags = " · ".join(f"{k} {v}" for k, v in (("language", result.language), ("emotion", result.emotion),
                                                ("event", result.event)) if v)
     seconds = len(pcm) / 2 / ASR_SAMPLE_RATE
-    err.print(f"[dim]{tags + ' · ' if tags else ''}{seconds:.1f} s of audio in {time.perf_counter() - started:.2f} s[/]")
+    took = time.perf_counter() - started
+    err.print(f"[dim]{tags + ' · ' if tags else ''}{seconds:.1f} s of audio in {took:.2f} s[/]")
 
 
 @run_command.command("tts")
@@ -135,14 +140,16 @@ def run_asr(model, engine, device, language, stream, wav):
 @click.option("--voice", help="A voice or speaker of the engine (see its voices).")
 @click.option("--emotion", help="An emotion, for engines that speak with one (e.g. happy).")
 @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(0.25, 4))
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The WAV file to write.")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The WAV file to write.")
 @click.argument("text")
 def run_tts(model, engine, device, voice, emotion, speed, out, text):
     """Speak TEXT into a WAV file (the offline default voice when no --model)."""
     from zishu.audio import write_wav
 
     ready = _ready("tts", model, engine, device)
-    started, first = time.perf_counter(), []
+    started = time.perf_counter()
+    first: list[float] = []  # seconds to the first chunk, once it came
 
     def timed(chunks):
         for chunk in chunks:
@@ -160,7 +167,8 @@ def run_tts(model, engine, device, voice, emotion, speed, out, text):
 @model_option
 @engine_option
 @device_option
-@click.option("--lora", "loras", multiple=True, help="An image LoRA: catalog id or path, optionally :WEIGHT (repeatable).")
+@click.option("--lora", "loras", multiple=True,
+              help="An image LoRA: catalog id or path, optionally :WEIGHT (repeatable).")
 @click.option("--negative", default="", help="What the image should not show.")
 @click.option("--width", default=512, show_default=True, type=click.IntRange(8))
 @click.option("--height", default=512, show_default=True, type=click.IntRange(8))
@@ -186,8 +194,9 @@ def run_image(model, engine, device, loras, negative, width, height, steps, guid
         with Progress(TextColumn("drawing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=err, transient=True) as bar:
             task = bar.add_task("steps", total=steps)
-            images = ready.handle.draw(request, progress=lambda step, total: bar.update(task, completed=step, total=total),
-                                       cancelled=stop.is_set)
+            images = ready.handle.draw(
+                request, progress=lambda step, total: bar.update(task, completed=step, total=total),
+                cancelled=stop.is_set)
     finally:
         signal.signal(signal.SIGINT, previous)
     total = time.perf_counter() - started

@@ -55,7 +55,8 @@ def model3_names(path: Path) -> tuple[list[str], list[str]]:
         if path.stat().st_size > MAX_MODEL3_BYTES:
             return [], []
         refs = json.loads(path.read_text(encoding="utf-8")).get("FileReferences") or {}
-        expressions = [e["Name"] for e in refs.get("Expressions") or [] if isinstance(e, dict) and isinstance(e.get("Name"), str)]
+        expressions = [e["Name"] for e in refs.get("Expressions") or []
+                       if isinstance(e, dict) and isinstance(e.get("Name"), str)]
         motions = [g for g in (refs.get("Motions") or {}) if isinstance(g, str)]
         return expressions, motions
     except (OSError, ValueError, AttributeError, TypeError):

@@ -11,6 +11,7 @@ appears in the scanned text and, if it has ``secondary_keys``, one of those too;
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def emotion_protocol(character: Character) -> str:
             "Write the tag in square brackets exactly as listed; never explain it.")
 
 
-def build_turn(character: Character, user_text: str, history: list[dict], memories: list[str] = (),
+def build_turn(character: Character, user_text: str, history: list[dict], memories: Sequence[str] = (),
                user_name: str = "User") -> Turn:
     """The messages for this turn. ``history`` is [{"role", "content"}] oldest first, without the
     user's new message; ``memories`` are the long-term memories recalled for it."""

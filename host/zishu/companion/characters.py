@@ -29,7 +29,7 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import semver
 from filelock import BaseFileLock
@@ -43,6 +43,9 @@ from zishu.files import write_atomic
 from zishu.ids import parse_id
 from zishu.resources.install import link_or_copy, manifest_of, sha256_of
 from zishu.resources.versions import MANIFEST, discard
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 LOCAL = "local"  # the owner of the user's own characters
 LOCAL_LICENSE = "LicenseRef-local"  # made or imported here, never published: no license stated
@@ -163,7 +166,8 @@ def update_character(runtime, rid: str, fields: dict) -> dict:
         auto = old.summary == _auto_summary(old.name, old.spec.persona)
         if old.owner == LOCAL:
             version = str(semver.Version.parse(current).bump_patch())
-            base = {**previous, "versions": [*previous["versions"], _carried(old, current, version, "Edited in Zishu.")]}
+            edited = _carried(old, current, version, "Edited in Zishu.")
+            base = {**previous, "versions": [*previous["versions"], edited]}
             resource = _validated(_apply(base, fields, auto_summary=auto))
             if _same_content(old, resource):
                 return {"id": old.id, "version": current, "changed": False, "forked_from": None}
@@ -175,7 +179,8 @@ def update_character(runtime, rid: str, fields: dict) -> dict:
         spec = previous["spec"]
         spec["extensions"] = {**spec.get("extensions", {}), EXTENSION: {
             **(spec.get("extensions", {}).get(EXTENSION) or {}), "derived_from": f"{old.id}@{current}"}}
-        base = {**previous, "id": f"{LOCAL}/{slug}", "versions": [_carried(old, current, version, f"Edited from {old.id}.")]}
+        base = {**previous, "id": f"{LOCAL}/{slug}",
+                "versions": [_carried(old, current, version, f"Edited from {old.id}.")]}
         resource = _validated(_apply(base, fields, auto_summary=auto))
         _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current))
         return {"id": resource.id, "version": version, "changed": True, "forked_from": old.id}
@@ -331,13 +336,14 @@ def _validated(manifest: dict) -> CharacterResource:
         raise UsageError("; ".join(_problem(err) for err in e.errors())) from None
 
 
-def _problem(err: dict) -> str:
+def _problem(err: ErrorDetails) -> str:
     """One pydantic error as ``field: what is wrong`` in the editor's words."""
     kind, ctx, loc = err["type"], err.get("ctx") or {}, list(err["loc"])
     where = _where(loc)
     if kind in ("string_too_short", "too_short"):
         n = ctx.get("min_length", 1)
-        what = "must not be empty" if n == 1 else f"must have at least {n} {'characters' if 'string' in kind else 'items'}"
+        unit = "characters" if "string" in kind else "items"
+        what = "must not be empty" if n == 1 else f"must have at least {n} {unit}"
     elif kind == "string_too_long":
         what = f"must be at most {ctx.get('max_length')} characters"
     elif kind == "too_long":
@@ -379,7 +385,8 @@ def _same_content(a: CharacterResource, b: CharacterResource) -> bool:
 
 
 def _version_entry(version: str, *, files: list | None = None, requires: list | None = None, notes: str) -> dict:
-    return {"version": version, "released": dt.date.today().isoformat(), "files": files or [],
+    today = dt.datetime.now().astimezone().date()  # the user's local date
+    return {"version": version, "released": today.isoformat(), "files": files or [],
             "requires": requires or [], "notes": notes}
 
 
@@ -463,7 +470,8 @@ def _unique_slug(runtime, base: str) -> str:
     taken = {rid.split("/", 1)[1] for rid in runtime.registry.load() if rid.startswith(f"{LOCAL}/")}
     trash = runtime.home / "trash" / "characters" / LOCAL
     taken |= {p.name for p in trash.iterdir()} if trash.is_dir() else set()
-    taken |= {p.name for p in (runtime.registry.root / LOCAL).iterdir()} if (runtime.registry.root / LOCAL).is_dir() else set()
+    installed = runtime.registry.root / LOCAL
+    taken |= {p.name for p in installed.iterdir()} if installed.is_dir() else set()
     n, slug = 1, base
     while slug in taken:
         n += 1

@@ -104,7 +104,8 @@ def _constant(text: str, function: str) -> int | None:
         names |= set(re.findall(rf"\b_{function}\s*:\s*{_NAME}\s*[,}}]", text))
         for name in names - {"function"}:
             n = re.escape(name)
-            found |= set(re.findall(rf"(?<![\w$.]){n}\s*:\s*function\s*\(\)\s*\{{\s*return\s+{_NUMBER}\s*;?\s*\}}", text))
+            found |= set(re.findall(
+                rf"(?<![\w$.]){n}\s*:\s*function\s*\(\)\s*\{{\s*return\s+{_NUMBER}\s*;?\s*\}}", text))
             found |= set(re.findall(rf"\bfunction\s+{n}\s*\(\)\s*\{{\s*return\s+{_NUMBER}\s*;?\s*\}}", text))
     return int(found.pop()) if len(found) == 1 else None
 
@@ -185,7 +186,8 @@ def model_refusal(core: CoreVersion | None, moc: int | None) -> str:
     info = moc_info(moc) or {}
     if moc > RENDERER_LATEST_MOC:  # no core would help
         return (f"this model is in Cubism {info['format']}'s format (blend modes, offscreen drawing), which "
-                f"{RENDERER} cannot draw: export it from the Cubism Editor as Cubism {MOC_FORMATS[RENDERER_LATEST_MOC]}")
+                f"{RENDERER} cannot draw: export it from the Cubism Editor as Cubism "
+                f"{MOC_FORMATS[RENDERER_LATEST_MOC]}")
     if core is not None and moc > core.latest_moc:
         return (f"this model needs a Cubism {info['needs']} core; yours is {core.short} (the model is in Cubism "
                 f"{info['format']}'s format): put a newer core in place with `zishu live2d core`")

@@ -167,7 +167,8 @@ class BothClassifier:
 
     def speech_frames(self, pcm: bytes, frame_samples: int) -> list[bool]:
         flags = [c.speech_frames(pcm, frame_samples) for c in self.classifiers]
-        return [all(frame) for frame in zip(*flags)]
+        # a classifier's short list is not cut off here: the Listener's count check names it (EngineError)
+        return [all(frame) for frame in zip(*flags, strict=False)]
 
 
 class Listener:
@@ -211,8 +212,9 @@ class Listener:
         self._since_onset = 0  # frames since then
         self._last_speech: int | None = None  # sample where its last speech frame ends
         self._quiet = 0  # non-speech frames since
-        if callable(getattr(self.classify, "reset", None)):
-            self.classify.reset()
+        reset = getattr(self.classify, "reset", None)
+        if callable(reset):
+            reset()
 
     def feed(self, pcm: bytes) -> list[Heard]:
         """Take the next chunk of the stream; the events it caused, in order."""
@@ -247,6 +249,7 @@ class Listener:
         return now - (self._bytes // 2 - sample) / RATE
 
     def _utterance(self, now: float) -> Utterance:
+        assert self._turn is not None and self._last_speech is not None  # called only within a turn, after speech
         kept = len(self._turn) - max(0, self._quiet - 2)
         started = self._time(self._onset, now)
         return Utterance(b"".join(self._turn[:kept]), self._time(self._last_speech, now), started)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -37,6 +38,11 @@ from zishu.db import database
 from zishu.errors import EngineError, NotFound, UsageError
 
 from .records import ROLES, Memory, Turn, export_rows, read_export
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+    from chromadb.api.types import PyEmbedding  # a vector: a sequence of floats (or ints)
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +97,8 @@ class MemoryStore:
         self.embed = embed
         self.embedder = embedder
         self.clock = clock
-        self._client = None
-        self._indexes: dict[str, object] = {}  # character -> its Chroma collection, once checked
+        self._client: ClientAPI | None = None
+        self._indexes: dict[str, Collection] = {}  # character -> its Chroma collection, once checked
         self._dimension: int | None = None  # of the vectors ``embed`` gave this store
         self._lock = threading.RLock()
 
@@ -153,12 +159,16 @@ class MemoryStore:
             index = self._index(character, len(vector))
             found = index.query(query_embeddings=[vector], n_results=min(len(live), max(CANDIDATES, 8 * k)),
                                 include=["distances"])
-            similarity = {int(i): 1.0 - d for i, d in zip(found["ids"][0], found["distances"][0])}
+            distances = found["distances"]
+            assert distances is not None  # asked for with include=["distances"]
+            similarity = {int(i): 1.0 - d for i, d in zip(found["ids"][0], distances[0], strict=True)}
             pinned = [i for i, m in live.items() if m.pinned]
             missing = [str(i) for i in pinned if i not in similarity]
             if missing:
                 got = index.get(ids=missing, include=["embeddings"])
-                similarity.update({int(i): _cosine(vector, v) for i, v in zip(got["ids"], got["embeddings"])})
+                embeddings = got["embeddings"]
+                assert embeddings is not None  # asked for with include=["embeddings"]
+                similarity.update({int(i): _cosine(vector, v) for i, v in zip(got["ids"], embeddings, strict=True)})
             now = self.clock()
             ranked = sorted((self._ranked(live[i], s, now) for i, s in similarity.items() if i in live),
                             key=lambda r: (-r.score, -r.id))
@@ -271,8 +281,10 @@ class MemoryStore:
                         last_used=m["last_used"], deleted_at=m["deleted_at"],
                         turn=None if m["turn"] is None else new_turn[m["turn"]]))
                 ids = [str(row.id) for row in added if row.deleted_at is None]
-                for start in range(0, len(ids), EMBED_BATCH):
-                    index.upsert(ids=ids[start:start + EMBED_BATCH], embeddings=vectors[start:start + EMBED_BATCH])
+                if index is not None:  # None only when no memory is live, so there is nothing to embed
+                    for start in range(0, len(ids), EMBED_BATCH):
+                        index.upsert(ids=ids[start:start + EMBED_BATCH],
+                                     embeddings=vectors[start:start + EMBED_BATCH])
         return {"turns": len(turns), "memories": len(memories)}
 
     def reindex(self, character: str) -> int:
@@ -291,7 +303,7 @@ class MemoryStore:
 
     # -- the vector index -------------------------------------------------------------------------
 
-    def _chroma(self):
+    def _chroma(self) -> ClientAPI:
         if self._client is None:
             import chromadb
             from chromadb.config import Settings
@@ -301,7 +313,7 @@ class MemoryStore:
                 path=str(self.path), settings=Settings(anonymized_telemetry=False, allow_reset=False))
         return self._client
 
-    def _existing_index(self, character: str):
+    def _existing_index(self, character: str) -> Collection | None:
         if character in self._indexes:
             return self._indexes[character]
         from chromadb.errors import NotFoundError
@@ -311,11 +323,11 @@ class MemoryStore:
         except NotFoundError:
             return None
 
-    def _index(self, character: str, dimension: int):
+    def _index(self, character: str, dimension: int) -> Collection:
         """``character``'s collection for vectors of ``dimension``, rebuilt from the rows when it was
         made by another embedding model or lacks some of them (checked once per store)."""
         index = self._indexes.get(character)
-        if index is not None and index.metadata.get("dimension") == dimension:
+        if index is not None and (index.metadata or {}).get("dimension") == dimension:
             return index
         index = self._existing_index(character)
         live = list(self._live(character).order_by(Memory.id))
@@ -330,7 +342,7 @@ class MemoryStore:
                      "vectors missing" if same_model else "made by another embedding model")
         return self._rebuild(character, dimension, ids, self._vectors([m.text for m in live]) if live else [])
 
-    def _rebuild(self, character: str, dimension: int, ids: list[str], vectors: list[list[float]]):
+    def _rebuild(self, character: str, dimension: int, ids: list[str], vectors: list[PyEmbedding]) -> Collection:
         client, name = self._chroma(), collection_name(character)
         if self._existing_index(character) is not None:
             client.delete_collection(name)
@@ -342,16 +354,16 @@ class MemoryStore:
         self._indexes[character] = index
         return index
 
-    def _vectors(self, texts: list[str]) -> list[list[float]]:
+    def _vectors(self, texts: list[str]) -> list[PyEmbedding]:
         """``embed(texts)``, checked: one finite, non-zero vector per text, all of this store's
         dimension. Anything else is the embedding engine's fault and says so."""
         who = f"the embedding engine{f' ({self.embedder})' if self.embedder else ''}"
-        vectors = []
+        vectors: list[PyEmbedding] = []
         for start in range(0, len(texts), EMBED_BATCH):
             batch = texts[start:start + EMBED_BATCH]
-            got = self.embed(batch)
+            returned = self.embed(batch)
             try:
-                got = [[float(x) for x in vector] for vector in got]
+                got = [[float(x) for x in vector] for vector in returned]
             except (TypeError, ValueError) as e:
                 raise EngineError(f"{who} returned something that is not a list of vectors of numbers: {e}") from e
             if len(got) != len(batch):
@@ -372,7 +384,7 @@ class MemoryStore:
 
     # -- rows ---------------------------------------------------------------------------------------
 
-    def _live(self, character: str):
+    def _live(self, character: str) -> peewee.ModelSelect[Memory]:
         return Memory.select().where((Memory.character == character) & Memory.deleted_at.is_null())
 
     def _memory(self, memory_id: int) -> Memory:
@@ -420,7 +432,7 @@ def _text(text: str, what: str = "a memory") -> str:
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=True))  # both of the index's dimension
     norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return dot / norms if norms else 0.0
 
@@ -478,8 +490,8 @@ def facts_worth_keeping(user_text: str) -> list[str]:
             continue
         starts = list(_STARTS.finditer(sentence))
         for n, start in enumerate(starts):
-            remembering = start.lastgroup.startswith("r")
-            if any(s.lastgroup.startswith("r") and s.start() < start.start() for s in starts[:n]):
+            remembering = _remembering(start)
+            if any(_remembering(s) and s.start() < start.start() for s in starts[:n]):
                 continue  # inside a "remember that …", which keeps the whole rest
             end = len(sentence) if remembering or n + 1 == len(starts) else starts[n + 1].start()
             fact = _TRAILING.sub("", sentence[start.end() if remembering else start.start():end]).strip()
@@ -490,6 +502,11 @@ def facts_worth_keeping(user_text: str) -> list[str]:
             if fact not in facts:
                 facts.append(fact)
     return facts
+
+
+def _remembering(start: re.Match[str]) -> bool:
+    """A "remember that …" start (its group is named r<i>; every alternative of ``_STARTS`` is named)."""
+    return (start.lastgroup or "").startswith("r")
 
 
 def _shortened(fact: str) -> str:

@@ -15,7 +15,8 @@ Generation runs in one thread and speech in another, joined by a queue: sentence
 while sentence 1 is spoken. ``interrupt(n)`` (barge-in: the listener heard ``n`` sentences) ends
 both at their next piece, and the history keeps only those sentences, followed by an interruption
 marker; speech is usually made faster than it is played, so when the user cuts in after the reply
-has finished, the stored reply is cut back the same way. ``playback_started()`` adds the moment the window began playing to the turn's latency.
+has finished, the stored reply is cut back the same way. ``playback_started()`` adds the moment
+the window began playing to the turn's latency.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from zishu.engines.kinds import ChatOptions
+from zishu.engines.kinds import ChatModel, ChatOptions, SpeechSynthesizer
 
 from .brain import Character, build_turn
-from .memory import facts_worth_keeping
+from .memory import MemoryStore, facts_worth_keeping
+from .records import Turn
 from .stream_text import Emotion, Sentence, join_spoken, speakable
 
 INTERRUPTED = "[interrupted]"
@@ -45,9 +47,9 @@ class Conversation:
     (text only), ``memory`` a MemoryStore or None (history kept in this object only)."""
 
     character: Character
-    llm: object
-    tts: object | None = None
-    memory: object | None = None
+    llm: ChatModel
+    tts: SpeechSynthesizer | None = None
+    memory: MemoryStore | None = None
     options: ChatOptions = field(default_factory=lambda: ChatOptions(max_tokens=256))
     user_name: str = "User"
     history: list[dict] = field(default_factory=list)
@@ -195,7 +197,8 @@ class Conversation:
 
     def _history(self) -> list[dict]:
         if self.memory is not None:
-            return [{"role": t.role, "content": t.text} for t in self.memory.history(self.character.id, HISTORY_MESSAGES)]
+            turns = self.memory.history(self.character.id, HISTORY_MESSAGES)
+            return [{"role": t.role, "content": t.text} for t in turns]
         return self.history[-HISTORY_MESSAGES:]
 
     def _recall(self, user_text: str) -> list[dict]:
@@ -204,7 +207,7 @@ class Conversation:
             return []
         return [m.as_dict() for m in self.memory.recall(self.character.id, user_text)]
 
-    def _remember(self, user_text: str, reply: str, interrupted: bool, latency: dict):
+    def _remember(self, user_text: str, reply: str, interrupted: bool, latency: dict) -> Turn | None:
         """Keep the exchange; returns the stored reply's record (None without a memory store)."""
         if self.memory is None:
             self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]

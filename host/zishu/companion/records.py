@@ -36,6 +36,7 @@ class Turn(BaseModel):
     """One message of a conversation, as it was said (or, when ``interrupted``, as far as it was
     played before the user cut in). ``latency`` holds the turn's stage timings once measured."""
 
+    id = peewee.AutoField()  # what peewee adds by itself, declared so its type is known
     character = peewee.CharField(index=True)
     role = peewee.CharField()  # "user" or "assistant"
     text = peewee.TextField()
@@ -55,6 +56,7 @@ class Memory(BaseModel):
     """One long-term memory of a character: a short text, pinned or not, forgotten (``deleted_at``
     set, restorable) or live, and the turn it was taken from when there is one."""
 
+    id = peewee.AutoField()  # what peewee adds by itself, declared so its type is known
     character = peewee.CharField(index=True)
     text = peewee.TextField()
     pinned = peewee.BooleanField(default=False)
@@ -62,6 +64,7 @@ class Memory(BaseModel):
     last_used = peewee.FloatField(null=True)  # the last time recall returned it
     turn = peewee.ForeignKeyField(Turn, null=True, on_delete="SET NULL", backref="memories")
     deleted_at = peewee.FloatField(null=True)
+    turn_id: int | None  # the id accessor peewee makes for ``turn``
 
     class Meta:
         table_name = "companion_memory"

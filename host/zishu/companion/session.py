@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from zishu.engines import use
+from zishu.engines.kinds import SpeechRecognizer, SpeechSynthesizer, VoiceActivity
 from zishu.errors import UsageError, ZishuError
 from zishu.settings import COMPANION_ROLES, KEYS
 
@@ -51,6 +52,7 @@ _CLOSE = object()
 
 def installed_models(registry) -> dict[str, list[str]]:
     """role → the installed model ids of that role, in id order."""
+    from zishu.catalog.manifest import ModelSpec
     from zishu.resources.install import manifest_of
 
     found: dict[str, list[str]] = {}
@@ -58,10 +60,11 @@ def installed_models(registry) -> dict[str, list[str]]:
         if not any(v.get("kind") == "model" for v in versions.values()):
             continue
         try:
-            role = manifest_of(registry.path(rid)).spec.role
+            spec = manifest_of(registry.path(rid)).spec
         except (ZishuError, OSError, ValueError):
             continue
-        found.setdefault(role, []).append(rid)
+        if isinstance(spec, ModelSpec):  # (a model's versions are all models)
+            found.setdefault(spec.role, []).append(rid)
     return found
 
 
@@ -87,8 +90,8 @@ class Companion:
 
     conversation: Conversation
     models: dict[str, str | None]
-    asr: object | None = None
-    vad: object | None = None
+    asr: SpeechRecognizer | None = None
+    vad: VoiceActivity | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -111,7 +114,8 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
         engine = None
         if embedder is None and llm.model is not None and llm.model.format == "gguf":
             embedder, engine = chosen["llm"], "llama-cpp-embed"
-            notes.append("memory uses the language model's own embeddings: install an embedding model for better recall")
+            notes.append("memory uses the language model's own embeddings: "
+                         "install an embedding model for better recall")
         if embedder is not None:
             embed = use(runtime, "embedding", embedder, engine=engine).handle.embed
             store = MemoryStore(runtime.home, embed, embedder=str(embedder))
@@ -128,7 +132,7 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
     return Companion(talk, chosen, asr, vad, notes)
 
 
-def _voice(runtime, character: Character, notes: list[str]):
+def _voice(runtime, character: Character, notes: list[str]) -> SpeechSynthesizer | None:
     """The character's voice, or espeak-ng when it names none or its engine cannot run here."""
     from zishu.errors import EngineError
 
@@ -151,9 +155,14 @@ def percentiles(turns: list[dict]) -> dict[str, dict[str, float]]:
     for stage in STAGES:
         values = sorted(t[stage] for t in turns if stage in t)
         if values:
-            rank = lambda q: values[max(0, math.ceil(q * len(values)) - 1)]  # noqa: E731
-            summary[stage] = {"p50": rank(0.50), "p95": rank(0.95), "n": len(values)}
+            summary[stage] = {"p50": _nearest_rank(values, 0.50), "p95": _nearest_rank(values, 0.95),
+                              "n": len(values)}
     return summary
+
+
+def _nearest_rank(values: list[float], q: float) -> float:
+    """The ``q`` quantile of the sorted, non-empty ``values``, by nearest rank."""
+    return values[max(0, math.ceil(q * len(values)) - 1)]
 
 
 class Session:
@@ -207,7 +216,7 @@ class Session:
         """Stop the reply in progress; ``played``: sentences the window finished playing."""
         self.talk.interrupt(self._heard if played is None else int(played))
 
-    def events(self, timeout: float | None = None) -> Iterator[dict]:
+    def events(self, timeout: float | None = None) -> Iterator[dict | None]:
         """Events as they come; ends when the session closes (or yields None after ``timeout``
         seconds without one, so a transport can send a keep-alive)."""
         while True:
@@ -242,6 +251,7 @@ class Session:
             self._heard = 0
             try:
                 if what == "hear":
+                    assert self.companion.asr is not None  # "hear" work comes only from hear(), which needs it
                     heard = self.companion.asr.transcribe(payload)
                     stages = {**stages, "transcript": time.perf_counter()}
                     self._emit({"type": "transcript", "text": heard.text, "language": heard.language,

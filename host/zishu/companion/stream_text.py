@@ -72,7 +72,8 @@ _ABSORB = _ENDS | _DOTS | _NEWLINES | _CLOSERS
 _COMMAS_WIDE = frozenset("，、；：﹐﹑﹔﹕､")  # always a pause
 _COMMAS_ASCII = frozenset(",;:")  # a pause only before a space/end/non-ASCII (not 1,000 or 10:30)
 _ABBREVIATIONS = frozenset(
-    ["mr", "mrs", "ms", "mx", "dr", "prof", "sr", "jr", "st", "mt", "vs", "cf", "fig", "figs", "approx", "dept", "e.g", "i.e", "a.k.a"]
+    ["mr", "mrs", "ms", "mx", "dr", "prof", "sr", "jr", "st", "mt", "vs", "cf", "fig", "figs", "approx", "dept",
+     "e.g", "i.e", "a.k.a"]
 )
 
 
@@ -199,9 +200,9 @@ class SentenceSplitter:
         buf, m = self._buf, self.max_chars
         for j in range(m - 1, 0, -1):
             ch = buf[j]
-            if ch in _COMMAS_WIDE or (ch in _COMMAS_ASCII and _ascii_pause_before(buf[j + 1])):
-                if _speakable(buf[: j + 1]):
-                    return j + 1
+            pause = ch in _COMMAS_WIDE or (ch in _COMMAS_ASCII and _ascii_pause_before(buf[j + 1]))
+            if pause and _speakable(buf[: j + 1]):
+                return j + 1
         for j in range(m - 1, 0, -1):
             if buf[j].isspace() and _speakable(buf[:j]):
                 return j

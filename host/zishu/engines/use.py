@@ -37,7 +37,8 @@ class Ready(Generic[H]):
 class Host(Protocol):
     """What ``use`` needs of a running Zishu: installed versions, the engines, the model cache."""
 
-    registry: Installed
+    @property  # read-only, so that a store offering more than Installed (VersionStore) fits
+    def registry(self) -> Installed: ...
     engines: Engines
     models: ModelCache
 
