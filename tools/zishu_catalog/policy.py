@@ -90,7 +90,7 @@ class Policy:
         """The first local source (accepted only with --allow-local-urls) whose pattern matches ``url``."""
         return next((s for s in self.local_sources if s.regex.match(url)), None)
 
-    def url_source(self, url: str, *, allow_local: bool = False) -> tuple[Source | None, str | None]:
+    def url_source(self, url: str, *, allow_local: bool = False) -> tuple[Source, None] | tuple[None, str]:
         """The source serving ``url``, or None and a message saying why the URL is refused."""
         source = self.source_for(url)
         if source is not None:

@@ -20,7 +20,7 @@ from zishu.catalog.manifest import Resource, Version
 from zishu.catalog.reading import load_yaml, parse_manifest
 from zishu.errors import ManifestError, Problem, UsageError
 
-from .catalog import Catalog, Manifest
+from .catalog import Catalog, Manifest, ValidManifest
 
 
 @dataclass
@@ -156,7 +156,7 @@ def check_against_base(
             continue
         if author is not None:
             problems += _maintainer_author(m.file, raw, author, base.ref)
-        if old is not None and m.resource is not None:
+        if old is not None and isinstance(m, ValidManifest):
             problems += published_version_changes(m, old, base.ref)
     for rel in sorted(set(base.blobs) - present):
         problems += _deleted(catalog.name(rel), rel, base, author, retired or {})
@@ -194,7 +194,7 @@ def _deleted(file: str, rel: str, base: BaseCatalog, author: str | None, retired
     return []
 
 
-def published_version_changes(m: Manifest, old: Resource, ref: str) -> list[Problem]:
+def published_version_changes(m: ValidManifest, old: Resource, ref: str) -> list[Problem]:
     """Each version published in ``old`` is still there, unchanged (bar measured checksums)."""
     current = {v.version: (i, v) for i, v in enumerate(m.resource.versions)}
     problems = []
