@@ -148,17 +148,22 @@ def _compare(check: FileCheck, fld: str, got: Fetched, first: tuple[str, Fetched
         return [Problem(file, fld, "larger than its file source allows for one file (stopped reading)")]
     if got.too_large:
         sent = f"announces {got.size:,} bytes" if got.size else f"sent more than {entry.size:,} bytes (stopped reading)"
-        return [Problem(file, f"{where}.size" if primary else fld, f"larger than declared: size says {entry.size:,}, and the server {sent}")]
+        return [Problem(file, f"{where}.size" if primary else fld,
+                        f"larger than declared: size says {entry.size:,}, and the server {sent}")]
     if entry.size is not None and got.size != entry.size:
-        return [Problem(file, f"{where}.size" if primary else fld, f"the file is {got.size:,} bytes, but size says {entry.size:,}")]
+        return [Problem(file, f"{where}.size" if primary else fld,
+                        f"the file is {got.size:,} bytes, but size says {entry.size:,}")]
     if entry.sha256 is not None and got.sha256 != entry.sha256:
-        return [Problem(file, f"{where}.sha256" if primary else fld, f"the file's sha256 is {got.sha256}, but the manifest says {entry.sha256}")]
+        return [Problem(file, f"{where}.sha256" if primary else fld,
+                        f"the file's sha256 is {got.sha256}, but the manifest says {entry.sha256}")]
     if entry.sha256 is None and first is not None and (first[1].sha256, first[1].size) != (got.sha256, got.size):
         return [Problem(file, fld, f"serves different bytes than {first[0]} (sha256 {got.sha256}, {got.size:,} bytes)")]
     return []
 
 
-def fetch(session: requests.Session, url: str, limit: int | None, advance: Callable[[int], None] = lambda n: None) -> Fetched:
+def fetch(
+    session: requests.Session, url: str, limit: int | None, advance: Callable[[int], None] = lambda n: None
+) -> Fetched:
     """Stream ``url``, hashing as it reads; stop after ``limit`` + 1 bytes. Never raises for network trouble."""
     try:
         with session.get(url, stream=True, timeout=TIMEOUT, headers={"Accept-Encoding": "identity"}) as response:

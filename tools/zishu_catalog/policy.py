@@ -132,7 +132,8 @@ def license_ids(expression: str) -> frozenset[str]:
     """The license ids an SPDX expression mentions (``MIT OR CC-BY-NC-4.0`` → both)."""
     try:
         return frozenset(_spdx().license_keys(expression))
-    except Exception:  # an expression the models accepted should parse; never crash on one that does not
+    except Exception:  # noqa: BLE001 - license_expression raises assorted errors on input it cannot parse;
+        # an expression the models accepted should parse, but never crash on one that does not
         return frozenset(re.findall(r"[A-Za-z0-9.+-]+", expression))
 
 

@@ -25,7 +25,9 @@ from .catalog import Catalog, ValidManifest
 from .policy import Policy, Source, file_urls
 
 
-def check_offline(catalog: Catalog, policy: Policy, retired: dict[str, str], *, allow_local_urls: bool = False) -> list[Problem]:
+def check_offline(
+    catalog: Catalog, policy: Policy, retired: dict[str, str], *, allow_local_urls: bool = False
+) -> list[Problem]:
     """Every check that needs neither git nor the network: each manifest, then the catalog as a whole."""
     problems: list[Problem] = []
     for m in catalog.valid:
@@ -71,7 +73,9 @@ def _size_limits(file: str, where: str, entry: FileEntry, sources: list[tuple[st
     """The declared size fits every source serving the file (2 GiB on GitHub Releases)."""
     for _, source in sources:
         if entry.size is not None and source.max_size is not None and entry.size > source.max_size:
-            return [Problem(file, f"{where}.size", f"{entry.size:,} bytes is more than {source.name} allows for one file ({source.max_size:,} bytes)")]
+            return [Problem(file, f"{where}.size", (
+                f"{entry.size:,} bytes is more than {source.name} allows for one file ({source.max_size:,} bytes)"
+            ))]
     return []
 
 
@@ -82,7 +86,9 @@ def _checksums(file: str, where: str, entry: FileEntry, sources: list[tuple[str,
         return []
     if has_sha != has_size:
         missing = "size" if has_sha else "sha256"
-        return [Problem(file, f"{where}.{missing}", "sha256 and size go together: give both (or, for a hub file pinned to a commit, neither)")]
+        return [Problem(file, f"{where}.{missing}", (
+            "sha256 and size go together: give both (or, for a hub file pinned to a commit, neither)"
+        ))]
     for url, source in sources:
         if source.pinned_commit(url):
             continue
@@ -90,7 +96,9 @@ def _checksums(file: str, where: str, entry: FileEntry, sources: list[tuple[str,
             why = f"this {source.name} URL is pinned to {source.revision(url)!r}, not to a full 40-character commit"
         else:
             why = f"{source.name} does not publish checksums"
-        return [Problem(file, f"{where}.sha256", f"sha256 and size are missing; they may be left out only for a hub file pinned to a commit, and {why}")]
+        return [Problem(file, f"{where}.sha256", (
+            f"sha256 and size are missing; they may be left out only for a hub file pinned to a commit, and {why}"
+        ))]
     return []
 
 
@@ -116,14 +124,19 @@ def check_unique_ids(manifests: list[ValidManifest]) -> list[Problem]:
     for group in groups.values():
         for m in group if len(group) > 1 else ():
             others = ", ".join(o.file for o in group if o is not m)
-            problems.append(Problem(m.file, "id", f"id {m.resource.id!r} is also used by {others}; ids must be unique (ignoring case)"))
+            problems.append(Problem(m.file, "id", (
+                f"id {m.resource.id!r} is also used by {others}; ids must be unique (ignoring case)"
+            )))
     return problems
 
 
 def check_retired_ids(manifests: list[ValidManifest], retired: dict[str, str]) -> list[Problem]:
     """A retired id is never used again (its old installs and links would point at the newcomer)."""
     return [
-        Problem(m.file, "id", f"id {m.resource.id!r} was retired ({retired[m.resource.id.lower()]}) and may never be used again; choose another name")
+        Problem(m.file, "id", (
+            f"id {m.resource.id!r} was retired ({retired[m.resource.id.lower()]}) and may never be used again; "
+            "choose another name"
+        ))
         for m in manifests
         if m.resource.id.lower() in retired
     ]
@@ -141,7 +154,9 @@ def check_requires(catalog: Catalog, by_id: dict[str, ValidManifest]) -> list[Pr
                 problems.append(Problem(m.file, f"{where}.id", f"requires {req.id}, {why}"))
             elif latest_admitted(target.resource, req) is None:
                 have = ", ".join(v.version for v in target.resource.versions[:10])
-                problems.append(Problem(m.file, f"{where}.version", f"no version of {req.id} is in range {req.version!r} (it has {have})"))
+                problems.append(Problem(m.file, f"{where}.version", (
+                    f"no version of {req.id} is in range {req.version!r} (it has {have})"
+                )))
     return problems
 
 
@@ -239,7 +254,7 @@ def _shortest_cycle(start: str, edges: dict[str, dict[str, str]], members: set[s
                     while node != start:
                         back.append(node)
                         node = previous[node]
-                    return [start] + back[::-1] + [start]
+                    return [start, *back[::-1], start]
                 if child in members and child not in previous and child != start:
                     previous[child] = node
                     following.append(child)
@@ -271,7 +286,9 @@ def check_spec_references(manifests: list[ValidManifest], by_id: dict[str, Valid
             if target is None:
                 problems.append(Problem(m.file, f"spec.{block}.{name}", f"names {ref}, which is not in the catalog"))
             elif target.resource.kind != kind:
-                problems.append(Problem(m.file, f"spec.{block}.{name}", f"names {ref}, which is a {target.resource.kind}, not a {kind}"))
+                problems.append(Problem(m.file, f"spec.{block}.{name}", (
+                    f"names {ref}, which is a {target.resource.kind}, not a {kind}"
+                )))
     return problems
 
 
@@ -294,7 +311,9 @@ def check_licenses(manifests: list[ValidManifest], by_id: dict[str, ValidManifes
     return problems
 
 
-def _non_commercial_dependencies(req: Requirement, by_id: dict[str, ValidManifest], policy: Policy) -> list[tuple[list[str], Resource]]:
+def _non_commercial_dependencies(
+    req: Requirement, by_id: dict[str, ValidManifest], policy: Policy
+) -> list[tuple[list[str], Resource]]:
     """(chain of "id version", resource) for each non-commercial resource reached from ``req``;
     the walk stops at the first non-commercial resource on each path."""
     found = []
@@ -307,7 +326,7 @@ def _non_commercial_dependencies(req: Requirement, by_id: dict[str, ValidManifes
         if target is None or version is None or (req.id, version.version) in seen:
             continue
         seen.add((req.id, version.version))
-        here = chain + [f"{req.id} {version.version}"]
+        here = [*chain, f"{req.id} {version.version}"]
         if policy.forbids_commercial_use(target.resource.license):
             found.append((here, target.resource))
             continue
