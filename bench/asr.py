@@ -17,6 +17,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +65,7 @@ def main() -> None:
             print(f"load {name}: {median_seconds(loader, 1) * 1000:.0f} ms (dim {args.dim})")
         sensevoice = use(runtime, "asr", str(tmp / "sv"), engine="funasr").handle
         for label, pcm in clips.items():
-            seconds = median_seconds(lambda: sensevoice.transcribe(pcm), args.rounds)
+            seconds = median_seconds(partial(sensevoice.transcribe, pcm), args.rounds)
             audio = len(pcm) / 2 / RATE
             print(f"SenseVoice {label:>5}: {seconds * 1000:7.1f} ms · RTF {seconds / audio:.4f}")
 
@@ -77,15 +79,15 @@ def main() -> None:
         step = 2 * RATE * 600 // 1000
         latencies = []
         for _ in range(args.rounds):
-            fed = []
+            fed: list[float] = []  # when each chunk went in
 
-            def chunks():
+            def chunks(fed: list[float]) -> Iterator[bytes]:
                 for i in range(0, len(clips["4 s"]), step):
                     fed.append(time.perf_counter())
                     yield clips["4 s"][i:i + step]
 
-            for partial in paraformer.stream(chunks()):
-                if not partial.final:
+            for piece in paraformer.stream(chunks(fed)):
+                if not piece.final:
                     latencies.append(time.perf_counter() - fed[-1])
         if latencies:
             print(f"Paraformer streaming: chunk in → partial out p50 {statistics.median(latencies) * 1000:.1f} ms, "

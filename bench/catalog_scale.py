@@ -59,7 +59,7 @@ def manifest(i: int, rng: random.Random, tags: list[str]) -> dict:
             "files": [{
                 "name": n,
                 "url": f"https://github.com/{owner}/{name}/releases/download/v1.{v}.0/{n}",
-                "sha256": "%064x" % rng.getrandbits(256),
+                "sha256": f"{rng.getrandbits(256):064x}",
                 "size": rng.randint(10_000, 2_000_000_000),
             } for n in names],
         })

@@ -13,21 +13,29 @@ full size (random weights, saved in fp16), for a GPU: e.g. ``--shape sdxl --size
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "host"), str(ROOT / "plugins"), str(ROOT / "tests")]
 
 
+def mark_step(marks: list[float], step: int, steps: int) -> None:
+    """The engine's progress callback: note when each step ended."""
+    marks.append(time.perf_counter())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=("tiny", "sd15", "sdxl"), default="tiny")
-    parser.add_argument("--size", type=int, default=None, help="width and height (default: 64 tiny, 512 sd15, 1024 sdxl)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="width and height (default: 64 tiny, 512 sd15, 1024 sdxl)")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cpu")
@@ -57,11 +65,11 @@ def main() -> None:
         ready.handle.draw(ImageRequest(prompt="warm up", width=size, height=size, steps=1, seed=0))
         totals, per_step = [], []
         for _ in range(args.rounds):
-            marks = []
+            marks: list[float] = []
             started = time.perf_counter()
-            ready.handle.draw(request, progress=lambda step, steps: marks.append(time.perf_counter()))
+            ready.handle.draw(request, progress=partial(mark_step, marks))
             totals.append(time.perf_counter() - started)
-            per_step += [b - a for a, b in zip(marks, marks[1:])]
+            per_step += [b - a for a, b in itertools.pairwise(marks)]
         step = f"step {statistics.median(per_step) * 1000:.1f} ms" if per_step else "one step"
         print(f"{args.shape} {size}×{size}, {args.steps} steps: draw {statistics.median(totals):.3f} s · "
               f"{step} (median of {args.rounds} draws)")

@@ -137,8 +137,9 @@ def main() -> None:
         session = Session(companion)
 
         arrivals: list[tuple[float, dict]] = []  # every event with when it reached the window's side
-        reader = threading.Thread(target=lambda: arrivals.extend((time.perf_counter(), e) for e in session.events() if e),
-                                  daemon=True)
+        reader = threading.Thread(
+            target=lambda: arrivals.extend((time.perf_counter(), e) for e in session.events() if e), daemon=True
+        )
         reader.start()
         turns = []
         for turn in range(args.turns):
@@ -163,13 +164,15 @@ def main() -> None:
         for stage in ("endpoint", "transcript", "first_token", "first_sentence", "first_audio", "generated"):
             values = [t[stage] for t in turns if stage in t]
             print(f"{stage:<34}{pct(values, .5):>9.1f}{pct(values, .95):>9.1f}")
-        print(f"{'first audio after the endpoint':<34}{pct([t['first_audio'] - t['endpoint'] for t in turns], .5):>9.1f}"
-              f"{pct([t['first_audio'] - t['endpoint'] for t in turns], .95):>9.1f}")
+        after_endpoint = [t["first_audio"] - t["endpoint"] for t in turns]
+        print(f"{'first audio after the endpoint':<34}{pct(after_endpoint, .5):>9.1f}{pct(after_endpoint, .95):>9.1f}")
         print(f"\n{'host overhead (ms, not model time)':<34}{'p50':>9}{'p95':>9}")
-        for key, label in (("overhead_first_audio", "endpoint → first audio"), ("overhead_turn", "endpoint → reply done")):
+        overheads = (("overhead_first_audio", "endpoint → first audio"), ("overhead_turn", "endpoint → reply done"))
+        for key, label in overheads:
             values = [t[key] for t in turns]
             print(f"{label:<34}{pct(values, .5):>9.1f}{pct(values, .95):>9.1f}")
-        print(f"(median of {len(turns)} turns: {statistics.median(t['overhead_turn'] for t in turns):.1f} ms a turn; target < 50 ms)")
+        print(f"(median of {len(turns)} turns: {statistics.median(t['overhead_turn'] for t in turns):.1f} ms a turn; "
+              "target < 50 ms)")
         runtime.models.unload()
 
 

@@ -37,7 +37,8 @@ SPECS = {
     "lora": {"target": "image", "base_model": "sd15"},
     "model": {"format": "gguf", "role": "llm"},
     "voice": {"engine": "espeak-ng", "language": "en"},
-    "plugin": {"distribution": "zishu-example", "wheel": "zishu_example-1.0.0-py3-none-any.whl", "entry_point": "example"},
+    "plugin": {"distribution": "zishu-example", "wheel": "zishu_example-1.0.0-py3-none-any.whl",
+               "entry_point": "example"},
 }
 
 FILES = {
@@ -177,10 +178,8 @@ class FileServer(LoopbackServer):
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
                 self.end_headers()
                 if not head:
-                    try:
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                         self.wfile.write(chunk)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
 
         super().__init__(Handler)
 
@@ -236,7 +235,9 @@ class AppProcess:
         headers = {"X-Zishu-Token": self.secret, **kwargs.pop("headers", {})}
         return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
 
-    def wait_job(self, job_id: int, until=("SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED"), timeout: float = 60) -> dict:
+    def wait_job(
+        self, job_id: int, until=("SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED"), timeout: float = 60
+    ) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             job = self.api("GET", f"/api/jobs/{job_id}").json()["job"]
@@ -349,7 +350,8 @@ def watched_page(browser, url: str):
     context = browser.new_context()
     page = context.new_page()
     problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text and problems.append(m.text))
+    page.on("console",
+            lambda m: m.type == "error" and "Failed to load resource" not in m.text and problems.append(m.text))
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.goto(url)
     try:

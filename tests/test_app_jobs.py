@@ -145,7 +145,7 @@ def test_a_redis_queue_lets_a_separate_worker_run_the_jobs(app_env, redis_url):
 
 
 def test_an_install_whose_worker_is_killed_goes_on_when_a_worker_starts_again(app_env, redis_url):
-    env, server, home = app_env
+    env, server, _home = app_env
     env = {**env, "ZISHU_QUEUE": redis_url}
     server.faults["/files/big.bin"] = trickle(1_500_000)
 

@@ -49,7 +49,7 @@ def test_unreadable_input_says_what_is_wrong(tmp_path):
     with pytest.raises(UsageError, match="no such file"):
         read_pcm(tmp_path / "missing.wav")
     (tmp_path / "x.mp3").write_bytes(b"ID3\x03junk")
-    with pytest.raises(UsageError, match="x.mp3: not a PCM WAV file.*ffmpeg"):
+    with pytest.raises(UsageError, match=r"x\.mp3: not a PCM WAV file.*ffmpeg"):
         read_pcm(tmp_path / "x.mp3")
 
 

@@ -189,7 +189,8 @@ MOC3_V5 = b"MOC3" + bytes([5, 0]) + bytes(58)
 def mao(runtime):
     """A Live2D character whose model's .moc3 is Cubism 5's format (a synthetic header)."""
     model3 = {**MODEL3, "FileReferences": {**MODEL3["FileReferences"], "Moc": "mao.moc3"}}
-    model = make_manifest("acme/mao-model", kind="live2d", name="Mao model", spec={"cubism": 5, "entry": "mao.model3.json"})
+    model = make_manifest("acme/mao-model", kind="live2d", name="Mao model",
+                          spec={"cubism": 5, "entry": "mao.model3.json"})
     install(runtime.registry, model, {"mao.model3.json": json.dumps(model3).encode(), "mao.moc3": MOC3_V5})
     install(runtime.registry, character("acme/mao", "Mao", avatar={"live2d": "acme/mao-model"}), {"a.txt": b"a"})
     return "acme/mao"
@@ -247,7 +248,8 @@ def test_a_calibration_is_validated(server, nia):
         assert answer.status_code == 400, body
         assert answer.json()["error"]["code"] == "USAGE" and message in answer.json()["error"]["message"], body
     assert get_setting(setting_key("acme/nia")) is None  # nothing was stored
-    not_json = call(server, "PUT", "/api/avatar/acme/nia/emotions", data="{", headers={"Content-Type": "application/json"})
+    not_json = call(server, "PUT", "/api/avatar/acme/nia/emotions", data="{",
+                    headers={"Content-Type": "application/json"})
     assert not_json.status_code == 400
 
 
@@ -462,7 +464,8 @@ def test_render_orders_of_cubism_5_r5_cores_are_given_back_to_the_renderer(brows
             const r5 = { Model: { fromMoc: () => ({ drawables: { count: 3 },
                                                    getRenderOrders: () => new Int32Array([7, 2, 4, 0]) }) } };
             // 4.x/5.0-5.1: left alone
-            const old = { Model: { fromMoc: () => ({ drawables: { count: 2, renderOrders: new Int32Array([1, 0]) } }) } };
+            const old = { Model: { fromMoc: () => ({ drawables: { count: 2,
+                                                                  renderOrders: new Int32Array([1, 0]) } }) } };
             adaptRenderOrders(r5); adaptRenderOrders(r5); adaptRenderOrders(old);
             return [Array.from(r5.Model.fromMoc().drawables.renderOrders),
                     Array.from(old.Model.fromMoc().drawables.renderOrders)];
@@ -508,8 +511,8 @@ def test_a_real_live2d_model_renders_and_changes_expression(browser, server, run
         install_core(LIVE2D_CORE, runtime.home)
 
     # WebGL without a GPU: Chromium's software renderer (SwiftShader), which it only allows when asked
-    args = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + ["--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                                                                "--ignore-gpu-blocklist"]
+    args = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"]
+    args += ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
     problems: list[str] = []
     webgl = browser.browser_type.launch(executable_path=shutil.which("chromium"), args=args)
     try:

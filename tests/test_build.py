@@ -31,7 +31,7 @@ def built(registry: Path, tmp_path: Path):
 
 
 def test_index_has_one_compact_entry_per_resource(built):
-    registry, out, _, report = built
+    _registry, out, _, report = built
     index = json.loads((out / "api/v1/index.json").read_text())
     assert report.resources == index["count"] == 131
     entry = next(e for e in index["resources"] if e["id"] == "zishu/moonlit-violinist")
@@ -137,7 +137,8 @@ def test_cli_builds_and_reports(registry: Path, tmp_path: Path):
     write_manifest(registry, make_manifest("alice/one"))
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        cli, ["catalog", "build", str(registry), "--out", str(out), "--site", str(SITE), "--work-dir", str(tmp_path / "w")]
+        cli,
+        ["catalog", "build", str(registry), "--out", str(out), "--site", str(SITE), "--work-dir", str(tmp_path / "w")],
     )
     assert result.exit_code == 0, result.output
     assert "built 1 resources" in result.output
@@ -147,7 +148,9 @@ def test_cli_builds_and_reports(registry: Path, tmp_path: Path):
 def test_cli_build_failure_exits_4_with_file_and_field(registry: Path, tmp_path: Path):
     write_manifest(registry, make_manifest("alice/one", tags="not-a-list"))
     result = CliRunner().invoke(
-        cli, ["catalog", "build", str(registry), "--out", str(tmp_path / "o"), "--site", str(SITE), "--work-dir", str(tmp_path / "w")]
+        cli,
+        ["catalog", "build", str(registry), "--out", str(tmp_path / "o"), "--site", str(SITE),
+         "--work-dir", str(tmp_path / "w")],
     )
     assert result.exit_code == 4
     assert "resources/alice/one.yaml" in result.output and "tags" in result.output

@@ -473,7 +473,8 @@ BROKEN = {
     "huge.png": (lambda p: _sparse(p, b"\x89PNG\r\n\x1a\n", 21 * 2**20), "may be at most 20 MiB"),
     "huge.json": (lambda p: _sparse(p, b'{"name": "', 6 * 2**20), "may be at most 5 MiB"),
     "wrong-type.json": (
-        lambda p: p.write_text(json.dumps({"spec": "chara_card_v2", "data": {"name": "X", "alternate_greetings": "hi"}})),
+        lambda p: p.write_text(json.dumps({"spec": "chara_card_v2",
+                                           "data": {"name": "X", "alternate_greetings": "hi"}})),
         "data.alternate_greetings must be a list of text",
     ),
     "lone-surrogate.json": (

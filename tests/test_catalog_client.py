@@ -381,7 +381,8 @@ def local(catalog: Path, tmp_path: Path) -> CatalogClient:
 def test_search_ranks_like_the_site(local):
     # exact name > name prefix > name contains > tag > id > summary
     assert ids(local.search("moon")) == [
-        "alice/moon-llm", "bob/moonlight-lora", "erin/blue-moon", "carol/night-voice", "frank/moon-tools", "dave/helper",
+        "alice/moon-llm", "bob/moonlight-lora", "erin/blue-moon", "carol/night-voice", "frank/moon-tools",
+        "dave/helper",
     ]
     assert ids(local.search("MOON calm")) == ["carol/night-voice"]  # every word must match
     assert local.search("moon zebra") == []
@@ -401,10 +402,14 @@ def test_search_filters(local):
 
 
 @pytest.mark.parametrize("sort, expected", [
-    ("popular", ["alice/moon-llm", "carol/night-voice", "bob/moonlight-lora", "dave/helper", "erin/blue-moon", "frank/moon-tools"]),
-    ("trending", ["bob/moonlight-lora", "dave/helper", "erin/blue-moon", "carol/night-voice", "alice/moon-llm", "frank/moon-tools"]),
-    ("new", ["erin/blue-moon", "dave/helper", "bob/moonlight-lora", "carol/night-voice", "alice/moon-llm", "frank/moon-tools"]),
-    ("name", ["erin/blue-moon", "dave/helper", "alice/moon-llm", "bob/moonlight-lora", "carol/night-voice", "frank/moon-tools"]),
+    ("popular", ["alice/moon-llm", "carol/night-voice", "bob/moonlight-lora", "dave/helper", "erin/blue-moon",
+                 "frank/moon-tools"]),
+    ("trending", ["bob/moonlight-lora", "dave/helper", "erin/blue-moon", "carol/night-voice", "alice/moon-llm",
+                  "frank/moon-tools"]),
+    ("new", ["erin/blue-moon", "dave/helper", "bob/moonlight-lora", "carol/night-voice", "alice/moon-llm",
+             "frank/moon-tools"]),
+    ("name", ["erin/blue-moon", "dave/helper", "alice/moon-llm", "bob/moonlight-lora", "carol/night-voice",
+              "frank/moon-tools"]),
 ])
 def test_search_sort_orders_with_ties_by_id(local, sort, expected):
     assert ids(local.search(sort=sort)) == expected
@@ -441,4 +446,5 @@ def test_the_bundled_snapshot_is_the_api_of_registry_index(tmp_path):
     result = CliRunner().invoke(cli, ["catalog", "snapshot", str(REPO / "registry_index"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert _tree(out) == _tree(SNAPSHOT), "the bundled snapshot is stale: run `zishu catalog snapshot registry_index`"
-    assert write_snapshot(REPO / "registry_index", out) == len(list((REPO / "registry_index/resources").glob("*/*.yaml")))
+    manifests = list((REPO / "registry_index/resources").glob("*/*.yaml"))
+    assert write_snapshot(REPO / "registry_index", out) == len(manifests)

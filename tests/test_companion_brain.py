@@ -63,7 +63,8 @@ def test_lore_scans_recent_history_not_only_the_new_message():
 
 
 def test_the_default_emotion_tags_when_the_character_has_none():
-    assert "[开心] [生气] [悲伤] [惊讶] [撒娇] [平静]" in emotion_protocol(Character("a/b", "B", CharacterSpec(persona="p")))
+    protocol = emotion_protocol(Character("a/b", "B", CharacterSpec(persona="p")))
+    assert "[开心] [生气] [悲伤] [惊讶] [撒娇] [平静]" in protocol
 
 
 def test_installed_characters_load_and_other_kinds_are_refused(tmp_path):

@@ -49,7 +49,8 @@ def test_a_typed_message_streams_a_reply_that_moves_the_avatar_and_memory(page):
         new MutationObserver(() => {
             const replies = document.querySelectorAll('[data-testid="message-assistant"]');
             if (replies.length > 1) window.seen.push(replies[replies.length - 1].textContent);
-        }).observe(document.querySelector('[data-testid="messages"]'), {subtree: true, childList: true, characterData: true});
+        }).observe(document.querySelector('[data-testid="messages"]'),
+                   {subtree: true, childList: true, characterData: true});
     }""")
     send(page, "My name is Lin.")
     reply = page.get_by_test_id("message-assistant").nth(1)

@@ -82,7 +82,8 @@ def test_one_turn_keeps_its_pre_roll_and_all_of_the_speech(layout, chunk):
     first = stream.find(heard.pcm) / 2 / RATE  # the utterance is a slice of the stream
     assert first >= 0 and first <= onset - 0.25  # 300 ms of pre-roll before the first speech frame
     assert end <= first + heard.seconds <= end + 3 * FRAME_S  # all the speech, little silence after
-    assert started.at == pytest.approx(heard.started_at, abs=1e-4) and abs(heard.started_at - at(clock, onset, stream)) < FRAME_S
+    assert started.at == pytest.approx(heard.started_at, abs=1e-4)
+    assert abs(heard.started_at - at(clock, onset, stream)) < FRAME_S
     assert at(clock, end, stream) - FRAME_S <= heard.ended_at <= at(clock, end, stream) + FRAME_S
     assert any(speaking) and not hearing.speaking and hearing.flush() == []
 
@@ -183,7 +184,7 @@ def test_the_real_tiny_fsmn_vad_finds_the_same_turn(runtime, layout, tmp_path):
 
 
 def test_audio_that_is_not_bytes_is_refused_and_any_bytes_like_is_taken(layout):
-    hearing, clock = listener()
+    hearing, _clock = listener()
     with pytest.raises(UsageError, match="feed\\(\\) takes 16 kHz mono int16 PCM as bytes, not str"):
         hearing.feed("hello")
     assert hearing.feed(bytearray(3)) == [] and hearing.feed(memoryview(bytes(3))) == []
@@ -221,7 +222,7 @@ def test_a_model_classifier_needs_some_context_and_a_classifier_must_answer_ever
         def speech_frames(self, pcm, frame_samples):
             return [False]
 
-    with pytest.raises(UsageError, match="^context_s must be a number more than zero, not 0"):
+    with pytest.raises(UsageError, match=r"^context_s must be a number more than zero, not 0"):
         ModelClassifier(Deaf(), context_s=0)
     assert ModelClassifier(Deaf()).speech_frames(bytes(960 * 3), 480) == [False, False, False]
     with pytest.raises(EngineError, match="Deaf gave 1 flags for 3 frames"):

@@ -146,7 +146,7 @@ def test_pinned_memories_are_always_recalled_first(store):
     recalled = store.recall(HERO, "I live in Paris", k=1)
     assert texts(recalled) == ["我叫小明", "I live in Paris"]  # the pinned one, then the k best
     assert recalled[0].pinned and recalled[0].similarity < recalled[1].similarity
-    assert [m.text for m in store.memories(HERO)][0] == "我叫小明"
+    assert next(m.text for m in store.memories(HERO)) == "我叫小明"
 
     store.pin(birthday.id, pinned=False)
     assert texts(store.recall(HERO, "I live in Paris", k=1)) == ["I live in Paris"]
@@ -317,7 +317,7 @@ def test_bad_input_is_refused_with_a_clear_error(store):
     for call in (lambda: store.edit(999, "x"), lambda: store.pin(999), lambda: store.forget(999),
                  lambda: store.restore(999), lambda: store.edit("1", "x"),
                  lambda: store.remember(HERO, "I live in Paris", turn=999)):
-        with pytest.raises(NotFound, match="no (memory|turn) with id"):
+        with pytest.raises(NotFound, match=r"no (memory|turn) with id"):
             call()
     for call, message in [
         (lambda: store.remember(HERO, "  "), "a memory must not be empty"),

@@ -89,8 +89,10 @@ def test_a_fact_told_in_one_turn_is_recalled_in_a_later_one(runtime, ggufs, tmp_
     later = list(talk.reply("What should we drink?"))
     assert {"My name is Lin", "I like green tea"} <= {m["text"] for m in later[0]["memories"]}
     turns = talk.memory.history("acme/mei", 10)
-    assert [(t.role, t.text) for t in turns] == [("user", "My name is Lin. I like green tea."), ("assistant", "Hi,cat."),
-                                                ("user", "What should we drink?"), ("assistant", "Hi,cat.")]
+    assert [(t.role, t.text) for t in turns] == [
+        ("user", "My name is Lin. I like green tea."), ("assistant", "Hi,cat."),
+        ("user", "What should we drink?"), ("assistant", "Hi,cat."),
+    ]
     assert turns[-1].latency["first_token"] >= 0
 
 

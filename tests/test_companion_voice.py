@@ -64,10 +64,12 @@ def until(s: Session, last: str = "latency", wait: float = 120.0) -> list[dict]:
 
 def test_the_models_come_from_the_character_then_what_is_installed(runtime, home):
     mei = Character.installed(runtime.registry, "acme/mei")
-    assert choose_models(runtime, mei) == {"llm": "acme/scripted", "asr": "acme/ear", "vad": "acme/vad", "embedding": None}
+    assert choose_models(runtime, mei) == {"llm": "acme/scripted", "asr": "acme/ear", "vad": "acme/vad",
+                                           "embedding": None}
     assert choose_models(runtime, mei, {"llm": "acme/talker"})["llm"] == "acme/talker"
     set_setting("companion.models", {"llm": "acme/talker", "asr": "acme/other-ear"})  # the user's choice
-    assert choose_models(runtime, mei) == {"llm": "acme/scripted", "asr": "acme/other-ear", "vad": "acme/vad", "embedding": None}
+    assert choose_models(runtime, mei) == {"llm": "acme/scripted", "asr": "acme/other-ear", "vad": "acme/vad",
+                                           "embedding": None}
     with pytest.raises(UsageError, match="unknown model roles: tts"):
         choose_models(runtime, mei, {"tts": "acme/x"})
 

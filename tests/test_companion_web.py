@@ -31,7 +31,8 @@ class Events:
 
     def __init__(self, app, sid: int) -> None:
         self.response = app.api("GET", f"/api/companion/sessions/{sid}/events", stream=True)
-        assert self.response.status_code == 200 and self.response.headers["Content-Type"].startswith("text/event-stream")
+        assert self.response.status_code == 200
+        assert self.response.headers["Content-Type"].startswith("text/event-stream")
         self.seen: list[dict] = []
         self.changed = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -68,7 +69,8 @@ def test_a_typed_message_streams_its_events_with_audio_as_base64(app):
     assert app.api("POST", f"/api/companion/sessions/{sid}/say", json={"text": "hello"}).status_code == 200
     seen = events.until("latency")
     kinds = [e["type"] for e in seen]
-    assert kinds[0] == "turn" and kinds.index("emotion") < kinds.index("sentence") < kinds.index("audio") < kinds.index("done")
+    assert kinds[0] == "turn"
+    assert kinds.index("emotion") < kinds.index("sentence") < kinds.index("audio") < kinds.index("done")
     audio = [e for e in seen if e["type"] == "audio"]
     assert all(len(base64.b64decode(e["pcm"])) % 2 == 0 and e["sample_rate"] > 0 for e in audio)
     assert next(e for e in seen if e["type"] == "done")["text"] == "Hugs, cat."
@@ -126,7 +128,8 @@ def test_the_memory_panel_routes_edit_pin_forget_export_and_delete_with_undo(app
     path = f"/api/companion/sessions/{sid}/memories"
     [memory] = app.api("GET", path).json()["memories"]
     assert memory["text"] == "My name is Lin"
-    changed = app.api("PUT", f"{path}/{memory['id']}", json={"text": "My name is Lin Wei", "pinned": True}).json()["memory"]
+    changed = app.api("PUT", f"{path}/{memory['id']}",
+                      json={"text": "My name is Lin Wei", "pinned": True}).json()["memory"]
     assert (changed["text"], changed["pinned"]) == ("My name is Lin Wei", True)
     assert app.api("PUT", f"{path}/{memory['id']}", json={"pinned": "yes"}).status_code == 400
     assert app.api("PUT", f"{path}/{memory['id']}", json={"colour": 1}).status_code == 400
@@ -136,7 +139,8 @@ def test_the_memory_panel_routes_edit_pin_forget_export_and_delete_with_undo(app
     app.api("POST", f"{path}/{memory['id']}/restore")
     assert len(app.api("GET", path).json()["memories"]) == 1
     exported = app.api("GET", f"{path}/export")
-    assert "attachment" in exported.headers["Content-Disposition"] and exported.json()["memories"][0]["text"] == "My name is Lin Wei"
+    assert "attachment" in exported.headers["Content-Disposition"]
+    assert exported.json()["memories"][0]["text"] == "My name is Lin Wei"
     assert app.api("POST", f"{path}/delete-all").json() == {"deleted": {"turns": 2, "memories": 1}}
     assert app.api("GET", path).json()["memories"] == []
     assert app.api("POST", f"{path}/undo-delete").json() == {"restored": {"turns": 2, "memories": 1}}
@@ -153,7 +157,8 @@ def test_the_openai_compatible_endpoint_answers_as_the_character(app):
     models = requests.get(f"{app.url}/v1/models", headers={"Authorization": f"Bearer {app.secret}"}, timeout=30).json()
     assert [m["id"] for m in models["data"]] == ["acme/mei"]
     answer = openai(app, model="acme/mei", messages=[{"role": "user", "content": "hello"}]).json()
-    assert answer["object"] == "chat.completion" and answer["choices"][0]["message"] == {"role": "assistant", "content": "Hugs, cat."}
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"][0]["message"] == {"role": "assistant", "content": "Hugs, cat."}
     streamed = openai(app, model="acme/mei", stream=True, messages=[
         {"role": "system", "content": "ignored: the persona is the system prompt"},
         {"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hugs, cat."},
@@ -201,8 +206,10 @@ def test_zishu_chat_answers_in_the_terminal_and_remembers(companion_home):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["Mei: (happy) Hugs, cat.", "Mei: (happy) Hugs, cat."]
     assert "first token" in done.stderr
-    listed = subprocess.run([sys.executable, "-m", "zishu.cli", "chat", "acme/mei"], input="/memories\n/forget 7\n/quit\n",
-                            env={**os.environ, "ZISHU_HOME": str(companion_home)}, capture_output=True, text=True, timeout=300)
+    listed = subprocess.run([sys.executable, "-m", "zishu.cli", "chat", "acme/mei"],
+                            input="/memories\n/forget 7\n/quit\n",
+                            env={**os.environ, "ZISHU_HOME": str(companion_home)},
+                            capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr
     assert "1. My name is Lin" in listed.stdout and "Hello! I'm Mei." in listed.stdout
     assert "/forget takes a memory number from /memories (1–1), not '7'" in listed.stderr

@@ -21,14 +21,16 @@ from zishu.companion.cubism_core import (
 from zishu.companion.live2d_core import core_path, install_core
 from zishu.errors import UsageError
 
-BANNER = "/**\n * Live2D Cubism Core (a synthetic stand-in for tests)\n */\nvar Live2DCubismCore;!function(Live2DCubismCore){"
+BANNER = ("/**\n * Live2D Cubism Core (a synthetic stand-in for tests)\n */\n"
+          "var Live2DCubismCore;!function(Live2DCubismCore){")
 
 # The three layouts the published cores use for csmGetVersion / csmGetLatestMocVersion.
 ASMJS_4_1 = BANNER + ("var x={_csmGetLatestMocVersion:function(){return 3},_csmGetVersion:function(){return 67174400},"
                       "_csmMalloc:function(a){return 0}};}(Live2DCubismCore||(Live2DCubismCore={}));")
 EXPORTS_5_1 = BANNER + ("b._csmGetVersion=function(){return b.asm.f.apply(null,arguments)},"
                         "b._csmGetLatestMocVersion=function(){return b.asm.g.apply(null,arguments)};"
-                        "var u={e:function(){return 0},f:function(){return 83951616},g:function(){return 5},h:function(){}};"
+                        "var u={e:function(){return 0},f:function(){return 83951616},"
+                        "g:function(){return 5},h:function(){}};"
                         "}(Live2DCubismCore||(Live2DCubismCore={}));")
 NAMED_3_3 = BANNER + ("function Ga(){return 50528257}function Ha(a){return a|0}"
                       "var asm={_csmGetVersion:Ga,_csmMalloc:Ha};}(Live2DCubismCore||(Live2DCubismCore={}));")

@@ -394,7 +394,7 @@ def test_different_files_at_once_do_not_interfere(tmp_path, file_server):
     dl = downloader(tmp_path)
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda s: dl.fetch(s.entry(), tmp_path / "out" / s.path[1:]), files))
-    for i, (served, got) in enumerate(zip(files, results)):
+    for i, (served, got) in enumerate(zip(files, results, strict=True)):
         assert got.path.read_bytes() == served.body
         assert served.gets == [None, f"bytes={40 * KiB * (i + 1)}-"]
     assert parts(tmp_path) == []

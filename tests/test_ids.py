@@ -30,7 +30,7 @@ def test_ids_the_manifest_allows_are_ids(rid):
                                  "a/b\n", "a/ b", "a/" + "x" * 65, "a/b@1.0.0", "a/..", 7, None])
 def test_anything_else_is_refused_saying_the_rule(rid):
     assert not is_id(rid)
-    with pytest.raises(UsageError, match="is not a resource id .*owner/name"):
+    with pytest.raises(UsageError, match=r"is not a resource id .*owner/name"):
         parse_id(rid)
 
 
@@ -82,7 +82,8 @@ def test_a_dotted_id_through_the_cli_install_path(tmp_path: Path, registry: Path
     model = make_manifest(DOTTED, kind="model")
     model["versions"][0]["files"] = [serve_file(file_server, "qwen.gguf", 4_000)]
     write_manifest(registry, model)
-    env = {**os.environ, "ZISHU_HOME": str(tmp_path / "home"), "ZISHU_CATALOG": publish_catalog(registry, tmp_path / "c")}
+    env = {**os.environ, "ZISHU_HOME": str(tmp_path / "home"),
+           "ZISHU_CATALOG": publish_catalog(registry, tmp_path / "c")}
     env.pop("ZISHU_QUEUE", None)
 
     def zishu(*args: str) -> subprocess.CompletedProcess:

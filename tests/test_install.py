@@ -39,18 +39,20 @@ def env(tmp_path: Path, registry: Path, file_server: FileServer):
 
 
 def zishu(environ: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "zishu.cli", *args], env=environ, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "zishu.cli", *args], env=environ, capture_output=True, text=True,
+                            timeout=120)
     if check and result.returncode != 0:
         raise AssertionError(f"zishu {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
 
 
 def test_three_levels_of_requires_install_in_one_command(env):
-    environ, server, home = env
+    environ, server, _home = env
     result = zishu(environ, "install", "zishu/hero", "--json")
     installed = {r["id"] for r in json.loads(result.stdout)}
     assert installed == {"zishu/hero", "zishu/style-lora", "zishu/base-model"}
-    for rid, name in (("zishu/hero", "portrait.png"), ("zishu/style-lora", "style.safetensors"), ("zishu/base-model", "base.gguf")):
+    for rid, name in (("zishu/hero", "portrait.png"), ("zishu/style-lora", "style.safetensors"),
+                      ("zishu/base-model", "base.gguf")):
         folder = Path(zishu(environ, "path", rid).stdout.strip())
         assert (folder / name).read_bytes() == server.files[f"/files/{name}"]
         assert (folder / "manifest.json").exists()
@@ -109,7 +111,7 @@ def test_uninstall_and_versions_side_by_side(env):
 
 
 def test_kill_9_mid_transfer_then_rerun_completes_with_little_extra(env):
-    environ, server, home = env
+    environ, server, _home = env
     size = len(server.files["/files/big.bin"])
     sent = {"bytes": 0}
     body = server.files["/files/big.bin"]
@@ -172,7 +174,7 @@ def test_install_from_a_file_the_user_already_has_links_it(env, tmp_path: Path):
 
 
 def test_install_from_a_wrong_file_is_refused(env, tmp_path: Path):
-    environ, _, home = env
+    environ, _, _home = env
     wrong = tmp_path / "wrong.gguf"
     wrong.write_bytes(b"not the model")
     result = zishu(environ, "install", "zishu/base-model", "--from", str(wrong), check=False)
@@ -181,7 +183,7 @@ def test_install_from_a_wrong_file_is_refused(env, tmp_path: Path):
 
 
 def test_model_dirs_are_searched_before_downloading(env, tmp_path: Path):
-    environ, server, home = env
+    environ, server, _home = env
     shelf = tmp_path / "shelf" / "deep"
     shelf.mkdir(parents=True)
     (shelf / "renamed-by-user.bin").write_bytes(server.files["/files/base.gguf"])
@@ -255,7 +257,7 @@ def test_the_cli_and_the_install_button_use_the_catalog_set_in_settings(env, mon
     from zishu.runtime import Runtime
     from zishu.web.app import create_app
 
-    environ, server, home = env
+    environ, _server, home = env
     catalog = environ.pop("ZISHU_CATALOG")  # nothing in the environment: only the setting names it
     snapshot = {e["id"] for e in json.loads(zishu(environ, "search", "--json", "--limit", "500").stdout)}
     assert "zishu/hero" not in snapshot  # without the setting: the bundled catalog

@@ -141,7 +141,7 @@ def test_higher_priority_runs_first_and_reprioritised_jobs_run_once(queue):
 
 def test_recover_marks_jobs_of_dead_processes_interrupted_and_requeues_lost_ones(queue, tmp_path):
     dead = queue.submit("steps", {"name": "dead"})
-    Job.update(status="RUNNING", worker="%s:999999999:0" % os.uname().nodename).where(Job.id == dead.id).execute()
+    Job.update(status="RUNNING", worker=f"{os.uname().nodename}:999999999:0").where(Job.id == dead.id).execute()
     alive = queue.submit("steps", {"name": "alive"})
     Job.update(status="RUNNING", worker=worker_id()).where(Job.id == alive.id).execute()
     lost = queue.submit("steps", {"name": "lost"})
@@ -183,7 +183,7 @@ def test_redis_url_must_be_a_redis_url(tmp_path):
         JobQueue(tmp_path, url="mysql://localhost/zishu")
 
 
-DEAD_WORKER = "%s:999999999:0" % os.uname().nodename
+DEAD_WORKER = f"{os.uname().nodename}:999999999:0"
 
 
 def test_recover_puts_resumable_jobs_back_on_the_queue_but_never_a_cancelled_one(queue):

@@ -131,7 +131,7 @@ def test_what_is_not_a_fitting_lora_is_refused_clearly(files):
 
     with pytest.raises(EngineError, match=r"base.gguf is not a LoRA adapter: its general.type is 'model'"):
         load_with("base")
-    with pytest.raises(EngineError, match="one LoRA at a time.*2 were given"):
+    with pytest.raises(EngineError, match=r"one LoRA at a time.*2 were given"):
         load_with("lora", "lora")
     with pytest.raises(EngineError, match=r"lora32.gguf: blk.0.attn_.* is 64×64 in the base model .*another base"):
         load_with("lora32")
@@ -157,7 +157,7 @@ def test_a_broken_gguf_fails_through_the_cache_naming_the_engine(files, tmp_path
 
 def test_a_template_that_is_not_jinja_is_refused_at_load(tmp_path):
     broken = write_tiny_gguf(tmp_path / "bad-template.gguf", chat_template="{% for m in messages %}{{ m")
-    with pytest.raises(EngineError, match="the chat template in .*bad-template.gguf is not valid Jinja"):
+    with pytest.raises(EngineError, match=r"the chat template in .*bad-template\.gguf is not valid Jinja"):
         chat_engine.load(ref(broken))
 
 
@@ -165,7 +165,7 @@ def test_bad_messages_and_a_too_long_conversation_are_refused(base):
     for messages in ([], "hello", [{"role": "user"}], [{"role": "user", "content": 5}]):
         with pytest.raises(EngineError, match="message"):
             base.chat(messages)
-    with pytest.raises(EngineError, match="cannot answer these messages: Requested tokens .* exceed context"):
+    with pytest.raises(EngineError, match=r"cannot answer these messages: Requested tokens .* exceed context"):
         reply(base, [{"role": "user", "content": "word " * 100}])  # 500 tokens; the context is 256
     assert reply(base)  # the model still answers afterwards
 
@@ -176,7 +176,7 @@ def test_the_context_comes_from_the_manifest_or_the_model(files):
         handle = chat_engine.load(ref(files["base"], spec=spec))
         assert handle.llama._llm.context_params.n_ctx == n_ctx
         handle.close()
-    with pytest.raises(EngineError, match="spec.context_length must be a whole number of tokens .* not 'long'"):
+    with pytest.raises(EngineError, match=r"spec\.context_length must be a whole number of tokens .* not 'long'"):
         chat_engine.load(ref(files["base"], spec={"context_length": "long"}))
 
 

@@ -301,7 +301,8 @@ def gpt_sovits_answer(server, path, fields):
         return 404, {}, [b'{"detail":"Not Found"}']
     if fields.get("prompt_lang") not in ("zh", "en", "ja", "ko", "yue"):
         return 400, {"Content-Type": "application/json"}, [
-            json.dumps({"message": f"prompt_lang: {fields.get('prompt_lang')} is not supported in version v2"}).encode()]
+            json.dumps({"message": f"prompt_lang: {fields.get('prompt_lang')} is not supported in version v2"})
+            .encode()]
     audio = samples(fields["text"], 3000)
     # the header, then the audio in pieces that split samples, as a network may
     return 200, {"Content-Type": "audio/wav"}, [wav_header(32000) + audio[:1001], audio[1001:4001], audio[4001:]]
@@ -355,7 +356,7 @@ def test_gpt_sovits_streams_audio_before_the_server_finishes(gpt_sovits, tmp_pat
     gpt_sovits.gate.set()
     rest = list(chunks)
     assert pcm_of([first, *rest]) == b"".join(samples(p, 3000) for p in ["你好，", "我是小雨。", "今天天气很好！"])
-    path, fields = gpt_sovits.requests[0]
+    _path, fields = gpt_sovits.requests[0]
     assert fields == {"text": "你好，", "text_lang": "zh", "ref_audio_path": str(folder / "happy.wav"),
                       "prompt_text": "太好了！", "prompt_lang": "zh", "media_type": "wav",
                       "streaming_mode": True, "speed_factor": 1.25}

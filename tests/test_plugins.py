@@ -19,7 +19,8 @@ def plugin_env(app_env, tmp_path):
 
 
 def zishu(env, *args):
-    return subprocess.run([sys.executable, "-m", "zishu.cli", *args], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "zishu.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_zishu_plugins_lists_the_failed_ones_with_their_errors(plugin_env):
@@ -73,7 +74,8 @@ def test_disabled_plugins_stay_disabled_across_restarts(plugin_env):
 
 def test_the_allow_list_loads_only_the_named_plugins(plugin_env):
     env, _, _ = plugin_env
-    listed = {p["name"]: p for p in json.loads(zishu({**env, "ZISHU_LOAD_PLUGINS": "panel"}, "plugins", "--json").stdout)}
+    shown = zishu({**env, "ZISHU_LOAD_PLUGINS": "panel"}, "plugins", "--json")
+    listed = {p["name"]: p for p in json.loads(shown.stdout)}
     assert listed["panel"]["status"] == "loaded"
     assert listed["broken"]["status"] == listed["angry"]["status"] == "not allowed"
     assert listed["zishu.web.panels"]["status"] == "loaded"  # the core is not a plugin one can forget
@@ -108,7 +110,8 @@ def test_a_plugin_engine_that_raises_on_load_is_reported_and_the_host_keeps_work
     model.write_bytes(b"GGUF" + bytes(60))
     failed = zishu(env, "run", "llm", "--engine", "grumpy", "--model", str(model), "hello")
     assert failed.returncode == 11, failed.stderr
-    assert "the grumpy engine failed to load" in failed.stderr and "RuntimeError: grumpy refuses to load tiny.gguf" in failed.stderr
+    assert "the grumpy engine failed to load" in failed.stderr
+    assert "RuntimeError: grumpy refuses to load tiny.gguf" in failed.stderr
     # the other engines, the engine list and the app go on working
     listed = json.loads(zishu(env, "engines", "--json").stdout)
     assert {"grumpy", "echo"} <= {e["name"] for e in listed["engines"]}

@@ -53,7 +53,9 @@ def test_path_raises_model_not_available_at_once(tmp_path: Path):
 
 def test_versions_side_by_side_and_highest_by_default(tmp_path: Path):
     registry = VersionStore(tmp_path)
-    res = parse_manifest(make_manifest("alice/model", versions=versions(("1.0.0", []), ("1.10.0", []), ("1.2.0", []))), "x")
+    res = parse_manifest(
+        make_manifest("alice/model", versions=versions(("1.0.0", []), ("1.10.0", []), ("1.2.0", []))), "x"
+    )
     for v in ("1.0.0", "1.10.0", "1.2.0"):
         put_installed(registry, res, v)
     assert registry.versions("alice/model") == ["1.10.0", "1.2.0", "1.0.0"]
@@ -67,7 +69,8 @@ def test_registry_rebuilt_when_deleted_or_corrupt(tmp_path: Path):
     registry = VersionStore(tmp_path)
     res = parse_manifest(make_manifest("alice/model"), "x")
     put_installed(registry, res, "1.0.0")
-    registry.record("alice/model", "1.0.0", kind="model", files={"model.bin": {"sha256": "0" * 64, "size": 1}}, extra={"note": "kept"})
+    registry.record("alice/model", "1.0.0", kind="model", files={"model.bin": {"sha256": "0" * 64, "size": 1}},
+                    extra={"note": "kept"})
     registry.file.unlink()
     assert registry.path("alice/model") == tmp_path / "resources/alice/model/1.0.0"
     assert json.loads(registry.file.read_text())["resources"]["alice/model"]["1.0.0"]["status"] == "ready"
@@ -103,7 +106,9 @@ def test_three_levels_of_requires_resolve_dependencies_first(tmp_path: Path):
         make_manifest("a/base", versions=versions(("1.5.0", []), ("2.1.0", []), ("2.4.0", []), ("3.0.0", []))),
     )
     plan = make_plan(catalog, ["a/top"], VersionStore(tmp_path))
-    assert [(s.id, s.version.version) for s in plan.steps] == [("a/base", "2.4.0"), ("a/mid", "1.0.0"), ("a/top", "1.0.0")]
+    assert [(s.id, s.version.version) for s in plan.steps] == [
+        ("a/base", "2.4.0"), ("a/mid", "1.0.0"), ("a/top", "1.0.0"),
+    ]
     assert [s.id for s in make_plan(catalog, ["a/top"], VersionStore(tmp_path), with_deps=False).steps] == ["a/top"]
 
 

@@ -153,7 +153,8 @@ def test_bad_id_and_version_are_usage_errors(registry: Path, tmp_path: Path):
     weights = make_file(tmp_path, "m.gguf")
     bad_id = run_new("--kind", "model", "--id", "Alice/M", "--root", str(registry), str(weights))
     assert bad_id.exit_code == 2 and "--id" in bad_id.output
-    bad_version = run_new("--kind", "model", "--id", "alice/m", "--version", "1.0", "--root", str(registry), str(weights))
+    bad_version = run_new("--kind", "model", "--id", "alice/m", "--version", "1.0", "--root", str(registry),
+                          str(weights))
     assert bad_version.exit_code == 2 and "semantic version" in bad_version.output
 
 

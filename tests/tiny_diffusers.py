@@ -215,20 +215,23 @@ def _ldm_vae_key(key: str, blocks: int) -> str:
 
 # The published architectures at their real sizes (random weights), for benchmarks on a GPU.
 FULL_SIZE = {
-    "sd15": {"unet": dict(block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, sample_size=64,
-                          down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-                          up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-                          cross_attention_dim=768, attention_head_dim=8),
-             "text": [dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12)]},
-    "sdxl": {"unet": dict(block_out_channels=(320, 640, 1280), layers_per_block=2, sample_size=128,
-                          down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                          up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-                          transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20),
-                          use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
-                          projection_class_embeddings_input_dim=2816, cross_attention_dim=2048),
-             "text": [dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
-                      dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
-                           projection_dim=1280)]},
+    "sd15": {"unet": {"block_out_channels": (320, 640, 1280, 1280), "layers_per_block": 2, "sample_size": 64,
+                      "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                      "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+                      "cross_attention_dim": 768, "attention_head_dim": 8},
+             "text": [{"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                       "num_attention_heads": 12}]},
+    "sdxl": {"unet": {"block_out_channels": (320, 640, 1280), "layers_per_block": 2, "sample_size": 128,
+                      "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                      "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                      "transformer_layers_per_block": (1, 2, 10), "attention_head_dim": (5, 10, 20),
+                      "use_linear_projection": True, "addition_embed_type": "text_time",
+                      "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": 2816,
+                      "cross_attention_dim": 2048},
+             "text": [{"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                       "num_attention_heads": 12},
+                      {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
+                       "num_attention_heads": 20, "projection_dim": 1280}]},
 }
 
 

@@ -6,6 +6,7 @@ parameter is honest: larger ``dim``/``layers`` give a model that really costs wh
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def _script_rows(embeddings: np.ndarray, script: str) -> np.ndarray:
     unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     rows = np.zeros_like(embeddings)
     chain = ["\n", *script]
-    for before, after in zip(chain, chain[1:]):
+    for before, after in itertools.pairwise(chain):
         rows[byte[after]] = unit[byte[before]] * 4.0
     rows[2] = unit[byte[script[-1]]] * 4.0  # then the end-of-text token
     return rows

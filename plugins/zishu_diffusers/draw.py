@@ -68,7 +68,7 @@ class Drawer:
             except torch.cuda.OutOfMemoryError as e:
                 raise NotEnoughMemory(f"{self.label} ran out of memory on {self.device} drawing {request.batch} × "
                                       f"{request.width}×{request.height}; draw fewer or smaller pictures") from e
-        for image, used in zip(images, seeds):
+        for image, used in zip(images, seeds, strict=True):  # one image per seed
             image.info["seed"] = used
         return images
 

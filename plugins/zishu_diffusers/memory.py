@@ -39,6 +39,7 @@ def _loaded_bytes(path: Path, size: int) -> int:
 
 def _native_side(model: ModelRef) -> int:
     """The side in pixels the model was trained at: the UNet's sample size × the VAE's scale."""
+    configs: Path | None
     if is_pipeline_folder(model.path):
         configs = model.path
     else:

@@ -87,7 +87,9 @@ def _needed_files(path: Path) -> dict[str, str]:
         raise EngineError(f"{described}: file_path_metas must map config keys to file names")
     needed["model config"] = metas.get("config", needed["model config"])
     needed["weights"] = metas.get("init_param", needed["weights"])
-    tokenizer = metas.get("tokenizer_conf") if isinstance(metas.get("tokenizer_conf"), dict) else {}
+    tokenizer = metas.get("tokenizer_conf")
+    if not isinstance(tokenizer, dict):
+        tokenizer = {}
     needed.update({f"tokenizer's {key}": tokenizer[key] for key in _TOKENIZER_FILES
                    if isinstance(tokenizer.get(key), str)})
     return needed

@@ -23,13 +23,14 @@ _TAG = re.compile(r"<\|([^|<>]*)\|>")
 
 def parse_rich(text: str) -> Transcript:
     """One piece of SenseVoice output; the first tag of each kind counts."""
-    found = {"language": None, "emotion": None, "event": None}
+    found: dict[str, str | None] = {"language": None, "emotion": None, "event": None}
     for name in _TAG.findall(text):
         kind = ("language" if name in LANGUAGES else "emotion" if name in EMOTIONS
                 else "event" if name in EVENTS else None)
         if kind and found[kind] is None:
             found[kind] = name
-    return Transcript(text=" ".join(_TAG.sub("", text).split()), **found)
+    return Transcript(text=" ".join(_TAG.sub("", text).split()),
+                      language=found["language"], emotion=found["emotion"], event=found["event"])
 
 
 def merged(pieces: list[Transcript]) -> Transcript:

@@ -36,7 +36,8 @@ HOW_TO_START = ("start it in your CosyVoice folder with `cd runtime/python/fasta
 def sample_rate() -> int:
     raw = os.environ.get(RATE_ENV, str(DEFAULT_RATE))
     if not raw.strip().isdigit() or not 8000 <= int(raw) <= 192000:
-        raise EngineError(f"{RATE_ENV}={raw!r} is not a sample rate in Hz (CosyVoice-300M: 22050, CosyVoice 2/3: 24000)")
+        raise EngineError(f"{RATE_ENV}={raw!r} is not a sample rate in Hz "
+                          "(CosyVoice-300M: 22050, CosyVoice 2/3: 24000)")
     return int(raw)
 
 

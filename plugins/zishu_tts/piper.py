@@ -110,7 +110,8 @@ def read_config(path: Path) -> PiperConfig:
 def clauses_of(sentence: str) -> list[tuple[str, str | None]]:
     """``sentence`` cut into clauses, each with the punctuation mark that ends it (None for the last
     one when it ends without any)."""
-    found, start = [], 0
+    found: list[tuple[str, str | None]] = []
+    start = 0
     for end in _CLAUSE_END.finditer(sentence):
         found.append((sentence[start:end.end()], end.group()[-1]))
         start = end.end()
@@ -123,6 +124,7 @@ def phonemes_of(sentence: str, config: PiperConfig, espeak_voice: str | None) ->
     """The phonemes of one piece of text (see the module docstring)."""
     if config.phoneme_type == "text":
         return list(unicodedata.normalize("NFD", sentence))
+    assert espeak_voice is not None  # the engine finds one for every voice of phoneme_type espeak
     phonemes: list[str] = []
     for clause, mark in clauses_of(sentence):
         phonemes += unicodedata.normalize("NFD", " ".join(ipa_clauses(clause, espeak_voice)))
@@ -233,6 +235,7 @@ class PiperEngine(Engine):
         config = read_config(config_path)
         espeak_voice = None
         if config.phoneme_type == "espeak":
+            assert config.espeak_voice is not None  # read_config requires espeak.voice for these
             try:
                 espeak_voice = usable_voice(config.espeak_voice)
             except EngineError as e:

@@ -41,6 +41,13 @@ class Manifest:
 
 
 @dataclass
+class ValidManifest(Manifest):
+    """A manifest whose resource was read and passed the schema: what the cross-file rules work on."""
+
+    resource: Resource
+
+
+@dataclass
 class Catalog:
     """Every manifest under ``root/resources``, and the problems met while reading them."""
 
@@ -54,12 +61,12 @@ class Catalog:
         return self.names.get(rel) or printable(os.path.join(self.root, "resources", rel))
 
     @property
-    def valid(self) -> list[Manifest]:
-        return [m for m in self.manifests if m.resource is not None]
+    def valid(self) -> list[ValidManifest]:
+        return [m for m in self.manifests if isinstance(m, ValidManifest)]
 
-    def by_id(self) -> dict[str, Manifest]:
+    def by_id(self) -> dict[str, ValidManifest]:
         """Valid manifests by id (the first file wins when an id is used twice)."""
-        out: dict[str, Manifest] = {}
+        out: dict[str, ValidManifest] = {}
         for m in self.valid:
             out.setdefault(m.resource.id, m)
         return out
@@ -76,32 +83,35 @@ def read_catalog(root: Path, *, cache_file: Path | None = None, names: dict[str,
     cache = _load_cache(cache_file)
     fresh: dict[str, list] = {}  # what the cache will hold: rel → [size, mtime_ns, validated JSON]
     catalog = Catalog(root, [], names=names or {})
-    for rel, path, st, problem in sorted(_manifest_files(resources), key=lambda found: found[0]):
+    for rel, path, found in sorted(_manifest_files(resources), key=lambda found: found[0]):
         file = catalog.name(rel)
-        if problem:
-            catalog.problems.append(Problem(file, "", problem))
+        if isinstance(found, str):
+            catalog.problems.append(Problem(file, "", found))
             continue
-        manifest = Manifest(rel, Path(path), file)
-        catalog.manifests.append(manifest)
-        key = [st.st_size, st.st_mtime_ns]
+        key = [found.st_size, found.st_mtime_ns]
         hit = cache.get(rel)
         if hit and hit[:2] == key:
             try:
-                manifest.resource = RESOURCE.validate_json(hit[2])
+                catalog.manifests.append(ValidManifest(rel, Path(path), file, RESOURCE.validate_json(hit[2])))
                 fresh[rel] = hit
                 continue
             except ValidationError:
                 pass  # the models changed since: read the YAML again
-        catalog.problems += _read_manifest(manifest, st.st_size)
-        if manifest.resource is not None and cache_file is not None:
-            fresh[rel] = [*key, RESOURCE.dump_json(manifest.resource, exclude_defaults=True).decode()]
+        resource, problems = _read_manifest(Path(path), file, found.st_size)
+        catalog.problems += problems
+        if resource is None:
+            catalog.manifests.append(Manifest(rel, Path(path), file))
+            continue
+        catalog.manifests.append(ValidManifest(rel, Path(path), file, resource))
+        if cache_file is not None:
+            fresh[rel] = [*key, RESOURCE.dump_json(resource, exclude_defaults=True).decode()]
     if cache_file is not None and (fresh.keys() != cache.keys() or any(fresh[k] is not cache[k] for k in fresh)):
         write_atomic(cache_file, json.dumps({"format": CACHE_FORMAT, "files": fresh}, separators=(",", ":")))
     return catalog
 
 
-def _manifest_files(resources: Path) -> Iterator[tuple[str, str, os.stat_result | None, str | None]]:
-    """(rel, path, stat, problem) for every file under resources/; hidden ones are skipped."""
+def _manifest_files(resources: Path) -> Iterator[tuple[str, str, os.stat_result | str]]:
+    """(rel, path, stat or the problem with the file) for every file under resources/; hidden ones are skipped."""
     todo = [("", str(resources))]
     while todo:
         prefix, folder = todo.pop()
@@ -114,36 +124,35 @@ def _manifest_files(resources: Path) -> Iterator[tuple[str, str, os.stat_result 
             if entry.name.startswith("."):
                 continue
             if entry.is_symlink():
-                yield rel, entry.path, None, "is a symbolic link; manifests must be plain files"
+                yield rel, entry.path, "is a symbolic link; manifests must be plain files"
             elif entry.is_dir(follow_symlinks=False):
                 todo.append((rel + "/", entry.path))
             elif not entry.is_file(follow_symlinks=False):
-                yield rel, entry.path, None, "is not a regular file"
+                yield rel, entry.path, "is not a regular file"
             elif not entry.name.endswith(".yaml"):
-                yield rel, entry.path, None, "is not a manifest; manifests are resources/<owner>/<name>.yaml"
+                yield rel, entry.path, "is not a manifest; manifests are resources/<owner>/<name>.yaml"
             elif not rel.isprintable():
-                yield rel, entry.path, None, "file name has characters that are not printable UTF-8"
+                yield rel, entry.path, "file name has characters that are not printable UTF-8"
             else:
                 try:
-                    yield rel, entry.path, entry.stat(follow_symlinks=False), None
+                    yield rel, entry.path, entry.stat(follow_symlinks=False)
                 except OSError as e:
-                    yield rel, entry.path, None, f"cannot read: {e.strerror}"
+                    yield rel, entry.path, f"cannot read: {e.strerror}"
 
 
-def _read_manifest(manifest: Manifest, size: int) -> list[Problem]:
-    """Parse and schema-check one file into ``manifest.resource``; return its problems."""
+def _read_manifest(path: Path, file: str, size: int) -> tuple[Resource | None, list[Problem]]:
+    """Parse and schema-check one file: its resource, or None and its problems."""
     if size > MAX_MANIFEST_BYTES:  # refuse before reading a huge file into memory
-        return [Problem(manifest.file, "", f"file is {size:,} bytes; a manifest may be at most 256 KiB")]
+        return None, [Problem(file, "", f"file is {size:,} bytes; a manifest may be at most 256 KiB")]
     try:
-        data = manifest.path.read_bytes()
-        manifest.resource = parse_manifest(load_yaml(data, manifest.file), manifest.file)
+        data = path.read_bytes()
+        return parse_manifest(load_yaml(data, file), file), []
     except ManifestError as e:
-        return e.problems
+        return None, e.problems
     except OSError as e:
-        return [Problem(manifest.file, "", f"cannot read: {e.strerror}")]
+        return None, [Problem(file, "", f"cannot read: {e.strerror}")]
     except (RecursionError, MemoryError, ValueError) as e:  # pathological input the reader did not foresee
-        return [Problem(manifest.file, "", f"cannot read: {type(e).__name__}: {e}")]
-    return []
+        return None, [Problem(file, "", f"cannot read: {type(e).__name__}: {e}")]
 
 
 def _load_cache(cache_file: Path | None) -> dict[str, list]:

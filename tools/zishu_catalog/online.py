@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import requests
@@ -25,7 +26,7 @@ from zishu.catalog.reading import dump_manifest
 from zishu.errors import Problem
 from zishu.files import write_atomic
 
-from .catalog import Manifest
+from .catalog import Manifest, ValidManifest
 from .policy import Policy, file_urls
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ TIMEOUT = (10, 60)  # seconds: to connect, then between two reads
 class FileCheck:
     """One file entry to download: its manifest, its field path, and the URLs the policy accepts."""
 
-    manifest: Manifest
+    manifest: ValidManifest
     where: str  # versions[i].files[j]
     entry: FileEntry
     urls: list[tuple[str, str, int | None]]  # (field, url, the source's size limit)
@@ -51,7 +52,7 @@ class FileCheck:
 class Measured:
     """sha256 and size measured for a file that left them out."""
 
-    manifest: Manifest
+    manifest: ValidManifest
     where: str
     entry: FileEntry
     sha256: str
@@ -82,7 +83,7 @@ def files_to_check(
         base.load([m.rel for m in manifests])
     checks = []
     for m in manifests:
-        if m.resource is None:
+        if not isinstance(m, ValidManifest):
             continue
         old = base.manifest(m.rel)[1] if base is not None else None
         for i, version in enumerate(m.resource.versions):
@@ -122,7 +123,7 @@ def check_downloads(
                 limit = check.entry.size if check.entry.size is not None else max_size
                 if (url, limit) not in fetched:
                     task = progress.add_task(f"{check.manifest.expected_id} {check.entry.name}", total=limit)
-                    fetched[url, limit] = fetch(session, url, limit, lambda n, task=task: progress.advance(task, n))
+                    fetched[url, limit] = fetch(session, url, limit, partial(progress.advance, task))
                     progress.remove_task(task)
                 got = fetched[url, limit]
                 found += _compare(check, fld, got, first)
@@ -130,7 +131,9 @@ def check_downloads(
                     first = (fld, got)
             problems += found
             if check.measurable and first is not None and not found:
-                measured.append(Measured(check.manifest, check.where, check.entry, first[1].sha256, first[1].size))
+                digest = first[1].sha256
+                assert digest is not None  # only a download with a digest becomes ``first``
+                measured.append(Measured(check.manifest, check.where, check.entry, digest, first[1].size))
     return problems, measured
 
 
@@ -145,17 +148,22 @@ def _compare(check: FileCheck, fld: str, got: Fetched, first: tuple[str, Fetched
         return [Problem(file, fld, "larger than its file source allows for one file (stopped reading)")]
     if got.too_large:
         sent = f"announces {got.size:,} bytes" if got.size else f"sent more than {entry.size:,} bytes (stopped reading)"
-        return [Problem(file, f"{where}.size" if primary else fld, f"larger than declared: size says {entry.size:,}, and the server {sent}")]
+        return [Problem(file, f"{where}.size" if primary else fld,
+                        f"larger than declared: size says {entry.size:,}, and the server {sent}")]
     if entry.size is not None and got.size != entry.size:
-        return [Problem(file, f"{where}.size" if primary else fld, f"the file is {got.size:,} bytes, but size says {entry.size:,}")]
+        return [Problem(file, f"{where}.size" if primary else fld,
+                        f"the file is {got.size:,} bytes, but size says {entry.size:,}")]
     if entry.sha256 is not None and got.sha256 != entry.sha256:
-        return [Problem(file, f"{where}.sha256" if primary else fld, f"the file's sha256 is {got.sha256}, but the manifest says {entry.sha256}")]
+        return [Problem(file, f"{where}.sha256" if primary else fld,
+                        f"the file's sha256 is {got.sha256}, but the manifest says {entry.sha256}")]
     if entry.sha256 is None and first is not None and (first[1].sha256, first[1].size) != (got.sha256, got.size):
         return [Problem(file, fld, f"serves different bytes than {first[0]} (sha256 {got.sha256}, {got.size:,} bytes)")]
     return []
 
 
-def fetch(session: requests.Session, url: str, limit: int | None, advance: Callable[[int], None] = lambda n: None) -> Fetched:
+def fetch(
+    session: requests.Session, url: str, limit: int | None, advance: Callable[[int], None] = lambda n: None
+) -> Fetched:
     """Stream ``url``, hashing as it reads; stop after ``limit`` + 1 bytes. Never raises for network trouble."""
     try:
         with session.get(url, stream=True, timeout=TIMEOUT, headers={"Accept-Encoding": "identity"}) as response:
@@ -189,9 +197,9 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {text}"[:300]
 
 
-def write_measured(measured: list[Measured]) -> list[Manifest]:
+def write_measured(measured: list[Measured]) -> list[ValidManifest]:
     """Put measured sha256/size into their manifests and rewrite each such manifest atomically."""
-    touched: dict[int, Manifest] = {}
+    touched: dict[int, ValidManifest] = {}
     for item in measured:
         item.entry.sha256, item.entry.size = item.sha256, item.size
         touched[id(item.manifest)] = item.manifest

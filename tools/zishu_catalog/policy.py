@@ -90,7 +90,7 @@ class Policy:
         """The first local source (accepted only with --allow-local-urls) whose pattern matches ``url``."""
         return next((s for s in self.local_sources if s.regex.match(url)), None)
 
-    def url_source(self, url: str, *, allow_local: bool = False) -> tuple[Source | None, str | None]:
+    def url_source(self, url: str, *, allow_local: bool = False) -> tuple[Source, None] | tuple[None, str]:
         """The source serving ``url``, or None and a message saying why the URL is refused."""
         source = self.source_for(url)
         if source is not None:
@@ -132,7 +132,8 @@ def license_ids(expression: str) -> frozenset[str]:
     """The license ids an SPDX expression mentions (``MIT OR CC-BY-NC-4.0`` → both)."""
     try:
         return frozenset(_spdx().license_keys(expression))
-    except Exception:  # an expression the models accepted should parse; never crash on one that does not
+    except Exception:  # noqa: BLE001 - license_expression raises assorted errors on input it cannot parse;
+        # an expression the models accepted should parse, but never crash on one that does not
         return frozenset(re.findall(r"[A-Za-z0-9.+-]+", expression))
 
 

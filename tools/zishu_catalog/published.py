@@ -20,7 +20,7 @@ from zishu.catalog.manifest import Resource, Version
 from zishu.catalog.reading import load_yaml, parse_manifest
 from zishu.errors import ManifestError, Problem, UsageError
 
-from .catalog import Catalog, Manifest
+from .catalog import Catalog, Manifest, ValidManifest
 
 
 @dataclass
@@ -51,7 +51,7 @@ class BaseCatalog:
     def load(self, rels: list[str]) -> None:
         """Read and parse the base versions of ``rels`` in one ``git cat-file --batch``."""
         wanted = [rel for rel in dict.fromkeys(rels) if rel in self.blobs and rel not in self._parsed]
-        for rel, data in zip(wanted, _cat_blobs(self.top, [self.blobs[r] for r in wanted])):
+        for rel, data in zip(wanted, _cat_blobs(self.top, [self.blobs[r] for r in wanted]), strict=True):
             self._parsed[rel] = _parse(data, f"{self.ref}:{self.prefix}/resources/{rel}")
 
     def file(self, name: str) -> bytes | None:
@@ -156,7 +156,7 @@ def check_against_base(
             continue
         if author is not None:
             problems += _maintainer_author(m.file, raw, author, base.ref)
-        if old is not None and m.resource is not None:
+        if old is not None and isinstance(m, ValidManifest):
             problems += published_version_changes(m, old, base.ref)
     for rel in sorted(set(base.blobs) - present):
         problems += _deleted(catalog.name(rel), rel, base, author, retired or {})
@@ -177,7 +177,9 @@ def _maintainer_author(file: str, raw: dict | None, author: str, ref: str) -> li
     if author.lower() in {login.lower() for login in maintainers}:
         return []
     who = ", ".join(maintainers) or "nobody"
-    return [Problem(file, "maintainers", f"{author} is not a maintainer of this resource (at {ref}: {who}); only a maintainer may change it")]
+    return [Problem(file, "maintainers", (
+        f"{author} is not a maintainer of this resource (at {ref}: {who}); only a maintainer may change it"
+    ))]
 
 
 def _deleted(file: str, rel: str, base: BaseCatalog, author: str | None, retired: dict[str, str]) -> list[Problem]:
@@ -194,13 +196,16 @@ def _deleted(file: str, rel: str, base: BaseCatalog, author: str | None, retired
     return []
 
 
-def published_version_changes(m: Manifest, old: Resource, ref: str) -> list[Problem]:
+def published_version_changes(m: ValidManifest, old: Resource, ref: str) -> list[Problem]:
     """Each version published in ``old`` is still there, unchanged (bar measured checksums)."""
     current = {v.version: (i, v) for i, v in enumerate(m.resource.versions)}
     problems = []
     for before in old.versions:
         if before.version not in current:
-            problems.append(Problem(m.file, "versions", f"published version {before.version} was removed (it is in {ref}); published versions may not be removed"))
+            problems.append(Problem(m.file, "versions", (
+                f"published version {before.version} was removed (it is in {ref}); "
+                "published versions may not be removed"
+            )))
             continue
         i, after = current[before.version]
         for path, was, now in _differences(_comparable(before), _comparable(after, measured_from=before)):
@@ -228,7 +233,7 @@ def _differences(before: Any, after: Any, path: str = "") -> Iterator[tuple[str,
         for key in list(before) + [k for k in after if k not in before]:
             yield from _differences(before.get(key), after.get(key), f"{path}.{key}")
     elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        for i, (b, a) in enumerate(zip(before, after)):
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
             yield from _differences(b, a, f"{path}[{i}]")
     elif before != after:
         yield path, before, after

@@ -21,11 +21,13 @@ from zishu.catalog.manifest import FileEntry, Requirement, Resource, Version
 from zishu.errors import Problem
 from zishu.ids import is_id
 
-from .catalog import Catalog, Manifest
+from .catalog import Catalog, ValidManifest
 from .policy import Policy, Source, file_urls
 
 
-def check_offline(catalog: Catalog, policy: Policy, retired: dict[str, str], *, allow_local_urls: bool = False) -> list[Problem]:
+def check_offline(
+    catalog: Catalog, policy: Policy, retired: dict[str, str], *, allow_local_urls: bool = False
+) -> list[Problem]:
     """Every check that needs neither git nor the network: each manifest, then the catalog as a whole."""
     problems: list[Problem] = []
     for m in catalog.valid:
@@ -33,12 +35,12 @@ def check_offline(catalog: Catalog, policy: Policy, retired: dict[str, str], *, 
     return problems + check_catalog(catalog, policy, retired)
 
 
-def check_manifest(manifest: Manifest, policy: Policy, *, allow_local_urls: bool = False) -> list[Problem]:
+def check_manifest(manifest: ValidManifest, policy: Policy, *, allow_local_urls: bool = False) -> list[Problem]:
     """The rules one valid manifest must follow beyond its schema: id = path, file URLs and checksums."""
     return check_id_matches_path(manifest) + check_file_urls(manifest, policy, allow_local_urls=allow_local_urls)
 
 
-def check_id_matches_path(manifest: Manifest) -> list[Problem]:
+def check_id_matches_path(manifest: ValidManifest) -> list[Problem]:
     """The id is the path: ``resources/alice/example.yaml`` holds ``alice/example``."""
     rid = manifest.resource.id
     if rid == manifest.expected_id:
@@ -49,19 +51,19 @@ def check_id_matches_path(manifest: Manifest) -> list[Problem]:
     return [Problem(manifest.file, "id", f"id {rid!r} does not match the file's path resources/{manifest.rel}; {fix}")]
 
 
-def check_file_urls(manifest: Manifest, policy: Policy, *, allow_local_urls: bool = False) -> list[Problem]:
+def check_file_urls(manifest: ValidManifest, policy: Policy, *, allow_local_urls: bool = False) -> list[Problem]:
     """Each file URL and mirror is on an allowed source, within its size limit, with checksums."""
     problems: list[Problem] = []
     for i, version in enumerate(manifest.resource.versions):
         for j, entry in enumerate(version.files):
             where = f"versions[{i}].files[{j}]"
-            sources = []
+            sources: list[tuple[str, Source]] = []
             for fld, url in file_urls(entry, where):
-                source, message = policy.url_source(url, allow_local=allow_local_urls)
-                if message:
-                    problems.append(Problem(manifest.file, fld, message))
+                found = policy.url_source(url, allow_local=allow_local_urls)
+                if found[0] is None:
+                    problems.append(Problem(manifest.file, fld, found[1]))
                 else:
-                    sources.append((url, source))
+                    sources.append((url, found[0]))
             problems += _size_limits(manifest.file, where, entry, sources)
             problems += _checksums(manifest.file, where, entry, sources)
     return problems
@@ -71,7 +73,9 @@ def _size_limits(file: str, where: str, entry: FileEntry, sources: list[tuple[st
     """The declared size fits every source serving the file (2 GiB on GitHub Releases)."""
     for _, source in sources:
         if entry.size is not None and source.max_size is not None and entry.size > source.max_size:
-            return [Problem(file, f"{where}.size", f"{entry.size:,} bytes is more than {source.name} allows for one file ({source.max_size:,} bytes)")]
+            return [Problem(file, f"{where}.size", (
+                f"{entry.size:,} bytes is more than {source.name} allows for one file ({source.max_size:,} bytes)"
+            ))]
     return []
 
 
@@ -82,7 +86,9 @@ def _checksums(file: str, where: str, entry: FileEntry, sources: list[tuple[str,
         return []
     if has_sha != has_size:
         missing = "size" if has_sha else "sha256"
-        return [Problem(file, f"{where}.{missing}", "sha256 and size go together: give both (or, for a hub file pinned to a commit, neither)")]
+        return [Problem(file, f"{where}.{missing}", (
+            "sha256 and size go together: give both (or, for a hub file pinned to a commit, neither)"
+        ))]
     for url, source in sources:
         if source.pinned_commit(url):
             continue
@@ -90,7 +96,9 @@ def _checksums(file: str, where: str, entry: FileEntry, sources: list[tuple[str,
             why = f"this {source.name} URL is pinned to {source.revision(url)!r}, not to a full 40-character commit"
         else:
             why = f"{source.name} does not publish checksums"
-        return [Problem(file, f"{where}.sha256", f"sha256 and size are missing; they may be left out only for a hub file pinned to a commit, and {why}")]
+        return [Problem(file, f"{where}.sha256", (
+            f"sha256 and size are missing; they may be left out only for a hub file pinned to a commit, and {why}"
+        ))]
     return []
 
 
@@ -107,29 +115,34 @@ def check_catalog(catalog: Catalog, policy: Policy, retired: dict[str, str]) -> 
     )
 
 
-def check_unique_ids(manifests: list[Manifest]) -> list[Problem]:
+def check_unique_ids(manifests: list[ValidManifest]) -> list[Problem]:
     """No two manifests claim the same id, even in another letter case; each one names the others."""
-    groups: dict[str, list[Manifest]] = defaultdict(list)
+    groups: dict[str, list[ValidManifest]] = defaultdict(list)
     for m in manifests:
         groups[m.resource.id.casefold()].append(m)
     problems = []
     for group in groups.values():
         for m in group if len(group) > 1 else ():
             others = ", ".join(o.file for o in group if o is not m)
-            problems.append(Problem(m.file, "id", f"id {m.resource.id!r} is also used by {others}; ids must be unique (ignoring case)"))
+            problems.append(Problem(m.file, "id", (
+                f"id {m.resource.id!r} is also used by {others}; ids must be unique (ignoring case)"
+            )))
     return problems
 
 
-def check_retired_ids(manifests: list[Manifest], retired: dict[str, str]) -> list[Problem]:
+def check_retired_ids(manifests: list[ValidManifest], retired: dict[str, str]) -> list[Problem]:
     """A retired id is never used again (its old installs and links would point at the newcomer)."""
     return [
-        Problem(m.file, "id", f"id {m.resource.id!r} was retired ({retired[m.resource.id.lower()]}) and may never be used again; choose another name")
+        Problem(m.file, "id", (
+            f"id {m.resource.id!r} was retired ({retired[m.resource.id.lower()]}) and may never be used again; "
+            "choose another name"
+        ))
         for m in manifests
         if m.resource.id.lower() in retired
     ]
 
 
-def check_requires(catalog: Catalog, by_id: dict[str, Manifest]) -> list[Problem]:
+def check_requires(catalog: Catalog, by_id: dict[str, ValidManifest]) -> list[Problem]:
     """Every requirement names a resource of the catalog with at least one version in range."""
     broken = {m.expected_id for m in catalog.manifests if m.resource is None}
     problems = []
@@ -141,7 +154,9 @@ def check_requires(catalog: Catalog, by_id: dict[str, Manifest]) -> list[Problem
                 problems.append(Problem(m.file, f"{where}.id", f"requires {req.id}, {why}"))
             elif latest_admitted(target.resource, req) is None:
                 have = ", ".join(v.version for v in target.resource.versions[:10])
-                problems.append(Problem(m.file, f"{where}.version", f"no version of {req.id} is in range {req.version!r} (it has {have})"))
+                problems.append(Problem(m.file, f"{where}.version", (
+                    f"no version of {req.id} is in range {req.version!r} (it has {have})"
+                )))
     return problems
 
 
@@ -164,7 +179,7 @@ def latest_admitted(resource: Resource, req: Requirement) -> Version | None:
     return max(stable, key=lambda v: _semver(v.version), default=None)
 
 
-def check_cycles(manifests: list[Manifest], by_id: dict[str, Manifest]) -> list[Problem]:
+def check_cycles(manifests: list[ValidManifest], by_id: dict[str, ValidManifest]) -> list[Problem]:
     """No resource may depend on itself, directly or through others; name the whole cycle."""
     edges: dict[str, dict[str, str]] = {}  # id → required id → field of the first requirement naming it
     for m in manifests:
@@ -239,7 +254,7 @@ def _shortest_cycle(start: str, edges: dict[str, dict[str, str]], members: set[s
                     while node != start:
                         back.append(node)
                         node = previous[node]
-                    return [start] + back[::-1] + [start]
+                    return [start, *back[::-1], start]
                 if child in members and child not in previous and child != start:
                     previous[child] = node
                     following.append(child)
@@ -256,7 +271,7 @@ REFERENCES = {  # character spec fields that name other resources, and the kind 
 }
 
 
-def check_spec_references(manifests: list[Manifest], by_id: dict[str, Manifest]) -> list[Problem]:
+def check_spec_references(manifests: list[ValidManifest], by_id: dict[str, ValidManifest]) -> list[Problem]:
     """A character's spec names resources (its model, voice, avatar, LoRAs) that exist, of the right kind."""
     problems = []
     for m in manifests:
@@ -271,11 +286,13 @@ def check_spec_references(manifests: list[Manifest], by_id: dict[str, Manifest])
             if target is None:
                 problems.append(Problem(m.file, f"spec.{block}.{name}", f"names {ref}, which is not in the catalog"))
             elif target.resource.kind != kind:
-                problems.append(Problem(m.file, f"spec.{block}.{name}", f"names {ref}, which is a {target.resource.kind}, not a {kind}"))
+                problems.append(Problem(m.file, f"spec.{block}.{name}", (
+                    f"names {ref}, which is a {target.resource.kind}, not a {kind}"
+                )))
     return problems
 
 
-def check_licenses(manifests: list[Manifest], by_id: dict[str, Manifest], policy: Policy) -> list[Problem]:
+def check_licenses(manifests: list[ValidManifest], by_id: dict[str, ValidManifest], policy: Policy) -> list[Problem]:
     """A character whose license allows commercial use may not depend, through the versions its
     requirements resolve to, on a resource whose license forbids commercial use."""
     problems = []
@@ -294,20 +311,22 @@ def check_licenses(manifests: list[Manifest], by_id: dict[str, Manifest], policy
     return problems
 
 
-def _non_commercial_dependencies(req: Requirement, by_id: dict[str, Manifest], policy: Policy) -> list[tuple[list[str], Resource]]:
+def _non_commercial_dependencies(
+    req: Requirement, by_id: dict[str, ValidManifest], policy: Policy
+) -> list[tuple[list[str], Resource]]:
     """(chain of "id version", resource) for each non-commercial resource reached from ``req``;
     the walk stops at the first non-commercial resource on each path."""
     found = []
     seen: set[tuple[str, str]] = set()
-    todo = [(req, [])]
+    todo: list[tuple[Requirement, list[str]]] = [(req, [])]
     while todo:
         req, chain = todo.pop()
         target = by_id.get(req.id)
         version = latest_admitted(target.resource, req) if target else None
-        if version is None or (req.id, version.version) in seen:
+        if target is None or version is None or (req.id, version.version) in seen:
             continue
         seen.add((req.id, version.version))
-        here = chain + [f"{req.id} {version.version}"]
+        here = [*chain, f"{req.id} {version.version}"]
         if policy.forbids_commercial_use(target.resource.license):
             found.append((here, target.resource))
             continue

@@ -145,7 +145,7 @@ def scaffold_data(kind: str, resource_id: str, version: str, names: list[str], m
     title = name.replace("-", " ").title()
     files = [
         {"name": n, "url": release_url(repo, tag, n), "sha256": digest, "size": size}
-        for n, (digest, size) in zip(names, measured)
+        for n, (digest, size) in zip(names, measured, strict=True)
     ]
     return {
         "id": resource_id,
@@ -202,7 +202,8 @@ def next_steps(path: Path, repo: str, tag: str, files: list[Path], root: Path) -
         upload = " ".join(["gh release upload", q(tag), *(q(str(f)) for f in files), "--repo", q(repo)])
         lines += [
             f"  {step}. Upload the files to the release {tag} of {repo}",
-            f"     (if the release does not exist yet: gh release create {q(tag)} --repo {q(repo)} --title {q(tag)} --notes '')",
+            "     (if the release does not exist yet: "
+            f"gh release create {q(tag)} --repo {q(repo)} --title {q(tag)} --notes '')",
             f"       {upload}",
         ]
         step += 1
@@ -218,18 +219,23 @@ def next_steps(path: Path, repo: str, tag: str, files: list[Path], root: Path) -
 
 @click.command("new")
 @click.option("--kind", type=click.Choice(KINDS), required=True, help="What the resource is.")
-@click.option("--id", "resource_id", required=True, metavar="OWNER/NAME", help="The catalog id (OWNER is your GitHub login, lowercase).")
+@click.option("--id", "resource_id", required=True, metavar="OWNER/NAME",
+              help="The catalog id (OWNER is your GitHub login, lowercase).")
 @click.option("--version", "version", default="1.0.0", show_default=True, help="Semantic version of these files.")
 @click.option("--repo", metavar="OWNER/REPO", help="GitHub repository whose release holds the files [default: the id].")
 @click.option("--tag", help="Release tag [default: v<version>].")
 @click.option("--license", "license_", metavar="SPDX", help="SPDX license id or expression, e.g. CC-BY-4.0.")
 @click.option("--format", "model_format", help="Model format (kind model), e.g. gguf, onnx, funasr, diffusers.")
 @click.option("--role", help="Model role (kind model): llm, asr, tts, image, embedding or vad.")
-@click.option("--spec", "spec_settings", multiple=True, metavar="KEY=VALUE", help="Set a spec field (repeatable; dotted keys, YAML values).")
-@click.option("--root", type=click.Path(path_type=Path), default=Path("registry_index"), show_default=True, help="The catalog source folder.")
+@click.option("--spec", "spec_settings", multiple=True, metavar="KEY=VALUE",
+              help="Set a spec field (repeatable; dotted keys, YAML values).")
+@click.option("--root", type=click.Path(path_type=Path), default=Path("registry_index"), show_default=True,
+              help="The catalog source folder.")
 @click.option("--force", is_flag=True, help="Overwrite an existing manifest.")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
-def new_command(kind, resource_id, version, repo, tag, license_, model_format, role, spec_settings, root, force, files) -> None:
+def new_command(
+    kind, resource_id, version, repo, tag, license_, model_format, role, spec_settings, root, force, files
+) -> None:
     """Write a manifest scaffold for FILES, to be uploaded to a GitHub release.
 
     Measures each file (sha256, size), writes <root>/resources/<owner>/<name>.yaml with the
@@ -255,7 +261,8 @@ def new_command(kind, resource_id, version, repo, tag, license_, model_format, r
     apply_spec_options(spec, spec_settings)
     if kind == "model":
         if "format" not in spec:
-            raise UsageError("cannot tell the model's format from its files; pass --format (gguf, onnx, funasr, diffusers, ...)")
+            raise UsageError("cannot tell the model's format from its files; "
+                             "pass --format (gguf, onnx, funasr, diffusers, ...)")
         if "role" not in spec:
             raise UsageError("pass --role: llm, asr, tts, image, embedding or vad")
 

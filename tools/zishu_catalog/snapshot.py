@@ -37,8 +37,8 @@ def write_snapshot(src: Path, out: Path) -> int:
 
 @click.command("snapshot")
 @click.argument("src", default="registry_index", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=SNAPSHOT, show_default="the snapshot bundled with zishu",
-              help="Output folder.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=SNAPSHOT,
+              show_default="the snapshot bundled with zishu", help="Output folder.")
 def snapshot_command(src: Path, out: Path) -> None:
     """Write the JSON index of SRC (default registry_index) as the host's bundled offline catalog."""
     count = write_snapshot(src, out)

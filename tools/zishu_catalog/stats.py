@@ -85,7 +85,8 @@ def collect_downloads(resources: Iterable[Resource], client: GitHubReleases, war
             continue
         count = counts.get((asset.tag, asset.name))
         if count is None:
-            warn(f"warning: {resource_id} {version}: {asset.name} is not an asset of release {asset.tag} of {asset.repo}")
+            warn(f"warning: {resource_id} {version}: {asset.name} "
+                 f"is not an asset of release {asset.tag} of {asset.repo}")
             continue
         downloads.setdefault(resource_id, {})[version] = count
     return downloads
@@ -181,9 +182,12 @@ def _parse_date(ctx, param, value: str | None) -> dt.date:
 
 
 @click.command("stats")
-@click.option("--root", type=click.Path(path_type=Path), default=Path("registry_index"), show_default=True, help="The catalog source folder.")
-@click.option("--date", "date", callback=_parse_date, metavar="YYYY-MM-DD", help="Date of the snapshot [default: today, UTC].")
-@click.option("--api-url", envvar="GITHUB_API_URL", default=DEFAULT_API_URL, show_default=True, help="GitHub REST API base URL [env: GITHUB_API_URL].")
+@click.option("--root", type=click.Path(path_type=Path), default=Path("registry_index"), show_default=True,
+              help="The catalog source folder.")
+@click.option("--date", "date", callback=_parse_date, metavar="YYYY-MM-DD",
+              help="Date of the snapshot [default: today, UTC].")
+@click.option("--api-url", envvar="GITHUB_API_URL", default=DEFAULT_API_URL, show_default=True,
+              help="GitHub REST API base URL [env: GITHUB_API_URL].")
 def stats_command(root: Path, date: dt.date, api_url: str) -> None:
     """Write today's download snapshot <root>/stats/YYYY-MM-DD.json from GitHub Releases.
 

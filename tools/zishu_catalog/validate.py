@@ -51,7 +51,7 @@ def load_catalog(root: Path, *, allow_local_urls: bool = False, cache_file: Path
     problems = catalog.problems + check_offline(catalog, policy, retired, allow_local_urls=allow_local_urls)
     if problems:
         raise ManifestError(in_file_order(problems))
-    return {m.resource.id: m.resource for m in catalog.manifests}
+    return {m.resource.id: m.resource for m in catalog.valid}  # every manifest, as there were no problems
 
 
 # ---- running every check ---------------------------------------------------------------------
@@ -79,6 +79,7 @@ def validate(
     names, wanted, dirs, path_problems = _select(root, list(paths), base_catalog)
     catalog = read_catalog(root, names=names)
     if dirs:
+        assert wanted is not None  # folders come only from named paths, and then files are wanted too
         wanted |= {m.rel for m in catalog.manifests if any(m.rel.startswith(d) for d in dirs)}
     chosen = [m for m in catalog.manifests if wanted is None or m.rel in wanted]
     problems += path_problems + catalog.problems
@@ -108,11 +109,13 @@ def _rules(root: Path, base: BaseCatalog | None) -> tuple[tuple[Policy, dict[str
     loosen the rules it is judged by) and an id retired at the base or now stays retired."""
     try:
         policy_bytes = base.file("policy.yaml") if base is not None else None
-        file = str(root / "policy.yaml")
-        policy = parse_policy(policy_bytes, f"{base.ref}:{file}") if policy_bytes is not None else load_policy(root)
+        if base is not None and policy_bytes is not None:
+            policy = parse_policy(policy_bytes, f"{base.ref}:{root / 'policy.yaml'}")
+        else:
+            policy = load_policy(root)
         retired = load_retired(root)
         retired_bytes = base.file("retired.yaml") if base is not None else None
-        if retired_bytes is not None:
+        if base is not None and retired_bytes is not None:
             retired = {**parse_retired(retired_bytes, f"{base.ref}:{root / 'retired.yaml'}"), **retired}
     except ManifestError as e:
         return None, e.problems

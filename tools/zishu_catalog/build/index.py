@@ -29,6 +29,7 @@ class Downloads:
 def entry(resource: Resource, downloads: Downloads) -> dict:
     """The compact index entry: enough to search, filter, sort and show a result list."""
     latest = resource.latest
+    base_model = getattr(resource.spec, "base_model", None)  # models and LoRAs name one
     return {
         "id": resource.id,
         "kind": resource.kind,
@@ -41,7 +42,7 @@ def entry(resource: Resource, downloads: Downloads) -> dict:
         "downloads": downloads.total,
         "downloads_30d": downloads.last_30_days,
         "updated": max(v.released for v in resource.versions).isoformat(),
-        **({"base_model": resource.spec.base_model} if getattr(resource.spec, "base_model", None) else {}),
+        **({"base_model": base_model} if base_model else {}),
     }
 
 

@@ -123,7 +123,7 @@ def _page_numbers(page: int, pages: int) -> list[int | None]:
     shown = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
     out: list[int | None] = []
     for n in shown:
-        if out and n - out[-1] > 1:  # type: ignore[operator]
+        if out and n - out[-1] > 1:
             out.append(None)
         out.append(n)
     return out

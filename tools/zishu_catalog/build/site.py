@@ -15,13 +15,12 @@ and replaces the output in one rename.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-import re
 import shutil
-import types
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -117,49 +116,8 @@ def _remove_output_of(removed: list[Path], docs: Path, out: Path) -> None:
             continue
         html = out / src.parent.relative_to(docs) / "index.html"
         html.unlink(missing_ok=True)
-        try:
+        with contextlib.suppress(OSError):  # the folder still holds other pages, or is gone
             html.parent.rmdir()
-        except OSError:
-            pass
-
-
-class GeneratedPagesAreHtml:
-    """An mkdocs plugin: generated pages are finished HTML, so skip the Markdown pass for them.
-
-    Python-Markdown's raw-HTML parsing was two thirds of the build time at 10,000 pages; the
-    theme still wraps every page exactly as it wraps the hand-written ones.
-    """
-
-    def on_pre_page(self, page, config, files):
-        if page.file.src_uri.split("/", 1)[0] in GENERATED_DIRS:
-            page.render = types.MethodType(_render_as_html, page)
-        return page
-
-    def on_post_page(self, output, page, config):
-        return squeeze_whitespace(output)
-
-
-_KEEP = re.compile(r"(<pre\b.*?</pre>|<textarea\b.*?</textarea>)", re.S | re.I)
-_INDENT = re.compile(r"[ \t]*\n\s*")
-
-
-def squeeze_whitespace(html: str) -> str:
-    """Fold each run of whitespace that holds a line break into one line break, outside <pre>.
-
-    The theme's indentation was a third of every page; a browser renders the result the same,
-    and scripts keep their line breaks.
-    """
-    parts = _KEEP.split(html)
-    parts[::2] = [_INDENT.sub("\n", p) for p in parts[::2]]
-    return "".join(parts)
-
-
-def _render_as_html(page, config, files) -> None:
-    from mkdocs.structure.toc import get_toc
-
-    page.content = page.markdown
-    page.toc = get_toc([])
-    page.present_anchor_ids = set()
 
 
 def run_mkdocs(site: Path, work: Path, out: Path, generated: Iterable[Page], write_extra) -> bool:
@@ -171,6 +129,8 @@ def run_mkdocs(site: Path, work: Path, out: Path, generated: Iterable[Page], wri
     from mkdocs.commands.build import build
     from mkdocs.config import load_config
     from mkdocs.exceptions import MkDocsException
+
+    from .generated_html import GeneratedPagesAreHtml
 
     docs = work / "docs"
     config = site_config(site, docs)
@@ -202,7 +162,7 @@ def run_mkdocs(site: Path, work: Path, out: Path, generated: Iterable[Page], wri
     logging.getLogger("mkdocs.commands.build").setLevel(logging.ERROR)
     try:
         cfg = load_config(config_file=str(config_path), site_dir=str(target))
-        cfg.plugins["zishu-generated-html"] = GeneratedPagesAreHtml()
+        cfg.plugins["zishu-generated-html"] = GeneratedPagesAreHtml(GENERATED_DIRS)
         build(cfg, dirty=incremental)
     except (MkDocsException, OSError) as e:
         raise CatalogBuildError(f"mkdocs failed: {e}") from None
