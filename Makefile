@@ -34,6 +34,7 @@ setup: $(STAMP)
 	bash scripts/ensure-system-packages.sh
 
 test: setup
+	$(MAKE) --no-print-directory check
 	$(PY) -m pytest -n 2 -q
 
 # The lock is resolved for CPython 3.11 on linux x86_64 (this machine and CI). Pins already in it are

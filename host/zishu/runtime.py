@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from zishu import config, plugins
+from zishu import config, plugins, settings
 from zishu.catalog.chosen import chosen_catalog
 from zishu.catalog.client import CatalogClient
-from zishu.db import get_setting, open_database
+from zishu.db import open_database
 from zishu.engines import Engines, ModelCache
 from zishu.jobs import JobQueue
 from zishu.resources.versions import VersionStore
@@ -26,7 +26,7 @@ class Runtime:
         self.home.mkdir(parents=True, exist_ok=True)
         self.stopping = threading.Event()  # set when the app shuts down: live streams end
         self.db = open_database(self.home / "zishu.db")
-        plugins.load_plugins(disabled=get_setting("plugins.disabled", []))
+        plugins.load_plugins(disabled=settings.load().plugins_disabled)
         self.registry = VersionStore(self.home)
         self.jobs = JobQueue(self.home, url=queue_url, services={"catalog": self.catalog})
         plugins.call_each("register_job_types", register=self.jobs.register)
