@@ -11,12 +11,23 @@ The CLI, the app's pages, the catalog site and error messages use ``byte_size``;
 JavaScript has one mirror of it, ``formatBytes`` in ``web/static/sizes.js``, and a test runs both
 on the same numbers. Rounding is half up on exact integers (no float ties), so both agree, and a
 value that would round to 1024.0 of a unit is shown as 1.0 of the next one.
+
+A download's size (one file, a version, or a character with what it requires) may be partly
+unknown: hub files whose size the catalog does not carry are measured at download. ``download_size``
+never shows an unknown part as "0 B":
+
+    download_size(0, exact=False)              "size unknown"
+    download_size(400 * 2**20, exact=False)    "at least 400.0 MiB"
+    download_size(400 * 2**20, exact=True)     "400.0 MiB"
+
+``formatDownloadSize`` in ``web/static/sizes.js`` mirrors it.
 """
 
 from __future__ import annotations
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 UNKNOWN = "—"
+SIZE_UNKNOWN = "size unknown"
 
 
 def byte_size(n: int | float | None) -> str:
@@ -34,3 +45,12 @@ def byte_size(n: int | float | None) -> str:
         if tenths < 10240 or unit == UNITS[-1]:
             return f"{tenths // 10}.{tenths % 10} {unit}"
     raise AssertionError("unreachable")
+
+
+def download_size(known: int | None, *, exact: bool) -> str:
+    """What a download weighs: ``known`` bytes, "at least" that when some part's size is
+    unknown (``exact`` False), and "size unknown" when nothing of it is known."""
+    if not exact and not known:
+        return SIZE_UNKNOWN
+    label = byte_size(known or 0)
+    return label if exact else f"at least {label}"

@@ -150,7 +150,13 @@ class Version(Strict):
 
     @property
     def total_size(self) -> int:
+        """The bytes of the files whose size is known (see ``size_exact``)."""
         return sum(f.size or 0 for f in self.files)
+
+    @property
+    def size_exact(self) -> bool:
+        """Whether every file's size is known, so ``total_size`` is the whole download."""
+        return all(f.size is not None for f in self.files)
 
 
 # ---- spec blocks, one per kind ---------------------------------------------------------------

@@ -14,7 +14,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from zishu.catalog import RESOURCE, Resource
+import semver
+
+from zishu.catalog import RESOURCE, Resource, Version
 from zishu.files import write_if_changed
 
 INDEX_FORMAT = 1
@@ -26,9 +28,42 @@ class Downloads:
     last_30_days: int = 0
 
 
-def entry(resource: Resource, downloads: Downloads) -> dict:
-    """The compact index entry: enough to search, filter, sort and show a result list."""
+def _stable_first(version: Version) -> tuple[bool, semver.Version]:
+    parsed = semver.Version.parse(version.version)
+    return not parsed.prerelease, parsed
+
+
+def install_size(resource: Resource, resources: dict[str, Resource]) -> tuple[int, bool]:
+    """What installing the latest version downloads with everything it requires (the highest
+    version of each requirement in its range, transitively): the known bytes, and whether every
+    file's size is known. A requirement missing from the catalog counts as unknown."""
+    known, exact = 0, True
+    seen: set[str] = set()
+    pending = [(resource.id, resource.latest)]
+    while pending:
+        rid, version = pending.pop()
+        if rid in seen:
+            continue
+        seen.add(rid)
+        known += version.total_size
+        exact = exact and version.size_exact
+        for req in version.requires:
+            dep = resources.get(req.id)
+            fitting = [v for v in dep.versions if req.admits(v.version)] if dep else []
+            if not dep or not fitting:
+                exact = False
+                continue
+            pending.append((req.id, max(fitting, key=_stable_first)))
+    return known, exact
+
+
+def entry(resource: Resource, downloads: Downloads, resources: dict[str, Resource] | None = None) -> dict:
+    """The compact index entry: enough to search, filter, sort and show a result list.
+
+    ``size`` is the known bytes of the latest version's own files (``size_exact``: all known);
+    ``install_size``/``install_size_exact`` count what it requires too (a character's models)."""
     latest = resource.latest
+    total, total_exact = install_size(resource, resources if resources is not None else {resource.id: resource})
     base_model = getattr(resource.spec, "base_model", None)  # models and LoRAs name one
     return {
         "id": resource.id,
@@ -39,6 +74,9 @@ def entry(resource: Resource, downloads: Downloads) -> dict:
         "license": resource.license,
         "latest": latest.version,
         "size": latest.total_size,
+        "size_exact": latest.size_exact,
+        "install_size": total,
+        "install_size_exact": total_exact,
         "downloads": downloads.total,
         "downloads_30d": downloads.last_30_days,
         "updated": max(v.released for v in resource.versions).isoformat(),
@@ -58,7 +96,7 @@ def _compact(data) -> str:
 
 
 def index_entries(resources: dict[str, Resource], downloads: dict[str, Downloads]) -> list[dict]:
-    return [entry(resources[rid], downloads.get(rid, Downloads())) for rid in sorted(resources)]
+    return [entry(resources[rid], downloads.get(rid, Downloads()), resources) for rid in sorted(resources)]
 
 
 def write_api(

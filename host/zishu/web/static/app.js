@@ -85,7 +85,7 @@ export function reportError(error) {
   toast(error && error.message ? error.message : String(error), "error");
 }
 
-export { formatBytes } from "./sizes.js"; // the mirror of zishu/sizes.py
+export { formatBytes, formatDownloadSize } from "./sizes.js"; // the mirror of zishu/sizes.py
 
 export function debounce(fn, ms) {
   let timer;

@@ -16,3 +16,11 @@ export function formatBytes(n) {
   }
   return `${bytes} B`;
 }
+
+// What a download weighs: `known` bytes, "at least" that when some part's size is unknown
+// (`exact` false), "size unknown" when nothing of it is known (download_size in zishu/sizes.py).
+export function formatDownloadSize(known, exact) {
+  if (!exact && !known) return "size unknown";
+  const label = formatBytes(known || 0);
+  return exact ? label : `at least ${label}`;
+}
