@@ -16,6 +16,7 @@ A download's size (one file, a version, or a character with what it requires) ma
 unknown: hub files whose size the catalog does not carry are measured at download. ``download_size``
 never shows an unknown part as "0 B":
 
+    download_size(0, exact=True)               "nothing to download"
     download_size(0, exact=False)              "size unknown"
     download_size(400 * 2**20, exact=False)    "at least 400.0 MiB"
     download_size(400 * 2**20, exact=True)     "400.0 MiB"
@@ -49,8 +50,9 @@ def byte_size(n: int | float | None) -> str:
 
 def download_size(known: int | None, *, exact: bool) -> str:
     """What a download weighs: ``known`` bytes, "at least" that when some part's size is
-    unknown (``exact`` False), and "size unknown" when nothing of it is known."""
-    if not exact and not known:
-        return SIZE_UNKNOWN
+    unknown (``exact`` False), "size unknown" when nothing of it is known, and "nothing to
+    download" for a resource without files (a built-in voice)."""
+    if not known:
+        return "nothing to download" if exact else SIZE_UNKNOWN
     label = byte_size(known or 0)
     return label if exact else f"at least {label}"

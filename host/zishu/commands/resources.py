@@ -31,7 +31,7 @@ from zishu.catalog.client import CatalogClient
 from zishu.errors import UsageError
 from zishu.resources.plan import make_plan
 from zishu.resources.versions import VersionStore
-from zishu.sizes import byte_size
+from zishu.sizes import SIZE_UNKNOWN, byte_size, download_size
 
 err = Console(stderr=True)
 out = Console()
@@ -70,8 +70,15 @@ def search_command(text, kind, tag, license_, base_model, sort, limit, as_json):
     for col in ("id", "kind", "latest", "size", "downloads", "summary"):
         table.add_column(col, overflow="fold" if col == "summary" else "ellipsis")
     for e in found:
-        table.add_row(e["id"], e["kind"], e["latest"], byte_size(e["size"]), f"{e['downloads']:,}", e["summary"])
+        table.add_row(e["id"], e["kind"], e["latest"], _entry_size(e), f"{e['downloads']:,}", e["summary"])
     out.print(table)
+
+
+def _entry_size(entry: dict) -> str:
+    """An index entry's download with what it requires; older indexes have only ``size``."""
+    if "install_size" in entry:
+        return download_size(entry["install_size"], exact=entry.get("install_size_exact", False))
+    return download_size(entry.get("size"), exact=entry.get("size_exact", False))
 
 
 @click.command("info")
@@ -82,7 +89,9 @@ def info_command(resource_id, as_json):
     from zishu.catalog import RESOURCE
 
     res = _client().resource(resource_id.lower())
-    installed = _registry().versions(res.id)
+    registry = _registry()
+    installed = registry.versions(res.id)
+    records = registry.load().get(res.id, {})
     if as_json:
         data = RESOURCE.dump_python(res, mode="json", exclude_none=True)
         data["installed"] = installed
@@ -92,10 +101,16 @@ def info_command(resource_id, as_json):
     out.print(f"license {res.license} · maintainers {', '.join(res.maintainers)} · tags {', '.join(res.tags) or '-'}")
     for v in sorted(res.versions, key=lambda v: v.released, reverse=True):
         mark = " [green](installed)[/]" if v.version in installed else ""
-        out.print(f"\n[bold]{v.version}[/] released {v.released}{mark}")
+        measured = records.get(v.version, {}).get("files", {}) if v.version in installed else {}
+        out.print(f"\n[bold]{v.version}[/] released {v.released}{mark}  "
+                  f"{download_size(v.total_size, exact=v.size_exact)}")
         for f in v.files:
-            size = byte_size(f.size) if f.size is not None else "size from the hub"
-            out.print(f"  {f.name}  {size}  {f.sha256 or ''}")
+            seen = measured.get(f.name, {})
+            size = f.size if f.size is not None else seen.get("size")
+            sha = f.sha256 or seen.get("sha256")
+            note = "" if f.sha256 or not sha else "  (measured at install)"
+            sha_text = sha or "sha256 not published: checked against the hub's hash at download"
+            out.print(f"  {f.name}  {byte_size(size) if size is not None else SIZE_UNKNOWN}  {sha_text}{note}")
         for r in v.requires:
             out.print(f"  requires {r.id} {r.version}")
 
@@ -105,14 +120,21 @@ def info_command(resource_id, as_json):
 @click.option("--no-deps", is_flag=True, help="Install only what is named, not its requirements.")
 @click.option("--from", "source", type=click.Path(exists=True, path_type=Path),
               help="Adopt files you already have (a file, or a folder holding the version's files).")
+@click.option("--trust-unverified", is_flag=True,
+              help="With --from: adopt files whose sha256 the catalog does not give (they cannot be verified).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was installed as JSON.")
-def install_command(requests, no_deps, source, quiet, as_json):
+def install_command(requests, no_deps, source, trust_unverified, quiet, as_json):
     """Install resources (id, id@version or id@range) and what they require.
 
     Downloads resume after an interruption, are verified (size and sha256) before they are put in
-    place, and never run twice for the same file.
+    place, and never run twice for the same file. A hub file whose sha256 the catalog does not
+    give is checked against the hash the hub publishes; its measured sha256 and size are recorded.
+    ``--from`` refuses a file that does not match, and one it cannot verify unless
+    ``--trust-unverified`` is given.
     """
+    if trust_unverified and source is None:
+        raise UsageError("--trust-unverified goes with --from (downloads are always verified)")
     registry = _registry()
     plan = make_plan(_client(), list(requests), registry, with_deps=not no_deps and source is None)
     if source is not None and len(plan.steps) != 1:
@@ -121,8 +143,10 @@ def install_command(requests, no_deps, source, quiet, as_json):
     show = not (quiet or as_json)
     if show:
         for s in plan.steps:
-            state = "installed" if s.installed else byte_size(s.download_size)
+            state = "installed" if s.installed else download_size(s.download_size, exact=s.version.size_exact)
             err.print(f"  {s.id}@{s.version.version}  {state}")
+        if len(plan.to_install) > 1:
+            err.print(f"  total  {download_size(plan.download_size, exact=plan.size_exact)}")
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
         console=err, disable=not show, transient=False,
@@ -145,7 +169,8 @@ def install_command(requests, no_deps, source, quiet, as_json):
         installer = installer_for(registry, progress=on_progress)
         if source is not None:
             step = plan.steps[0]
-            results = [installer.install_version(step.resource, step.version, source=source)]
+            results = [installer.install_version(step.resource, step.version, source=source,
+                                                 trust_unverified=trust_unverified)]
         else:
             results = installer.install(plan)
     if as_json:

@@ -77,7 +77,15 @@ def find_local(entry: FileEntry, folders: Iterable[Path]) -> Path | None:
     return None
 
 
-def _verify(path: Path, entry: FileEntry) -> dict:
+def _verify(path: Path, entry: FileEntry, *, trust_unverified: bool = True) -> dict:
+    """The sha256 and size of a file the user has, refused when they are not the manifest's, or
+    when the manifest gives no sha256 to check them against and ``trust_unverified`` is False."""
+    if not entry.sha256 and not trust_unverified:
+        raise UsageError(
+            f"{entry.name}: the catalog gives no sha256 for this file, so {path} cannot be verified "
+            "(any file of that name would be adopted); download it with `zishu install` to have it "
+            "checked against the hub's published hash, or pass --trust-unverified to adopt it anyway"
+        )
     size = path.stat().st_size
     digest = sha256_of(path)
     if entry.size is not None and size != entry.size:
@@ -104,8 +112,13 @@ class Installer:
             done.append(self.install_version(step.resource, step.version))
         return done
 
-    def install_version(self, resource: Resource, version: Version, *, source: Path | None = None) -> Installed:
-        """Put one version in place (from ``source`` when given, else local copies or downloads)."""
+    def install_version(self, resource: Resource, version: Version, *, source: Path | None = None,
+                        trust_unverified: bool = False) -> Installed:
+        """Put one version in place (from ``source`` when given, else local copies or downloads).
+
+        A file from ``source`` must match the manifest's sha256 and size; one whose sha256 the
+        manifest does not give is refused unless ``trust_unverified``. The measured sha256 and size
+        of every file are recorded, in the registry and in the installed manifest.json."""
         rid, store = resource.id, self.registry
         with store.assembling(rid, version.version):  # a download may take hours: not under the store's lock
             final = store.version_dir(rid, version.version)
@@ -117,14 +130,15 @@ class Installer:
                 dest = staging / entry.name
                 local = self._source_file(source, entry, version) if source else find_local(entry, self.model_dirs)
                 if local is not None:
-                    files[entry.name] = _verify(local, entry)
+                    files[entry.name] = _verify(local, entry, trust_unverified=source is None or trust_unverified)
                     link_or_copy(local, dest)
                     reused += files[entry.name]["size"]
                 else:
                     fetched = self.fetcher.fetch(entry, dest)
                     files[entry.name] = {"sha256": fetched.sha256, "size": fetched.size}
                     transferred += fetched.transferred
-            write_atomic(staging / MANIFEST, RESOURCE.dump_json(resource, indent=1).decode() + "\n")
+            measured = with_measured(resource, version, files)
+            write_atomic(staging / MANIFEST, RESOURCE.dump_json(measured, indent=1).decode() + "\n")
             store.put(staging, rid, version.version, kind=resource.kind, files=files)
             return Installed(rid, version.version, final, transferred, reused)
 
@@ -168,6 +182,16 @@ class Installer:
             except (Timeout, FileNotFoundError):
                 continue  # a transfer holds it right now, or it is already gone
         return freed
+
+
+def with_measured(resource: Resource, version: Version, files: dict[str, dict]) -> Resource:
+    """``resource`` with ``version``'s files carrying the sha256 and size measured at install where
+    the catalog gave none, so the installed manifest.json shows them from then on."""
+    entries = [f.model_copy(update={"sha256": f.sha256 or files[f.name]["sha256"],
+                                    "size": f.size if f.size is not None else files[f.name]["size"]})
+               if f.name in files else f for f in version.files]
+    filled = version.model_copy(update={"files": entries})
+    return resource.model_copy(update={"versions": [filled if v is version else v for v in resource.versions]})
 
 
 def manifest_of(folder: Path) -> Resource:

@@ -53,7 +53,13 @@ class InstallPlan:
 
     @property
     def download_size(self) -> int:
+        """The known bytes still to download (see ``size_exact``)."""
         return sum(s.download_size for s in self.steps)
+
+    @property
+    def size_exact(self) -> bool:
+        """Whether every file still to download has a known size."""
+        return all(s.version.size_exact for s in self.to_install)
 
     def check_space(self, where: Path, margin: int = 256 * 1024 * 1024) -> None:
         """Refuse before downloading when the disk holding ``where`` lacks room (plus a margin)."""

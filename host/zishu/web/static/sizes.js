@@ -18,9 +18,10 @@ export function formatBytes(n) {
 }
 
 // What a download weighs: `known` bytes, "at least" that when some part's size is unknown
-// (`exact` false), "size unknown" when nothing of it is known (download_size in zishu/sizes.py).
+// (`exact` false), "size unknown" when nothing of it is known, "nothing to download" for a
+// resource without files (download_size in zishu/sizes.py).
 export function formatDownloadSize(known, exact) {
-  if (!exact && !known) return "size unknown";
+  if (!known) return exact ? "nothing to download" : "size unknown";
   const label = formatBytes(known || 0);
   return exact ? label : `at least ${label}`;
 }
