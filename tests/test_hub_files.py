@@ -124,7 +124,7 @@ def test_from_refuses_a_file_it_cannot_verify_unless_trusted(hub, tmp_path: Path
 
 
 def test_from_refuses_a_file_whose_hash_does_not_match(hub, tmp_path: Path):
-    environ, server_body, _published, _home = hub
+    environ, *_ = hub
     wrong = tmp_path / "pinned.gguf"
     wrong.write_bytes(b"\0" * 300_000)  # the right size, other bytes
     result = zishu(environ, "install", "zishu/pinned-model", "--from", str(wrong), "--trust-unverified",

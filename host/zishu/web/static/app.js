@@ -85,7 +85,8 @@ export function reportError(error) {
   toast(error && error.message ? error.message : String(error), "error");
 }
 
-export { formatBytes, formatDownloadSize } from "./sizes.js"; // the mirror of zishu/sizes.py
+export { formatBytes } from "./sizes.js"; // the mirror of zishu/sizes.py
+export { formatDownloadSize } from "./sizes.js"; // "size unknown", "at least …": download_size in zishu/sizes.py
 
 export function debounce(fn, ms) {
   let timer;
