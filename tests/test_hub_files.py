@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FileServer, make_manifest, publish_catalog, write_manifest
+from conftest import AppProcess, FileServer, make_manifest, publish_catalog, write_manifest
 from conftest import serve_file as _file
 from zishu.catalog.client import SNAPSHOT
 from zishu.sizes import download_size
+from zishu_catalog.build.index import Downloads
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES_JS = ROOT / "host" / "zishu" / "web" / "static" / "sizes.js"
@@ -192,3 +193,33 @@ def test_the_bundled_catalog_carries_qwens_published_hash_and_xiaoyus_whole_size
     assert xiaoyu["install_size_exact"] and xiaoyu["install_size"] > 491_400_032
     for e in entries.values():  # never "0 B": unknown, at least, or nothing to download
         assert "0 B" not in download_size(e["install_size"], exact=e["install_size_exact"])
+
+
+# ---- the app's resource page and the catalog site ----------------------------------------------
+
+
+def test_the_resource_page_says_size_unknown_and_at_least(hub):
+    environ, *_ = hub
+    with AppProcess(environ) as app:
+        model = app.api("GET", "/resources/zishu/hub-model").text
+        hero = app.api("GET", "/resources/zishu/hero").text
+    assert '<span class="muted" data-testid="file-size">size unknown</span>' in model
+    assert '<td class="num" data-testid="version-size">size unknown</td>' in model
+    assert 'data-testid="install-size">Download: at least 302.7 KiB with what it needs<' in hero
+    assert '<td class="num" data-testid="version-size">9.8 KiB</td>' in hero
+    assert ">0 B<" not in model + hero
+
+
+def test_the_catalog_site_says_at_least_for_a_character_whose_models_are_partly_unknown(hub, registry):
+    from zishu.catalog import read_manifest
+    from zishu_catalog.build.index import index_entries
+    from zishu_catalog.build.pages import resource_page
+
+    resources = {m.id: m for m in (read_manifest(p) for p in (registry / "resources").glob("*/*.yaml"))}
+    entries = {e["id"]: e for e in index_entries(resources, {})}
+    hero = entries["zishu/hero"]
+    page = resource_page(resources["zishu/hero"], Downloads(), (hero["install_size"], hero["install_size_exact"]))
+    assert ">at least 302.7 KiB</span>" in page
+    model = resource_page(resources["zishu/hub-model"], Downloads())
+    assert ">size unknown</span>" in model and "size unknown (checked against the hub at download)" in model
+    assert ">0 B<" not in page + model

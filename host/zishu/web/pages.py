@@ -15,9 +15,10 @@ from markupsafe import Markup
 from zishu import plugins
 from zishu import settings as user_settings
 from zishu.catalog.markup import description_html
-from zishu.sizes import byte_size
+from zishu.sizes import SIZE_UNKNOWN, byte_size, download_size
 
 from .api import VERSION, _id, current_settings, library_listing, resource_detail
+from .app import runtime
 
 pages = Blueprint("pages", __name__)
 
@@ -26,6 +27,28 @@ pages = Blueprint("pages", __name__)
 def size(n: int | None) -> str:
     """Bytes for people: 1023 B, 9.8 KiB, 8.0 MiB (``zishu.sizes``, mirrored by the UI's JavaScript)."""
     return byte_size(n)
+
+
+@pages.app_template_filter("file_size")
+def file_size(n: int | None) -> str:
+    """A catalog file's size; "size unknown" for a hub file the catalog gives none for."""
+    return SIZE_UNKNOWN if n is None else byte_size(n)
+
+
+@pages.app_template_filter("version_size")
+def version_size(version: dict) -> str:
+    """A version's download: "at least …" or "size unknown" when some file's size is unknown."""
+    sizes = [f.get("size") for f in version.get("files") or []]
+    return download_size(sum(s or 0 for s in sizes), exact=None not in sizes)
+
+
+def install_size(rid: str) -> str | None:
+    """What installing ``rid`` downloads with what it requires, from its index entry (None when
+    the index does not say)."""
+    entry = next((e for e in runtime().catalog().index() if e.get("id") == rid), None)
+    if entry is None or "install_size" not in entry:
+        return None
+    return download_size(entry["install_size"], exact=bool(entry.get("install_size_exact")))
 
 
 @pages.app_template_filter("when")
@@ -58,7 +81,8 @@ def resource(owner: str, name: str):
     latest = next((v for v in versions if v.get("version") == detail.get("latest")), versions[-1])
     return render_template("resource.html", title=detail.get("name") or rid, active="/discover", r=detail,
                            description=Markup(description_html(detail.get("description"))),
-                           latest=latest, install_link=install, install_version=version if install else "")
+                           latest=latest, install_link=install, install_version=version if install else "",
+                           install_size=install_size(rid))
 
 
 @pages.get("/library")

@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from zishu.catalog import KINDS, RESOURCE, Resource
 from zishu.catalog.markup import description_html
-from zishu.sizes import byte_size
+from zishu.sizes import byte_size, download_size
 
 from .index import Downloads
 
@@ -66,7 +66,7 @@ _ENV = Environment(
 
 def _render(template: str, **context) -> str:
     return _ENV.get_template(template).render(
-        human_size=byte_size, kind_title=lambda k: KIND_TITLES.get(k, k), **context
+        human_size=byte_size, download_size=download_size, kind_title=lambda k: KIND_TITLES.get(k, k), **context
     )
 
 
@@ -92,7 +92,9 @@ def _spec_rows(resource: Resource) -> list[tuple[str, list[str]]]:
     return [(key.replace("_", " ").capitalize(), _spec_text(value)) for key, value in spec.items() if key not in hidden]
 
 
-def resource_page(resource: Resource, downloads: Downloads) -> str:
+def resource_page(resource: Resource, downloads: Downloads, install: tuple[int, bool] | None = None) -> str:
+    """A resource's page; ``install`` is what installing it downloads with what it requires
+    (known bytes, whether exact), from its index entry."""
     url = f"r/{resource.id}/"
     versions = sorted(resource.versions, key=lambda v: v.released, reverse=True)
     return _render(
@@ -105,6 +107,7 @@ def resource_page(resource: Resource, downloads: Downloads) -> str:
         spec_rows=_spec_rows(resource),
         versions=versions[:MAX_VERSIONS_SHOWN],
         older=max(0, len(versions) - MAX_VERSIONS_SHOWN),
+        install=install or (resource.latest.total_size, resource.latest.size_exact),
     )
 
 
@@ -167,10 +170,12 @@ def listing_pages(scope: str, title: str, entries: list[dict], sorts=SORTS) -> I
 
 def site_pages(resources: dict[str, Resource], entries: list[dict], downloads: dict[str, Downloads]) -> Iterator[Page]:
     """Every generated page (paths inside docs/)."""
+    installs = {e["id"]: (e["install_size"], e["install_size_exact"]) for e in entries if "install_size" in e}
     for rid, res in resources.items():
         dl = downloads.get(rid, Downloads())
-        key = _key(RESOURCE.dump_json(res), [dl.total, dl.last_30_days])
-        yield Page(f"r/{rid}/index.md", key, partial(resource_page, res, dl))
+        install = installs.get(rid)
+        key = _key(RESOURCE.dump_json(res), [dl.total, dl.last_30_days], list(install or ()))
+        yield Page(f"r/{rid}/index.md", key, partial(resource_page, res, dl, install))
     yield from listing_pages("all", "All resources", entries)
     by_kind: dict[str, list[dict]] = defaultdict(list)
     by_tag: dict[str, list[dict]] = defaultdict(list)

@@ -1,5 +1,5 @@
 // Discover: search the catalog as the user types, with filters from the catalog's facets.
-import { $, api, debounce, el, formatBytes, idPath, reportError, toast } from "./app.js";
+import { $, api, debounce, el, formatDownloadSize, idPath, reportError, toast } from "./app.js";
 
 const form = $("search-form");
 const fields = ["q", "kind", "tag", "license", "base_model", "sort"];
@@ -10,7 +10,10 @@ let searches = 0;
 function card(entry) {
   const installed = entry.installed && entry.installed.length
     ? el("span", { class: "badge ok", "data-testid": "installed-badge" }, "Installed") : null;
-  const facts = [entry.license, entry.size ? formatBytes(entry.size) : null, `${entry.downloads || 0} downloads`]
+  const size = "install_size" in entry // with what it requires; "size unknown" or "at least …", never 0 B
+    ? formatDownloadSize(entry.install_size, entry.install_size_exact)
+    : formatDownloadSize(entry.size, Boolean(entry.size_exact));
+  const facts = [entry.license, size, `${entry.downloads || 0} downloads`]
     .filter(Boolean).join(" · ");
   return el("a", { class: "card resource-card", href: `/resources/${idPath(entry.id)}`, "data-testid": "result-card",
     dataset: { id: entry.id } },
