@@ -87,7 +87,8 @@ class AppServer:
 
     def _hold_ipv6(self) -> bool:
         """Listen on [::1] at our port too; False when another program already does."""
-        server = wsgi.Server(("::1", self.port), self.app, numthreads=4, server_name="zishu", shutdown_timeout=2)
+        server = wsgi.Server(("::1", self.port), self.app, numthreads=self._numthreads, server_name="zishu",
+                             shutdown_timeout=2)
         try:
             server.prepare()
         except OSError as e:
