@@ -361,6 +361,15 @@ def watched_page(browser, url: str):
     assert not problems, problems
 
 
+def app_origin(page) -> str:
+    """Where a logged-in page shows the app: the launch's own ``zishu-<random>.localhost:PORT`` (the
+    login on 127.0.0.1 hops there; the cookie lives only on that name)."""
+    from urllib.parse import urlsplit
+
+    where = urlsplit(page.url)
+    return f"{where.scheme}://{where.netloc}"
+
+
 PLUGINS = Path(__file__).parent / "plugins"
 
 

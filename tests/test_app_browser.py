@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import AppProcess, install_test_plugins, trickle, watched_page
+from conftest import AppProcess, app_origin, install_test_plugins, trickle, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -79,7 +79,7 @@ def test_cancel_a_running_install_then_retry(app_env, ui, app):
     from playwright.sync_api import expect
 
     app_env[1].faults["/files/big.bin"] = trickle(300_000)
-    ui.goto(app.url + "/resources/zishu/big-model")
+    ui.goto(app_origin(ui) + "/resources/zishu/big-model")
     ui.get_by_test_id("install-button").click()
     expect(ui.get_by_test_id("install-progress")).to_be_visible()
     expect(ui.get_by_test_id("jobs-badge")).to_have_text("1", timeout=WAIT)
@@ -137,7 +137,7 @@ def test_a_failed_install_shows_its_error_then_retry_succeeds(app_env, ui, app):
     from playwright.sync_api import expect
 
     portrait = app_env[1].files.pop("/files/portrait.png")
-    ui.goto(app.url + "/resources/zishu/hero")
+    ui.goto(app_origin(ui) + "/resources/zishu/hero")
     ui.get_by_test_id("install-button").click()
     message = ui.get_by_test_id("install-error-message")
     expect(message).to_be_visible(timeout=WAIT)
@@ -169,11 +169,11 @@ def test_api_errors_become_toasts_and_pages_render(ui, app):
     expect(ui.get_by_test_id("plugin").first).to_be_visible()
     expect(ui.get_by_test_id("plugins-error-dot")).to_have_count(0)
 
-    ui.goto(app.url + "/resources/zishu/hero?install=zishu/hero@1.0.0")  # where a zishu://install link leads
+    ui.goto(app_origin(ui) + "/resources/zishu/hero?install=zishu/hero@1.0.0")  # where a zishu://install link leads
     expect(ui.get_by_test_id("install-button")).to_have_attribute("data-highlighted", "true")
     expect(ui.get_by_test_id("install-link-note")).to_contain_text("zishu/hero@1.0.0")
 
-    response = ui.goto(app.url + "/resources/zishu/no-such-thing")
+    response = ui.goto(app_origin(ui) + "/resources/zishu/no-such-thing")
     assert response.status == 404
     expect(ui.get_by_test_id("error")).to_contain_text("zishu/no-such-thing")
 
@@ -218,7 +218,7 @@ def test_run_next_puts_a_waiting_job_before_the_others(app_env, browser):
         app.wait_job(busy["id"], until=("RUNNING",))
         first = app.api("POST", "/api/installs", json={"request": "zishu/hero"}).json()["job"]
         second = app.api("POST", "/api/installs", json={"request": "zishu/base-model"}).json()["job"]
-        ui.goto(app.url + "/jobs")
+        ui.goto(app_origin(ui) + "/jobs")
         waiting = ui.locator(f'[data-job-id="{second["id"]}"]')
         expect(waiting.get_by_test_id("job-status")).to_have_text("Waiting")
         with ui.expect_response(lambda r: r.url.endswith(f"/api/jobs/{second['id']}/priority")):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import socket
+from urllib.parse import urlsplit
+
 import pytest
 import requests
 
@@ -51,13 +55,58 @@ def test_a_post_from_a_foreign_origin_gets_403(app):
     assert r.status_code == 200
 
 
+def _own_host(app) -> str:
+    """The launch's own ``zishu-<random>.localhost:PORT``, where the login on 127.0.0.1 hops to."""
+    hop = requests.get(app.login_url, timeout=10, allow_redirects=False)
+    assert hop.status_code == 303 and "Set-Cookie" not in hop.headers  # no cookie ever on 127.0.0.1
+    where = urlsplit(hop.headers["Location"])
+    assert re.fullmatch(r"zishu-[0-9a-f]{16}\.localhost", where.hostname) and where.port == urlsplit(app.url).port
+    assert where.query == urlsplit(app.login_url).query  # the same login, on the launch's own name
+    return where.netloc
+
+
 def test_the_login_url_sets_an_httponly_cookie_and_drops_the_secret_from_the_url(app):
     session = requests.Session()
-    r = session.get(app.login_url, timeout=10, allow_redirects=False)
+    # a browser resolves *.localhost itself; requests does not, so it names the host in the header
+    own = {"Host": _own_host(app)}
+    r = session.get(app.login_url, timeout=10, allow_redirects=False, headers=own)
     assert r.status_code == 303 and "token" not in r.headers["Location"]
     cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert session.get(app.url + "/api/health", timeout=10).json()["ok"] is True
+    assert "domain=" not in cookie.lower()  # host-only: sent to the launch's own name, nowhere else
+    assert session.get(app.url + "/api/health", timeout=10, headers=own).json()["ok"] is True
+
+
+def test_only_the_launchs_own_localhost_name_is_accepted(app):
+    own = _own_host(app)
+    assert app.api("GET", "/api/health", headers={"Host": own}).status_code == 200
+    port = urlsplit(app.url).port
+    r = app.api("GET", "/api/health", headers={"Host": f"zishu-0123456789abcdef.localhost:{port}"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN_HOST"
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_a_request_another_page_made_is_refused_whatever_it_carries(app, site):
+    """Sec-Fetch-Site is set by the browser, never by a page: another port of 127.0.0.1 is same-site."""
+    for path in ("/api/health", "/discover", "/api/companion/sessions/1/events"):
+        r = app.api("GET", path, headers={"Sec-Fetch-Site": site}, cookies={"zishu_token": app.secret})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN_ORIGIN", path
+    for site_ok in ("same-origin", "none"):
+        assert app.api("GET", "/api/health", headers={"Sec-Fetch-Site": site_ok}).status_code == 200
+
+
+def test_the_app_also_holds_its_port_on_ipv6_loopback(app):
+    """Browsers may try [::1] first for *.localhost: no other program may answer there."""
+    probe = socket.socket(socket.AF_INET6)
+    try:
+        probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    finally:
+        probe.close()
+    port = urlsplit(app.url).port
+    r = requests.get(f"http://[::1]:{port}/api/health", headers={"X-Zishu-Token": app.secret}, timeout=10)
+    assert r.status_code == 200 and r.json()["ok"] is True
 
 
 def test_big_bodies_are_refused(app):

@@ -364,7 +364,7 @@ def test_the_calibrator_previews_on_a_static_avatar_and_saves_with_undo(browser,
     from playwright.sync_api import expect
 
     with watched_page(browser, server.url_with_secret("/discover")) as page:
-        page.goto(server.url.rstrip("/") + "/characters/acme/amy/expressions")
+        page.goto(server.browser_url.rstrip("/") + "/characters/acme/amy/expressions")
         stage = page.get_by_test_id("avatar")
         expect(stage).to_have_attribute("data-avatar", "image")
         expect(stage).to_have_attribute("data-expression", "")
@@ -413,7 +413,7 @@ def test_the_static_avatar_shows_a_placeholder_and_why(browser, server, nia):
     from playwright.sync_api import expect
 
     with watched_page(browser, server.url_with_secret("/discover")) as page:
-        page.goto(server.url.rstrip("/") + "/characters/acme/nia/expressions")
+        page.goto(server.browser_url.rstrip("/") + "/characters/acme/nia/expressions")
         stage = page.get_by_test_id("avatar")
         expect(stage).to_have_attribute("data-avatar", "placeholder")
         expect(page.get_by_test_id("avatar-initial")).to_have_text("N")
@@ -431,7 +431,7 @@ def test_a_live2d_avatar_that_cannot_start_falls_back_to_a_still_one(browser, se
     (tmp_path / CORE_NAME).write_bytes(FAKE_CORE)  # says Live2DCubismCore but is not the core
     install_core(str(tmp_path / CORE_NAME), runtime.home)
     with watched_page(browser, server.url_with_secret("/discover")) as page:
-        page.goto(server.url.rstrip("/") + "/characters/acme/nia/expressions")
+        page.goto(server.browser_url.rstrip("/") + "/characters/acme/nia/expressions")
         stage = page.get_by_test_id("avatar")
         expect(stage).to_have_attribute("data-avatar", "placeholder")
         expect(page.get_by_test_id("avatar-why")).to_contain_text("Live2D could not start here")
@@ -445,7 +445,7 @@ def test_a_model_newer_than_the_running_core_falls_back_with_what_it_needs(brows
     (tmp_path / CORE_NAME).write_bytes(CORE_41_RUNTIME_ONLY)
     install_core(str(tmp_path / CORE_NAME), runtime.home)
     with watched_page(browser, server.url_with_secret("/discover")) as page:
-        page.goto(server.url.rstrip("/") + "/characters/acme/mao/expressions")
+        page.goto(server.browser_url.rstrip("/") + "/characters/acme/mao/expressions")
         stage = page.get_by_test_id("avatar")
         expect(stage).to_have_attribute("data-avatar", "placeholder")
         expect(page.get_by_test_id("avatar-initial")).to_have_text("M")  # never a blank box
@@ -457,7 +457,7 @@ def test_a_model_newer_than_the_running_core_falls_back_with_what_it_needs(brows
 @pytest.mark.browser
 def test_render_orders_of_cubism_5_r5_cores_are_given_back_to_the_renderer(browser, server, amy):
     with watched_page(browser, server.url_with_secret("/discover")) as page:
-        page.goto(server.url.rstrip("/") + "/characters/acme/amy/expressions")
+        page.goto(server.browser_url.rstrip("/") + "/characters/acme/amy/expressions")
         result = page.evaluate("""async () => {
             const { adaptRenderOrders } = await import('/static/avatar.js');
             // R5 (6.x): drawables have no renderOrders; the model orders drawables and offscreens

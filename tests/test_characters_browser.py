@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AppProcess, watched_page
+from conftest import AppProcess, app_origin, watched_page
 from zishu.catalog.cards import card_png_bytes
 
 pytestmark = pytest.mark.browser
@@ -36,7 +36,7 @@ def ui(browser, app):
     from playwright.sync_api import expect
 
     with watched_page(browser, app.login_url) as page:
-        page.goto(app.url + "/characters")
+        page.goto(app_origin(page) + "/characters")
         expect(page.get_by_test_id("page-title")).to_have_text("Characters")
         yield page
 

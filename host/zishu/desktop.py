@@ -70,7 +70,7 @@ def add_window_routes(server, window) -> None:
     window.events.minimized += minimized.set
     window.events.restored += minimized.clear
     window.events.maximized += minimized.clear
-    server.app.config.update(ZISHU_WINDOW=window, ZISHU_WINDOW_BASE=server.url.rstrip("/"),
+    server.app.config.update(ZISHU_WINDOW=window, ZISHU_WINDOW_BASE=server.browser_url.rstrip("/"),
                              ZISHU_WINDOW_MINIMIZED=minimized)
     server.app.register_blueprint(window_api)
 

@@ -30,11 +30,13 @@ class _TextAsItself(DefaultJSONProvider):
     ensure_ascii = False
 
 
-def create_app(runtime: Runtime, secret: str | None = None) -> Flask:
+def create_app(runtime: Runtime, secret: str | None = None, host: str | None = None) -> Flask:
+    """``host``: this launch's own ``*.localhost`` name, where the window's cookie lives (one is made up
+    when not given; see zishu.web.security)."""
     app = Flask(__name__)
     app.config["ZISHU_RUNTIME"] = runtime
     app.json = _TextAsItself(app)
-    protect(app, secret or secrets.token_urlsafe(32))
+    protect(app, secret or secrets.token_urlsafe(32), host=host)
     links: list[tuple[str, str]] = []
 
     def register(blueprint: Blueprint, nav=None) -> None:

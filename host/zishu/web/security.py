@@ -2,12 +2,19 @@
 
 Checks, in order, each answering 403 with a JSON body that says which one failed:
 
-1. the Host header names this machine (127.0.0.1, localhost or [::1]): a page on another site
-   that rebinds its DNS name to 127.0.0.1 still sends its own name, so it is refused;
-2. the secret: the ``zishu_token`` cookie (HttpOnly, SameSite=Strict, set when the window first
-   opens ``/?token=SECRET``), or an ``X-Zishu-Token`` / ``Authorization: Bearer`` header for API
-   clients;
-3. state-changing requests (POST, PUT, PATCH, DELETE) must carry an Origin equal to this server's,
+1. the Host header names this machine (127.0.0.1, localhost, [::1], or this launch's own
+   ``zishu-<random>.localhost`` name): a page on another site that rebinds its DNS name to
+   127.0.0.1 still sends its own name, so it is refused;
+2. a browser request the browser itself marks as coming from another site or another port
+   (``Sec-Fetch-Site: cross-site`` or ``same-site``, a header no page can set) is refused whatever
+   it carries: another page's ``<img>``, ``<script>``, form or fetch never reaches a route;
+3. the secret: the ``zishu_token`` cookie, or an ``X-Zishu-Token`` / ``Authorization: Bearer``
+   header for API clients. The cookie (HttpOnly, SameSite=Strict) lives only on the launch's own
+   host name, never on 127.0.0.1: cookies ignore ports, so a cookie for 127.0.0.1 would be sent to
+   every other server on 127.0.0.1 the browser visits. ``/?token=SECRET`` on 127.0.0.1 (the URL
+   ``zishu serve`` prints) hops to the same path on the launch's name, which sets the cookie and
+   drops the secret from the URL (docs/architecture.md, "Local secret");
+4. state-changing requests (POST, PUT, PATCH, DELETE) must carry an Origin equal to this server's,
    or, without an Origin, authenticate by header: a browser always sends Origin with a cross-site
    POST, so another site's form can never act with the user's cookie.
 
@@ -17,6 +24,7 @@ Request bodies are limited by Flask's ``MAX_CONTENT_LENGTH`` (413 above it).
 from __future__ import annotations
 
 import hmac
+import secrets
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, jsonify, redirect, request
@@ -26,6 +34,17 @@ COOKIE = "zishu_token"
 HEADER = "X-Zishu-Token"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+FOREIGN_SITES = {"cross-site", "same-site"}  # Sec-Fetch-Site values of requests another page made
+
+
+def launch_host() -> str:
+    """A new per-launch host name for the window: ``zishu-<64 random bits>.localhost``.
+
+    Browsers resolve every ``*.localhost`` name to the loopback address themselves (RFC 6761), and
+    a host-only cookie set on it is sent to that name only: no other server on 127.0.0.1 receives
+    it, and no other server can be reached under that name without knowing it.
+    """
+    return f"zishu-{secrets.token_hex(8)}.localhost"
 
 
 def _host_name(host: str) -> str:
@@ -46,14 +65,21 @@ def _same(a: str | None, b: str) -> bool:
 
 def check_request() -> BaseResponse | None:
     secret = current_app.config["ZISHU_SECRET"]
-    if _host_name(request.host.lower()) not in LOCAL_HOSTS:
+    own_host = current_app.config["ZISHU_HOST"]
+    host = _host_name(request.host.lower())
+    if host not in LOCAL_HOSTS and host != own_host:
         return _forbidden("FORBIDDEN_HOST", f"Host {request.host!r} is not this machine; use http://127.0.0.1")
+    site = request.headers.get("Sec-Fetch-Site")
+    if site in FOREIGN_SITES:
+        return _forbidden("FORBIDDEN_ORIGIN", f"a request another page made ({site}); Zishu answers only its own pages")
     bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or None
     by_header = _same(request.headers.get(HEADER), secret) or _same(bearer, secret)
     by_cookie = _same(request.cookies.get(COOKIE), secret)
     if not (by_header or by_cookie):
         token = request.args.get("token")
         if request.method == "GET" and _same(token, secret):
+            if host != own_host:
+                return _hop_to_own_host(own_host)
             return _set_cookie_and_clean_url(secret)
         offered = token or request.cookies.get(COOKIE) or request.headers.get(HEADER) or bearer
         what = "a wrong secret" if offered else "no secret"
@@ -66,6 +92,13 @@ def check_request() -> BaseResponse | None:
         if origin is not None and origin != f"{request.scheme}://{request.host}":
             return _forbidden("FORBIDDEN_ORIGIN", f"{request.method} from origin {origin!r}")
     return None
+
+
+def _hop_to_own_host(own_host: str) -> BaseResponse:
+    """The login URL on 127.0.0.1: the same URL (secret included) on the launch's own host name,
+    where the cookie can be set without reaching other servers on 127.0.0.1."""
+    port = request.host.rsplit(":", 1)[1] if request.host.count(":") == 1 or "]:" in request.host else ""
+    return redirect(f"http://{own_host}{':' + port if port else ''}{request.full_path}", code=303)
 
 
 def _set_cookie_and_clean_url(secret: str) -> BaseResponse:
@@ -89,8 +122,9 @@ def add_headers(response: Response) -> Response:
     return response
 
 
-def protect(app: Flask, secret: str, max_body: int = 1024 * 1024) -> None:
+def protect(app: Flask, secret: str, max_body: int = 1024 * 1024, host: str | None = None) -> None:
     app.config["ZISHU_SECRET"] = secret
+    app.config["ZISHU_HOST"] = host or launch_host()
     app.config["MAX_CONTENT_LENGTH"] = max_body
     app.before_request(check_request)
     app.after_request(add_headers)

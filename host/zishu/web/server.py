@@ -4,12 +4,19 @@ cheroot streams what a view yields as it is yielded (the live job stream needs t
 production server, not Flask's development one. ``start_app`` is what ``zishu app``, ``zishu
 serve`` and the tests call: the runtime, start-up recovery of jobs, the in-app consumer, the
 server; ``serve_until_stopped`` is what ``zishu serve`` (and ``zishu app`` without a window) then
-waits in. While it runs, ``ZISHU_HOME/app.json`` (readable by the user only) tells ``zishu open``
+waits in.
+
+API clients use ``url`` (127.0.0.1); browsers end up on ``browser_url``, this launch's own
+``zishu-<random>.localhost`` name, where their cookie is bound (zishu.web.security). Browsers may
+resolve that name to [::1] before 127.0.0.1, so the server listens on the same port of [::1] too
+(where the machine has IPv6): no other program can take that address and receive the window's
+requests. While it runs, ``ZISHU_HOME/app.json`` (readable by the user only) tells ``zishu open``
 where to find it, and ``show_in_window`` asks its window to show a page.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -25,6 +32,7 @@ from zishu.files import write_atomic
 from zishu.runtime import Runtime
 
 from .app import create_app
+from .security import launch_host
 
 log = logging.getLogger(__name__)
 
@@ -35,32 +43,67 @@ class AppServer:
     def __init__(self, runtime: Runtime, *, port: int = 0, secret: str | None = None, threads: int = 32) -> None:
         self.runtime = runtime
         self.secret = secret or secrets.token_urlsafe(32)
-        self.app = create_app(runtime, self.secret)
+        self.host = launch_host()
+        self.app = create_app(runtime, self.secret, self.host)
         self.server = wsgi.Server(("127.0.0.1", port), self.app, numthreads=threads, server_name="zishu",
                                   shutdown_timeout=2)
+        self.ipv6: wsgi.Server | None = None
+        self._numthreads = threads
         self.port = port
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def url(self) -> str:
+        """The address API clients use (the secret goes in a header)."""
         return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def browser_url(self) -> str:
+        """Where the window and browsers show the app: this launch's own name, which carries the cookie."""
+        return f"http://{self.host}:{self.port}/"
 
     def url_with_secret(self, path: str = "/") -> str:
         sep = "&" if "?" in path else "?"
         return f"{self.url.rstrip('/')}{path}{sep}token={self.secret}"
 
     def start(self) -> AppServer:
-        self.server.prepare()  # binds now, so the port is known before anything connects
-        self.port = self.server.bind_addr[1]
-        self._thread = threading.Thread(target=self.server.serve, name="zishu-server", daemon=True)
-        self._thread.start()
+        fixed = self.port != 0
+        for _ in range(20):
+            self.server.prepare()  # binds now, so the port is known before anything connects
+            self.port = self.server.bind_addr[1]
+            if self._hold_ipv6() or fixed:
+                break
+            self.server.stop()  # [::1] of this port is someone else's: take another port
+            self.server = wsgi.Server(("127.0.0.1", 0), self.app, numthreads=self._numthreads,
+                                      server_name="zishu", shutdown_timeout=2)
+        for name, server in (("zishu-server", self.server), ("zishu-server-ipv6", self.ipv6)):
+            if server is not None:
+                thread = threading.Thread(target=server.serve, name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
         write_atomic(self.runtime.home / RUNTIME_FILE,
                      json.dumps({"url": self.url, "pid": os.getpid(), "secret": self.secret}))
         return self
 
+    def _hold_ipv6(self) -> bool:
+        """Listen on [::1] at our port too; False when another program already does."""
+        server = wsgi.Server(("::1", self.port), self.app, numthreads=self._numthreads, server_name="zishu",
+                             shutdown_timeout=2)
+        try:
+            server.prepare()
+        except OSError as e:
+            if f"[Errno {errno.EADDRINUSE}]" in str(e):  # cheroot folds the socket error into its message
+                return False
+            log.info("not listening on [::1] (%s); browsers reach the app on 127.0.0.1", e)
+            return True  # no IPv6 loopback here: no one else can listen there either
+        self.ipv6 = server
+        return True
+
     def stop(self) -> None:
         self.runtime.stopping.set()
         self.server.stop()
+        if self.ipv6 is not None:
+            self.ipv6.stop()
         try:
             info = json.loads((self.runtime.home / RUNTIME_FILE).read_text())
             if info.get("pid") == os.getpid():
