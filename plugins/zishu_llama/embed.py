@@ -24,7 +24,7 @@ class LlamaEmbedEngine(LlamaEngine):
                                   "and search.")
 
     def context(self, model: ModelRef, header: GGUFHeader) -> int:
-        return min(EMBED_CONTEXT, context_length(model, header))
+        return min(EMBED_CONTEXT, context_length(model, header), int(header.context_length or EMBED_CONTEXT))
 
     def batch_size(self, n_ctx: int) -> int:
         return n_ctx  # a whole text in one batch: models that attend both ways need it so

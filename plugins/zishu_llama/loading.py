@@ -22,7 +22,7 @@ CONTEXT_PADDING = 256  # llama.cpp rounds the KV cache up to a multiple of this 
 MAX_BATCH = 512  # llama-cpp-python's default batch for prompts
 HOST_RAM_ON_GPU = 256 * 2**20  # what a model on the GPU still keeps in RAM besides its logits
 # What loading the llama.cpp library and a first model adds to the process besides the model's own
-# buffers (the shared library, its CPU back end, thread pools): about 20 MB measured by
+# buffers (the shared library, its CPU back end, thread pools): about 25 MB measured by
 # bench/memory_estimate.py; counted so that the estimate of a small model is not a tenth of its cost.
 LIBRARY_RAM = 32 * 2**20
 

@@ -17,8 +17,8 @@ from zishu.errors import EngineError
 EMBED_CONTEXT = 512  # tokens: the most a text is given (what BERT-style embedders are trained on)
 BATCH = 8  # texts encoded together
 # What importing torch, transformers and sentence-transformers adds to a process before any model:
-# about 330 MB on Linux with the CPU build of torch (bench/memory_estimate.py measures it).
-LIBRARY_RAM = 320 * 2**20
+# about 430 MB on Linux with the CPU build of torch (bench/memory_estimate.py measures it).
+LIBRARY_RAM = 400 * 2**20
 HOST_RAM_ON_GPU = 256 * 2**20  # the CUDA context's share of RAM besides the library
 
 
