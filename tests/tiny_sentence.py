@@ -18,7 +18,8 @@ def write_tiny_sentence_model(folder: str | os.PathLike, *, hidden: int = 32, la
                               intermediate: int = 64, max_tokens: int = 512, seed: int = 0) -> Path:
     """Write the model into ``folder`` (created) and return it."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder = Path(folder)
@@ -31,8 +32,8 @@ def write_tiny_sentence_model(folder: str | os.PathLike, *, hidden: int = 32, la
                         num_attention_heads=heads, intermediate_size=intermediate,
                         max_position_embeddings=max_tokens)
     BertModel(config).save_pretrained(raw, safe_serialization=True)
-    transformer = models.Transformer(str(raw), max_seq_length=max_tokens)
-    modules = [transformer, models.Pooling(hidden, pooling_mode="cls"), models.Normalize()]
+    transformer = Transformer(str(raw), max_seq_length=max_tokens)
+    modules = [transformer, Pooling(hidden, pooling_mode="cls"), Normalize()]
     SentenceTransformer(modules=modules, device="cpu").save(str(folder), safe_serialization=True)
     shutil.rmtree(raw)
     return folder
