@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from zishu.engines import Engine, EngineInfo, Engines, MemoryNeed, ModelCache, ModelRef, resolve_model, use
+from zishu.engines.use import pick_device
 from zishu.errors import EngineError, NotEnoughMemory, ResourceNotAvailable
 from zishu.resources.versions import VersionStore
 
@@ -209,3 +211,57 @@ def test_a_model_file_is_found_in_its_version_folder(tmp_path):
         ref.file(".gguf")
     with pytest.raises(EngineError, match=r"expected one \.onnx file .* found no"):
         ref.file(".onnx")
+
+
+# -- devices: what the engine's library can do, not only what the machine has ---------------------
+
+FAKE_SMI = "#!/bin/sh\necho 'NVIDIA GeForce RTX 4060, 8188, 7900'\n"
+
+
+@pytest.fixture
+def gpu_machine(tmp_path, monkeypatch):
+    """A machine whose nvidia-smi reports one GPU (a script on PATH, as nvidia-smi prints it)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(FAKE_SMI)
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+class DeviceEngine(FileEngine):
+    def __init__(self, name: str, devices: tuple[str, ...]):
+        super().__init__(name=name)
+        self.info = EngineInfo(kind="llm", name=name, formats=("gguf",), capabilities=frozenset({"gpu"}))
+        self.can = devices
+
+    def devices(self):
+        return self.can
+
+
+def test_a_gpu_is_used_only_when_the_engines_library_can_use_it(gpu_machine, caplog):
+    from zishu.system import gpus
+
+    assert gpus()[0]["name"] == "NVIDIA GeForce RTX 4060"
+    assert pick_device(DeviceEngine("gpu-build", ("cpu", "cuda"))) == "cuda"
+    cpu_build = DeviceEngine("cpu-build", ("cpu",))
+    with caplog.at_level("WARNING", logger="zishu.engines.use"):
+        assert pick_device(cpu_build) == "cpu"
+        assert pick_device(cpu_build) == "cpu"
+    said = [r.getMessage() for r in caplog.records if "cpu-build" in r.getMessage()]
+    assert len(said) == 1 and "runs on the CPU" in said[0] and "RTX 4060" in said[0]  # said once
+    assert pick_device(FileEngine()) == "cpu"  # no "gpu" capability
+    assert pick_device(cpu_build, "cuda") == "cuda" and pick_device(cpu_build, "auto") == "cpu"  # asked for
+
+
+def test_a_cpu_build_of_llama_cpp_on_a_gpu_machine_runs_on_the_cpu(gpu_machine, tmp_path, runtime):
+    pytest.importorskip("llama_cpp")
+    import llama_cpp
+
+    from tiny_gguf import write_tiny_gguf
+
+    if llama_cpp.llama_supports_gpu_offload():
+        pytest.skip("this llama-cpp-python is a GPU build")
+    file = write_tiny_gguf(tmp_path / "tiny.gguf")
+    ready = use(runtime, "llm", str(file))
+    assert ready.device == "cpu" and "".join(ready.handle.chat([{"role": "user", "content": "hi"}]))

@@ -255,3 +255,79 @@ def test_the_host_lists_the_engines_and_loads_through_them(files, runtime):
     assert tuned.handle is not ready.handle and reply(tuned.handle) != reply(ready.handle)
     vectors = use(runtime, "embedding", str(files["base"])).handle.embed(["hello"])
     assert len(vectors) == 1 and len(vectors[0]) == 64
+
+
+# -- memory on an ordinary PC: the starter characters' real shapes ---------------------------------
+
+QWEN_MANIFEST = Path(__file__).parent.parent / "registry_index/resources/qwen/qwen2-5-0-5b-instruct-gguf.yaml"
+SIXTEEN_GB = 16 * 2**30
+
+
+def write_shape_only_gguf(path: Path, *, layers: int, dim: int, heads: int, kv_heads: int, ffn: int,
+                          context: int, vocab: int) -> Path:
+    """A GGUF with a real model's metadata (its shape and vocabulary size) and no weights: what the
+    estimate reads, without downloading the model."""
+    import gguf
+
+    writer = gguf.GGUFWriter(None, "qwen2")
+    writer.add_type(gguf.GGUFType.MODEL)
+    writer.add_context_length(context)
+    writer.add_embedding_length(dim)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list([f"t{i}" for i in range(vocab)])
+    writer.write_header_to_file(path)
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_the_starter_characters_llm_and_its_memory_fit_16_gb_without_a_gpu(tmp_path):
+    import yaml
+
+    from zishu.engines import ModelCache
+    from zishu_llama.loading import context_length
+
+    manifest = yaml.safe_load(QWEN_MANIFEST.read_text(encoding="utf-8"))
+    spec = manifest["spec"]
+    assert spec["context_length"] == 32768  # the catalog's chat context, which memory must not use
+    # Qwen2.5-0.5B-Instruct's config.json: 24 layers, hidden 896, 14 query / 2 key-value heads, 151936 tokens
+    file = write_shape_only_gguf(tmp_path / "qwen-shape.gguf", layers=24, dim=896, heads=14, kv_heads=2,
+                                 ffn=4864, context=32768, vocab=151936)
+    header = read_header(file, "test")
+    assert header.kv_bytes_per_token() == 24 * 2 * 2 * 64 * 2
+    model = ref(file, spec=spec)
+    weights = spec["parameters"] * 2  # at most f16; the catalog's Q4_K_M file is smaller
+    chat = chat_engine.memory_need(header, weights, context_length(model, header))
+    assert embed_engine.context(model, header) == 512  # the fallback embeds with a sentence's context
+    memory = embed_engine.memory_need(header, weights, embed_engine.context(model, header))
+    assert memory.ram < 2**30 + weights  # before: 56.1 GB (batch = n_ctx = 32768)
+    budget = ModelCache(ram_budget=int(SIXTEEN_GB * 0.8)).ram_budget  # the cache's default share of RAM
+    assert chat.ram + memory.ram < budget, (chat.ram / 2**30, memory.ram / 2**30)
+    # and estimate() (what the cache checks and the Engines panel shows) is the same function
+    assert embed_engine.estimate(model).ram == embed_engine.memory_need(header, model.size_bytes, 512).ram
+
+
+def test_embedding_opens_a_sentence_sized_context_whatever_the_chat_context(files):
+    handle = embed_engine.load(ref(files["base"], spec={"context_length": 32768}))
+    try:
+        assert handle.llama._llm.context_params.n_ctx == 256  # the model's trained context, under 512
+        assert handle.embed(["a cat " * 400])  # longer than the context: cut to fit
+    finally:
+        handle.close()
+    big = write_tiny_gguf(files["base"].parent / "long.gguf", context=8192)
+    handle = embed_engine.load(ref(big, spec={"context_length": 32768}))
+    try:
+        assert handle.llama._llm.context_params.n_ctx == 512
+    finally:
+        handle.close()
+
+
+def test_a_cpu_build_of_llama_cpp_offers_only_the_cpu():
+    import llama_cpp
+
+    assert chat_engine.devices() == (("cpu", "cuda") if llama_cpp.llama_supports_gpu_offload() else ("cpu",))

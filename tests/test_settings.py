@@ -21,7 +21,8 @@ def db(tmp_path):
 
 def test_nothing_stored_reads_as_the_defaults(db):
     assert settings.load() == settings.Settings()
-    assert settings.load().model_dump() == {"plugins_disabled": [], "companion_models": {}, "catalog_url": ""}
+    assert settings.load().model_dump() == {"plugins_disabled": [], "companion_models": {}, "companion_devices": {},
+                                            "catalog_url": ""}
 
 
 def test_a_change_is_validated_stored_under_the_old_keys_and_read_back(db):
@@ -56,6 +57,16 @@ def test_each_bad_value_is_refused_naming_the_setting(db, field, value, message)
         settings.change({field: value})
     assert message in str(refused.value) and not str(refused.value).startswith("Value error")
     assert get_setting(settings.KEYS[field]) is None  # nothing was stored
+
+
+def test_each_role_has_a_device_setting_that_takes_auto_cpu_or_cuda(db):
+    changed = settings.change({"companion_devices": {"llm": "cpu", "embedding": " cuda:1 ", "asr": "auto"}})
+    assert changed.companion_devices == {"llm": "cpu", "embedding": "cuda:1"}  # auto is the default: not stored
+    assert get_setting("companion.devices") == {"llm": "cpu", "embedding": "cuda:1"}
+    assert settings.load().companion_devices == {"llm": "cpu", "embedding": "cuda:1"}
+    for bad in ({"llm": "tpu"}, {"tts": "cpu"}, ["cpu"], {"llm": "cuda:x"}):
+        with pytest.raises(UsageError, match=r'companion_devices must map roles \(llm, asr, vad, embedding\) to'):
+            settings.change({"companion_devices": bad})
 
 
 def test_unknown_settings_are_refused_with_what_this_caller_may_change(db):

@@ -9,6 +9,9 @@ key (the key names are the ones earlier versions wrote, so existing databases re
     companion_models   "companion.models"   role (llm, asr, vad, embedding) → model id, the models a
                                             companion uses when neither the caller nor the character
                                             names one
+    companion_devices  "companion.devices"  role → "auto", "cpu", "cuda" or "cuda:N": where each of a
+                                            companion's models runs ("auto", the default, is a GPU
+                                            when the engine's library can use one)
     emotion map        "avatar.emotions.<character id>"
                                             the expression calibration of one character (tag →
                                             {"expression", "motion"}); checked against the avatar
@@ -38,9 +41,11 @@ from zishu.errors import NotFound, UsageError
 log = logging.getLogger(__name__)
 
 COMPANION_ROLES = ("llm", "asr", "vad", "embedding")
-KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "companion_models": "companion.models"}
+KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "companion_models": "companion.models",
+        "companion_devices": "companion.devices"}
 EMOTION_MAP_PREFIX = "avatar.emotions."
 _URL = re.compile(r"^(https?|file)://\S+$")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class Settings(BaseModel):
@@ -50,6 +55,7 @@ class Settings(BaseModel):
 
     plugins_disabled: list[str] = []
     companion_models: dict[str, str] = {}
+    companion_devices: dict[str, str] = {}
     catalog_url: str = ""
 
     @field_validator("catalog_url", mode="before")
@@ -74,6 +80,15 @@ class Settings(BaseModel):
             raise ValueError(f"companion_models must map roles ({', '.join(COMPANION_ROLES)}) to model ids, e.g. "
                              '{"embedding": "owner/model"}')
         return {role: rid.strip() for role, rid in value.items() if rid.strip()}
+
+    @field_validator("companion_devices", mode="before")
+    @classmethod
+    def _companion_devices(cls, value: Any) -> dict[str, str]:
+        if (not isinstance(value, dict) or set(value) - set(COMPANION_ROLES)
+                or not all(isinstance(v, str) and _DEVICE.match(v.strip()) for v in value.values())):
+            raise ValueError(f"companion_devices must map roles ({', '.join(COMPANION_ROLES)}) to \"auto\", "
+                             '"cpu", "cuda" or "cuda:N", e.g. {"llm": "cpu"}')
+        return {role: device.strip() for role, device in value.items() if device.strip() != "auto"}
 
 
 def _message(error: ValidationError) -> str:

@@ -1,19 +1,30 @@
 """The ``llama-cpp-embed`` engine: a GGUF model turning texts into vectors, one pooled and
 L2-normalised vector per text (the model's own pooling, or the mean of its token vectors when the
-GGUF names none, as a chat model's does)."""
+GGUF names none, as a chat model's does).
+
+Sentences need a few hundred tokens, never a chat model's context: the engine opens every model
+with at most ``EMBED_CONTEXT`` tokens (less when the model was trained on less), whatever the
+manifest's ``spec.context_length`` says for chatting, and cuts longer texts to fit. Its memory
+estimate follows, since the compute buffers grow with the context squared."""
 
 from __future__ import annotations
 
 from zishu.engines import EngineInfo, ModelRef
 from zishu.errors import EngineError
 
-from .loading import LlamaEngine, OneAtATime
+from .gguf_header import GGUFHeader
+from .loading import LlamaEngine, OneAtATime, context_length
+
+EMBED_CONTEXT = 512  # tokens: what sentence-embedding models are trained on (BERT, BGE)
 
 
 class LlamaEmbedEngine(LlamaEngine):
     info = EngineInfo(kind="embedding", name="llama-cpp-embed", formats=("gguf",),
                       description="llama.cpp: GGUF embedding models (BERT, Nomic, Qwen3 embedding, …) for memory "
                                   "and search.")
+
+    def context(self, model: ModelRef, header: GGUFHeader) -> int:
+        return min(EMBED_CONTEXT, context_length(model, header), int(header.context_length or EMBED_CONTEXT))
 
     def batch_size(self, n_ctx: int) -> int:
         return n_ctx  # a whole text in one batch: models that attend both ways need it so

@@ -1,6 +1,7 @@
 """What both llama.cpp engines share: the checks made before llama.cpp sees a file, the context
-length, the device and thread settings, the memory estimate, opening the model with
-llama-cpp-python, and ``OneAtATime``, which lets one thread at a time use a loaded model.
+length, the devices this build of llama-cpp-python can use, the device and thread settings, the
+memory estimate (``memory_need``, the one function behind every figure the host shows), opening the
+model with llama-cpp-python, and ``OneAtATime``, which lets one thread at a time use a loaded model.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ DEFAULT_CONTEXT = 4096  # the most context used unless the manifest asks for mor
 CONTEXT_PADDING = 256  # llama.cpp rounds the KV cache up to a multiple of this many tokens
 MAX_BATCH = 512  # llama-cpp-python's default batch for prompts
 HOST_RAM_ON_GPU = 256 * 2**20  # what a model on the GPU still keeps in RAM besides its logits
+# What loading the llama.cpp library and a first model adds to the process besides the model's own
+# buffers (the shared library, its CPU back end, thread pools): about 25 MB measured by
+# bench/memory_estimate.py; counted so that the estimate of a small model is not a tenth of its cost.
+LIBRARY_RAM = 32 * 2**20
 
 
 class LlamaEngine(Engine):
@@ -39,12 +44,34 @@ class LlamaEngine(Engine):
                               + (" (a LoRA goes in as an adapter of a base model)" if header.type == "adapter" else ""))
         return file, header
 
+    def devices(self) -> tuple[str, ...]:
+        """"cpu", and "cuda" only when this llama-cpp-python was built with GPU offload (what a plain
+        ``pip install`` gives is a CPU build, even on a machine with a GPU)."""
+        if importlib.util.find_spec("llama_cpp") is None:
+            return ("cpu",)
+        import llama_cpp
+
+        return ("cpu", "cuda") if llama_cpp.llama_supports_gpu_offload() else ("cpu",)
+
+    def context(self, model: ModelRef, header: GGUFHeader) -> int:
+        """The context (in tokens) this engine opens ``model`` with."""
+        return context_length(model, header)
+
     def estimate(self, model: ModelRef, device: str = "cpu") -> MemoryNeed:
-        """Weights (the files' size) + the f16 KV cache for the context this engine will use + the
-        compute buffers llama.cpp reserves (logits and attention scores for one batch) + the logits
-        array llama-cpp-python keeps in RAM; the manifest's own figure when that is larger."""
+        """``memory_need`` for the model's files and the context this engine will use; the
+        manifest's own figure when that is larger."""
         _, header = self.header(model)
-        n_ctx = context_length(model, header)
+        need = self.memory_need(header, model.size_bytes, self.context(model, header), device)
+        if device == "cpu":
+            return MemoryNeed(ram=max(need.ram, (model.ram_mb or 0) * 2**20))
+        return MemoryNeed(vram=max(need.vram, (model.vram_mb or 0) * 2**20), ram=need.ram)
+
+    def memory_need(self, header: GGUFHeader, weights: int, n_ctx: int, device: str = "cpu") -> MemoryNeed:
+        """Bytes a model of ``header``'s shape needs with ``weights`` bytes of files and a context of
+        ``n_ctx`` tokens: the weights + the f16 KV cache + the compute buffers llama.cpp reserves
+        (outputs and attention scores for one batch) + the logits array llama-cpp-python keeps in
+        RAM + the library itself. Pure arithmetic on the header, so it can be checked for a real
+        model's shape without its file."""
         batch = self.batch_size(n_ctx)
         heads = header.arch_field("attention.head_count", 1)
         heads = max(heads) if isinstance(heads, list) else heads
@@ -52,11 +79,11 @@ class LlamaEngine(Engine):
         outputs = embd if self.info.kind == "embedding" else header.vocab_size
         compute = batch * (outputs + n_ctx * heads + 4 * embd) * 4
         kv_cells = -(-n_ctx // CONTEXT_PADDING) * CONTEXT_PADDING
-        on_device = model.size_bytes + header.kv_bytes_per_token() * kv_cells + compute
+        on_device = weights + header.kv_bytes_per_token() * kv_cells + compute
         host_logits = 0 if self.info.kind == "embedding" else min(n_ctx, MAX_BATCH) * header.vocab_size * 4
         if device == "cpu":
-            return MemoryNeed(ram=max(on_device + host_logits, (model.ram_mb or 0) * 2**20))
-        return MemoryNeed(vram=max(on_device, (model.vram_mb or 0) * 2**20), ram=HOST_RAM_ON_GPU + host_logits)
+            return MemoryNeed(ram=on_device + host_logits + LIBRARY_RAM)
+        return MemoryNeed(vram=on_device, ram=HOST_RAM_ON_GPU + host_logits + LIBRARY_RAM)
 
     def batch_size(self, n_ctx: int) -> int:
         return min(n_ctx, MAX_BATCH)
@@ -66,7 +93,7 @@ class LlamaEngine(Engine):
         ``settings`` add to the common ones."""
         if model.adapters and "lora" not in self.info.capabilities:
             raise EngineError(f"{self.info.name} does not apply LoRAs")
-        n_ctx = context_length(model, header)
+        n_ctx = self.context(model, header)
         batch = self.batch_size(n_ctx)
         from llama_cpp import Llama
 

@@ -28,11 +28,14 @@ HELP = """/memories          what the character remembers about you (numbered)
 @click.option("--message", "-m", "messages", multiple=True,
               help="Say this and print the reply, without the interactive prompt (repeatable: one turn each).")
 @click.option("--model", help="The LLM to use instead of the character's own (catalog id or GGUF path).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Where the language model and memory run (default: Settings, else auto: a GPU when the "
+                   "engine's library can use one).")
 @click.option("--no-memory", is_flag=True, help="Neither recall nor store anything for this chat.")
 @click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(1))
 @click.option("--seed", type=int, default=None, help="Fix the sampling seed for reproducible replies.")
 @click.option("--name", "user_name", default="User", show_default=True, help="What the character calls you.")
-def chat_command(character, messages, model, no_memory, max_tokens, seed, user_name):
+def chat_command(character, messages, model, device, no_memory, max_tokens, seed, user_name):
     """Talk with CHARACTER (an installed character id, e.g. local/mei) in the terminal."""
     from zishu.companion.sessions import companion_character, open_text_companion
     from zishu.engines.kinds import ChatOptions
@@ -41,8 +44,9 @@ def chat_command(character, messages, model, no_memory, max_tokens, seed, user_n
     runtime = Runtime()
     who = companion_character(runtime.registry, character)
     with err.status(f"loading {who.name} …"):
+        devices = {"llm": device, "embedding": device} if device else None
         companion = open_text_companion(runtime, who, models={"llm": model}, memory=not no_memory,
-                                        user_name=user_name)
+                                        user_name=user_name, devices=devices)
     for note in companion.notes:
         err.print(f"[dim]{escape(note)}[/]")
     talk = companion.conversation

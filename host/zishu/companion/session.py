@@ -96,17 +96,22 @@ class Companion:
 
 
 def open_companion(runtime, character: Character, *, models: dict | None = None, speech: bool = True,
-                   hearing: bool = True, memory: bool = True, user_name: str = "User") -> Companion:
-    """Load what ``character`` needs; raises ModelNotAvailable-style errors that say what to install."""
+                   hearing: bool = True, memory: bool = True, user_name: str = "User",
+                   devices: dict | None = None) -> Companion:
+    """Load what ``character`` needs; raises ModelNotAvailable-style errors that say what to install.
+    ``devices``: role → device for this companion, over the Settings' per-role devices."""
+    from zishu import settings
+
     from .memory import MemoryStore
 
     chosen = choose_models(runtime, character, models)
+    where = {**settings.load().companion_devices, **{k: v for k, v in (devices or {}).items() if v}}
     notes: list[str] = []
     if chosen["llm"] is None:
         raise UsageError(f"{character.name} has no language model: install one (zishu install <owner>/<model>) "
                          "or name one in the character or in Settings")
     lora = character.spec.llm.lora if character.spec.llm and character.spec.llm.lora else None
-    llm = use(runtime, "llm", chosen["llm"], adapters=[(lora, 1.0)] if lora else ())
+    llm = use(runtime, "llm", chosen["llm"], adapters=[(lora, 1.0)] if lora else (), device=where.get("llm"))
     tts = _voice(runtime, character, notes) if speech else None
     store = None
     if memory:
@@ -117,7 +122,7 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
             notes.append("memory uses the language model's own embeddings: "
                          "install an embedding model for better recall")
         if embedder is not None:
-            embed = use(runtime, "embedding", embedder, engine=engine).handle.embed
+            embed = use(runtime, "embedding", embedder, engine=engine, device=where.get("embedding")).handle.embed
             store = MemoryStore(runtime.home, embed, embedder=str(embedder))
         else:
             notes.append("no embedding model: memories are kept for this session only")
@@ -126,8 +131,8 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
         if chosen["asr"] is None:
             notes.append("no speech recognition model installed: type to talk")
         else:
-            asr = use(runtime, "asr", chosen["asr"]).handle
-            vad = use(runtime, "vad", chosen["vad"]).handle if chosen["vad"] else None
+            asr = use(runtime, "asr", chosen["asr"], device=where.get("asr")).handle
+            vad = use(runtime, "vad", chosen["vad"], device=where.get("vad")).handle if chosen["vad"] else None
     talk = Conversation(character, llm.handle, tts, store, user_name=user_name)
     return Companion(talk, chosen, asr, vad, notes)
 

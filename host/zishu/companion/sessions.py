@@ -48,13 +48,13 @@ def companion_character(registry: Any, rid: str) -> Character:
 
 
 def open_text_companion(runtime: Any, character: str | Character, *, models: dict | None = None,
-                        memory: bool = True, user_name: str = "User") -> Companion:
+                        memory: bool = True, user_name: str = "User", devices: dict | None = None) -> Companion:
     """A companion that reads and writes text only: the LLM and (when ``memory``) long-term memory.
     ``character``: an installed character id, or one ``companion_character`` returned."""
     if isinstance(character, str):
         character = companion_character(runtime.registry, character)
     return open_companion(runtime, character, models=models, speech=False, hearing=False, memory=memory,
-                          user_name=user_name)
+                          user_name=user_name, devices=devices)
 
 
 class CompanionSessions:

@@ -100,6 +100,13 @@ class Engine:
         Plugins import their heavy libraries lazily, so the host starts fast and lists every engine."""
         return None
 
+    def devices(self) -> tuple[str, ...]:
+        """The devices this engine's library can run on here, "cpu" first. The default: "cpu", plus
+        "cuda" for an engine with the "gpu" capability. An engine whose library may have been built
+        without GPU support (a CPU build of llama.cpp) says what the installed build can do, so
+        that a GPU in the machine is not taken as a GPU the engine can use."""
+        return ("cpu", "cuda") if "gpu" in self.info.capabilities else ("cpu",)
+
     def estimate(self, model: ModelRef, device: str = "cpu") -> MemoryNeed:
         """Bytes the model needs loaded: the manifest's ram_mb/vram_mb when given, else the size of
         its files plus a fifth for buffers, in RAM on the CPU and in VRAM on a GPU."""

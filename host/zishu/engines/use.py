@@ -6,6 +6,7 @@ use: resolve the model and its LoRAs, choose the engine, pick the device, load t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast, overload
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from .catalog import Engines
 
 H = TypeVar("H", covariant=True)
+log = logging.getLogger(__name__)
+DEVICE_CHOICES = ("auto", "cpu", "cuda")  # what --device and the Settings take ("cuda:N" too)
+_cpu_only_said: set[str] = set()  # engines whose "runs on the CPU although a GPU is here" was logged
 
 
 @dataclass
@@ -44,15 +48,39 @@ class Host(Protocol):
 
 
 def pick_device(engine: Engine, wanted: str | None = None) -> str:
-    """``wanted`` when given; else "cuda" for an engine that can use a GPU when one is present."""
-    if wanted:
+    """``wanted`` when given (and not "auto"); else "cuda" when a GPU is present and the engine's
+    library can use one (``Engine.devices``), else "cpu". An engine that could use a GPU but whose
+    installed library cannot (a CPU build of llama-cpp-python on a GPU machine) runs on the CPU, and
+    the first time this happens for that engine a note says so in the log."""
+    if wanted and wanted != "auto":
         return wanted
-    if "gpu" in engine.info.capabilities:
-        from zishu.system import gpus
+    if "gpu" not in engine.info.capabilities:
+        return "cpu"
+    from zishu.system import gpus
 
-        if gpus():
-            return "cuda"
+    found = gpus()
+    if not found:
+        return "cpu"
+    can = _devices(engine)
+    if any(d == "cuda" or d.startswith("cuda:") for d in can):
+        return "cuda"
+    if engine.info.name not in _cpu_only_said:
+        _cpu_only_said.add(engine.info.name)
+        log.warning("%s runs on the CPU: its library, as installed here, cannot use the GPU (%s). "
+                    "Install a GPU build of it to use the GPU.", engine.info.name, found[0]["name"])
     return "cpu"
+
+
+def _devices(engine: Engine) -> tuple[str, ...]:
+    """``engine.devices()``; a third party's engine without it, or whose check fails, gets "cpu"."""
+    check = getattr(engine, "devices", None)
+    if not callable(check):
+        return ("cpu",)
+    try:
+        return tuple(check())
+    except Exception:  # a failing check must not stop the model from loading on the CPU
+        log.warning("%s: its device check failed; using the CPU", engine.info.name, exc_info=True)
+        return ("cpu",)
 
 
 Adapters = Sequence[tuple[str, float]]
