@@ -4,7 +4,7 @@ the catalog's BGE, turned into one unit-length vector per text for a character's
 
 ``engine`` holds the engine (what it loads, where it can run, loading offline from the model's
 folder); ``memory`` holds its memory estimate. torch and sentence-transformers are imported only
-when a model loads (``pip install sentence-transformers``), so the host starts fast without them.
+when a model loads (``pip install 'zishu[embedding]'``), so the host starts fast without them.
 """
 
 from zishu.hookspecs import hookimpl

@@ -26,7 +26,7 @@ class SentenceEmbedEngine(Engine):
     def unavailable(self) -> str | None:
         missing = [name.replace("_", "-") for name in LIBRARIES if find_spec(name) is None]
         if missing:
-            return f"needs {', '.join(missing)}: pip install sentence-transformers"
+            return f"needs {', '.join(missing)}: pip install 'zishu[embedding]'"
         return None
 
     def devices(self) -> tuple[str, ...]:
