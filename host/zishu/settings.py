@@ -9,6 +9,9 @@ key (the key names are the ones earlier versions wrote, so existing databases re
     companion_models   "companion.models"   role (llm, asr, vad, embedding) → model id, the models a
                                             companion uses when neither the caller nor the character
                                             names one
+    companion_turn_seconds "companion.turn_seconds"
+                                            the time budget of one companion turn or LLM completion
+                                            (waiting for a busy model and generating), 5 to 3600 s
     emotion map        "avatar.emotions.<character id>"
                                             the expression calibration of one character (tag →
                                             {"expression", "motion"}); checked against the avatar
@@ -38,7 +41,8 @@ from zishu.errors import NotFound, UsageError
 log = logging.getLogger(__name__)
 
 COMPANION_ROLES = ("llm", "asr", "vad", "embedding")
-KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "companion_models": "companion.models"}
+KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "companion_models": "companion.models",
+        "companion_turn_seconds": "companion.turn_seconds"}
 EMOTION_MAP_PREFIX = "avatar.emotions."
 _URL = re.compile(r"^(https?|file)://\S+$")
 
@@ -51,6 +55,14 @@ class Settings(BaseModel):
     plugins_disabled: list[str] = []
     companion_models: dict[str, str] = {}
     catalog_url: str = ""
+    companion_turn_seconds: int = 120  # zishu.companion.limits.TURN_SECONDS
+
+    @field_validator("companion_turn_seconds", mode="before")
+    @classmethod
+    def _companion_turn_seconds(cls, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 5 <= value <= 3600:
+            raise ValueError("companion_turn_seconds must be a whole number of seconds from 5 to 3600")
+        return value
 
     @field_validator("catalog_url", mode="before")
     @classmethod
