@@ -40,8 +40,8 @@ from zishu.errors import UsageError, ZishuError
 from zishu.settings import COMPANION_ROLES, KEYS
 
 from .brain import Character
-from .listen import BothClassifier, EnergyClassifier, Listener, ModelClassifier, SpeechStarted, Utterance
 from .limits import checked_message
+from .listen import BothClassifier, EnergyClassifier, Listener, ModelClassifier, SpeechStarted, Utterance
 from .pipeline import STAGES, Conversation
 
 log = logging.getLogger(__name__)

@@ -92,10 +92,11 @@ def token_counter(model: Any) -> TokenCounter:
     ``estimate_tokens`` and ``DEFAULT_CONTEXT_TOKENS``."""
     count = getattr(model, "count_tokens", None)
     context = getattr(model, "context_length", None)
-    usable_context = isinstance(context, int) and not isinstance(context, bool) and context > 0
+    if not isinstance(context, int) or isinstance(context, bool) or context <= 0:
+        context = None
     return TokenCounter(count=count if callable(count) else estimate_tokens,
-                        context_length=context if usable_context else DEFAULT_CONTEXT_TOKENS,
-                        exact=callable(count) and usable_context)
+                        context_length=context or DEFAULT_CONTEXT_TOKENS,
+                        exact=callable(count) and context is not None)
 
 
 class EmbeddingModel(Protocol):

@@ -253,7 +253,8 @@ def current_settings() -> dict:
             "companion_models": chosen.companion_models, "companion_turn_seconds": chosen.companion_turn_seconds}
 
 
-EDITABLE = ("catalog_url", "companion_models", "companion_turn_seconds")  # what PUT /api/settings changes (plugins have their own route)
+# what PUT /api/settings changes (plugins have their own route)
+EDITABLE = ("catalog_url", "companion_models", "companion_turn_seconds")
 
 
 @api.put("/settings")
