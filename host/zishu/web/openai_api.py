@@ -51,6 +51,8 @@ def models():
 
 @openai_api.post("/v1/chat/completions")
 def chat_completions():
+    """A reply as the character; each message at most 4,000 characters and all of them at most
+    64,000 (400 USAGE naming the limit); see the module docstring for the context fit and the budget."""
     body = _body()
     rid = body.get("model")
     if not isinstance(rid, str) or not rid:
