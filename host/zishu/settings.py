@@ -12,6 +12,9 @@ key (the key names are the ones earlier versions wrote, so existing databases re
     companion_devices  "companion.devices"  role → "auto", "cpu", "cuda" or "cuda:N": where each of a
                                             companion's models runs ("auto", the default, is a GPU
                                             when the engine's library can use one)
+    companion_turn_seconds "companion.turn_seconds"
+                                            the time budget of one companion turn or LLM completion
+                                            (waiting for a busy model and generating), 5 to 3600 s
     emotion map        "avatar.emotions.<character id>"
                                             the expression calibration of one character (tag →
                                             {"expression", "motion"}); checked against the avatar
@@ -42,7 +45,8 @@ log = logging.getLogger(__name__)
 
 COMPANION_ROLES = ("llm", "asr", "vad", "embedding")
 KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "companion_models": "companion.models",
-        "companion_devices": "companion.devices"}
+        "companion_devices": "companion.devices",
+        "companion_turn_seconds": "companion.turn_seconds"}
 EMOTION_MAP_PREFIX = "avatar.emotions."
 _URL = re.compile(r"^(https?|file)://\S+$")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -57,6 +61,14 @@ class Settings(BaseModel):
     companion_models: dict[str, str] = {}
     companion_devices: dict[str, str] = {}
     catalog_url: str = ""
+    companion_turn_seconds: int = 120  # zishu.companion.limits.TURN_SECONDS
+
+    @field_validator("companion_turn_seconds", mode="before")
+    @classmethod
+    def _companion_turn_seconds(cls, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 5 <= value <= 3600:
+            raise ValueError("companion_turn_seconds must be a whole number of seconds from 5 to 3600")
+        return value
 
     @field_validator("catalog_url", mode="before")
     @classmethod

@@ -81,10 +81,16 @@ def check_lora(lora: GGUFHeader, base: GGUFHeader, who: str) -> None:
 
 
 class LlamaChat:
-    """A loaded chat model: ``chat(messages, options)`` yields the reply as it is generated."""
+    """A loaded chat model: ``chat(messages, options)`` yields the reply as it is generated, until
+    ``options.deadline`` passes or ``options.cancelled()``; ``count_tokens`` and ``context_length``
+    let the host fit its prompt to the context."""
 
     def __init__(self, llama: OneAtATime) -> None:
         self.llama = llama
+        self.context_length = llama.context_length
+
+    def count_tokens(self, text: str) -> int:
+        return self.llama.count_tokens(text)
 
     def chat(self, messages: list[dict], options: ChatOptions | None = None) -> Iterator[str]:
         return self._reply(checked_messages(messages, self.llama.label), options or ChatOptions())
@@ -95,12 +101,14 @@ class LlamaChat:
     def _reply(self, messages: list[dict], options: ChatOptions) -> Iterator[str]:
         import jinja2
 
-        with self.llama.use() as llm:
+        with self.llama.use(options.deadline, options.cancelled) as llm:
+            if llm is None or options.over():  # cancelled while waiting for the model
+                return
             try:
                 stream = llm.create_chat_completion(messages=messages, stream=True, **sampling(options))
                 try:
                     for chunk in stream:
-                        if self.llama.closing:
+                        if self.llama.closing or options.over():
                             break
                         piece = chunk["choices"][0]["delta"].get("content")
                         if piece:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -150,35 +151,87 @@ def thread_settings() -> dict:
 class OneAtATime:
     """A loaded ``Llama`` that one thread uses at a time (llama.cpp's context is not thread-safe).
 
-    ``use()`` waits while another thread uses it. A thread that asks again while its own earlier
-    stream is still open gets an EngineError instead of waiting for itself forever. ``close()``
-    frees the model at once when it is idle, else asks the stream using it to stop early and frees
-    it when that stream ends.
+    ``use(deadline, cancelled)`` waits while another thread uses it, but never without bound: at most
+    ``MAX_WAITING`` threads wait (one more gets an EngineError saying the model is busy at once), each
+    no longer than its ``deadline`` (a ``time.monotonic()`` value; then an EngineError), and a waiter
+    whose ``cancelled()`` turns true leaves with None instead of the model. A thread that asks again
+    while its own earlier stream is still open gets an EngineError instead of waiting for itself
+    forever. ``count_tokens`` uses the tokenizer beside a running reply (it reads only the vocabulary).
+    ``close()`` frees the model at once when it is idle, else asks the stream using it to stop early
+    and frees it when that stream ends.
     """
+
+    MAX_WAITING = 4  # replies that may queue for one model; more are refused as busy
+    POLL = 0.05  # seconds between looks at ``cancelled`` while waiting
 
     def __init__(self, llm, label: str) -> None:
         self.label = label
         self.closing = False
         self._llm = llm
         self._lock = threading.Lock()
+        self._tokenizer = threading.Lock()  # count_tokens and _free never overlap
         self._owner: int | None = None
+        self._waiting = 0
+        self._queue = threading.Lock()  # guards _waiting
 
     @contextmanager
-    def use(self):
+    def use(self, deadline: float | None = None, cancelled=None):
         me = threading.get_ident()
         if self._owner == me:
             raise EngineError(f"{self.label}: a reply from this model is still open in this thread; "
                               f"read it to the end or close it before asking again")
-        with self._lock:
+        if not self._wait(deadline, cancelled):
+            yield None
+            return
+        try:
             if self._llm is None or self.closing:
                 raise EngineError(f"{self.label} has been unloaded")
             self._owner = me
-            try:
-                yield self._llm
-            finally:
-                self._owner = None
-                if self.closing:
-                    self._free()
+            yield self._llm
+        finally:
+            self._owner = None
+            if self.closing:
+                self._free()
+            self._lock.release()
+
+    def _wait(self, deadline: float | None, cancelled) -> bool:
+        """Take the model (True), or leave because ``cancelled()`` (False); EngineError when too
+        many wait already or the deadline passes first."""
+        if self._lock.acquire(blocking=False):
+            return True
+        with self._queue:
+            if self._waiting >= self.MAX_WAITING:
+                raise EngineError(f"{self.label} is busy: {self._waiting} replies are already waiting for it "
+                                  f"(at most {self.MAX_WAITING}); try again when one has finished")
+            self._waiting += 1
+        started = time.monotonic()
+        try:
+            while True:
+                wait = self.POLL if deadline is None else min(self.POLL, deadline - time.monotonic())
+                if wait <= 0:
+                    raise EngineError(f"{self.label} was busy with other replies for "
+                                      f"{time.monotonic() - started:.0f} s, until this reply's time budget "
+                                      f"ran out; try again when it is free")
+                if self._lock.acquire(timeout=wait):
+                    return True
+                if cancelled is not None and cancelled():
+                    return False
+        finally:
+            with self._queue:
+                self._waiting -= 1
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes with the model's tokenizer (no BOS, special markers as text)."""
+        with self._tokenizer:
+            if self._llm is None:
+                raise EngineError(f"{self.label} has been unloaded")
+            data = text.encode("utf-8", "replace")
+            return len(self._llm.tokenize(data, add_bos=False, special=False)) if data else 0
+
+    @property
+    def context_length(self) -> int:
+        with self._tokenizer:
+            return int(self._llm.n_ctx()) if self._llm is not None else 0
 
     def close(self) -> None:
         self.closing = True
@@ -188,6 +241,7 @@ class OneAtATime:
             self._free()
 
     def _free(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        with self._tokenizer:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None

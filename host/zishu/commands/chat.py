@@ -2,7 +2,9 @@
 
 The same pipeline as the window (persona, lorebook, memories, emotion tags), without speech: the
 reply prints sentence by sentence as it is generated, its emotions in dim brackets, and the
-latency of each turn goes to stderr. Lines starting with ``/`` are commands (``/help``).
+latency of each turn goes to stderr. Lines starting with ``/`` are commands (``/help``). A message
+is at most 4,000 characters (longer ones are refused, exit status 2 with ``-m``); one the model's
+context cannot hold is cut to fit, and a note on stderr says so.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ def _turn(talk, text: str) -> None:
                 out.print(f" {mood}" if reply.said else f"{mood} ", end="")
             elif event["type"] == "text":
                 out.print(escape(event["text"]), end="")
+            elif event["type"] == "note":
+                err.print(f"[yellow]note:[/] {escape(event['message'])}")
             elif event["type"] == "done":
                 out.print()
                 stages = ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in event["latency"].items())

@@ -9,7 +9,14 @@ chat and the tests all read the same stream):
     {"type": "emotion", "name", "tag", "expression", "motion"}  at its place among the sentences
     {"type": "sentence", "index": i, "text": "..."}           a piece handed to speech
     {"type": "audio", "index": i, "pcm": bytes, "sample_rate"}  that piece's audio, chunk by chunk
+    {"type": "note", "code", "message"}                      the user's message was cut to fit the
+                                                              context (MESSAGE_CUT), or the reply
+                                                              stopped at the turn's time budget (TURN_TIME)
     {"type": "done", "text", "interrupted", "latency": {...}}
+
+A message over ``limits.MESSAGE_CHARS`` is refused (UsageError). A turn has ``turn_seconds`` (the
+``companion_turn_seconds`` setting): the LLM waits for a busy model and generates only until then,
+and stops at its next piece when the conversation is stopped (the session closed, the reader left).
 
 Generation runs in one thread and speech in another, joined by a queue: sentence 2 is generated
 while sentence 1 is spoken. ``interrupt(n)`` (barge-in: the listener heard ``n`` sentences) ends
@@ -25,11 +32,12 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from zishu.engines.kinds import ChatModel, ChatOptions, SpeechSynthesizer
+from zishu.engines.kinds import ChatModel, ChatOptions, SpeechSynthesizer, token_counter
 
-from .brain import Character, build_turn
+from .brain import Character, PromptBudget, build_turn
+from .limits import TURN_SECONDS, checked_message
 from .memory import MemoryStore, facts_worth_keeping
 from .records import Turn
 from .stream_text import Emotion, Sentence, join_spoken, speakable
@@ -53,6 +61,7 @@ class Conversation:
     options: ChatOptions = field(default_factory=lambda: ChatOptions(max_tokens=256))
     user_name: str = "User"
     history: list[dict] = field(default_factory=list)
+    turn_seconds: float = TURN_SECONDS
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _played: int | None = field(default=None, repr=False)
     _last: dict | None = field(default=None, repr=False)  # the finished reply: sentences, record, marks
@@ -102,6 +111,9 @@ class Conversation:
         the latency record starts there (default: now); ``stages`` are earlier marks of this turn
         (e.g. ``{"transcript": t}``); ``history`` replaces the stored short-term history (a client
         that keeps its own, like the OpenAI-compatible endpoint)."""
+        checked_message(user_text)
+        deadline = time.monotonic() + self.turn_seconds
+        options = replace(self.options, deadline=deadline, cancelled=self._stop.is_set)
         with self._lock:
             self._stop.clear()
             self._played = None
@@ -110,8 +122,16 @@ class Conversation:
         marks = {"start": heard_at if heard_at is not None else time.perf_counter(), **(stages or {})}
         recalled = self._recall(user_text)
         past = self._history() if history is None else history[-HISTORY_MESSAGES:]
-        turn = build_turn(self.character, user_text, past, [m["text"] for m in recalled], self.user_name)
-        yield {"type": "turn", "memories": recalled, "lore": [e.name or e.keys[0] for e in turn.lore]}
+        counter = token_counter(self.llm)
+        budget = PromptBudget(counter.count, counter.context_length - min(options.max_tokens,
+                                                                          counter.context_length // 2))
+        turn = build_turn(self.character, user_text, past, [m["text"] for m in recalled], self.user_name, budget)
+        yield {"type": "turn", "memories": recalled, "lore": [e.name or e.keys[0] for e in turn.lore],
+               "message_cut": turn.message_cut, "history_dropped": turn.history_dropped}
+        if turn.message_cut:
+            yield {"type": "note", "code": "MESSAGE_CUT",
+                   "message": f"your message was too long for the model's context of {counter.context_length:,} "
+                              f"tokens: its last {turn.message_cut:,} characters were left out"}
 
         events: queue.Queue = queue.Queue()
         sentences: queue.Queue = queue.Queue()
@@ -120,8 +140,8 @@ class Conversation:
 
         def generate() -> None:
             def pieces():
-                for piece in self.llm.chat(turn.messages, self.options):
-                    if self._stop.is_set():
+                for piece in self.llm.chat(turn.messages, options):
+                    if options.over():
                         return
                     marks.setdefault("first_token", time.perf_counter())
                     events.put({"type": "token", "text": piece})
@@ -180,6 +200,9 @@ class Conversation:
             record = self._remember(user_text, text.strip(), interrupted, latency)
             self._last = {"spoken": heard, "record": record, "latency": latency, "start": marks["start"],
                           "interrupted": interrupted}
+        if not interrupted and time.monotonic() >= deadline:
+            yield {"type": "note", "code": "TURN_TIME",
+                   "message": f"the reply stopped at the turn's time budget of {self.turn_seconds:g} s"}
         yield {"type": "done", "text": text.strip(), "interrupted": interrupted, "latency": latency}
 
     def _say(self, sentence: Sentence, index: int, events: queue.Queue, marks: dict) -> None:

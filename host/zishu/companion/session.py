@@ -40,6 +40,7 @@ from zishu.errors import UsageError, ZishuError
 from zishu.settings import COMPANION_ROLES, KEYS
 
 from .brain import Character
+from .limits import checked_message
 from .listen import BothClassifier, EnergyClassifier, Listener, ModelClassifier, SpeechStarted, Utterance
 from .pipeline import STAGES, Conversation
 
@@ -133,7 +134,10 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
         else:
             asr = use(runtime, "asr", chosen["asr"], device=where.get("asr")).handle
             vad = use(runtime, "vad", chosen["vad"], device=where.get("vad")).handle if chosen["vad"] else None
-    talk = Conversation(character, llm.handle, tts, store, user_name=user_name)
+    from zishu import settings
+
+    talk = Conversation(character, llm.handle, tts, store, user_name=user_name,
+                        turn_seconds=settings.load().companion_turn_seconds)
     return Companion(talk, chosen, asr, vad, notes)
 
 
@@ -193,8 +197,10 @@ class Session:
     # -- from the window --------------------------------------------------------------------------
 
     def say(self, text: str) -> None:
+        """A typed message, at most ``limits.MESSAGE_CHARS`` characters (UsageError beyond)."""
         if not isinstance(text, str) or not text.strip():
             raise UsageError("a message needs some text")
+        checked_message(text)
         self.barge_in()
         self._work.put(("say", text.strip(), time.perf_counter(), {}))
 

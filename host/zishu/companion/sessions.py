@@ -109,7 +109,7 @@ class CompanionSessions:
             if companion is None:
                 companion = self._text[rid] = open_text_companion(self.runtime, character)
         talk = companion.conversation
-        chat = Conversation(character, talk.llm, None, talk.memory)
+        chat = Conversation(character, talk.llm, None, talk.memory, turn_seconds=talk.turn_seconds)
         if options is not None:
             chat.options = options
         return chat

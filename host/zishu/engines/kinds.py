@@ -4,6 +4,9 @@ make on whatever an engine's ``load`` returned.
 Engines return objects with these methods (duck-typed; the Protocols below are the contract):
 
     llm        chat(messages, options) -> Iterator[str]          text pieces, as they are generated
+               count_tokens(text) -> int, context_length: int    optional: the model's tokenizer and
+                                                                 context (``token_counter`` falls back
+                                                                 to an estimate when an engine lacks them)
     embedding  embed(texts) -> list[list[float]]                 one vector per text
     asr        transcribe(pcm, language) -> Transcript           a whole utterance
                stream(chunks, language) -> Iterator[Transcript]  live partials (engines with "streaming")
@@ -20,14 +23,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 ASR_SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)
 class ChatOptions:
-    """Sampling settings for one reply; ``stop`` ends the reply before any of these strings."""
+    """Sampling settings for one reply; ``stop`` ends the reply before any of these strings.
+
+    ``deadline`` (a ``time.monotonic()`` value) and ``cancelled`` bound the reply's time: an engine
+    waits for a busy model no longer than the deadline (then raises EngineError), and ends the reply
+    at its next piece once the deadline passes or ``cancelled()`` is true (the session closed, the
+    HTTP client went away)."""
 
     max_tokens: int = 512
     temperature: float = 0.8
@@ -37,12 +45,58 @@ class ChatOptions:
     repeat_penalty: float = 1.1
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    deadline: float | None = field(default=None, compare=False)
+    cancelled: Callable[[], bool] | None = field(default=None, compare=False)
+
+    def over(self) -> bool:
+        """Whether the reply should end now: its deadline passed or it was cancelled."""
+        import time
+
+        return ((self.deadline is not None and time.monotonic() >= self.deadline)
+                or (self.cancelled is not None and self.cancelled()))
 
 
 class ChatModel(Protocol):
+    """A loaded chat model. Besides ``chat`` an engine may offer ``count_tokens(text) -> int`` (the
+    model's own tokenizer) and ``context_length`` (the most tokens prompt and reply may hold
+    together); callers reach both through ``token_counter``, which estimates when they are missing."""
+
     def chat(self, messages: list[dict], options: ChatOptions | None = None) -> Iterator[str]:
         """``messages`` as [{"role": "system"|"user"|"assistant", "content": str}], rendered with
         the model's own chat template; yields the reply's text as it is generated."""
+
+
+DEFAULT_CONTEXT_TOKENS = 4096  # the context assumed for a chat model that does not say its own
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens ``text`` takes, estimated from its characters for an engine without a tokenizer: about
+    three ASCII characters a token (English BPE averages four) and one token for any other character
+    (a CJK character is one or two), so the estimate leans high."""
+    ascii_chars = sum(ch.isascii() for ch in text)
+    return ascii_chars // 3 + (len(text) - ascii_chars) + 1
+
+
+@dataclass(frozen=True)
+class TokenCounter:
+    """How a chat model counts: ``count(text)`` tokens, ``context_length`` the most it holds;
+    ``exact`` when both come from the model itself."""
+
+    count: Callable[[str], int]
+    context_length: int
+    exact: bool
+
+
+def token_counter(model: Any) -> TokenCounter:
+    """The model's own ``count_tokens`` and ``context_length`` when it offers them, else
+    ``estimate_tokens`` and ``DEFAULT_CONTEXT_TOKENS``."""
+    count = getattr(model, "count_tokens", None)
+    context = getattr(model, "context_length", None)
+    if not isinstance(context, int) or isinstance(context, bool) or context <= 0:
+        context = None
+    return TokenCounter(count=count if callable(count) else estimate_tokens,
+                        context_length=context or DEFAULT_CONTEXT_TOKENS,
+                        exact=callable(count) and context is not None)
 
 
 class EmbeddingModel(Protocol):

@@ -250,10 +250,11 @@ def current_settings() -> dict:
     chosen = user_settings.load()
     return {"catalog_url": chosen.catalog_url, "catalog_env": config.catalog_source(),
             "catalog_used": rt.catalog().source, "home": str(rt.home), "queue": rt.jobs.description,
-            "companion_models": chosen.companion_models}
+            "companion_models": chosen.companion_models, "companion_turn_seconds": chosen.companion_turn_seconds}
 
 
-EDITABLE = ("catalog_url", "companion_models")  # what PUT /api/settings changes (plugins have their own route)
+# what PUT /api/settings changes (plugins have their own route)
+EDITABLE = ("catalog_url", "companion_models", "companion_turn_seconds")
 
 
 @api.put("/settings")

@@ -5,7 +5,7 @@ checks as every other route (a WebSocket would need another server than cheroot)
 
     GET  /api/companion/sessions/<id>/events     server-sent events: the session's events, audio as base64
     POST /api/companion/sessions/<id>/audio      microphone PCM (16 kHz mono int16), ~100 ms a request
-    POST /api/companion/sessions/<id>/say        {"text"}: a typed message
+    POST /api/companion/sessions/<id>/say        {"text"}: a typed message (at most 4,000 characters)
     POST /api/companion/sessions/<id>/playback   {"event": "playing" | "heard" | "barge_in", "sentences": n}
 
 A session opens with ``POST /api/companion/sessions {"character": id}`` (its engines load then) and
@@ -107,6 +107,9 @@ def events(sid: int):
 
 @companion.post("/api/companion/sessions/<int:sid>/say")
 def say(sid: int):
+    """A typed message of at most ``MESSAGE_CHARS`` (4,000) characters; a longer one is refused with
+    400 USAGE naming the limit. One the model's context cannot hold is cut to fit, and a ``note``
+    event says so; the turn stops at the ``companion_turn_seconds`` budget or when the session closes."""
     text = _body().get("text")
     if not isinstance(text, str):
         raise UsageError('expected {"text": "..."}')

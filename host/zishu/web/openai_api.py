@@ -8,10 +8,18 @@ the client's messages as the short-term history (the client keeps its own; syste
 client are ignored: the character's persona is the system prompt). The exchange is remembered like
 any other turn. Replies are the spoken text: emotion tags are taken out. The same secret guards it
 as every other route: send ``Authorization: Bearer <secret>`` (the ``api_key`` of an OpenAI client).
+
+Limits: each message at most 4,000 characters and all of them at most 64,000 together
+(``zishu.companion.limits``), else 400 USAGE naming the limit. The history is cut to the model's
+context, oldest first; when the last message itself had to be cut, the ``X-Zishu-Note`` header says
+so. A completion has the ``companion_turn_seconds`` budget (waiting for a busy model included); a
+streamed one stops when the client disconnects. A model busy with more queued replies than it takes
+answers 503 ENGINE_FAILED at once.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -19,6 +27,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, stream_with_context
 
+from zishu.companion.limits import checked_conversation
 from zishu.companion.stream_text import join_spoken
 from zishu.engines.kinds import ChatOptions
 from zishu.errors import UsageError
@@ -42,6 +51,8 @@ def models():
 
 @openai_api.post("/v1/chat/completions")
 def chat_completions():
+    """A reply as the character; each message at most 4,000 characters and all of them at most
+    64,000 (400 USAGE naming the limit); see the module docstring for the context fit and the budget."""
     body = _body()
     rid = body.get("model")
     if not isinstance(rid, str) or not rid:
@@ -55,31 +66,45 @@ def chat_completions():
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
-    events = talk.reply(last, history=history)
+    replying = talk.reply(last, history=history)
+    first = next(replying)  # the "turn" event: the prompt is built (and a note follows) before any answer
+    after = next(replying)
+    notes = {"X-Zishu-Note": after["message"]} if after["type"] == "note" else {}
+    events = itertools.chain([first, after], replying)
     if not body.get("stream"):
-        text = next(e for e in events if e["type"] == "done")["text"]
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        return jsonify(id=reply_id, object="chat.completion", created=created, model=rid, choices=[choice])
+        try:
+            done = next(e for e in events if e["type"] == "done")
+        finally:
+            replying.close()
+        choice = {"index": 0, "message": {"role": "assistant", "content": done["text"]}, "finish_reason": "stop"}
+        answer = jsonify(id=reply_id, object="chat.completion", created=created, model=rid, choices=[choice])
+        answer.headers.update(notes)
+        return answer
 
     def stream() -> Iterator[str]:
         said = ""
-        yield chunk({"role": "assistant", "content": ""})
-        for event in events:
-            if event["type"] == "sentence":
-                longer = join_spoken([said, event["text"]])
-                yield chunk({"content": longer[len(said):]})
-                said = longer
-        yield chunk({}, "stop")
-        yield "data: [DONE]\n\n"
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            for event in events:
+                if event["type"] == "sentence":
+                    longer = join_spoken([said, event["text"]])
+                    yield chunk({"content": longer[len(said):]})
+                    said = longer
+            yield chunk({}, "stop")
+            yield "data: [DONE]\n\n"
+        finally:  # the client went away (or the reply ended): stop generating for nobody
+            replying.close()
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+                    headers={"X-Accel-Buffering": "no", **notes})
 
 
 def _messages(messages) -> tuple[list[dict], str]:
     """The history before the last message, and the last one, which must be the user's."""
     if not isinstance(messages, list) or not messages:
         raise UsageError('"messages" must be a non-empty list of {"role", "content"}')
-    history = []
+    history: list[dict] = []
+    checked: list[str] = []
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             raise UsageError(f"messages[{i}]: expected a role of {', '.join(ROLES)}")
@@ -88,8 +113,10 @@ def _messages(messages) -> tuple[list[dict], str]:
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
         if not isinstance(content, str):
             raise UsageError(f"messages[{i}].content: expected text")
+        checked.append(content)
         if message["role"] != "system":
             history.append({"role": message["role"], "content": content})
+    checked_conversation(checked)
     if not history or history[-1]["role"] != "user" or not history[-1]["content"].strip():
         raise UsageError("the last message must be the user's, with some text")
     return history[:-1], history[-1]["content"]
