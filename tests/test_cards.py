@@ -17,8 +17,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from conftest import make_manifest
-from zishu.catalog import load_yaml, parse_manifest, read_manifest
-from zishu.catalog import cards
+from zishu.catalog import cards, load_yaml, parse_manifest, read_manifest
 from zishu.catalog.cards import (
     MAX_CHUNK_TEXT,
     MAX_FIELD_CHARS,
@@ -36,8 +35,8 @@ from zishu.catalog.cards import (
     write_card_png,
 )
 from zishu.catalog.manifest import CharacterResource
-from zishu.errors import CardError
 from zishu.cli import cli
+from zishu.errors import CardError
 
 V2_CARD = {
     "spec": "chara_card_v2",
@@ -575,7 +574,8 @@ LIMITS = {
                    "data.description is 100,001 characters long; a card's text field may be at most 100,000"),
     "greeting.json": (_card_with(alternate_greetings=["hi", "y" * (MAX_FIELD_CHARS + 1)]),
                       "data.alternate_greetings[1] is 100,001 characters long"),
-    "lore-text.json": (_card_with(character_book={"entries": [{"keys": ["k"], "content": "z" * (MAX_FIELD_CHARS + 1)}]}),
+    "lore-text.json": (_card_with(character_book={"entries": [{"keys": ["k"],
+                                                                "content": "z" * (MAX_FIELD_CHARS + 1)}]}),
                        "data.character_book.entries[0].content is 100,001 characters long"),
     "greetings.json": (_card_with(alternate_greetings=["hi"] * (MAX_LIST_ITEMS + 1)),
                        "data.alternate_greetings has 1,001 items; a card's list may have at most 1,000"),
