@@ -133,7 +133,9 @@ def read_card_bytes(raw: bytes, file: str = "<card>") -> tuple[dict, bool]:
     else:
         where = "the file"
         json_text = _utf8(raw, file, where)
-    return normalize_card(_parse_json(json_text, file, where), file), is_png
+    card = normalize_card(_parse_json(json_text, file, where), file)  # the limits, before a walk over it all
+    _check_unicode(card, file, where)
+    return card, is_png
 
 
 def _check_size(head: bytes, size: int, file: str) -> bool:
@@ -178,11 +180,14 @@ def _parse_json(text: str, file: str, where: str) -> Any:
         raise _fail(file, f"{where} holds invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
         raise _fail(file, f"{where} holds JSON nested too deeply") from None
+    return card
+
+
+def _check_unicode(card: dict, file: str, where: str) -> None:
     try:
         json.dumps(card, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise _fail(file, f"{where} holds text that is not valid Unicode (a lone surrogate escape)") from None
-    return card
 
 
 def normalize_card(card: Any, file: str = "<card>") -> dict:

@@ -81,7 +81,7 @@ def list_characters(runtime) -> list[dict]:
     registry = store.load()
     index = character_index.read_index(store)
     fresh: dict[str, dict] = {}
-    found = []
+    found, rebuilt = [], False
     for rid, records in registry.items():
         if not isinstance(records, dict) or not any(
                 isinstance(rec, dict) and rec.get("kind") == "character" for rec in records.values()):
@@ -93,13 +93,15 @@ def list_characters(runtime) -> list[dict]:
                 continue  # registered, but its folder is gone: the Library shows it
             entry = index.get(rid)
             if entry is None or entry["key"] != key:
-                resource, folder = _newest(runtime, rid)
-                entry = {"key": key, "summary": _summary_of(resource, folder.name)}
+                resource = manifest_of(store.version_dir(_checked_id(rid), versions[0]))
+                if not isinstance(resource, CharacterResource):
+                    continue
+                entry, rebuilt = {"key": key, "summary": _summary_of(resource, versions[0])}, True
         except (ZishuError, OSError, ValueError, TypeError):
             continue  # a broken install: the Library shows it, the character list cannot use it
         fresh[rid] = entry
         found.append({**entry["summary"], "versions": versions})
-    if fresh != index:
+    if rebuilt or len(fresh) != len(index):  # an entry made, or one for a character that is gone
         character_index.write_index(store, fresh, wait=False)
     return sorted(found, key=lambda c: (c["name"].casefold(), c["id"]))
 
