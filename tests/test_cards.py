@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -15,16 +17,26 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from conftest import make_manifest
-from zishu.catalog import load_yaml, parse_manifest, read_manifest
+from zishu.catalog import cards, load_yaml, parse_manifest, read_manifest
 from zishu.catalog.cards import (
+    MAX_CHUNK_TEXT,
+    MAX_FIELD_CHARS,
+    MAX_JSON_BYTES,
+    MAX_LIST_ITEMS,
+    MAX_LORE_ENTRIES,
+    MAX_PNG_BYTES,
     card_to_manifest,
     manifest_to_card,
+    normalize_card,
     read_card,
+    read_card_bytes,
+    read_card_file,
     summary_for,
     write_card_png,
 )
 from zishu.catalog.manifest import CharacterResource
 from zishu.cli import cli
+from zishu.errors import CardError
 
 V2_CARD = {
     "spec": "chara_card_v2",
@@ -525,3 +537,98 @@ def test_export_refuses_other_kinds_and_other_suffixes(tmp_path: Path, registry:
     assert result.exit_code == 2 and "--image is only for PNG" in result.output
     result = export_card(character, tmp_path / "x.png", "--image", str(character))
     assert result.exit_code == 4 and f"{character}: not an image" in result.output
+
+
+# ---- limits: refused quickly, before the expensive step, naming the limit ---------------------
+
+
+def _card_with(**data: object) -> dict:
+    return {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Big", **data}}
+
+
+def _png_with_chunk(keyword: str, text_length: int) -> bytes:
+    """A small real PNG with a ``tEXt`` card chunk holding ``text_length`` bytes of base64 text."""
+    info = PngInfo()
+    info.add_text(keyword, "A" * text_length)
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def _peak_bytes(work) -> int:
+    """The most memory Python allocated while ``work()`` ran (it raises a CardError)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(CardError):
+            work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+LIMITS = {
+    "entries.json": (_card_with(character_book={"entries": [{"keys": [f"k{i}"], "content": "x"}
+                                                            for i in range(MAX_LORE_ENTRIES + 1)]}),
+                     f"the lorebook has 2,001 entries; a card may have at most {MAX_LORE_ENTRIES:,}"),
+    "field.json": (_card_with(description="x" * (MAX_FIELD_CHARS + 1)),
+                   "data.description is 100,001 characters long; a card's text field may be at most 100,000"),
+    "greeting.json": (_card_with(alternate_greetings=["hi", "y" * (MAX_FIELD_CHARS + 1)]),
+                      "data.alternate_greetings[1] is 100,001 characters long"),
+    "lore-text.json": (_card_with(character_book={"entries": [{"keys": ["k"],
+                                                                "content": "z" * (MAX_FIELD_CHARS + 1)}]}),
+                       "data.character_book.entries[0].content is 100,001 characters long"),
+    "greetings.json": (_card_with(alternate_greetings=["hi"] * (MAX_LIST_ITEMS + 1)),
+                       "data.alternate_greetings has 1,001 items; a card's list may have at most 1,000"),
+    "keys.json": (_card_with(character_book={"entries": [{"keys": ["k"] * (MAX_LIST_ITEMS + 1), "content": "x"}]}),
+                  "data.character_book.entries[0].keys has 1,001 items"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_a_card_over_a_limit_is_refused_by_the_cli_naming_the_limit(tmp_path: Path, name: str) -> None:
+    card, problem = LIMITS[name]
+    card_file = tmp_path / name
+    card_file.write_text(json.dumps(card), encoding="utf-8")
+    result = import_card(card_file, tmp_path / "out.yaml")
+    assert result.exit_code == 4, result.output
+    assert f"error: {card_file}: " in result.stderr and problem in result.stderr
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def test_too_many_lorebook_entries_are_refused_before_any_manifest_is_built(tmp_path: Path, monkeypatch) -> None:
+    built: list[object] = []
+    monkeypatch.setattr(cards, "parse_manifest", lambda *a: built.append(a) or parse_manifest(*a))
+    entries = [{"keys": [f"k{i}"], "content": "lore"} for i in range(100_000)]  # the attack run's 100k entries
+    card_file = tmp_path / "lorebook.json"
+    card_file.write_text(json.dumps(_card_with(character_book={"entries": entries})), encoding="utf-8")
+    assert card_file.stat().st_size < MAX_JSON_BYTES  # small enough to pass the size check
+    result = import_card(card_file, tmp_path / "out.yaml")
+    assert result.exit_code == 4 and "the lorebook has 100,000 entries; a card may have at most 2,000" in result.stderr
+    assert built == []
+
+
+def test_an_oversized_file_is_refused_without_being_read(tmp_path: Path) -> None:
+    huge = _sparse(tmp_path / "huge.json", b'{"name": "', MAX_JSON_BYTES + 1)
+    assert _peak_bytes(lambda: read_card_file(huge)) < 256 * 1024  # the 5 MiB were never read
+
+
+def test_an_oversized_card_chunk_is_refused_before_it_is_copied_or_decoded(tmp_path: Path) -> None:
+    raw = _png_with_chunk("chara", MAX_CHUNK_TEXT + 1)
+    assert len(raw) < MAX_PNG_BYTES  # the file itself is within its limit: the chunk is not
+    peak = _peak_bytes(lambda: read_card_bytes(raw, "big-chunk.png"))
+    assert peak < 256 * 1024  # the chunk (6.9 MB) was neither copied nor decoded
+
+    card_file = tmp_path / "big-chunk.png"
+    card_file.write_bytes(raw)
+    result = import_card(card_file, tmp_path / "out.yaml")
+    assert result.exit_code == 4
+    assert (f"{card_file}: the 'chara' chunk holds {MAX_CHUNK_TEXT + 1:,} bytes of text; a card's chunk may hold "
+            f"at most {MAX_CHUNK_TEXT:,}") in result.stderr
+
+
+def test_a_card_at_the_limits_still_imports(tmp_path: Path) -> None:
+    entries = [{"keys": [f"k{i}"], "content": "lore"} for i in range(MAX_LORE_ENTRIES)]
+    card = _card_with(description="d" * MAX_FIELD_CHARS, alternate_greetings=["hi"] * MAX_LIST_ITEMS,
+                      character_book={"entries": entries})
+    resource = card_to_manifest(normalize_card(card), owner="alice", license="MIT")
+    assert len(resource.spec.lorebook) == MAX_LORE_ENTRIES and len(resource.spec.greetings) == MAX_LIST_ITEMS

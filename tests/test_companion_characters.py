@@ -12,6 +12,7 @@ import json
 import os
 import re
 import struct
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -508,3 +509,104 @@ def test_the_pages_render(client, runtime) -> None:
     edit = client.get("/characters/local/mio/edit")
     assert edit.status_code == 200 and b"Edit Mio" in edit.data
     assert client.get("/characters/local/ghost/edit").status_code == 404
+
+
+# ---- big imports stay cheap: limits at the app's upload, and a list that reads an index -----------
+
+
+def _upload(client, data: bytes, name: str):
+    return client.post("/api/characters/import", data={"file": (io.BytesIO(data), name)},
+                       content_type="multipart/form-data")
+
+
+def test_the_upload_refuses_cards_over_the_limits_naming_them(client, runtime) -> None:
+    from zishu.catalog.cards import MAX_CHUNK_TEXT, MAX_FIELD_CHARS, MAX_LORE_ENTRIES
+
+    def refused(answer) -> str:
+        assert answer.status_code == 422, answer.data
+        assert answer.json["error"]["code"] == "CARD_INVALID"
+        return answer.json["error"]["message"]
+
+    big_json = b'{"name": "' + b"x" * (5 * 2**20) + b'"}'
+    assert refused(_upload(client, big_json, "big.json")) == \
+        "big.json: the file is 5,242,892 bytes; a JSON card may be at most 5 MiB"
+    entries = [{"keys": [f"k{i}"], "content": "lore"} for i in range(100_000)]
+    lorebook = json.dumps({"name": "Many", "character_book": {"entries": entries}}).encode()
+    assert refused(_upload(client, lorebook, "many.json")) == \
+        f"many.json: the lorebook has 100,000 entries; a card may have at most {MAX_LORE_ENTRIES:,}"
+    long_field = json.dumps({"name": "Long", "first_mes": "x" * (MAX_FIELD_CHARS + 1)}).encode()
+    assert "data.first_mes is 100,001 characters long; a card's text field may be at most 100,000" in \
+        refused(_upload(client, long_field, "long.json"))
+    chunk = png_with_text("chara", b"A" * (MAX_CHUNK_TEXT + 1))
+    assert f"a card's chunk may hold at most {MAX_CHUNK_TEXT:,}" in refused(_upload(client, chunk, "chunk.png"))
+    assert client.get("/api/characters").json["characters"] == []
+    assert not (runtime.home / "resources").exists() or not list((runtime.home / "resources").rglob("*.json"))
+
+
+def test_the_editor_refuses_a_lorebook_over_the_limit(runtime) -> None:
+    from zishu.catalog.cards import MAX_LORE_ENTRIES
+
+    lorebook = [{"keys": ["k"], "content": "x"}] * (MAX_LORE_ENTRIES + 1)
+    with pytest.raises(UsageError, match="lorebook: has 2,001 entries; a character may have at most 2,000"):
+        chars.create_character(runtime, fields(lorebook=lorebook))
+
+
+def _peak_while(work) -> tuple[object, int]:
+    tracemalloc.start()
+    try:
+        result = work()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_list_reads_the_index_not_the_manifests(runtime) -> None:
+    lorebook = [{"keys": [f"k{i}"], "content": "lore " * 400} for i in range(1_000)]  # a 2 MB manifest
+    rid = chars.create_character(runtime, fields(lorebook=lorebook))
+    assert (runtime.registry.path(rid) / "manifest.json").stat().st_size > 2_000_000
+    index = json.loads((runtime.home / "characters.json").read_text(encoding="utf-8"))
+    assert index["characters"][rid]["summary"]["name"] == "Mio"  # the save wrote its entry
+
+    listed, peak = _peak_while(lambda: chars.list_characters(runtime))
+    assert [c["id"] for c in listed] == [rid]
+    assert peak < 500_000  # reading the manifest alone would take 2 MB
+
+
+def test_the_index_is_rebuilt_when_missing_corrupt_or_stale(runtime, hero) -> None:
+    rid = chars.create_character(runtime, fields(greetings=["Hi!"]))
+    chars.create_character(runtime, fields(name="Zoe"))
+    expected = chars.list_characters(runtime)
+    index_file = runtime.home / "characters.json"
+
+    for broken in (None, "{not json", '{"format": 1, "characters": []}',
+                   json.dumps({"format": 1, "characters": {rid: {"key": 5, "summary": None}}}),
+                   json.dumps({"format": 1, "characters": {rid: {"key": ["1.0.0", 0, 0], "summary": {"id": 1}}}})):
+        if broken is None:
+            index_file.unlink()
+        else:
+            index_file.write_text(broken, encoding="utf-8")
+        assert chars.list_characters(runtime) == expected
+        assert set(json.loads(index_file.read_text(encoding="utf-8"))["characters"]) == {rid, "local/zoe", "zishu/hero"}
+
+    # a manifest changed behind the index's back (by hand, by an installer) is read again
+    manifest = runtime.registry.path(rid) / "manifest.json"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace('"Mio"', '"Mio Renamed"'), encoding="utf-8")
+    assert [c["name"] for c in chars.list_characters(runtime)] == ["Hero", "Mio Renamed", "Zoe"]
+
+    # an edit, an undo and a delete each show at once; a deleted character leaves the index
+    chars.update_character(runtime, "local/zoe", {"name": "Zed"})
+    assert [c["name"] for c in chars.list_characters(runtime)] == ["Hero", "Mio Renamed", "Zed"]
+    chars.undo_character_edit(runtime, "local/zoe")
+    assert [c["name"] for c in chars.list_characters(runtime)] == ["Hero", "Mio Renamed", "Zoe"]
+    chars.delete_character(runtime, "local/zoe")
+    assert [c["id"] for c in chars.list_characters(runtime)] == ["zishu/hero", rid]
+    assert "local/zoe" not in json.loads(index_file.read_text(encoding="utf-8"))["characters"]
+    chars.restore_character(runtime, "local/zoe")
+    assert [c["name"] for c in chars.list_characters(runtime)] == ["Hero", "Mio Renamed", "Zoe"]
+
+
+def test_the_list_shows_the_start_of_a_long_greeting(runtime) -> None:
+    chars.create_character(runtime, fields(greetings=["{{char}} " + "n" * 2_000]))
+    [listed] = chars.list_characters(runtime)
+    assert len(listed["greeting"]) == chars.MAX_LISTED_GREETING and listed["greeting"].endswith("…")
+    assert listed["greeting"].startswith("Mio nnn")

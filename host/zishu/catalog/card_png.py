@@ -27,8 +27,9 @@ def _fail(file: str, problem: str) -> CardError:
     return CardError(f"{file}: {problem}")
 
 
-def png_chunks(raw: bytes, file: str) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """Each chunk of a PNG file as (type, body, the chunk's bytes), up to and including IEND."""
+def chunk_spans(raw: bytes, file: str) -> Iterator[tuple[bytes, int, int]]:
+    """Each chunk of a PNG file as (type, where its body starts, its body's length), up to and
+    including IEND, copying nothing (a card's chunk can be checked before it is read)."""
     if not raw.startswith(PNG_SIGNATURE):
         raise _fail(file, "not a PNG image")
     pos = len(PNG_SIGNATURE)
@@ -36,14 +37,19 @@ def png_chunks(raw: bytes, file: str) -> Iterator[tuple[bytes, bytes, bytes]]:
         if pos + 8 > len(raw):
             raise _fail(file, "the PNG image is truncated")
         length, kind = struct.unpack(">I4s", raw[pos : pos + 8])
-        end = pos + 12 + length
-        if end > len(raw):
+        if pos + 12 + length > len(raw):
             raise _fail(file, f"the PNG image is truncated (its {kind.decode('latin-1')!r} chunk runs past the end)")
-        yield kind, raw[pos + 8 : pos + 8 + length], raw[pos:end]
+        yield kind, pos + 8, length
         if kind == b"IEND":
             return
-        pos = end
+        pos += 12 + length
     raise _fail(file, "the PNG image is truncated (no IEND chunk)")
+
+
+def png_chunks(raw: bytes, file: str) -> Iterator[tuple[bytes, bytes, bytes]]:
+    """Each chunk of a PNG file as (type, body, the chunk's bytes), up to and including IEND."""
+    for kind, start, length in chunk_spans(raw, file):
+        yield kind, raw[start : start + length], raw[start - 8 : start + length + 4]
 
 
 def text_keyword(kind: bytes, body: bytes) -> str | None:
@@ -53,16 +59,26 @@ def text_keyword(kind: bytes, body: bytes) -> str | None:
     return body.partition(b"\0")[0].decode("latin-1")
 
 
-def card_text(raw: bytes, file: str) -> tuple[str, str]:
-    """(keyword, base64 text) of the card in a PNG: ``ccv3`` when present, else ``chara``."""
+def card_text(raw: bytes, file: str, max_text: int | None = None) -> tuple[str, str]:
+    """(keyword, base64 text) of the card in a PNG: ``ccv3`` when present, else ``chara``.
+
+    A card chunk longer than ``max_text`` bytes is refused before it is read (CardError, with the limit).
+    """
     found: dict[str, str] = {}
-    for kind, body, chunk in png_chunks(raw, file):
-        keyword = text_keyword(kind, body)
-        if kind != b"tEXt" or keyword not in CARD_KEYWORDS or keyword in found:
+    for kind, start, length in chunk_spans(raw, file):
+        if kind != b"tEXt":
             continue
-        if zlib.crc32(chunk[4:-4]) != int.from_bytes(chunk[-4:], "big"):
+        keyword = raw[start : start + min(length, 80)].partition(b"\0")[0].decode("latin-1")
+        if keyword not in CARD_KEYWORDS or keyword in found:
+            continue
+        text_length = length - len(keyword) - 1
+        if max_text is not None and text_length > max_text:
+            raise _fail(file, f"the '{keyword}' chunk holds {text_length:,} bytes of text; a card's chunk may "
+                              f"hold at most {max_text:,}")
+        chunk = raw[start - 4 : start + length + 4]  # type, body and checksum
+        if zlib.crc32(chunk[:-4]) != int.from_bytes(chunk[-4:], "big"):
             raise _fail(file, f"the '{keyword}' chunk is damaged (its checksum does not match)")
-        found[keyword] = body.partition(b"\0")[2].decode("latin-1")
+        found[keyword] = chunk[4 + len(keyword) + 1 : -4].decode("latin-1")
     for keyword in CARD_KEYWORDS:
         if keyword in found:
             return keyword, found[keyword]

@@ -31,6 +31,11 @@ entries without keywords (a manifest entry needs one), ``root``/``root_mirrors``
 top-level extras. Export gives the card back field for field. A kept original is used only while
 the manifest still says what the card said; once a creator edits a manifest field (the persona, a
 greeting, a lorebook entry), the manifest wins for that field.
+
+Limits (a CardError naming the limit, each checked before the step it keeps cheap): a PNG card
+file at most 20 MiB and a JSON one 5 MiB (checked before the file is read); a card chunk at most
+the base64 of 5 MiB (before it is copied or decoded); at most 2,000 lorebook entries (before any
+entry is looked at); a text field at most 100,000 characters and a list at most 1,000 items.
 """
 
 from __future__ import annotations
@@ -62,7 +67,13 @@ from zishu.files import write_atomic
 
 from .card_png import MAX_PNG_BYTES, PNG_SIGNATURE, base_png, card_text, placeholder_png, with_card_texts
 
-MAX_JSON_BYTES = 5 * 1024 * 1024
+# What a card may hold, checked before the expensive step each guards (reading the file, decoding
+# the PNG chunk, json.loads, building the manifest): a card over one is refused with the limit named.
+MAX_JSON_BYTES = 5 * 1024 * 1024  # the card's JSON (a JSON file, or decoded from a PNG chunk)
+MAX_CHUNK_TEXT = -(-MAX_JSON_BYTES // 3) * 4 + MAX_JSON_BYTES // 32  # its base64 in a PNG chunk, line breaks allowed
+MAX_LORE_ENTRIES = 2_000  # entries of the card's lorebook (character_book.entries)
+MAX_FIELD_CHARS = 100_000  # characters in one text field (a description, a greeting, a lorebook entry)
+MAX_LIST_ITEMS = 1_000  # items of one list (alternate_greetings, tags, an entry's keys)
 
 SPECS = {"v2": ("chara_card_v2", "2.0"), "v3": ("chara_card_v3", "3.0")}
 SPEC_NAMES = {name: short for short, (name, _) in SPECS.items()}
@@ -116,13 +127,15 @@ def read_card_bytes(raw: bytes, file: str = "<card>") -> tuple[dict, bool]:
     ``file`` names it in error messages (CardError)."""
     is_png = _check_size(raw[:16], len(raw), file)
     if is_png:
-        keyword, text = card_text(raw, file)
+        keyword, text = card_text(raw, file, MAX_CHUNK_TEXT)
         where = f"the '{keyword}' chunk"
         json_text = _utf8(_base64(text, file, where), file, where)
     else:
         where = "the file"
         json_text = _utf8(raw, file, where)
-    return normalize_card(_parse_json(json_text, file, where), file), is_png
+    card = normalize_card(_parse_json(json_text, file, where), file)  # the limits, before a walk over it all
+    _check_unicode(card, file, where)
+    return card, is_png
 
 
 def _check_size(head: bytes, size: int, file: str) -> bool:
@@ -148,7 +161,8 @@ def _base64(text: str, file: str, where: str) -> bytes:
     except (binascii.Error, ValueError):
         raise _fail(file, f"{where} is not valid base64") from None
     if len(data) > MAX_JSON_BYTES:
-        raise _fail(file, f"{where} holds {len(data):,} bytes of JSON; a card may be at most 5 MiB")
+        raise _fail(file, f"{where} holds {len(data):,} bytes of JSON; a card may be at most "
+                          f"{MAX_JSON_BYTES // 2**20} MiB")
     return data
 
 
@@ -166,11 +180,14 @@ def _parse_json(text: str, file: str, where: str) -> Any:
         raise _fail(file, f"{where} holds invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
         raise _fail(file, f"{where} holds JSON nested too deeply") from None
+    return card
+
+
+def _check_unicode(card: dict, file: str, where: str) -> None:
     try:
         json.dumps(card, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise _fail(file, f"{where} holds text that is not valid Unicode (a lone surrogate escape)") from None
-    return card
 
 
 def normalize_card(card: Any, file: str = "<card>") -> dict:
@@ -200,6 +217,7 @@ def _check_data(data: dict, file: str) -> None:
         _expect_text(data.get(field), file, f"data.{field}")
     for field in TEXT_LIST_FIELDS:
         _expect_text_list(data.get(field), file, f"data.{field}")
+    _check_lengths(data, TEXT_FIELDS + TEXT_LIST_FIELDS, file, "data")
     version = data.get("character_version")
     if not (version is None or isinstance(version, (str, int, float))) or isinstance(version, bool):
         raise _fail(file, "data.character_version must be text")
@@ -213,6 +231,8 @@ def _check_data(data: dict, file: str) -> None:
     entries = book.get("entries", [])
     if not isinstance(entries, list):
         raise _fail(file, "data.character_book.entries must be a list")
+    if len(entries) > MAX_LORE_ENTRIES:  # before a single entry is looked at
+        raise _fail(file, f"the lorebook has {len(entries):,} entries; a card may have at most {MAX_LORE_ENTRIES:,}")
     for i, entry in enumerate(entries):
         where = f"data.character_book.entries[{i}]"
         if not isinstance(entry, dict):
@@ -222,6 +242,21 @@ def _check_data(data: dict, file: str) -> None:
         for field in ("keys", "secondary_keys"):
             if not isinstance(entry.get(field), str):
                 _expect_text_list(entry.get(field), file, f"{where}.{field}")
+        _check_lengths(entry, ("content", "name", "comment", "keys", "secondary_keys"), file, where)
+
+
+def _check_lengths(fields: dict, names: tuple[str, ...], file: str, where: str) -> None:
+    """Refuse a text over ``MAX_FIELD_CHARS`` or a list over ``MAX_LIST_ITEMS`` (types already checked)."""
+    for name in names:
+        value = fields.get(name)
+        if isinstance(value, list) and len(value) > MAX_LIST_ITEMS:
+            raise _fail(file, f"{where}.{name} has {len(value):,} items; a card's list may have at most "
+                              f"{MAX_LIST_ITEMS:,}")
+        for i, text in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(text, str) and len(text) > MAX_FIELD_CHARS:
+                at = f"{where}.{name}[{i}]" if isinstance(value, list) else f"{where}.{name}"
+                raise _fail(file, f"{at} is {len(text):,} characters long; a card's text field may be at most "
+                                  f"{MAX_FIELD_CHARS:,}")
 
 
 def _expect_text(value: Any, file: str, where: str) -> None:
@@ -696,7 +731,11 @@ def import_notes(card: dict, resource: CharacterResource, file: str, is_png: boo
 
 
 __all__ = [
+    "MAX_CHUNK_TEXT",
+    "MAX_FIELD_CHARS",
     "MAX_JSON_BYTES",
+    "MAX_LIST_ITEMS",
+    "MAX_LORE_ENTRIES",
     "MAX_PNG_BYTES",
     "card_json_text",
     "card_png_bytes",

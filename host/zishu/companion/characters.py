@@ -36,13 +36,15 @@ from filelock import BaseFileLock
 from pydantic import ValidationError
 
 from zishu.catalog import RESOURCE
-from zishu.catalog.cards import card_to_manifest, read_card_bytes, slugify, summary_for
+from zishu.catalog.cards import MAX_LORE_ENTRIES, card_to_manifest, read_card_bytes, slugify, summary_for
 from zishu.catalog.manifest import CharacterResource
 from zishu.errors import CardError, ManifestError, NotFound, UsageError, ZishuError
 from zishu.files import write_atomic
 from zishu.ids import parse_id
 from zishu.resources.install import link_or_copy, manifest_of, sha256_of
 from zishu.resources.versions import MANIFEST, discard
+
+from . import character_index
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -53,6 +55,7 @@ EXTENSION = "zishu"  # spec.extensions["zishu"]: derived_from, imported_from
 AVATAR_FILE = "avatar.png"  # a PNG card's picture, kept as the character's avatar
 DELETED = "deleted.json"
 FIRST_VERSION = "1.0.0"
+MAX_LISTED_GREETING = 500  # characters of the first greeting the list shows (and the index keeps)
 
 TOP_FIELDS = ("name", "summary", "tags")
 SPEC_FIELDS = (
@@ -69,16 +72,37 @@ _PLACEHOLDER = re.compile(r"\{\{\s*(char|user)\s*\}\}", re.I)
 
 def list_characters(runtime) -> list[dict]:
     """Every installed character, the catalog's and the user's own, by name: id, name, summary,
-    version, local or not, first greeting, avatar, where it came from."""
-    found = []
-    for rid, versions in runtime.registry.load().items():
-        if not any(rec.get("kind") == "character" for rec in versions.values()):
+    version, local or not, first greeting, avatar, where it came from.
+
+    Reads the registry and the index of summaries (``zishu.companion.character_index``), not the
+    manifests: only a character whose entry is missing or stale has its manifest read (and its
+    entry written back)."""
+    store = runtime.registry
+    registry = store.load()
+    index = character_index.read_index(store)
+    fresh: dict[str, dict] = {}
+    found, rebuilt = [], False
+    for rid, records in registry.items():
+        if not isinstance(records, dict) or not any(
+                isinstance(rec, dict) and rec.get("kind") == "character" for rec in records.values()):
             continue
         try:
-            resource, folder = _newest(runtime, rid)
-        except (ZishuError, OSError, ValueError):
+            versions = list(records) if len(records) == 1 else sorted(records, key=semver.Version.parse, reverse=True)
+            key = character_index.manifest_key(store, rid, versions[0])
+            if key is None:
+                continue  # registered, but its folder is gone: the Library shows it
+            entry = index.get(rid)
+            if entry is None or entry["key"] != key:
+                resource = manifest_of(store.version_dir(_checked_id(rid), versions[0]))
+                if not isinstance(resource, CharacterResource):
+                    continue
+                entry, rebuilt = {"key": key, "summary": _summary_of(resource, versions[0])}, True
+        except (ZishuError, OSError, ValueError, TypeError):
             continue  # a broken install: the Library shows it, the character list cannot use it
-        found.append(_summary(runtime, resource, folder.name))
+        fresh[rid] = entry
+        found.append({**entry["summary"], "versions": versions})
+    if rebuilt or len(fresh) != len(index):  # an entry made, or one for a character that is gone
+        character_index.write_index(store, fresh, wait=False)
     return sorted(found, key=lambda c: (c["name"].casefold(), c["id"]))
 
 
@@ -112,16 +136,22 @@ def _newest(runtime, rid: str) -> tuple[CharacterResource, Path]:
 
 
 def _summary(runtime, resource: CharacterResource, version: str) -> dict:
+    return {**_summary_of(resource, version), "versions": runtime.registry.versions(resource.id)}
+
+
+def _summary_of(resource: CharacterResource, version: str) -> dict:
+    """What the character list shows of a version (the index keeps it): everything but ``versions``."""
     spec, own = resource.spec, resource.spec.extensions.get(EXTENSION) or {}
     greeting = spec.greetings[0] if spec.greetings else ""
     greeting = _PLACEHOLDER.sub(lambda m: resource.name if m.group(1).lower() == "char" else "you", greeting)
+    if len(greeting) > MAX_LISTED_GREETING:
+        greeting = greeting[: MAX_LISTED_GREETING - 1].rstrip() + "…"
     avatar = spec.avatar
     return {
         "id": resource.id,
         "name": resource.name,
         "summary": resource.summary,
         "version": version,
-        "versions": runtime.registry.versions(resource.id),
         "local": resource.owner == LOCAL,
         "greeting": greeting,
         "avatar": {"image": avatar.image if avatar else None, "live2d": avatar.live2d if avatar else None},
@@ -303,6 +333,9 @@ def _check_fields(fields: Any) -> None:
         value = fields.get(key)
         if key in fields and isinstance(value, str) and not value.strip():
             raise UsageError(f"{key}: must not be empty")
+    lorebook = fields.get("lorebook")
+    if isinstance(lorebook, list) and len(lorebook) > MAX_LORE_ENTRIES:
+        raise UsageError(f"lorebook: has {len(lorebook):,} entries; a character may have at most {MAX_LORE_ENTRIES:,}")
     voice = fields.get("voice")
     if isinstance(voice, dict) and isinstance(voice.get("engine"), str) and not voice["engine"].strip():
         raise UsageError("voice.engine: must not be empty (or leave out the voice)")
@@ -424,7 +457,11 @@ def _write_version(runtime, resource: CharacterResource, version: str, *, copy_f
         shutil.rmtree(staging, ignore_errors=True)
         raise
     # a folder already there has no registered version (an undone edit, a crash): put replaces it
-    return registry.put(staging, resource.id, version, kind="character", files=files)
+    final = registry.put(staging, resource.id, version, kind="character", files=files)
+    key = character_index.manifest_key(registry, resource.id, version)
+    if key is not None and version == registry.versions(resource.id)[0]:
+        character_index.put_entry(registry, resource.id, key, _summary_of(resource, version))
+    return final
 
 
 def _files_of(folder: Path, known: dict[str, dict]) -> dict[str, dict]:
