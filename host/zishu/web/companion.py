@@ -22,12 +22,13 @@ import json
 import threading
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from zishu.errors import NotFound, UsageError
 
 from .api import _body
 from .app import runtime
+from .streams import open_stream
 
 companion = Blueprint("companion", __name__)
 
@@ -102,7 +103,7 @@ def events(sid: int):
             sessions.close(sid)
             session.close()
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    return open_stream(stream())
 
 
 @companion.post("/api/companion/sessions/<int:sid>/say")
