@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -71,7 +72,7 @@ def still_open(sock: socket.socket) -> bool:
 def test_the_listen_backlog_is_deep(serve):
     server = serve()
     shown = subprocess.run(["ss", "-ltnH", f"sport = :{server.port}"], capture_output=True, text=True, check=True)
-    somaxconn = int(open("/proc/sys/net/core/somaxconn").read())
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
     assert int(shown.stdout.split()[2]) == min(BACKLOG, somaxconn)  # Send-Q of a listening socket: its backlog
 
 
