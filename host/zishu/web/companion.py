@@ -4,12 +4,14 @@ The duplex stream is two halves on the same local server, behind the same secret
 checks as every other route (a WebSocket would need another server than cheroot):
 
     GET  /api/companion/sessions/<id>/events     server-sent events: the session's events, audio as base64
-    POST /api/companion/sessions/<id>/audio      microphone PCM (16 kHz mono int16), ~100 ms a request
+    POST /api/companion/sessions/<id>/audio      microphone PCM (16 kHz mono int16), ~100 ms a request,
+                                                 queued for the session's listening thread (answers at once)
     POST /api/companion/sessions/<id>/say        {"text"}: a typed message
     POST /api/companion/sessions/<id>/playback   {"event": "playing" | "heard" | "barge_in", "sentences": n}
 
 A session opens with ``POST /api/companion/sessions {"character": id}`` (its engines load then) and
-closes when its event stream does or on ``DELETE``. The memory panel's routes work on the session's
+closes when its event stream does or on ``DELETE``. Event streams count against the app's cap
+(``streams.py``). The memory panel's routes work on the session's
 character with the session's embedding model. Sessions are opened, found and closed by the app's
 ``CompanionSessions`` (``zishu.companion.sessions``), which ``/v1/chat/completions`` shares; the
 memory panel's work is ``zishu.companion.memory_panel``'s.
