@@ -93,6 +93,38 @@ def test_microphone_audio_posted_in_pieces_is_heard_and_answered(app, tmp_path):
     assert list(seen[-1]["latency"])[:3] == ["endpoint", "transcript", "first_token"]
 
 
+def test_concurrent_audio_posts_keep_the_thread_count_bounded(app, tmp_path):
+    """The voice detector runs on the session's own listening thread, never on the HTTP workers:
+    audio from many requests at once adds no thread per worker (torch's pools are per thread)."""
+    import psutil
+
+    sid, events = open_session(app)
+    server = psutil.Process(app.proc.pid)
+    before = server.num_threads()
+    pcm = bytes(8000) + speech_wav("good morning", tmp_path / "hi.wav", voice="en") + bytes(32000)
+    pieces = [pcm[at:at + 3200] for at in range(0, len(pcm), 3200)]
+    failures: list[object] = []
+
+    def post(piece: bytes) -> None:
+        sent = app.api("POST", f"/api/companion/sessions/{sid}/audio", data=piece,
+                       headers={"Content-Type": "application/octet-stream"})
+        if sent.status_code != 200:
+            failures.append(sent.text)
+
+    for _ in range(3):  # rounds of 32 requests at once: every worker thread gets some
+        threads = [threading.Thread(target=post, args=(piece,)) for piece in pieces[:32]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for piece in pieces:  # then in order, as the window sends it, so the session hears a turn
+        post(piece)
+    events.until("transcript")
+    assert not failures
+    # the listening thread and the turn thread may each start one pool of torch threads
+    assert server.num_threads() - before <= 2 * (os.cpu_count() or 1) + 4
+
+
 BAD_REQUESTS = [  # route, body, content type, what the error says
     ("audio", b"\x00\x01", "text/plain", "application/octet-stream"),
     ("say", b'{"text": "  "}', "application/json", "needs some text"),

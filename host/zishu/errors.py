@@ -30,13 +30,15 @@ with ``error.http_status``. ``zishu --help`` lists the exit statuses from these 
     │                               (no engine for the model, or the engine's plugin failed on it)
     ├── NotFound                    code NOT_FOUND             exit 12  HTTP 404
     │                               (no such job, session, memory, character or plugin)
-    └── DatabaseTooNew              code DATABASE_TOO_NEW      exit 13  HTTP 500
-                                    (zishu.db was written by a newer Zishu; upgrade Zishu)
+    ├── DatabaseTooNew              code DATABASE_TOO_NEW      exit 13  HTTP 500
+    │                               (zishu.db was written by a newer Zishu; upgrade Zishu)
+    └── Busy                        code BUSY                  exit 14  HTTP 503
+                                    (the app is at a limit: open event streams, queued audio)
 
 Why these HTTP statuses: 4xx when the request could succeed if the caller changed it (400 its
 form, 404 the thing named, 409 the state it conflicts with, 422 the file it sent); 5xx when the
 request was fine and this machine could not do it (500 our fault, 502 a remote host's, 503 an
-engine that is missing or failed, 507 not enough disk or memory).
+engine that is missing or failed or the app at a capacity limit, 507 not enough disk or memory).
 """
 
 from __future__ import annotations
@@ -222,6 +224,17 @@ class DatabaseTooNew(ZishuError):
     exit_status = 13
     http_status = 500  # the server cannot use its own data; no change to the request helps
     summary = "the database was written by a newer Zishu (upgrade Zishu)"
+
+
+class Busy(ZishuError):
+    """The app is at one of its capacity limits: too many open event streams, or more microphone
+    audio queued than a session keeps. HTTP 503: the request is fine and works again once the
+    load is gone (a window closed, the session caught up)."""
+
+    code = "BUSY"
+    exit_status = 14
+    http_status = 503
+    summary = "the app is at a capacity limit (open event streams, queued audio); retry later"
 
 
 def exit_status(error: ZishuError) -> int:

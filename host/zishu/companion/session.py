@@ -9,7 +9,7 @@ which needs no model; memory falls back to the LLM's own GGUF through ``llama-cp
 ``Session`` is what a window (or a test) talks to, whatever carries the bytes:
 
     session.say(text)          a typed message: the reply's events follow
-    session.hear(pcm)          microphone audio, 16 kHz mono int16, in chunks of any size
+    session.hear(pcm)          microphone audio, 16 kHz mono int16, in chunks of any size (queued)
     session.heard(n)           the window finished playing reply sentence ``n - 1``
     session.playing()          the window began playing the reply
     session.barge_in(played)   the window stopped playback because the user cut in
@@ -21,6 +21,10 @@ which needs no model; memory falls back to the LLM's own GGUF through ``llama-cp
     {"type": "error", "code", "message"}                       a turn failed; the session goes on
 
 Turns run one at a time on the session's own thread: the microphone and the window never wait.
+Microphone audio is only queued by ``hear``; the voice detector (``Listener``) runs on a second
+thread of the session's own, so the caller's thread (an HTTP worker) returns at once and the
+number of threads stays two per session however many requests bring audio. A session holds at
+most ``MAX_QUEUED_AUDIO`` bytes not yet heard; ``hear`` refuses more with ``Busy``.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 
 from zishu.engines import use
 from zishu.engines.kinds import SpeechRecognizer, SpeechSynthesizer, VoiceActivity
-from zishu.errors import UsageError, ZishuError
+from zishu.errors import Busy, UsageError, ZishuError
 from zishu.settings import COMPANION_ROLES, KEYS
 
 from .brain import Character
@@ -49,6 +53,8 @@ log = logging.getLogger(__name__)
 ROLES = COMPANION_ROLES
 SETTING = KEYS["companion_models"]  # where Settings.companion_models is stored: {"llm": id, "asr": id, ...}
 _CLOSE = object()
+_END_OF_AUDIO = object()
+MAX_QUEUED_AUDIO = 30 * 16000 * 2  # bytes: 30 s of microphone audio waiting for the voice detector
 
 
 def installed_models(registry) -> dict[str, list[str]]:
@@ -191,8 +197,15 @@ class Session:
         self._work: queue.Queue = queue.Queue()
         self._heard = 0  # sentences of the current reply the window finished playing
         self._closed = False
+        self._audio: queue.Queue = queue.Queue()  # PCM (or _END_OF_AUDIO) for the listening thread
+        self._queued_audio = 0  # bytes in self._audio
+        self._audio_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"companion-{self.id}", daemon=True)
         self._thread.start()
+        self._listening: threading.Thread | None = None
+        if companion.asr is not None:
+            self._listening = threading.Thread(target=self._listen, name=f"companion-{self.id}-listen", daemon=True)
+            self._listening.start()
 
     # -- from the window --------------------------------------------------------------------------
 
@@ -205,15 +218,24 @@ class Session:
         self._work.put(("say", text.strip(), time.perf_counter(), {}))
 
     def hear(self, pcm: bytes) -> None:
+        """Queue microphone audio for the session's listening thread; returns at once."""
         if self.companion.asr is None:
             raise UsageError("this companion cannot hear: no speech recognition model is installed")
-        for event in self.listener.feed(pcm):
-            self._on_heard(event)
+        if not isinstance(pcm, (bytes, bytearray, memoryview)):
+            raise UsageError(f"hear() takes 16 kHz mono int16 PCM as bytes, not {type(pcm).__name__}")
+        pcm = bytes(pcm)
+        with self._audio_lock:
+            if self._queued_audio + len(pcm) > MAX_QUEUED_AUDIO:
+                raise Busy(f"the companion is {self._queued_audio / 32000:.1f} s behind on listening "
+                           f"(it queues at most {MAX_QUEUED_AUDIO // 32000} s of audio): send audio as it is "
+                           "recorded, in pieces of about 100 ms")
+            self._queued_audio += len(pcm)
+        self._audio.put(pcm)
 
     def end_of_audio(self) -> None:
-        """The microphone closed: an utterance in progress ends now."""
-        for event in self.listener.flush():
-            self._on_heard(event)
+        """The microphone closed: an utterance in progress ends once the audio before it is heard."""
+        if self._listening is not None:
+            self._audio.put(_END_OF_AUDIO)
 
     def heard(self, sentences: int) -> None:
         self._heard = max(self._heard, int(sentences))
@@ -245,9 +267,28 @@ class Session:
             self._closed = True
             self.talk.stop()
             self._work.put(None)
+            self._audio.put(None)
             self._events.put(_CLOSE)
 
-    # -- the session's thread ---------------------------------------------------------------------
+    # -- the session's threads --------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        """The listening thread: the voice detector over the queued audio, in order."""
+        while (chunk := self._audio.get()) is not None:
+            try:
+                if chunk is _END_OF_AUDIO:
+                    heard = self.listener.flush()
+                else:
+                    with self._audio_lock:
+                        self._queued_audio -= len(chunk)
+                    heard = self.listener.feed(chunk)
+                for event in heard:
+                    self._on_heard(event)
+            except ZishuError as e:
+                self._emit({"type": "error", "code": e.code, "message": str(e)})
+            except Exception as e:
+                log.exception("companion listening failed")
+                self._emit({"type": "error", "code": "ENGINE_FAILED", "message": f"{type(e).__name__}: {e}"})
 
     def _on_heard(self, event) -> None:
         if isinstance(event, SpeechStarted):

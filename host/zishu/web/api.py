@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import click
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, jsonify, request
 
 from zishu import config, plugins, system
 from zishu import settings as user_settings
@@ -25,6 +25,7 @@ from zishu.jobs.events import changes
 from zishu.resources.library import Library
 
 from .app import runtime
+from .streams import open_stream
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -219,7 +220,7 @@ def job_stream():
             seen = changes.wait(seen, STREAM_POLL)
             quiet += time.monotonic() - before
 
-    return Response(stream_with_context(events()), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    return open_stream(events())
 
 
 # -- plugins, settings, the machine -----------------------------------------------------------------

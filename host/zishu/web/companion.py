@@ -4,12 +4,14 @@ The duplex stream is two halves on the same local server, behind the same secret
 checks as every other route (a WebSocket would need another server than cheroot):
 
     GET  /api/companion/sessions/<id>/events     server-sent events: the session's events, audio as base64
-    POST /api/companion/sessions/<id>/audio      microphone PCM (16 kHz mono int16), ~100 ms a request
+    POST /api/companion/sessions/<id>/audio      microphone PCM (16 kHz mono int16), ~100 ms a request,
+                                                 queued for the session's listening thread (answers at once)
     POST /api/companion/sessions/<id>/say        {"text"}: a typed message (at most 4,000 characters)
     POST /api/companion/sessions/<id>/playback   {"event": "playing" | "heard" | "barge_in", "sentences": n}
 
 A session opens with ``POST /api/companion/sessions {"character": id}`` (its engines load then) and
-closes when its event stream does or on ``DELETE``. The memory panel's routes work on the session's
+closes when its event stream does or on ``DELETE``. Event streams count against the app's cap
+(``streams.py``). The memory panel's routes work on the session's
 character with the session's embedding model. Sessions are opened, found and closed by the app's
 ``CompanionSessions`` (``zishu.companion.sessions``), which ``/v1/chat/completions`` shares; the
 memory panel's work is ``zishu.companion.memory_panel``'s.
@@ -22,12 +24,13 @@ import json
 import threading
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from zishu.errors import NotFound, UsageError
 
 from .api import _body
 from .app import runtime
+from .streams import open_stream
 
 companion = Blueprint("companion", __name__)
 
@@ -102,7 +105,7 @@ def events(sid: int):
             sessions.close(sid)
             session.close()
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+    return open_stream(stream())
 
 
 @companion.post("/api/companion/sessions/<int:sid>/say")

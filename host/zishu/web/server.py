@@ -12,6 +12,18 @@ resolve that name to [::1] before 127.0.0.1, so the server listens on the same p
 (where the machine has IPv6): no other program can take that address and receive the window's
 requests. While it runs, ``ZISHU_HOME/app.json`` (readable by the user only) tells ``zishu open``
 where to find it, and ``show_in_window`` asks its window to show a page.
+
+Holding load (every client is local, so the limits are sized for one user's windows and tools,
+not for the internet):
+
+- the listen backlog is ``BACKLOG`` (1024; the kernel caps it at ``net.core.somaxconn``), not
+  cheroot's 5, so a burst of a few hundred connections waits to be accepted instead of being reset;
+- a connection that has not sent anything waits in cheroot's selector, not on a worker thread, and
+  is closed after ``IDLE_TIMEOUT`` seconds, like an idle keep-alive one; once its first bytes
+  arrive, each read of the request line and headers may wait at most ``HEADERS_TIMEOUT`` seconds
+  (then 408 and close). The body and the response are read and written with ``IDLE_TIMEOUT``;
+- event streams are capped below the worker count (``streams.py`` says why), so ``threads -
+  STREAM_LIMIT`` workers are always left for requests.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import threading
 from pathlib import Path
 
 import click
+from cheroot import server as cheroot_server
 from cheroot import wsgi
 
 from zishu.files import write_atomic
@@ -33,24 +46,71 @@ from zishu.runtime import Runtime
 
 from .app import create_app
 from .security import launch_host
+from .streams import STREAM_LIMIT
 
 log = logging.getLogger(__name__)
 
 RUNTIME_FILE = "app.json"
+BACKLOG = 1024  # connections the kernel queues before the server accepts them
+IDLE_TIMEOUT = 5  # seconds: a connection with nothing to say is closed; the socket timeout after the headers
+HEADERS_TIMEOUT = 2  # seconds each read of a request's line and headers may wait
+THREADS = 2 * STREAM_LIMIT  # worker threads: half of them never hold an event stream
+
+
+class _Request(cheroot_server.HTTPRequest):
+    """cheroot's request, reading its request line and headers with the short ``HEADERS_TIMEOUT``."""
+
+    def parse_request(self) -> None:
+        sock = self.conn.socket
+        sock.settimeout(self.server.headers_timeout)
+        try:
+            super().parse_request()
+        finally:
+            sock.settimeout(self.server.timeout)
+
+
+class _Connection(cheroot_server.HTTPConnection):
+    RequestHandlerClass = _Request
+
+
+class _Server(wsgi.Server):
+    """cheroot's WSGI server, except that a new connection waits in the selector (as an idle
+    keep-alive one does) until it sends something, instead of holding a worker thread while it
+    says nothing."""
+
+    ConnectionClass = _Connection
+    headers_timeout = HEADERS_TIMEOUT
+
+    def process_conn(self, conn: cheroot_server.HTTPConnection) -> None:
+        if conn.last_used is None and self.ready:  # just accepted: wait until it has bytes to read
+            self.put_conn(conn)
+        else:
+            super().process_conn(conn)
 
 
 class AppServer:
-    def __init__(self, runtime: Runtime, *, port: int = 0, secret: str | None = None, threads: int = 32) -> None:
+    def __init__(self, runtime: Runtime, *, port: int = 0, secret: str | None = None, threads: int = THREADS,
+                 idle_timeout: int = IDLE_TIMEOUT, headers_timeout: int = HEADERS_TIMEOUT,
+                 stream_limit: int | None = None) -> None:
         self.runtime = runtime
         self.secret = secret or secrets.token_urlsafe(32)
         self.host = launch_host()
         self.app = create_app(runtime, self.secret, self.host)
-        self.server = wsgi.Server(("127.0.0.1", port), self.app, numthreads=threads, server_name="zishu",
-                                  shutdown_timeout=2)
-        self.ipv6: wsgi.Server | None = None
-        self._numthreads = threads
+        self.app.config["ZISHU_STREAM_LIMIT"] = stream_limit or max(1, min(STREAM_LIMIT, threads // 2))
+        self._numthreads, self._idle_timeout, self._headers_timeout = threads, idle_timeout, headers_timeout
+        self.server = self._listener("127.0.0.1", port)
+        self.ipv6: _Server | None = None
         self.port = port
         self._threads: list[threading.Thread] = []
+
+    def _listener(self, address: str, port: int) -> _Server:
+        """One listening socket of the app (127.0.0.1, and [::1] at the same port), each with its own
+        workers, the long backlog and the short idle and header timeouts."""
+        server = _Server((address, port), self.app, numthreads=self._numthreads, server_name="zishu",
+                         shutdown_timeout=2, request_queue_size=BACKLOG, timeout=self._idle_timeout)
+        server.headers_timeout = self._headers_timeout
+        server.keep_alive_conn_limit = BACKLOG  # (not 10: new connections wait there too, until idle_timeout)
+        return server
 
     @property
     def url(self) -> str:
@@ -74,8 +134,7 @@ class AppServer:
             if self._hold_ipv6() or fixed:
                 break
             self.server.stop()  # [::1] of this port is someone else's: take another port
-            self.server = wsgi.Server(("127.0.0.1", 0), self.app, numthreads=self._numthreads,
-                                      server_name="zishu", shutdown_timeout=2)
+            self.server = self._listener("127.0.0.1", 0)
         for name, server in (("zishu-server", self.server), ("zishu-server-ipv6", self.ipv6)):
             if server is not None:
                 thread = threading.Thread(target=server.serve, name=name, daemon=True)
@@ -87,8 +146,7 @@ class AppServer:
 
     def _hold_ipv6(self) -> bool:
         """Listen on [::1] at our port too; False when another program already does."""
-        server = wsgi.Server(("::1", self.port), self.app, numthreads=self._numthreads, server_name="zishu",
-                             shutdown_timeout=2)
+        server = self._listener("::1", self.port)
         try:
             server.prepare()
         except OSError as e:
