@@ -233,7 +233,8 @@ class AppProcess:
         import requests
 
         headers = {"X-Zishu-Token": self.secret, **kwargs.pop("headers", {})}
-        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return requests.request(method, self.url + path, headers=headers, **kwargs)
 
     def wait_job(
         self, job_id: int, until=("SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED"), timeout: float = 60

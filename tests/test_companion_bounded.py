@@ -243,13 +243,13 @@ def app(companion_home):
 def test_say_refuses_a_message_over_the_limit_and_cuts_one_at_it_with_a_note(app):
     from test_companion_web import Events
 
-    opened = app.api("POST", "/api/companion/sessions", json={"character": "acme/mei"}).json()
+    opened = app.api("POST", "/api/companion/sessions", json={"character": "acme/mei"}, timeout=180).json()
     sid, events = opened["id"], Events(app, opened["id"])
     refused = app.api("POST", f"/api/companion/sessions/{sid}/say", json={"text": "x" * (MESSAGE_CHARS + 1)})
     assert refused.status_code == 400
     assert refused.json()["error"] == {"code": "USAGE", "message": "a message is 4,001 characters long; the limit "
                                        "is 4,000 characters (shorten it, or send it in parts)"}
-    other = app.api("POST", "/api/companion/sessions", json={"character": "acme/mei"}).json()
+    other = app.api("POST", "/api/companion/sessions", json={"character": "acme/mei"}, timeout=180).json()
     other_events = Events(app, other["id"])
     assert app.api("POST", f"/api/companion/sessions/{sid}/say", json={"text": "x" * MESSAGE_CHARS}).ok
     assert app.api("POST", f"/api/companion/sessions/{other['id']}/say", json={"text": "hello"}).ok

@@ -55,7 +55,8 @@ class Events:
 
 
 def open_session(app) -> tuple[int, Events]:
-    opened = app.api("POST", "/api/companion/sessions", json={"character": "acme/mei"})
+    # opening loads the session's models (ASR, VAD, LLM, memory): slow on a busy 2-core machine
+    opened = app.api("POST", "/api/companion/sessions", json={"character": "acme/mei"}, timeout=180)
     assert opened.status_code == 200, opened.text
     body = opened.json()
     assert body["character"] == {"id": "acme/mei", "name": "Mei", "greeting": "Hello! I'm Mei."}

@@ -65,7 +65,7 @@ def app(companion_home):
 
 
 def test_another_loopback_server_never_receives_the_secret_nor_drives_the_app(browser, app):
-    sid = app.api("POST", "/api/companion/sessions", json={"character": "acme/mei"}).json()["id"]
+    sid = app.api("POST", "/api/companion/sessions", json={"character": "acme/mei"}, timeout=180).json()["id"]
     with HeaderLog() as other, watched_page(browser, app.login_url) as page:
         own = urlsplit(page.url)
         assert re.fullmatch(r"zishu-[0-9a-f]{16}\.localhost", own.hostname), page.url  # the login hopped there
