@@ -246,6 +246,25 @@ class VersionStore:
         return found
 
 
+def file_inside(folder: Path, relative: str) -> Path | None:
+    """The regular file ``relative`` (a "/"-separated path) inside a version ``folder``, or None:
+    never a symbolic link (at any step), never ``..``, never outside ``folder``. What the app
+    serves from a resource's files goes through here: a model folder could carry a link to
+    /etc/passwd or to /."""
+    path = folder
+    for part in relative.split("/"):
+        if part in ("", ".", "..") or "\\" in part or "\0" in part:
+            return None
+        path = path / part
+        if path.is_symlink():
+            return None
+    try:
+        inside = path.resolve(strict=True).is_relative_to(folder.resolve(strict=True))
+    except (OSError, RuntimeError):
+        return None
+    return path if inside and path.is_file() else None
+
+
 def discard(folder: Path) -> None:
     """Move a folder aside in one rename, then delete it: it is never seen half deleted."""
     aside = folder.with_name(f".trash-{uuid.uuid4().hex}")
