@@ -30,8 +30,10 @@ with ``error.http_status``. ``zishu --help`` lists the exit statuses from these 
     │                               (no engine for the model, or the engine's plugin failed on it)
     ├── NotFound                    code NOT_FOUND             exit 12  HTTP 404
     │                               (no such job, session, memory, character or plugin)
-    └── DatabaseTooNew              code DATABASE_TOO_NEW      exit 13  HTTP 500
-                                    (zishu.db was written by a newer Zishu; upgrade Zishu)
+    ├── DatabaseTooNew              code DATABASE_TOO_NEW      exit 13  HTTP 500
+    │                               (zishu.db was written by a newer Zishu; upgrade Zishu)
+    └── DatabaseCorrupt             code DATABASE_CORRUPT      exit 14  HTTP 500
+                                    (zishu.db is truncated or not SQLite: restore its backup)
 
 Why these HTTP statuses: 4xx when the request could succeed if the caller changed it (400 its
 form, 404 the thing named, 409 the state it conflicts with, 422 the file it sent); 5xx when the
@@ -222,6 +224,16 @@ class DatabaseTooNew(ZishuError):
     exit_status = 13
     http_status = 500  # the server cannot use its own data; no change to the request helps
     summary = "the database was written by a newer Zishu (upgrade Zishu)"
+
+
+class DatabaseCorrupt(ZishuError):
+    """``zishu.db`` cannot be read (truncated, overwritten, not SQLite); the message names the file
+    and the way out: the backup beside it, or moving it aside to start afresh."""
+
+    code = "DATABASE_CORRUPT"
+    exit_status = 14
+    http_status = 500  # the server cannot use its own data; no change to the request helps
+    summary = "the database is damaged (restore the backup beside it, or move it aside)"
 
 
 def exit_status(error: ZishuError) -> int:
