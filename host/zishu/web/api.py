@@ -52,7 +52,9 @@ def _body() -> dict:
         raise UsageError("the request body is not JSON (send it with Content-Type: application/json)")
     try:
         data = current_app.json.loads(raw)
-    except ValueError as e:  # bad JSON, bad UTF-8, NaN, too deep, a lone surrogate (see app.py)
+    except json.JSONDecodeError:
+        raise UsageError("the request body is not JSON") from None
+    except ValueError as e:  # bad UTF-8, NaN, a number too large, too deep, a lone surrogate (see app.py)
         raise UsageError(f"the request body is not JSON: {e}") from None
     if not isinstance(data, dict):
         raise UsageError("the request body must be a JSON object")
