@@ -224,6 +224,23 @@ def test_model_files_never_leave_the_model_folder(server, nia, runtime):
     assert call(server, "GET", "/avatar/models/acme/absent/x.json").status_code == 404
 
 
+def test_symbolic_links_inside_a_model_folder_are_never_served(server, nia, runtime, tmp_path):
+    """A model folder carrying a link to a file outside it (or to /) serves nothing through it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.txt").write_text("TOP-SECRET-CONTENT")
+    folder = runtime.registry.path("acme/nia-model")
+    (folder / "evil.txt").symlink_to(outside / "private.txt")
+    (folder / "root").symlink_to("/")
+    (folder / "outside").symlink_to(outside, target_is_directory=True)
+    (folder / "e" / "alias.json").symlink_to(folder / "e" / "smile.exp3.json")  # a link inside, too
+    for path in ("evil.txt", "root/etc/passwd", "outside/private.txt", "e/alias.json"):
+        r = call(server, "GET", f"/avatar/models/acme/nia-model/{path}", headers={"Accept": "application/json"})
+        assert r.status_code == 404 and "TOP-SECRET" not in r.text and "root:" not in r.text, path
+        assert r.json()["error"]["code"] == "NOT_FOUND"
+    assert call(server, "GET", "/avatar/models/acme/nia-model/e/smile.exp3.json").status_code == 200
+
+
 # -- calibration --------------------------------------------------------------------------------
 
 

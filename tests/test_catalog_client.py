@@ -357,6 +357,84 @@ def test_a_folder_that_is_not_a_catalog_is_a_clear_error(tmp_path):
         CatalogClient(str(tmp_path), cache_dir=tmp_path / "cache").index()
 
 
+def _swap_detail(catalog: Path, asked: str, other: str) -> None:
+    """Make the detail file of ``asked`` a copy of ``other``'s (a catalog that lies about ids)."""
+    folder = catalog / "api" / "v1" / "resources"
+    (folder / f"{asked}.json").write_bytes((folder / f"{other}.json").read_bytes())
+
+
+@pytest.mark.parametrize("where", ["http", "folder"])
+def test_a_detail_whose_id_is_another_is_refused_naming_both(catalog, tmp_path, where):
+    _swap_detail(catalog, "alice/moon-llm", "dave/helper")
+    if where == "http":
+        with CatalogServer(catalog) as server:
+            client = CatalogClient(server.url, cache_dir=tmp_path / "cache")
+            client.index()
+            with pytest.raises(RemoteError) as caught:
+                client.resource("alice/moon-llm")
+    else:
+        with pytest.raises(RemoteError) as caught:
+            CatalogClient(str(catalog), cache_dir=tmp_path / "cache").resource("alice/moon-llm")
+    assert "alice/moon-llm" in str(caught.value) and "dave/helper" in str(caught.value)
+    assert caught.value.code == "REMOTE_FAILED"
+
+
+def test_install_never_puts_a_resource_under_an_id_the_user_did_not_ask_for(catalog, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _swap_detail(catalog, "alice/moon-llm", "dave/helper")
+    env = {**os.environ, "ZISHU_HOME": str(tmp_path / "home"), "ZISHU_CATALOG": str(catalog)}
+    done = subprocess.run([sys.executable, "-m", "zishu.cli", "install", "alice/moon-llm"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode in (RemoteError.exit_status, InstallPlanError.exit_status), done.stderr
+    assert "Traceback" not in done.stderr and "about 'dave/helper' instead" in done.stderr
+    assert not (tmp_path / "home" / "resources" / "dave").exists()
+
+
+BAD_ENTRIES = {
+    "name-null": lambda e: {**e, "name": None},
+    "tags-not-text": lambda e: {**e, "tags": [{"a": 1}]},
+    "kind-missing": lambda e: {k: v for k, v in e.items() if k != "kind"},
+    "downloads-text": lambda e: {**e, "downloads": "many"},
+    "deep": lambda e: {**e, "extra": "DEEP"},  # replaced by nesting deeper than the parser goes
+}
+
+
+def _spoil_index(catalog: Path, how: str) -> Path:
+    path = catalog / "api" / "v1" / "index.json"
+    data = json.loads(path.read_text())
+    data["resources"][0] = BAD_ENTRIES[how](data["resources"][0])
+    text = json.dumps(data)
+    if how == "deep":
+        text = text.replace('"DEEP"', "[" * 100_000 + "]" * 100_000)
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("how", list(BAD_ENTRIES))
+def test_a_catalog_index_with_bad_entries_is_one_clear_error_for_zishu_search(catalog, tmp_path, how):
+    import os
+    import subprocess
+    import sys
+
+    path = _spoil_index(catalog, how)
+    env = {**os.environ, "ZISHU_HOME": str(tmp_path / "home"), "ZISHU_CATALOG": str(catalog)}
+    done = subprocess.run([sys.executable, "-m", "zishu.cli", "search", "moon"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == UsageError.exit_status, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert str(path) in done.stderr and "zishu catalog build" in done.stderr
+
+    # served over HTTP, the same index is unusable: the client says so and shows the bundled snapshot
+    with CatalogServer(catalog) as server:
+        client = CatalogClient(server.url, cache_dir=tmp_path / "cache")
+        assert client.search("moon") is not None
+        assert client.offline and client.source_used == str(SNAPSHOT)
+        assert ("nested too deep" if how == "deep" else "index entry 0") in client.warning
+
+
 def test_the_environment_picks_the_catalog_and_the_cache(server, tmp_path, monkeypatch):
     monkeypatch.setenv("ZISHU_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ZISHU_CATALOG", raising=False)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import peewee
 import pytest
 
 from zishu import db
-from zishu.db import MIGRATIONS, DatabaseTooNew, get_setting, open_database, schema_version, set_setting
+from zishu.db import (
+    MIGRATIONS,
+    DatabaseCorrupt,
+    DatabaseTooNew,
+    get_setting,
+    open_database,
+    schema_version,
+    set_setting,
+)
 from zishu.jobs import Job, records
 
 
@@ -89,3 +101,35 @@ def test_a_database_from_a_newer_zishu_is_refused_untouched(tmp_path):
         open_database(path)
     db.database.obj.close()
     assert path.read_bytes() == before
+
+
+def _zishu(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ZISHU_HOME": str(home)}
+    env.pop("ZISHU_QUEUE", None)
+    return subprocess.run([sys.executable, "-m", "zishu.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_database_is_one_line_naming_the_file_and_the_way_out(tmp_path, damage):
+    home = tmp_path / "home"
+    path = home / "zishu.db"
+    if damage == "garbage":
+        home.mkdir()
+        path.write_bytes(b"this is not SQLite at all\n" * 400)
+    else:
+        open_database(path, migrations=MIGRATIONS[:1])  # an older schema: the upgrade leaves a backup
+        db.database.obj.close()
+        open_database(path)
+        for n in range(300):
+            set_setting(f"key-{n}", "x" * 200)  # enough pages that cutting the file loses some
+        db.database.obj.close()
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size // 3)
+    done = _zishu(home, "plugins", "--json")
+    assert done.returncode == DatabaseCorrupt.exit_status, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert str(path) in lines[0] and "DATABASE_CORRUPT" not in lines[0] and "move it aside" in lines[0]
+    if damage == "truncated":
+        assert f"cp {path}.v1.bak {path}" in lines[0]  # the backup beside it

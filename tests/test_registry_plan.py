@@ -78,6 +78,30 @@ def test_registry_rebuilt_when_deleted_or_corrupt(tmp_path: Path):
     assert registry.versions("alice/model") == ["1.0.0"]
 
 
+@pytest.mark.parametrize("resources", [
+    {"alice/model": []},
+    {"alice/model": {"1.0.0": "ready"}},
+    {"alice/model": {"one": {"kind": "model", "files": {}}}},
+    {"alice/model": {"1.0.0": {"kind": None, "files": {}}}},
+    {"alice/model": {"1.0.0": {"kind": "model", "files": []}}},
+    {"alice/model": {"1.0.0": {"kind": "model", "files": {"model.bin": {"size": "1"}}}}},
+    {"alice/model": {"1.0.0": {"kind": "model", "files": {}, "extra": None, "size_bytes": "big"}}},
+    {"Not An Id": {}},
+    {},  # parses and has the right types: an empty registry.json is trusted (nothing installed)
+])
+def test_a_registry_json_with_wrong_types_is_rebuilt_from_the_folders(tmp_path: Path, resources: dict):
+    registry = VersionStore(tmp_path)
+    put_installed(registry, parse_manifest(make_manifest("alice/model"), "x"), "1.0.0")
+    registry.file.write_text(json.dumps({"format": 1, "resources": resources}))
+    if resources == {}:
+        assert registry.versions("alice/model") == []
+        return
+    assert registry.versions("alice/model") == ["1.0.0"]
+    assert registry.path("alice/model") == tmp_path / "resources/alice/model/1.0.0"
+    assert registry.load()["alice/model"]["1.0.0"]["kind"] == "model"
+    assert json.loads(registry.file.read_text())["resources"]["alice/model"]["1.0.0"]["kind"] == "model"
+
+
 def test_half_installed_folder_is_not_installed(tmp_path: Path):
     registry = VersionStore(tmp_path)
     (tmp_path / "resources/alice/model/1.0.0").mkdir(parents=True)  # no manifest.json: a crash mid-install

@@ -9,7 +9,8 @@ Migrations are numbered functions in ``MIGRATIONS`` (the schema is version ``len
 the ``schema_version`` table records the ones applied. Before migrating a file that already holds
 data, a copy is written beside it with SQLite's backup API (``zishu.db.v<N>.bak``), and each
 migration runs in one transaction: an upgrade that fails leaves the database as it was. A file
-written by a newer Zishu is refused instead of being touched.
+written by a newer Zishu is refused instead of being touched; one that SQLite cannot read
+(truncated, garbage) is ``DatabaseCorrupt``, one line naming the file and its backup.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import peewee
 from playhouse.migrate import SqliteMigrator
 
-from zishu.errors import DatabaseTooNew
+from zishu.errors import DatabaseCorrupt, DatabaseTooNew
 
 database = peewee.DatabaseProxy()
 
@@ -118,9 +119,24 @@ def open_database(path: Path, migrations: list | None = None) -> peewee.SqliteDa
         pragmas={"journal_mode": "wal", "foreign_keys": 1, "synchronous": "normal", "busy_timeout": 30_000},
     )
     database.initialize(db)
-    db.connect(reuse_if_open=True)
-    migrate(db, path, MIGRATIONS if migrations is None else migrations)
+    try:
+        db.connect(reuse_if_open=True)
+        migrate(db, path, MIGRATIONS if migrations is None else migrations)
+    except (peewee.DatabaseError, sqlite3.DatabaseError) as e:  # "file is not a database", "malformed"
+        db.close()
+        raise DatabaseCorrupt(_way_out(path, e)) from None
     return db
+
+
+def _way_out(path: Path, error: Exception) -> str:
+    """One line: what is wrong with the database at ``path`` and how to get going again."""
+    backups = sorted(path.parent.glob(f"{path.name}.v*.bak"), key=lambda p: p.stat().st_mtime)
+    aside = f"mv {path} {path}.damaged"
+    if backups:
+        return (f"{path} cannot be read ({error}): restore the backup beside it "
+                f"({aside} && cp {backups[-1]} {path}), or move it aside to start afresh ({aside})")
+    return (f"{path} cannot be read ({error}): move it aside to start afresh ({aside}); "
+            "settings and job history then start empty")
 
 
 def schema_version(db: peewee.SqliteDatabase) -> int:

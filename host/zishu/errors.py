@@ -32,7 +32,9 @@ with ``error.http_status``. ``zishu --help`` lists the exit statuses from these 
     │                               (no such job, session, memory, character or plugin)
     ├── DatabaseTooNew              code DATABASE_TOO_NEW      exit 13  HTTP 500
     │                               (zishu.db was written by a newer Zishu; upgrade Zishu)
-    └── Busy                        code BUSY                  exit 14  HTTP 503
+    ├── DatabaseCorrupt             code DATABASE_CORRUPT      exit 14  HTTP 500
+    │                               (zishu.db is truncated or not SQLite: restore its backup)
+    └── Busy                        code BUSY                  exit 15  HTTP 503
                                     (the app is at a limit: open event streams, queued audio)
 
 Why these HTTP statuses: 4xx when the request could succeed if the caller changed it (400 its
@@ -226,13 +228,23 @@ class DatabaseTooNew(ZishuError):
     summary = "the database was written by a newer Zishu (upgrade Zishu)"
 
 
+class DatabaseCorrupt(ZishuError):
+    """``zishu.db`` cannot be read (truncated, overwritten, not SQLite); the message names the file
+    and the way out: the backup beside it, or moving it aside to start afresh."""
+
+    code = "DATABASE_CORRUPT"
+    exit_status = 14
+    http_status = 500  # the server cannot use its own data; no change to the request helps
+    summary = "the database is damaged (restore the backup beside it, or move it aside)"
+
+
 class Busy(ZishuError):
     """The app is at one of its capacity limits: too many open event streams, or more microphone
     audio queued than a session keeps. HTTP 503: the request is fine and works again once the
     load is gone (a window closed, the session caught up)."""
 
     code = "BUSY"
-    exit_status = 14
+    exit_status = 15
     http_status = 503
     summary = "the app is at a capacity limit (open event streams, queued audio); retry later"
 

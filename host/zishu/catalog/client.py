@@ -60,9 +60,44 @@ def parse_index(data: object) -> list[dict]:
     if data.get("format") != INDEX_FORMAT:
         raise ValueError(f"index format {data.get('format')!r}; this Zishu reads format {INDEX_FORMAT} (update Zishu)")
     entries = data["resources"]
-    if not all(isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries):
-        raise ValueError("an index entry is not an object with an id")
+    for number, entry in enumerate(entries):
+        problem = _entry_problem(entry)
+        if problem:
+            raise ValueError(f"index entry {number} is not a catalog entry: {problem}")
     return entries
+
+
+ENTRY_FIELDS: dict[str, tuple[type, ...]] = {
+    "kind": (str,), "name": (str,), "summary": (str,), "license": (str,), "latest": (str,), "updated": (str,),
+    "base_model": (str, type(None)), "size": (int, float), "downloads": (int, float), "downloads_30d": (int, float),
+    "tags": (list,),
+}
+REQUIRED_FIELDS = ("id", "kind", "name")
+
+
+def _entry_problem(entry: object) -> str | None:
+    """What is wrong with one index entry (search reads these fields), or None."""
+    if not isinstance(entry, dict):
+        return "not an object"
+    if not isinstance(entry.get("id"), str):
+        return "no id"
+    missing = [name for name in REQUIRED_FIELDS if name not in entry]
+    if missing:
+        return f"{entry['id'][:100]!r} has no {', '.join(missing)}"
+    for name, types in ENTRY_FIELDS.items():
+        if name in entry and (not isinstance(entry[name], types) or isinstance(entry[name], bool)):
+            return f"{entry['id'][:100]!r}: {name} is {type(entry[name]).__name__}"
+    if not all(isinstance(tag, str) for tag in entry.get("tags", [])):
+        return f"{entry['id'][:100]!r}: tags must be text"
+    return None
+
+
+def _json(body: str | bytes) -> object:
+    """``json.loads``, with nesting too deep for the parser a ValueError like any other bad JSON."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def local_folder(source: str) -> Path | None:
@@ -91,7 +126,7 @@ def read_cached(path: Path) -> Cached | None:
     """The cached JSON at ``path``, or None when it is missing or unreadable."""
     try:
         body = path.read_bytes()
-        data = json.loads(body)
+        data = _json(body)
     except (OSError, ValueError):
         return None
     digest = hashlib.sha256(body).hexdigest()
@@ -103,7 +138,7 @@ def read_cached(path: Path) -> Cached | None:
 
 def read_meta(path: Path) -> dict:
     try:
-        meta = json.loads(_meta_path(path).read_bytes())
+        meta = _json(_meta_path(path).read_bytes())
     except (OSError, ValueError):
         return {}
     return meta if isinstance(meta, dict) else {}
@@ -215,7 +250,7 @@ class CatalogClient:
             if answer is not NOT_MODIFIED:
                 body, meta = answer
                 try:
-                    entries = parse_index(json.loads(body))
+                    entries = parse_index(_json(body))
                 except ValueError as e:
                     raise Unreachable(f"{url}: {e}") from None
         except Unreachable as e:
@@ -255,9 +290,20 @@ class CatalogClient:
         )
 
     def detail(self, id: str) -> dict:
-        """The resource's detail document: the manifest plus ``latest`` and ``downloads``."""
+        """The resource's detail document: the manifest plus ``latest`` and ``downloads``.
+
+        A document whose ``id`` is not the one asked for is refused (RemoteError naming both): it
+        would otherwise install under another id than the user chose."""
         if not is_id(id):
             raise UnknownResource(str(id), self.source)
+        data = self._detail(id)
+        if data.get("id") != id:
+            got = data.get("id")
+            raise RemoteError(f"{self.source_used}: the detail of {id} is about {str(got)[:100]!r} instead; "
+                              "refused (the catalog is wrong or was tampered with)")
+        return data
+
+    def _detail(self, id: str) -> dict:
         if self.folder:
             return self._read_folder_detail(self.folder, id)
         if self.source_used == str(SNAPSHOT):
@@ -281,7 +327,7 @@ class CatalogClient:
                 return cached.data  # type: ignore[return-value]
             body, meta = answer
             try:
-                data = json.loads(body)
+                data = _json(body)
             except ValueError:
                 data = None
             if not isinstance(data, dict):
@@ -367,19 +413,20 @@ class CatalogClient:
     def _read_folder_index(folder: Path) -> list[dict]:
         path = folder / INDEX_PATH
         try:
-            return parse_index(json.loads(path.read_bytes()))
+            return parse_index(_json(path.read_bytes()))
         except OSError as e:
             raise UsageError(
                 f"{folder} is not a built Zishu catalog: cannot read {INDEX_PATH} ({e.strerror}); "
                 "set ZISHU_CATALOG to a catalog URL or to a folder made by `zishu catalog build`"
             ) from None
         except ValueError as e:
-            raise UsageError(f"{path}: {e}") from None
+            raise UsageError(f"{path}: {e}; rebuild it with `zishu catalog build`, or set ZISHU_CATALOG "
+                             "to another catalog") from None
 
     def _read_folder_detail(self, folder: Path, id: str) -> dict:
         path = folder / "api" / "v1" / "resources" / f"{id}.json"
         try:
-            data = json.loads(path.read_bytes())
+            data = _json(path.read_bytes())
         except FileNotFoundError:
             raise UnknownResource(id, str(folder)) from None
         except (OSError, ValueError) as e:

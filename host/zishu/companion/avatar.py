@@ -14,6 +14,7 @@
 
 ``live2d_model(registry, id)``  the installed Live2D model: folder, entry file, expressions, motions.
 ``model_folder(registry, id)``  the folder model files are served from (only a Live2D model's).
+``model_file(registry, id, file)``  one file of it to serve: never a symlink, never outside it.
 ``core_file(home)``             where the Cubism Core is kept (it may not exist).
 
 The URLs in the info are the routes of ``web/avatar.py``; ids are checked by the caller.
@@ -88,6 +89,17 @@ def model_folder(registry: Any, rid: str) -> Path:
     if registry.load().get(rid, {}).get(folder.name, {}).get("kind") != "live2d":
         raise NotFound(f"{rid} is not an installed Live2D model")
     return folder
+
+
+def model_file(registry: Any, rid: str, file: str) -> Path:
+    """The file ``file`` of the installed Live2D model ``rid`` to serve; NotFound when it is missing,
+    is a symbolic link (or lies under one), or would leave the model's version folder."""
+    from zishu.resources.versions import file_inside
+
+    path = file_inside(model_folder(registry, rid), file)
+    if path is None:
+        raise NotFound(f"{rid} has no file {file[:200]!r} (symbolic links in a model are never served)")
+    return path
 
 
 def static_expressions(emotions: dict) -> list[str]:

@@ -42,7 +42,7 @@ from zishu.errors import CardError, ManifestError, NotFound, UsageError, ZishuEr
 from zishu.files import write_atomic
 from zishu.ids import parse_id
 from zishu.resources.install import link_or_copy, manifest_of, sha256_of
-from zishu.resources.versions import MANIFEST, discard
+from zishu.resources.versions import MANIFEST, discard, file_inside
 
 from . import character_index
 
@@ -119,8 +119,7 @@ def avatar_file(runtime, rid: str) -> Path | None:
     avatar = resource.spec.avatar
     if avatar is None or avatar.image is None:
         return None
-    path = folder / avatar.image  # a FileName: relative, no '..' (checked by the manifest model)
-    return path if path.is_file() else None
+    return file_inside(folder, avatar.image)  # never through a symbolic link, never outside the folder
 
 
 def _newest(runtime, rid: str) -> tuple[CharacterResource, Path]:

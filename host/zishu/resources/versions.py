@@ -47,6 +47,7 @@ from filelock import FileLock, Timeout
 
 from zishu.errors import ResourceNotAvailable
 from zishu.files import write_atomic
+from zishu.ids import is_id
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -66,12 +67,13 @@ class VersionStore:
     # ---- reading -----------------------------------------------------------------------------
 
     def load(self) -> dict[str, dict[str, dict]]:
-        """id → version → record. Rebuilt from the version folders when missing or corrupt."""
+        """id → version → record. Rebuilt from the version folders when missing, corrupt, or of
+        the wrong shape (``well_formed``): a bad registry.json never hides what is installed."""
         try:
             data = json.loads(self.file.read_text(encoding="utf-8"))
-            if data.get("format") == FORMAT and isinstance(data.get("resources"), dict):
+            if isinstance(data, dict) and data.get("format") == FORMAT and well_formed(data.get("resources")):
                 return data["resources"]
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, RecursionError):
             pass
         with self.lock:
             resources = self._scan()
@@ -244,6 +246,47 @@ class VersionStore:
                 "extra": {},
             }
         return found
+
+
+def well_formed(resources: object) -> bool:
+    """Whether ``resources`` has the shape registry.json promises: resource id → semver version →
+    a record whose ``kind`` is text, ``files`` maps names to {sha256, size} and ``extra`` is a dict."""
+    if not isinstance(resources, dict):
+        return False
+    for rid, versions in resources.items():
+        if not is_id(rid) or not isinstance(versions, dict):
+            return False
+        for version, record in versions.items():
+            if not isinstance(version, str) or not semver.Version.is_valid(version) or not isinstance(record, dict):
+                return False
+            files, extra, size = record.get("files", {}), record.get("extra", {}), record.get("size_bytes", 0)
+            if not isinstance(record.get("kind"), str) or not isinstance(extra, dict) or not isinstance(files, dict):
+                return False
+            if isinstance(size, bool) or not isinstance(size, int):
+                return False
+            if not all(isinstance(name, str) and isinstance(f, dict) and isinstance(f.get("size", 0), int)
+                       for name, f in files.items()):
+                return False
+    return True
+
+
+def file_inside(folder: Path, relative: str) -> Path | None:
+    """The regular file ``relative`` (a "/"-separated path) inside a version ``folder``, or None:
+    never a symbolic link (at any step), never ``..``, never outside ``folder``. What the app
+    serves from a resource's files goes through here: a model folder could carry a link to
+    /etc/passwd or to /."""
+    path = folder
+    for part in relative.split("/"):
+        if part in ("", ".", "..") or "\\" in part or "\0" in part:
+            return None
+        path = path / part
+        if path.is_symlink():
+            return None
+    try:
+        inside = path.resolve(strict=True).is_relative_to(folder.resolve(strict=True))
+    except (OSError, RuntimeError):
+        return None
+    return path if inside and path.is_file() else None
 
 
 def discard(folder: Path) -> None:

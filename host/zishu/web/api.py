@@ -8,12 +8,13 @@ any path is built from them; no path from a request reaches the filesystem other
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
 
 import click
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from zishu import config, plugins, system
 from zishu import settings as user_settings
@@ -32,6 +33,9 @@ api = Blueprint("api", __name__, url_prefix="/api")
 VERSION = re.compile(VERSION_PATTERN)
 STREAM_POLL = 0.5  # seconds: how often the job stream looks at the table for other processes' changes
 HEARTBEAT = 15.0
+MAX_JOB_ID = 2**63 - 1  # SQLite's largest INTEGER
+PRIORITY_RANGE = 1_000_000
+MAX_LIMIT = 10_000  # results one catalog search answers at most
 
 
 def _id(owner: str, name: str) -> str:
@@ -40,12 +44,44 @@ def _id(owner: str, name: str) -> str:
 
 
 def _body() -> dict:
-    data = request.get_json(silent=True)
-    if data is None and request.content_length:
-        raise UsageError("the request body is not JSON")
-    if data is not None and not isinstance(data, dict):
+    """The request's JSON object ({} without a body). 413 past the body limit (a chunked body
+    too: ``app.py`` counts what is read); 400 for anything that is not one JSON object."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        return {}
+    if not request.is_json:
+        raise UsageError("the request body is not JSON (send it with Content-Type: application/json)")
+    try:
+        data = current_app.json.loads(raw)
+    except json.JSONDecodeError:
+        raise UsageError("the request body is not JSON") from None
+    except ValueError as e:  # bad UTF-8, NaN, a number too large, too deep, a lone surrogate (see app.py)
+        raise UsageError(f"the request body is not JSON: {e}") from None
+    if not isinstance(data, dict):
         raise UsageError("the request body must be a JSON object")
-    return data or {}
+    return data
+
+
+def _shown(value: str, most: int = 40) -> str:
+    """``value`` quoted for an error message, cut to ``most`` characters."""
+    return repr(value if len(value) <= most else value[:most] + "…")
+
+
+def whole_number(value: str, what: str, *, low: int, high: int) -> int:
+    """A whole number from a URL or query: ASCII digits only (``str.isdigit`` also takes "²"),
+    from ``low`` to ``high``; else UsageError (400)."""
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(high)) or not low <= int(value) <= high:
+        raise UsageError(f"{what}={_shown(value)}: expected a whole number from {low} to {high}")
+    return int(value)
+
+
+def priority_of(body: dict, default: int | None = 0) -> int:
+    """The ``priority`` of a JSON body: a whole number within ±PRIORITY_RANGE (higher runs first)."""
+    value = body.get("priority", default)
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > PRIORITY_RANGE:
+        raise UsageError(f'expected {{"priority": N}} with a whole number from {-PRIORITY_RANGE} to '
+                         f"{PRIORITY_RANGE} (higher runs first)")
+    return value
 
 
 def _library() -> Library:
@@ -59,13 +95,11 @@ def _library() -> Library:
 def catalog_search():
     args = request.args
     client = runtime().catalog()
-    limit = args.get("limit", "60")
-    if not limit.isdigit():
-        raise UsageError(f"limit={limit!r}: expected a whole number")
+    limit = whole_number(args.get("limit", "60"), "limit", low=0, high=MAX_LIMIT)
     found = client.search(args.get("q", ""), kind=args.get("kind") or None, tag=args.get("tag") or None,
                           license=args.get("license") or None, base_model=args.get("base_model") or None,
                           sort=args.get("sort") or "popular")
-    results = _library().mark_installed(found[: int(limit)])
+    results = _library().mark_installed(found[:limit])
     return jsonify(results=results, total=len(found), source=client.source_used, warning=client.warning)
 
 
@@ -101,10 +135,7 @@ def install():
     if not isinstance(wanted, str) or not wanted.strip():
         raise UsageError('expected {"request": "owner/name[@version]"}')
     parse_request(wanted, exact=False)  # a version range after @ is the install plan's to read
-    priority = body.get("priority", 0)
-    if not isinstance(priority, int):
-        raise UsageError("priority must be a whole number")
-    job = runtime().jobs.submit("install", {"request": wanted.strip().lower()}, priority=priority)
+    job = runtime().jobs.submit("install", {"request": wanted.strip().lower()}, priority=priority_of(body))
     return jsonify(job=job.as_dict()), 202
 
 
@@ -143,8 +174,8 @@ def open_folder(owner: str, name: str):
 
 
 def _job_id(value: str) -> int:
-    if not value.isdigit():
-        raise UsageError(f"{value!r} is not a job id")
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_JOB_ID:
+        raise UsageError(f"{_shown(value)} is not a job id (a whole number)")
     return int(value)
 
 
@@ -157,10 +188,10 @@ def jobs():
 def submit():
     """Submit a job of any registered type: ``{"kind": ..., "params": {...}, "priority": 0}``."""
     body = _body()
-    kind, params, priority = body.get("kind"), body.get("params", {}), body.get("priority", 0)
-    if not isinstance(kind, str) or not isinstance(params, dict) or not isinstance(priority, int):
+    kind, params = body.get("kind"), body.get("params", {})
+    if not isinstance(kind, str) or not isinstance(params, dict):
         raise UsageError('expected {"kind": "name", "params": {...}, "priority": 0}')
-    return jsonify(job=runtime().jobs.submit(kind, params, priority=priority).as_dict()), 202
+    return jsonify(job=runtime().jobs.submit(kind, params, priority=priority_of(body)).as_dict()), 202
 
 
 @api.get("/jobs/<job>")
@@ -180,9 +211,7 @@ def retry(job: str):
 
 @api.post("/jobs/<job>/priority")
 def priority(job: str):
-    value = _body().get("priority")
-    if not isinstance(value, int):
-        raise UsageError('expected {"priority": N} with a whole number (higher runs first)')
+    value = priority_of(_body(), default=None)
     return jsonify(job=runtime().jobs.prioritise(_job_id(job), value).as_dict())
 
 
@@ -198,7 +227,9 @@ def job_stream():
     try:
         last = float(since) if since else time.time()
     except ValueError:
-        raise UsageError(f"since={since!r}: expected a timestamp") from None
+        last = math.nan
+    if not math.isfinite(last) or not 0 <= last <= time.time() + 86_400:  # nan, inf, 1e999 never compare
+        raise UsageError(f"since={_shown(since)}: expected a timestamp (seconds since 1970)")
 
     stopping = runtime().stopping
 

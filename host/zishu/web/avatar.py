@@ -8,12 +8,13 @@
 
 What the avatar shows and how a calibration is checked is ``zishu.companion.avatar``'s work. Ids
 from a URL are checked against the id pattern and looked up in the registry before any path is
-built; model files are served with ``send_from_directory`` (no path leaves the version folder).
+built; a model file is served only when ``service.model_file`` finds it inside the version folder
+and not through a symbolic link.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, send_file, send_from_directory
+from flask import Blueprint, jsonify, render_template, send_file
 
 from zishu.companion import avatar as service
 from zishu.ids import parse_id
@@ -67,8 +68,7 @@ def core_js():
 
 @avatar.get("/avatar/models/<owner>/<name>/<path:file>")
 def model_file(owner: str, name: str, file: str):
-    folder = service.model_folder(runtime().registry, _rid(owner, name))
-    return send_from_directory(folder, file, max_age=3600)
+    return send_file(service.model_file(runtime().registry, _rid(owner, name), file), max_age=3600)
 
 
 # -- the calibrator -----------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template
 
 from zishu.errors import UsageError
 from zishu.resources.engine_models import describe_engines
 
+from .api import _body
 from .app import runtime
 
 engines = Blueprint("engines", __name__)
@@ -33,7 +34,7 @@ def state():
 @engines.post("/api/engines/unload")
 def unload():
     """``{"engine": name, "model": key}``; either may be left out (both: unload everything)."""
-    body = request.get_json(silent=True) or {}
+    body = _body()
     engine, model = body.get("engine"), body.get("model")
     if not all(v is None or isinstance(v, str) for v in (engine, model)):
         raise UsageError('expected {"engine": "name", "model": "key"} (both optional)')
