@@ -110,7 +110,7 @@ def test_a_fact_told_in_one_turn_is_recalled_in_a_later_spoken_turn(runtime, hom
     try:
         s.say("My name is Lin.")
         first = until(s)
-        assert first[0] == {"type": "turn", "memories": [], "lore": []}
+        assert first[0] == {"type": "turn", "memories": [], "lore": [], "history_dropped": 0, "message_cut": 0}
         talk(s, speech)
         later = until(s)
     finally:
