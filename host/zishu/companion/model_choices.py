@@ -26,7 +26,6 @@ PARTS = (*COMPANION_ROLES, "llm_lora", "image_lora", "live2d", "voice")
 
 def _installed(runtime) -> dict[str, dict[str, str]]:
     """part → {id: name} of what is installed."""
-    from zishu.catalog.manifest import LoraSpec, ModelSpec
     from zishu.resources.install import manifest_of
 
     found: dict[str, dict[str, str]] = {part: {} for part in PARTS}
@@ -38,16 +37,18 @@ def _installed(runtime) -> dict[str, dict[str, str]]:
             resource = manifest_of(runtime.registry.path(rid))
         except (ZishuError, OSError, ValueError):
             continue
-        part = _part_of(resource.kind, resource.spec, ModelSpec, LoraSpec)
+        part = _part_of(resource.kind, resource.spec)
         if part in found:
             found[part][rid] = resource.name
     return found
 
 
-def _part_of(kind: str, spec: Any, model_spec: type, lora_spec: type) -> str | None:
-    if kind == "model" and isinstance(spec, model_spec):
+def _part_of(kind: str, spec: Any) -> str | None:
+    from zishu.catalog.manifest import LoraSpec, ModelSpec
+
+    if kind == "model" and isinstance(spec, ModelSpec):
         return spec.role
-    if kind == "lora" and isinstance(spec, lora_spec):
+    if kind == "lora" and isinstance(spec, LoraSpec):
         return f"{spec.target}_lora"
     return kind if kind in ("live2d", "voice") else None
 

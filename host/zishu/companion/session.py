@@ -161,9 +161,8 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
 
 def _voice(runtime, character: Character, notes: list[str]) -> SpeechSynthesizer | None:
     """The character's voice, or espeak-ng when it names none or its engine cannot run here."""
-    from zishu.errors import EngineError
-
     from zishu import settings
+    from zishu.errors import EngineError
 
     voice = character.spec.voice
     default = settings.load().companion_voice

@@ -17,8 +17,8 @@ from flask import Blueprint, jsonify, request
 
 from zishu import config, plugins, system
 from zishu import settings as user_settings
-from zishu.companion import characters as user_characters
 from zishu.catalog.search import facets
+from zishu.companion import characters as user_characters
 from zishu.errors import NotFound, UsageError
 from zishu.ids import VERSION_PATTERN, parse_id, parse_request
 from zishu.jobs import changes_since, records
