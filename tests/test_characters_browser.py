@@ -183,3 +183,41 @@ def test_editing_a_catalog_character_saves_a_copy_and_undo_returns_to_the_origin
     expect(ui.get_by_test_id("fork-note")).to_be_visible()
     expect(ui.get_by_test_id("field-scenario")).to_have_value("")
     assert app.api("GET", "/api/characters/local/hero").status_code == 404
+
+
+def test_the_editor_gives_a_live2d_model_then_a_picture_and_the_library_undoes_an_uninstall(ui, app, tmp_path):
+    from playwright.sync_api import expect
+
+    app.api("POST", "/api/characters", json={"name": "Mio", "persona": "You are Mio."})
+    ui.goto(app_origin(ui) + "/characters/local/mio/edit")
+    for part in ("field-model-llm", "field-model-embedding", "field-model-asr", "field-model-vad",
+                 "field-llm-lora", "field-llm-lora-weight", "field-style-prefix", "field-style-negative",
+                 "field-style-lora", "field-voice-engine", "emotions"):
+        expect(ui.get_by_test_id(part)).to_be_attached()
+    llm = ui.get_by_test_id("field-model-llm")
+    expect(llm.locator('option[value="zishu/base-model"]')).to_have_count(1)  # from the catalog
+    llm.select_option("zishu/base-model")
+    expect(ui.get_by_test_id("install-llm")).to_be_visible()  # not installed: Install is offered
+    ui.get_by_test_id("field-style-prefix").fill("anime, ")
+    ui.get_by_test_id("avatar-image").check()
+    picture = tmp_path / "me.png"
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (200, 40, 90)).save(picture)
+    ui.get_by_test_id("field-picture").set_input_files(str(picture))
+    ui.get_by_test_id("save-character").click()
+    expect(ui.get_by_test_id("toast").last).to_have_text(re.compile("Saved Mio"))
+    saved = character(app, "local/mio")
+    assert saved["llm"]["model"] == "zishu/base-model" and saved["image_style"]["prompt_prefix"] == "anime, "
+    assert saved["avatar"]["image"].startswith("picture-")
+
+    ui.goto(app_origin(ui) + "/library")
+    mio = ui.locator('[data-testid="library-item"][data-id="local/mio"]')
+    mio.get_by_test_id("uninstall").first.click()
+    expect(ui.get_by_test_id("confirm-dialog")).to_contain_text("Characters trash")
+    expect(ui.get_by_test_id("confirm-dialog")).not_to_contain_text("Discover")
+    ui.get_by_test_id("confirm-ok").click()
+    expect(mio).to_have_count(0)
+    ui.get_by_test_id("toast").last.get_by_test_id("undo").click()
+    expect(mio).to_have_count(1)
+    assert character(app, "local/mio")["avatar"]["image"] == saved["avatar"]["image"]

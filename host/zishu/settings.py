@@ -12,6 +12,8 @@ key (the key names are the ones earlier versions wrote, so existing databases re
     companion_devices  "companion.devices"  role → "auto", "cpu", "cuda" or "cuda:N": where each of a
                                             companion's models runs ("auto", the default, is a GPU
                                             when the engine's library can use one)
+    companion_voice    "companion.voice"    {"engine", "voice"}: the voice of characters that name none
+                                            ({} = espeak-ng's default voice)
     companion_turn_seconds "companion.turn_seconds"
                                             the time budget of one companion turn or LLM completion
                                             (waiting for a busy model and generating), 5 to 3600 s
@@ -40,15 +42,17 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from zishu import plugins
 from zishu.db import get_setting, set_setting
 from zishu.errors import NotFound, UsageError
+from zishu.ids import ID_PATTERN
 
 log = logging.getLogger(__name__)
 
 COMPANION_ROLES = ("llm", "asr", "vad", "embedding")
 KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "companion_models": "companion.models",
-        "companion_devices": "companion.devices",
+        "companion_devices": "companion.devices", "companion_voice": "companion.voice",
         "companion_turn_seconds": "companion.turn_seconds"}
 EMOTION_MAP_PREFIX = "avatar.emotions."
 _URL = re.compile(r"^(https?|file)://\S+$")
+_VOICE_ID = re.compile(ID_PATTERN)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -60,6 +64,7 @@ class Settings(BaseModel):
     plugins_disabled: list[str] = []
     companion_models: dict[str, str] = {}
     companion_devices: dict[str, str] = {}
+    companion_voice: dict[str, str] = {}
     catalog_url: str = ""
     companion_turn_seconds: int = 120  # zishu.companion.limits.TURN_SECONDS
 
@@ -92,6 +97,20 @@ class Settings(BaseModel):
             raise ValueError(f"companion_models must map roles ({', '.join(COMPANION_ROLES)}) to model ids, e.g. "
                              '{"embedding": "owner/model"}')
         return {role: rid.strip() for role, rid in value.items() if rid.strip()}
+
+    @field_validator("companion_voice", mode="before")
+    @classmethod
+    def _companion_voice(cls, value: Any) -> dict[str, str]:
+        if (not isinstance(value, dict) or set(value) - {"engine", "voice"}
+                or not all(isinstance(v, str) for v in value.values())):
+            raise ValueError('companion_voice must be {"engine": "espeak-ng", "voice": "owner/name"} '
+                             "(the voice optional), or {} for the default")
+        voice = {key: text.strip() for key, text in value.items() if text.strip()}
+        if voice and "engine" not in voice:
+            raise ValueError("companion_voice needs the engine that speaks with the voice")
+        if "voice" in voice and not _VOICE_ID.match(voice["voice"]):
+            raise ValueError(f"companion_voice: {voice['voice']!r} is not a catalog id (owner/name)")
+        return voice
 
     @field_validator("companion_devices", mode="before")
     @classmethod

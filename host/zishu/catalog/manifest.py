@@ -189,7 +189,17 @@ class CharacterVoice(Strict):
 
 class CharacterLLM(Strict):
     model: ResourceId
-    lora: ResourceId | None = None
+    lora: ResourceId | None = Field(None, description="A GGUF LoRA adapter for the model.")
+    lora_weight: Annotated[float, Field(ge=-4, le=4)] = Field(1.0, description="How strongly the LoRA applies.")
+
+
+class CharacterModels(Strict):
+    """The models a character uses for the companion's other roles; a role left out uses the default
+    (the user's Settings, else the first installed model of that role)."""
+
+    embedding: ResourceId | None = None
+    asr: ResourceId | None = None
+    vad: ResourceId | None = None
 
 
 class ImageStyle(Strict):
@@ -223,6 +233,7 @@ class CharacterSpec(Strict):
     )
     voice: CharacterVoice | None = None
     llm: CharacterLLM | None = None
+    models: CharacterModels | None = None
     image_style: ImageStyle | None = None
     avatar: Avatar | None = None
     extensions: dict[str, Any] = Field(

@@ -25,6 +25,7 @@ naming the field (``persona: must not be empty``, ``lorebook entry 2.keys: must 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import shutil
@@ -55,12 +56,15 @@ EXTENSION = "zishu"  # spec.extensions["zishu"]: derived_from, imported_from
 AVATAR_FILE = "avatar.png"  # a PNG card's picture, kept as the character's avatar
 DELETED = "deleted.json"
 FIRST_VERSION = "1.0.0"
+MAX_PICTURE_BYTES = 10 * 2**20  # an avatar picture uploaded in the editor
+PICTURE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
+                 (b"RIFF", "webp"))
 MAX_LISTED_GREETING = 500  # characters of the first greeting the list shows (and the index keeps)
 
 TOP_FIELDS = ("name", "summary", "tags")
 SPEC_FIELDS = (
     "persona", "scenario", "greetings", "example_dialogue", "creator_notes", "post_history_instructions",
-    "lorebook", "emotions", "voice", "llm", "image_style", "avatar",
+    "lorebook", "emotions", "voice", "llm", "models", "image_style", "avatar",
 )  # fmt: skip
 FIELDS = TOP_FIELDS + SPEC_FIELDS
 
@@ -181,13 +185,19 @@ def create_character(runtime, fields: dict) -> str:
     return rid
 
 
-def update_character(runtime, rid: str, fields: dict) -> dict:
+def update_character(runtime, rid: str, fields: dict, *, picture: tuple[bytes, str] | None = None) -> dict:
     """Save ``fields`` (the ones given; the rest stay) as a new version of ``rid``.
 
-    A catalog character is never changed: the edit becomes a local copy, ``derived_from`` it.
-    Returns ``{"id", "version", "changed", "forked_from"}``; nothing is written when nothing changed.
+    ``picture``: an image's bytes and file name, saved with the version and made the avatar (in
+    place of a Live2D model). A catalog character is never changed: the edit becomes a local copy,
+    ``derived_from`` it. Returns ``{"id", "version", "changed", "forked_from"}``; nothing is
+    written when nothing changed.
     """
     _check_fields(fields)
+    new_files = None
+    if picture is not None:
+        name = picture_name(*picture)
+        fields, new_files = {**fields, "avatar": {"image": name}}, {name: picture[0]}
     with _lock(runtime):
         old, folder = _newest(runtime, rid)
         previous = old.model_dump(mode="json")
@@ -200,7 +210,8 @@ def update_character(runtime, rid: str, fields: dict) -> dict:
             resource = _validated(_apply(base, fields, auto_summary=auto))
             if _same_content(old, resource):
                 return {"id": old.id, "version": current, "changed": False, "forked_from": None}
-            _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current))
+            _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current),
+                           new_files=new_files)
             return {"id": old.id, "version": version, "changed": True, "forked_from": None}
         # a catalog character: a local copy with the edit, the original left as it is
         version = str(semver.Version.parse(current).bump_patch())
@@ -211,8 +222,27 @@ def update_character(runtime, rid: str, fields: dict) -> dict:
         base = {**previous, "id": f"{LOCAL}/{slug}",
                 "versions": [_carried(old, current, version, f"Edited from {old.id}.")]}
         resource = _validated(_apply(base, fields, auto_summary=auto))
-        _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current))
+        _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current),
+                       new_files=new_files)
         return {"id": resource.id, "version": version, "changed": True, "forked_from": old.id}
+
+
+def picture_name(data: bytes, filename: str) -> str:
+    """The file name a picture is kept under (``picture-<hash>.<ext>``: a new picture is a new
+    file, so a version's files never change), once its bytes are checked to be a PNG, JPEG, WebP
+    or GIF image of at most ``MAX_PICTURE_BYTES``."""
+    shown = Path(str(filename or "").replace("\\", "/")).name[:200] or "the picture"
+    if not data:
+        raise UsageError(f"{shown}: the file is empty; choose a PNG, JPEG, WebP or GIF picture")
+    if len(data) > MAX_PICTURE_BYTES:
+        raise UsageError(f"{shown}: is {len(data) / 2**20:.1f} MiB; a picture may be at most "
+                         f"{MAX_PICTURE_BYTES // 2**20} MiB")
+    ext = next((ext for magic, ext in PICTURE_MAGIC if data.startswith(magic)), None)
+    if ext == "webp" and data[8:12] != b"WEBP":
+        ext = None
+    if ext is None:
+        raise UsageError(f"{shown}: is not a PNG, JPEG, WebP or GIF picture")
+    return f"picture-{hashlib.sha256(data).hexdigest()[:12]}.{ext}"
 
 
 def undo_character_edit(runtime, rid: str) -> dict:
@@ -267,6 +297,14 @@ def import_card(runtime, data: bytes, filename: str) -> str:
 
 
 # ---- deleting and restoring ------------------------------------------------------------------
+
+
+def is_own_character(runtime, rid: str) -> bool:
+    """True when ``rid`` is one of the user's own characters (``local/…``) and is installed."""
+    if not str(rid).startswith(f"{LOCAL}/"):
+        return False
+    records = runtime.registry.load().get(rid) or {}
+    return any(isinstance(rec, dict) and rec.get("kind") == "character" for rec in records.values())
 
 
 def delete_character(runtime, rid: str) -> dict:
@@ -384,7 +422,8 @@ def _problem(err: ErrorDetails) -> str:
         what = "is required"
     elif kind == "extra_forbidden":
         what = "is not a known field"
-    elif kind == "string_pattern_mismatch" and loc and loc[-1] in ("voice", "model", "lora", "live2d"):
+    elif kind == "string_pattern_mismatch" and loc and loc[-1] in ("voice", "model", "lora", "live2d",
+                                                                              "embedding", "asr", "vad"):
         what = f"{err.get('input')!r} is not a catalog id (owner/name)"
     elif kind == "string_pattern_mismatch" and "tags" in loc:
         what = f"{err.get('input')!r} is not a tag (lowercase letters, digits and '-', at most 32)"

@@ -83,11 +83,23 @@ def choose_models(runtime, character: Character, asked: dict | None = None) -> d
     unknown = set(asked) - set(ROLES)
     if unknown:
         raise UsageError(f"unknown model roles: {', '.join(sorted(unknown))} (known: {', '.join(ROLES)})")
-    own = {"llm": character.spec.llm.model if character.spec.llm else None}
+    picked = character.spec.models
+    own = {"llm": character.spec.llm.model if character.spec.llm else None,
+           **(picked.model_dump(exclude_none=True) if picked else {})}
     saved = settings.load().companion_models
     installed = installed_models(runtime.registry)
     return {role: asked.get(role) or own.get(role) or saved.get(role) or next(iter(installed.get(role, [])), None)
             for role in ROLES}
+
+
+def no_llm_message(runtime, name: str) -> str:
+    """What to do when no language model is installed: the catalog's one LLM named, when it has one."""
+    from .model_choices import model_to_install
+
+    rid = model_to_install(runtime, "llm")
+    what = f"install {rid} (zishu install {rid})" if rid else "install one (find a model of role llm in Discover)"
+    return (f"{name} has no language model: {what}, or choose an installed one in the character's editor "
+            "or in Settings")
 
 
 @dataclass
@@ -115,10 +127,10 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
     where = {**settings.load().companion_devices, **{k: v for k, v in (devices or {}).items() if v}}
     notes: list[str] = []
     if chosen["llm"] is None:
-        raise UsageError(f"{character.name} has no language model: install one (zishu install <owner>/<model>) "
-                         "or name one in the character or in Settings")
-    lora = character.spec.llm.lora if character.spec.llm and character.spec.llm.lora else None
-    llm = use(runtime, "llm", chosen["llm"], adapters=[(lora, 1.0)] if lora else (), device=where.get("llm"))
+        raise UsageError(no_llm_message(runtime, character.name))
+    spec_llm = character.spec.llm
+    adapters = [(spec_llm.lora, spec_llm.lora_weight)] if spec_llm and spec_llm.lora else []
+    llm = use(runtime, "llm", chosen["llm"], adapters=adapters, device=where.get("llm"))
     tts = _voice(runtime, character, notes) if speech else None
     store = None
     if memory:
@@ -149,14 +161,19 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
 
 def _voice(runtime, character: Character, notes: list[str]) -> SpeechSynthesizer | None:
     """The character's voice, or espeak-ng when it names none or its engine cannot run here."""
+    from zishu import settings
     from zishu.errors import EngineError
 
     voice = character.spec.voice
+    default = settings.load().companion_voice
     try:
         if voice is not None:
             return use(runtime, "tts", voice.voice, engine=voice.engine).handle
+        if default:
+            return use(runtime, "tts", default.get("voice"), engine=default["engine"]).handle
     except (EngineError, ZishuError) as e:
-        notes.append(f"{character.name}'s voice cannot be used ({e}); speaking with espeak-ng")
+        whose = f"{character.name}'s voice" if voice is not None else "the default voice (Settings)"
+        notes.append(f"{whose} cannot be used ({e}); speaking with espeak-ng")
     try:
         return use(runtime, "tts", engine="espeak-ng").handle
     except (EngineError, ZishuError) as e:

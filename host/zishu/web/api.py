@@ -19,6 +19,7 @@ from flask import Blueprint, current_app, jsonify, request
 from zishu import config, plugins, system
 from zishu import settings as user_settings
 from zishu.catalog.search import facets
+from zishu.companion import characters as user_characters
 from zishu.errors import NotFound, UsageError
 from zishu.ids import VERSION_PATTERN, parse_id, parse_request
 from zishu.jobs import changes_since, records
@@ -158,8 +159,13 @@ def _version_arg() -> str | None:
 
 @api.delete("/library/<owner>/<name>")
 def uninstall(owner: str, name: str):
+    """A catalog resource's version is deleted; the user's own character goes, every version, to
+    the Characters trash (``trashed``: true; POST /api/characters/<id>/restore brings it back)."""
     rid, version = _id(owner, name), _version_arg()
-    return jsonify(id=rid, removed=_library().uninstall(rid, version))
+    if user_characters.is_own_character(runtime(), rid):
+        deleted = user_characters.delete_character(runtime(), rid)
+        return jsonify(id=rid, removed=deleted["versions"], trashed=True)
+    return jsonify(id=rid, removed=_library().uninstall(rid, version), trashed=False)
 
 
 @api.post("/library/<owner>/<name>/open")
@@ -282,11 +288,12 @@ def current_settings() -> dict:
     chosen = user_settings.load()
     return {"catalog_url": chosen.catalog_url, "catalog_env": config.catalog_source(),
             "catalog_used": rt.catalog().source, "home": str(rt.home), "queue": rt.jobs.description,
-            "companion_models": chosen.companion_models, "companion_turn_seconds": chosen.companion_turn_seconds}
+            "companion_models": chosen.companion_models, "companion_devices": chosen.companion_devices,
+            "companion_voice": chosen.companion_voice, "companion_turn_seconds": chosen.companion_turn_seconds}
 
 
 # what PUT /api/settings changes (plugins have their own route)
-EDITABLE = ("catalog_url", "companion_models", "companion_turn_seconds")
+EDITABLE = ("catalog_url", "companion_models", "companion_devices", "companion_voice", "companion_turn_seconds")
 
 
 @api.put("/settings")

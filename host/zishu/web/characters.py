@@ -9,6 +9,11 @@ API under ``/api/characters``::
     POST   /api/characters/import                   multipart "file" (PNG or JSON card) → 201 {"character"}
     GET    /api/characters/<owner>/<name>           {"character"}
     PUT    /api/characters/<owner>/<name>           the changed fields → {"character", "changed", "forked_from"}
+    POST   /api/characters/<owner>/<name>/picture   multipart "file" (PNG, JPEG, WebP, GIF) + optional "fields"
+                                                    (JSON): saved as a new version with the picture as avatar
+                                                    → {"character", "changed", "forked_from"}
+    GET    /api/characters/choices                  what each part can be: {"choices": {part: [{"id", "name",
+                                                    "installed"}]}} (models per role, LoRAs, Live2D, voices)
     POST   /api/characters/<owner>/<name>/undo      the newest version removed → {"undone", "character"|null}
     DELETE /api/characters/<owner>/<name>           to the trash → {"deleted"}
     POST   /api/characters/<owner>/<name>/restore   back from the trash → {"character"}
@@ -20,6 +25,7 @@ carry 5 MiB of JSON, a PNG card 20 MiB.
 
 from __future__ import annotations
 
+import json
 import mimetypes
 
 from flask import Blueprint, jsonify, render_template, request, send_file
@@ -27,6 +33,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from zishu.catalog.cards import MAX_JSON_BYTES, MAX_PNG_BYTES
 from zishu.companion import characters as store
+from zishu.companion.model_choices import choices
 from zishu.errors import NotFound, UsageError
 from zishu.ids import parse_id
 
@@ -128,6 +135,31 @@ def api_get(owner: str, name: str):
 @characters.put("/api/characters/<owner>/<name>")
 def api_update(owner: str, name: str):
     result = store.update_character(runtime(), _id(owner, name), _json_body())
+    return jsonify(character=_one(result["id"]), changed=result["changed"], forked_from=result["forked_from"])
+
+
+@characters.get("/api/characters/choices")
+def api_choices():
+    return jsonify(choices=choices(runtime()))
+
+
+@characters.post("/api/characters/<owner>/<name>/picture")
+def api_picture(owner: str, name: str):
+    rid = _id(owner, name)
+    request.max_content_length = store.MAX_PICTURE_BYTES + MAX_JSON_BYTES + FORM_OVERHEAD
+    try:
+        upload, fields_text = request.files.get("file"), request.form.get("fields") or "{}"
+    except RequestEntityTooLarge:
+        raise RequestEntityTooLarge(
+            f"the picture is too big: at most {store.MAX_PICTURE_BYTES // 2**20} MiB") from None
+    if upload is None:
+        raise UsageError("send the picture as a multipart form field named 'file' (PNG, JPEG, WebP or GIF)")
+    try:
+        fields = json.loads(fields_text)
+    except ValueError:
+        raise UsageError("the form field 'fields' must be the character's fields as JSON") from None
+    data = upload.read(store.MAX_PICTURE_BYTES + 1)
+    result = store.update_character(runtime(), rid, fields, picture=(data, upload.filename or "picture"))
     return jsonify(character=_one(result["id"]), changed=result["changed"], forked_from=result["forked_from"])
 
 

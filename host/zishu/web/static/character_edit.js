@@ -1,5 +1,7 @@
 // The character form: make a character, or edit one (each save is a new version; Undo goes back).
 // Editing a catalog character saves your own copy; undoing that copy's only version returns to the original.
+// Every part is here: text, lorebook, emotions, voice, models (each "default" or a pick, installed or from
+// the catalog with Install), the avatar (a Live2D model or an uploaded picture) and the image style.
 import { $, api, el, idPath, reportError, toast, undoToast } from "./app.js";
 
 const form = $("character-form");
@@ -8,6 +10,58 @@ const lorebook = $("lorebook");
 const emotions = $("emotions");
 const forkNote = $("fork-note");
 let character = JSON.parse(document.getElementById("character-data").textContent);
+const picks = [...form.querySelectorAll("select[data-part]")];
+let choices = {};
+
+/** Put ``value`` in a pick's select, adding it when the choices do not list it (an id not installed
+ * and not in the catalog stays what the character says). */
+function setPick(select, value) {
+  if (value && ![...select.options].some((o) => o.value === value)) {
+    select.append(el("option", { value, dataset: { installed: "unknown" } }, `${value} (not in the catalog)`));
+  }
+  select.value = value || "";
+  showInstall(select);
+}
+
+function showInstall(select) {
+  const button = select.closest(".model-pick").querySelector('[data-action="install"]');
+  const chosen = select.selectedOptions[0];
+  button.hidden = !chosen || chosen.dataset.installed !== "false";
+}
+
+function fillChoices() {
+  for (const select of picks) {
+    const current = select.value;
+    select.replaceChildren(el("option", { value: "" }, select.dataset.empty),
+      ...(choices[select.dataset.part] || []).map((c) => el("option", { value: c.id,
+        dataset: { installed: String(c.installed) } }, `${c.name} (${c.id})${c.installed ? "" : " — not installed"}`)));
+    setPick(select, current);
+  }
+  $("voice-ids").replaceChildren(...(choices.voice || []).map((c) => el("option", { value: c.id }, c.name)));
+}
+
+async function loadChoices() {
+  try {
+    choices = (await api("/api/characters/choices")).choices;
+  } catch (error) {
+    reportError(error);
+    return;
+  }
+  const wanted = picks.map((select) => [select, select.value]);
+  fillChoices();
+  for (const [select, value] of wanted) setPick(select, value);
+}
+
+function avatarKind() {
+  const checked = form.querySelector('input[name="avatar_kind"]:checked');
+  return checked ? checked.value : "";
+}
+
+function showAvatarKind() {
+  const kind = avatarKind();
+  $("live2d-pick").hidden = kind !== "live2d";
+  $("picture-pick").hidden = kind !== "image";
+}
 
 const TEXT_FIELDS = ["name", "persona", "scenario", "example_dialogue", "post_history_instructions", "creator_notes"];
 
@@ -77,6 +131,26 @@ function fill(c) {
   for (const entry of (c && c.lorebook) || []) addLore(entry);
   emotions.replaceChildren();
   for (const [tag, target] of Object.entries((c && c.emotions) || {})) addEmotion(tag, target);
+  const llm = (c && c.llm) || {};
+  const models = (c && c.models) || {};
+  setPick(form.elements.model_llm, llm.model);
+  for (const role of ["embedding", "asr", "vad"]) setPick(form.elements[`model_${role}`], models[role]);
+  setPick(form.elements.llm_lora, llm.lora);
+  form.elements.llm_lora_weight.value = String(llm.lora_weight ?? 1);
+  const style = (c && c.image_style) || {};
+  form.elements.style_prefix.value = style.prompt_prefix || "";
+  form.elements.style_negative.value = style.negative_prompt || "";
+  setPick(form.elements.style_lora, style.lora);
+  form.elements.style_lora_weight.value = String(style.lora_weight ?? 0.8);
+  const avatar = (c && c.avatar) || {};
+  const kind = avatar.live2d ? "live2d" : avatar.image ? "image" : "";
+  form.querySelector(`input[name="avatar_kind"][value="${kind}"]`).checked = true;
+  setPick(form.elements.live2d, avatar.live2d);
+  form.elements.picture.value = "";
+  const preview = $("picture-preview");
+  preview.hidden = !avatar.url;
+  if (avatar.url) preview.src = avatar.url;
+  showAvatarKind();
   form.elements.voice_engine.value = (c && c.voice && c.voice.engine) || "";
   form.elements.voice_id.value = (c && c.voice && c.voice.voice) || "";
   $("character-meta").textContent = describe(c);
@@ -126,7 +200,48 @@ function collect() {
   if (!engine && voice) throw new Error("Choose the engine that speaks with this voice.");
   const before = (character && character.voice) || {};
   fields.voice = engine ? { ...before, engine, voice } : null;
+  const weight = (name, fallback) => {
+    const value = Number.parseFloat(form.elements[name].value);
+    return Number.isNaN(value) ? fallback : value;
+  };
+  const model = form.elements.model_llm.value;
+  const lora = form.elements.llm_lora.value || null;
+  if (lora && !model) throw new Error("A LoRA is made for one model: choose the language model it goes with.");
+  fields.llm = model ? { model, lora, lora_weight: weight("llm_lora_weight", 1) } : null;
+  const models = {};
+  for (const role of ["embedding", "asr", "vad"]) {
+    const id = form.elements[`model_${role}`].value;
+    if (id) models[role] = id;
+  }
+  fields.models = Object.keys(models).length ? models : null;
+  const style = { prompt_prefix: form.elements.style_prefix.value, negative_prompt: form.elements.style_negative.value,
+    lora: form.elements.style_lora.value || null, lora_weight: weight("style_lora_weight", 0.8) };
+  fields.image_style = style.prompt_prefix || style.negative_prompt || style.lora ? style : null;
+  const kind = avatarKind();
+  const had = (character && character.avatar) || {};
+  if (kind === "live2d") {
+    if (!form.elements.live2d.value) throw new Error("Choose the Live2D model, or another kind of avatar.");
+    fields.avatar = { live2d: form.elements.live2d.value };
+  } else if (kind === "image") {
+    if (!had.image && !form.elements.picture.files.length) throw new Error("Choose a picture for the avatar.");
+    fields.avatar = had.image ? { image: had.image } : null; // a new picture is sent beside the fields
+  } else {
+    fields.avatar = null;
+  }
   return fields;
+}
+
+/** The picture chosen in the form, when the avatar is a picture and one was chosen. */
+function chosenPicture() {
+  return avatarKind() === "image" ? form.elements.picture.files[0] || null : null;
+}
+
+/** Save ``fields`` of character ``id`` with ``picture`` as its avatar (one new version). */
+function savePicture(id, fields, picture) {
+  const body = new FormData();
+  body.append("file", picture);
+  body.append("fields", JSON.stringify(fields));
+  return api(`/api/characters/${idPath(id)}/picture`, { method: "POST", body });
 }
 
 async function undo(saved) {
@@ -146,12 +261,15 @@ async function undo(saved) {
 
 async function save() {
   const fields = collect();
+  const picture = chosenPicture();
   if (!character) {
     const { character: made } = await api("/api/characters", { method: "POST", body: fields });
+    if (picture) await savePicture(made.id, {}, picture);
     window.location.assign(`/characters?created=${encodeURIComponent(made.id)}`);
     return;
   }
-  const result = await api(`/api/characters/${idPath(character.id)}`, { method: "PUT", body: fields });
+  const result = picture ? await savePicture(character.id, fields, picture)
+    : await api(`/api/characters/${idPath(character.id)}`, { method: "PUT", body: fields });
   if (!result.changed) {
     toast("Nothing changed.");
     return;
@@ -166,6 +284,29 @@ async function save() {
 form.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-action='remove']");
   if (button) button.closest('[data-testid="greeting"], [data-testid="lore-entry"], [data-testid="emotion"]').remove();
+});
+form.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-action='install']");
+  if (!button) return;
+  const select = button.closest(".model-pick").querySelector("select");
+  button.disabled = true;
+  try {
+    await api("/api/installs", { method: "POST", body: { request: select.value } });
+    toast(`Installing ${select.value}: follow it in Jobs. It is ready once installed.`, "success");
+  } catch (error) {
+    reportError(error);
+  } finally {
+    button.disabled = false;
+  }
+});
+form.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-part]")) showInstall(event.target);
+  if (event.target.name === "avatar_kind") showAvatarKind();
+  if (event.target.name === "picture" && event.target.files[0]) {
+    const preview = $("picture-preview");
+    preview.src = URL.createObjectURL(event.target.files[0]);
+    preview.hidden = false;
+  }
 });
 $("add-greeting").addEventListener("click", () => addGreeting().focus());
 $("add-lore").addEventListener("click", () => $("lore-keys", addLore()).focus());
@@ -186,6 +327,7 @@ form.addEventListener("submit", async (event) => {
 
 fill(character);
 if (!character) addGreeting();
+loadChoices();
 // The button stays disabled until the form can save (a click before this script ran would submit the
 // fields as a plain GET, putting them in the address bar).
 $("save-character").disabled = false;

@@ -228,6 +228,24 @@ function animateMouth() {
   requestAnimationFrame(animateMouth);
 }
 
+/** An Install button for the model a "no model" message names ("zishu install owner/name"). */
+function offerInstall(text) {
+  const named = /zishu install ([a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9._-]*)/.exec(text || "");
+  if (!named) return;
+  const button = el("button", { type: "button", class: "primary", "data-testid": "install-missing" }, `Install ${named[1]}`);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await api("/api/installs", { method: "POST", body: { request: named[1] } });
+      toast(`Installing ${named[1]}: follow it in Jobs, then reload to talk.`, "success");
+    } catch (error) {
+      button.disabled = false;
+      reportError(error);
+    }
+  });
+  $("companion-status").after(button);
+}
+
 async function start() {
   try {
     const info = await api(`/api/avatar/${idPath(character)}`);
@@ -239,6 +257,7 @@ async function start() {
     session = await api("/api/companion/sessions", { method: "POST", body: { character } });
   } catch (error) {
     status(`${character} cannot talk: ${error.message}`);
+    offerInstall(error.message);
     return;
   }
   listen();

@@ -1,5 +1,6 @@
 // Library: open a version's folder, uninstall a version (after asking), keep the totals right.
-import { $, api, confirmDialog, formatBytes, idPath, reportError, toast } from "./app.js";
+// Your own characters (local/…) go, every version, to the Characters trash, with Undo.
+import { $, api, confirmDialog, formatBytes, idPath, reportError, toast, undoToast } from "./app.js";
 
 const list = $("library-list");
 
@@ -21,8 +22,30 @@ async function openFolder(id, version) {
   toast(opened ? `Opened ${path}` : `The files are in ${path}`);
 }
 
+async function uninstallOwn(item) {
+  const id = item.dataset.id;
+  const sure = await confirmDialog({ title: `Uninstall ${id}?`,
+    text: "This is your own character: it goes to the Characters trash with every version, and Undo brings it back.",
+    ok: "Move to trash" });
+  if (!sure) return;
+  await api(`/api/library/${idPath(id)}`, { method: "DELETE" });
+  const place = { parent: item.parentNode, next: item.nextSibling };
+  item.remove();
+  updateTotals(item);
+  undoToast(`${id} is in the Characters trash.`, async () => {
+    await api(`/api/characters/${idPath(id)}/restore`, { method: "POST" });
+    place.parent.insertBefore(item, place.next);
+    updateTotals(item);
+    toast(`${id} is back.`, "success");
+  });
+}
+
 async function uninstall(item, row) {
   const id = item.dataset.id;
+  if (item.dataset.own === "true") {
+    await uninstallOwn(item);
+    return;
+  }
   const version = row.dataset.version;
   const sure = await confirmDialog({ title: `Uninstall ${id} ${version}?`,
     text: "Its files are deleted from this computer. You can install it again from Discover.", ok: "Uninstall" });

@@ -1,4 +1,5 @@
-// Settings: save the catalog URL; show this computer's hardware.
+// Settings: save the catalog URL; the companion's default models per role, their devices and the default
+// voice; show this computer's hardware.
 import { $, api, el, formatBytes, reportError, toast } from "./app.js";
 
 const form = $("settings-form");
@@ -11,6 +12,76 @@ form.addEventListener("submit", async (event) => {
     const answer = await api("/api/settings", { method: "PUT", body: { catalog_url: form.elements.catalog_url.value } });
     $("catalog-used").textContent = answer.catalog_used;
     toast("Settings saved.", "success");
+  } catch (error) {
+    reportError(error);
+  } finally {
+    save.disabled = false;
+  }
+});
+
+const companion = $("companion-settings");
+const ROLES = ["llm", "embedding", "asr", "vad"];
+
+function showInstall(select) {
+  const chosen = select.selectedOptions[0];
+  select.closest(".model-pick").querySelector('[data-action="install"]').hidden =
+    !chosen || chosen.dataset.installed !== "false";
+}
+
+async function loadChoices() {
+  const { choices } = await api("/api/characters/choices");
+  for (const role of ROLES) {
+    const select = companion.elements[`model_${role}`];
+    const wanted = select.dataset.value;
+    select.replaceChildren(el("option", { value: "" }, "First installed"),
+      ...(choices[role] || []).map((c) => el("option", { value: c.id, dataset: { installed: String(c.installed) } },
+        `${c.name} (${c.id})${c.installed ? "" : " — not installed"}`)));
+    if (wanted && ![...select.options].some((o) => o.value === wanted)) {
+      select.append(el("option", { value: wanted }, `${wanted} (not in the catalog)`));
+    }
+    select.value = wanted;
+    showInstall(select);
+  }
+  $("settings-voice-ids").replaceChildren(...(choices.voice || []).map((c) => el("option", { value: c.id }, c.name)));
+}
+
+companion.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-part]")) showInstall(event.target);
+});
+
+companion.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-action='install']");
+  if (!button) return;
+  const select = button.closest(".model-pick").querySelector("select[data-part]");
+  button.disabled = true;
+  try {
+    await api("/api/installs", { method: "POST", body: { request: select.value } });
+    toast(`Installing ${select.value}: follow it in Jobs.`, "success");
+  } catch (error) {
+    reportError(error);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+companion.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const save = $("save-companion-settings");
+  save.disabled = true;
+  try {
+    const models = {};
+    const devices = {};
+    for (const role of ROLES) {
+      models[role] = companion.elements[`model_${role}`].value;
+      devices[role] = companion.elements[`device_${role}`].value;
+    }
+    const engine = companion.elements.voice_engine.value.trim();
+    const voice = companion.elements.voice_id.value.trim();
+    if (voice && !engine) throw new Error("Choose the engine that speaks with this voice.");
+    await api("/api/settings", { method: "PUT", body: { companion_models: models, companion_devices: devices,
+      companion_voice: engine ? { engine, ...(voice ? { voice } : {}) } : {} } });
+    for (const role of ROLES) companion.elements[`model_${role}`].dataset.value = models[role];
+    toast("Companion settings saved.", "success");
   } catch (error) {
     reportError(error);
   } finally {
@@ -46,3 +117,4 @@ async function hardware() {
 }
 
 hardware();
+loadChoices().catch(reportError);
