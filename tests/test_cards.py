@@ -206,7 +206,9 @@ def test_v2_png_imports_into_a_valid_manifest_and_exports_back_field_for_field(t
     assert resource.name == "Seraphina"
     assert resource.summary == "A gentle forest guardian."
     assert resource.license == "CC-BY-4.0"
-    assert resource.maintainers == ["alice", "seraphina-fan"]
+    assert resource.maintainers == ["alice"]  # the card's creator is credit, never a maintainer (issue 14)
+    assert resource.spec.extensions["sillytavern"]["fields"]["creator"] == "seraphina-fan"
+    assert "'seraphina-fan' is kept as credit" in result.stderr
     assert resource.tags == ["fantasy", "female", "forest-guardian", "sfw"]
     assert [v.version for v in resource.versions] == ["1.2.0"] and resource.versions[0].files == []
     spec = resource.spec
@@ -289,6 +291,39 @@ def test_v1_card_is_read_as_v2(tmp_path: Path) -> None:
     assert import_card(card_file, tmp_path / "v1.yaml").exit_code == 0
     back = manifest_to_card(load_manifest(tmp_path / "v1.yaml"))
     assert {key: back["data"][key] for key in v1} == v1
+
+
+V2_REQUIRED = {  # the V2 spec's data fields (spec_v2.md) and their type
+    "name": str, "description": str, "personality": str, "scenario": str, "first_mes": str, "mes_example": str,
+    "creator_notes": str, "system_prompt": str, "post_history_instructions": str, "alternate_greetings": list,
+    "tags": list, "creator": str, "character_version": str, "extensions": dict,
+}  # fmt: skip
+
+
+def test_a_v1_card_exports_as_a_complete_v2_card(tmp_path: Path) -> None:
+    fields = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
+    v1 = {key: V2_CARD["data"][key] for key in fields}
+    card_file = tmp_path / "v1.json"
+    card_file.write_text(json.dumps(v1), encoding="utf-8")
+    assert import_card(card_file, tmp_path / "v1.yaml").exit_code == 0
+    out = tmp_path / "v2.json"
+    assert export_card(tmp_path / "v1.yaml", out).exit_code == 0
+    back = json.loads(out.read_text(encoding="utf-8"))
+    assert (back["spec"], back["spec_version"]) == ("chara_card_v2", "2.0")
+    assert {key: type(back["data"].get(key)) for key in V2_REQUIRED} == V2_REQUIRED
+    assert back["data"]["extensions"] == {} and back["data"]["alternate_greetings"] == []
+    assert {key: back["data"][key] for key in v1} == v1
+
+
+def test_exported_cards_and_imported_manifests_are_readable_by_others(tmp_path: Path) -> None:
+    card_file = tmp_path / "seraphina.json"
+    card_file.write_text(json.dumps(V2_CARD), encoding="utf-8")
+    manifest = tmp_path / "seraphina.yaml"
+    assert import_card(card_file, manifest).exit_code == 0
+    assert export_card(manifest, tmp_path / "back.json").exit_code == 0
+    assert export_card(manifest, tmp_path / "back.png").exit_code == 0
+    for path in (manifest, tmp_path / "back.json", tmp_path / "back.png"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
 
 
 def test_edited_manifest_fields_win_over_the_kept_originals(tmp_path: Path) -> None:

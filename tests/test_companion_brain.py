@@ -80,3 +80,60 @@ def test_installed_characters_load_and_other_kinds_are_refused(tmp_path):
         Character.installed(VersionStore(tmp_path), "acme/voice")
     with pytest.raises(ResourceNotAvailable, match="acme/nobody"):
         Character.installed(VersionStore(tmp_path), "acme/nobody")
+
+
+# ---- SillyTavern's keyless constants and regex keys (issue 14) ------------------------------
+
+
+def test_regex_keys_match_as_regexes_with_their_own_case_flag():
+    entries = [
+        lore(["/drag(on|ons)\\b/i"], "Dragons sleep."),
+        lore(["/Moon/"], "The moon is red.", case_sensitive=False),  # no i flag: the regex decides case
+        lore(["/a.c/"], "Literal would not match."),
+    ]
+    fired = [e.content for e in triggered_lore(entries, ["Two DRAGONS and the moon; abc"])]
+    assert fired == ["Dragons sleep.", "Literal would not match."]
+    assert [e.content for e in triggered_lore(entries, ["the Moon"])] == ["The moon is red."]
+    assert not triggered_lore(entries, ["/drag(on|ons)\\b/i"])  # the key's text itself is no match
+
+
+def test_a_key_that_does_not_compile_or_has_a_bare_slash_is_plain_text():
+    entries = [lore(["/a(b/"], "Unbalanced."), lore(["/a/b/"], "Slash inside.")]
+    assert [e.content for e in triggered_lore(entries, ["x /a(b/ y"])] == ["Unbalanced."]
+    assert [e.content for e in triggered_lore(entries, ["x /A/B/ y"])] == ["Slash inside."]
+
+
+def test_a_catastrophic_regex_key_matches_nothing_instead_of_hanging_the_turn():
+    from zishu.companion import lore_keys
+
+    entries = [lore(["/^(a+)+$/"], "Never."), lore(["dragon"], "Dragons sleep.")]
+    text = "a" * 40 + "b dragon"
+    assert [e.content for e in triggered_lore(entries, [text])] == ["Dragons sleep."]
+    # without the regex package, the safe subset refuses the exponential shapes up front
+    assert not lore_keys._is_safe_for_re("^(a+)+$")
+    assert not lore_keys._is_safe_for_re("(a|aa)*b")
+    assert not lore_keys._is_safe_for_re("(x)\\1")
+    assert lore_keys._is_safe_for_re("drag(on|ons)\\b") and lore_keys._is_safe_for_re("(?:ab)+c")
+
+
+def test_keyless_constant_entries_of_an_imported_card_are_always_injected():
+    from zishu.catalog.cards import card_to_manifest
+
+    entry = {"keys": [], "content": "Kiri always speaks politely.", "enabled": True, "constant": True,
+             "insertion_order": 0, "extensions": {}}  # fmt: skip
+    keyless_off = {**entry, "content": "Not constant, no keys: never.", "constant": False}
+    disabled = {**entry, "content": "Disabled.", "enabled": False}
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {
+        "name": "Kiri", "description": "Kiri.", "first_mes": "Hi", "extensions": {},
+        "character_book": {"extensions": {}, "entries": [
+            {**entry, "keys": ["tea"], "content": "Kiri likes tea.", "constant": False}, entry, keyless_off, disabled,
+        ]},
+    }}  # fmt: skip
+    resource = card_to_manifest(card, owner="alice", license="MIT")
+    character = Character(resource.id, resource.name, resource.spec)
+    turn = build_turn(character, "hello", [])
+    assert [e.content for e in turn.lore] == ["Kiri always speaks politely."]
+    assert "Kiri always speaks politely." in turn.messages[0]["content"]
+    assert [e.content for e in build_turn(character, "tea?", []).lore] == [
+        "Kiri likes tea.", "Kiri always speaks politely.",
+    ]  # fmt: skip

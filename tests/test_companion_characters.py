@@ -123,7 +123,7 @@ def test_a_created_character_is_stored_like_an_installed_one(runtime) -> None:
     assert listed == {
         "id": rid, "name": "Mio", "summary": "You are Mio, a cheerful cat who loves fish.", "version": "1.0.0",
         "versions": ["1.0.0"], "local": True, "greeting": "Nya, you!", "avatar": {"image": None, "live2d": None},
-        "derived_from": None, "imported_from": None,
+        "derived_from": None, "imported_from": None, "greeting_emotion": None,
     }
     one = chars.get_character(runtime, rid)
     assert one["greetings"] == ["Nya, {{user}}!"]
@@ -605,8 +605,24 @@ def test_the_index_is_rebuilt_when_missing_corrupt_or_stale(runtime, hero) -> No
     assert [c["name"] for c in chars.list_characters(runtime)] == ["Hero", "Mio Renamed", "Zoe"]
 
 
+def test_the_list_shows_a_greetings_emotion_not_its_tag(runtime) -> None:
+    chars.create_character(runtime, fields(greetings=["[开心] Nya, {{user}}! [害羞]"]))
+    [listed] = chars.list_characters(runtime)
+    assert listed["greeting"] == "Nya, you!"
+    assert listed["greeting_emotion"] == {"name": "happy", "tag": "开心"}
+
+
 def test_the_list_shows_the_start_of_a_long_greeting(runtime) -> None:
     chars.create_character(runtime, fields(greetings=["{{char}} " + "n" * 2_000]))
     [listed] = chars.list_characters(runtime)
     assert len(listed["greeting"]) == chars.MAX_LISTED_GREETING and listed["greeting"].endswith("…")
     assert listed["greeting"].startswith("Mio nnn")
+
+
+def test_a_greeting_is_shown_without_its_tags_with_its_first_emotion() -> None:
+    from zishu.companion.stream_text import shown_greeting
+
+    text, emotion = shown_greeting("[开心] 你好呀！（害羞）", {"开心": {"expression": "smile"}})
+    assert text == "你好呀！" and emotion is not None
+    assert (emotion.name, emotion.tag, emotion.target) == ("happy", "开心", {"expression": "smile"})
+    assert shown_greeting("Hello [not a feeling].") == ("Hello [not a feeling].", None)

@@ -59,7 +59,8 @@ def open_session(app) -> tuple[int, Events]:
     opened = app.api("POST", "/api/companion/sessions", json={"character": "acme/mei"}, timeout=180)
     assert opened.status_code == 200, opened.text
     body = opened.json()
-    assert body["character"] == {"id": "acme/mei", "name": "Mei", "greeting": "Hello! I'm Mei."}
+    assert body["character"] == {"id": "acme/mei", "name": "Mei", "greeting": "Hello! I'm Mei.",
+                                 "greeting_emotion": None}
     assert body["hearing"] and body["speaking"] and body["memory"]
     assert body["models"] == {"llm": "acme/scripted", "asr": "acme/ear", "vad": "acme/vad", "embedding": None}
     return body["id"], Events(app, body["id"])

@@ -331,3 +331,47 @@ def test_a_cpu_build_of_llama_cpp_offers_only_the_cpu():
     import llama_cpp
 
     assert chat_engine.devices() == (("cpu", "cuda") if llama_cpp.llama_supports_gpu_offload() else ("cpu",))
+
+
+LEAK_SCRIPT = """
+import sys
+from pathlib import Path
+from zishu.engines import ChatOptions, ModelRef
+from zishu_llama import LlamaChatEngine, LlamaEmbedEngine
+file = Path(sys.argv[1])
+ref = ModelRef(key=str(file), path=file, format="gguf")
+embedder = LlamaEmbedEngine().load(ref)
+embedder.embed(["hello", "world"])
+chat = LlamaChatEngine().load(ref)
+print("".join(chat.chat([{"role": "user", "content": "hi"}], ChatOptions(max_tokens=4, temperature=0.0, seed=1))))
+embedder.close(); chat.close()
+print("done")
+"""
+
+
+def test_llama_cpp_writes_nothing_to_the_terminal(files, tmp_path):
+    """llama.cpp's warnings (e.g. the pooling one every embedding model without pooling_type gives)
+    went to stderr through llama-cpp-python's own callback, into ``zishu chat``'s terminal."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "leak.py"
+    script.write_text(LEAK_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script), str(files["none"])], capture_output=True, text=True,
+                          env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("done\n")
+    assert done.stderr == ""
+
+
+def test_llama_cpp_log_lines_arrive_in_python_logging_at_their_level(files, caplog):
+    caplog.set_level("DEBUG", logger="zishu_llama.llama_cpp")
+    embedder = embed_engine.load(ref(files["none"]))
+    embedder.close()
+    records = [r for r in caplog.records if r.name == "zishu_llama.llama_cpp"]
+    warnings = [r.getMessage() for r in records if r.levelname == "WARNING"]
+    assert any("pooling_type" in m for m in warnings), warnings
+    assert any(r.levelname in ("INFO", "DEBUG") and "llama_context" in r.getMessage() for r in records)
+    assert all("\n" not in r.getMessage() and r.getMessage().strip() for r in records)  # whole lines, one each

@@ -5,7 +5,8 @@
 - ``llama-cpp-embed`` (embedding): one normalised vector per text from a GGUF model (``embed``).
 
 Modules: ``gguf_header`` reads a GGUF's metadata without loading it; ``loading`` holds what both
-engines share (checks, context, devices, threads, memory estimate, one thread at a time);
+engines share (checks, context, devices, threads, memory estimate, one thread at a time); ``logs``
+sends llama.cpp's log to Python logging;
 ``chat`` and ``embed`` are the two engines. llama_cpp is imported only when a model loads.
 """
 

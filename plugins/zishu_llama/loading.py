@@ -1,7 +1,8 @@
 """What both llama.cpp engines share: the checks made before llama.cpp sees a file, the context
 length, the devices this build of llama-cpp-python can use, the device and thread settings, the
 memory estimate (``memory_need``, the one function behind every figure the host shows), opening the
-model with llama-cpp-python, and ``OneAtATime``, which lets one thread at a time use a loaded model.
+model with llama-cpp-python (its log routed to Python logging by ``logs``), and ``OneAtATime``,
+which lets one thread at a time use a loaded model.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from zishu.engines import Engine, MemoryNeed, ModelRef
 from zishu.errors import EngineError
 
 from .gguf_header import GGUFHeader, read_header
+from .logs import route_llama_logs
 
 DEFAULT_CONTEXT = 4096  # the most context used unless the manifest asks for more (spec.context_length)
 CONTEXT_PADDING = 256  # llama.cpp rounds the KV cache up to a multiple of this many tokens
@@ -98,6 +100,7 @@ class LlamaEngine(Engine):
         batch = self.batch_size(n_ctx)
         from llama_cpp import Llama
 
+        route_llama_logs()  # llama.cpp's messages go to Python logging, not the terminal
         try:
             return Llama(model_path=str(file), n_ctx=n_ctx, n_batch=batch, n_ubatch=batch, verbose=False,
                          **device_settings(device, self.info.name), **thread_settings(), **settings)

@@ -20,17 +20,22 @@ How card data fields become manifest fields::
                                                 only when the entry is selective)
     tags                                      → tags (made into catalog tags: lowercase, a-z 0-9 -)
     character_version                         → versions[0].version (semantic; 1.0.0 when it cannot be)
-    creator                                   → maintainers, after --owner, when it is a GitHub login
+    creator                                   → kept as credit in spec.extensions.sillytavern (and
+                                                exported back), never made a maintainer: the
+                                                maintainers are --owner alone
     anything else (extensions, V3 fields, …)  → spec.extensions.sillytavern
 
 Nothing is lost: whatever the manifest cannot hold exactly is kept verbatim in
 ``spec.extensions.sillytavern`` (and in ``extensions.sillytavern`` of each lorebook entry):
 ``fields`` holds card fields the manifest lacks or holds in another form, ``absent`` the fields the
 card did not have, ``character_book`` the lorebook's own settings, ``keyless_entries`` lorebook
-entries without keywords (a manifest entry needs one), ``root``/``root_mirrors`` the card's
-top-level extras. Export gives the card back field for field. A kept original is used only while
-the manifest still says what the card said; once a creator edits a manifest field (the persona, a
-greeting, a lorebook entry), the manifest wins for that field.
+entries without keywords (a manifest entry needs one; the constant ones are still injected into
+prompts, as SillyTavern does: ``keyless_constant_entries``), ``root``/``root_mirrors`` the card's
+top-level extras. Fields the card lacked stay out of its export, except those V2 requires
+(``V2_REQUIRED``): a V1 card (flat JSON) exports as a complete V2 card, ``extensions`` as ``{}``.
+Export gives the card back field for field. A kept original is used only while the manifest
+still says what the card said; once a creator edits a manifest field (the persona, a greeting, a
+lorebook entry), the manifest wins for that field.
 
 Limits (a CardError naming the limit, each checked before the step it keeps cheap): a PNG card
 file at most 20 MiB and a JSON one 5 MiB (checked before the file is read); a card chunk at most
@@ -63,7 +68,7 @@ from zishu.catalog import (
 )
 from zishu.catalog.manifest import LoreEntry
 from zishu.errors import CardError, UsageError
-from zishu.files import write_atomic
+from zishu.files import SHARED_FILE_MODE, write_atomic
 
 from .card_png import MAX_PNG_BYTES, PNG_SIGNATURE, base_png, card_text, placeholder_png, with_card_texts
 
@@ -397,6 +402,11 @@ ENTRY_LENSES: dict[str, _Lens] = {
 NO_DEFAULT = object()  # a value the export works out (e.g. creator from the maintainers)
 V2_DEFAULTS = {"creator": NO_DEFAULT, "extensions": {}}
 V3_DEFAULTS = {**V2_DEFAULTS, "group_only_greetings": []}
+V2_REQUIRED = frozenset({  # the data fields the V2 spec requires (V3 requires them too)
+    "name", "description", "personality", "scenario", "first_mes", "mes_example", "creator_notes",
+    "system_prompt", "post_history_instructions", "alternate_greetings", "tags", "creator",
+    "character_version", "extensions",
+})  # fmt: skip
 ENTRY_DEFAULTS = {"extensions": {}, "use_regex": False}
 
 
@@ -478,6 +488,7 @@ def card_to_manifest(
         )
     defaults = V3_DEFAULTS if card["spec"] == "chara_card_v3" else V2_DEFAULTS
     values, kept, absent = _split({k: v for k, v in data.items() if k != "character_book"}, CARD_LENSES, defaults)
+    absent = [f for f in absent if f not in V2_REQUIRED]  # a V1 card lacks them; every V2 export has them
     book = data.get("character_book")
     if "character_book" in data and not (isinstance(book, dict) and "entries" in book):
         kept["character_book"] = book  # null, or a book without entries: nothing for the lorebook
@@ -493,7 +504,7 @@ def card_to_manifest(
         "name": values["name"],
         "summary": summary_for(data),
         "license": license,
-        "maintainers": _maintainers(owner, data.get("creator")),
+        "maintainers": [owner],  # the card's creator is credit (kept in fields), not a maintainer
         "tags": values["tags"],
         "versions": [
             {"version": values["version"], "released": today or dt.datetime.now().astimezone().date(), "files": []}
@@ -541,11 +552,18 @@ def _lore_from(book: Any) -> tuple[list[dict], dict | None, list[dict]]:
     return lorebook, meta, keyless
 
 
-def _maintainers(owner: str, creator: Any) -> list[str]:
-    creator = _text(creator).strip().removeprefix("@")
-    if _LOGIN.match(creator) and creator.lower() != owner.lower():
-        return [owner, creator]
-    return [owner]
+def keyless_constant_entries(spec: Any) -> list[LoreEntry]:
+    """The enabled, constant lorebook entries without keywords that an imported card kept aside
+    (``keyless_entries``): SillyTavern injects a constant entry whatever its keys, so these are
+    always in the prompt too. Built without validation, since a manifest entry needs a keyword."""
+    st = _mapping(spec.extensions.get(EXTENSION_KEY))
+    found = []
+    for item in st.get("keyless_entries") or []:
+        entry = _mapping(_mapping(item).get("entry"))
+        values = {key: lens.read(entry) for key, lens in ENTRY_LENSES.items()}
+        if values["constant"] and values["enabled"] and values["content"].strip():
+            found.append(LoreEntry.model_construct(**values, extensions={}))
+    return found
 
 
 def summary_for(data: dict) -> str:
@@ -679,7 +697,7 @@ def card_png_bytes(card: dict, image: Path | None = None) -> bytes:
 
 def write_card_png(card: dict, out: Path, image: Path | None = None) -> None:
     """Write ``card`` as a PNG card at ``out`` (atomically), into ``image`` or a placeholder picture."""
-    write_atomic(Path(out), card_png_bytes(card, image))
+    write_atomic(Path(out), card_png_bytes(card, image), SHARED_FILE_MODE)
 
 
 def card_json_text(card: dict) -> str:
@@ -725,8 +743,11 @@ def import_notes(card: dict, resource: CharacterResource, file: str, is_png: boo
         notes.append(
             f"{keyless} lorebook {'entry has' if keyless == 1 else 'entries have'} no keywords; the manifest's "
             "lorebook needs at least one per entry, so they are kept in spec.extensions.sillytavern.keyless_entries "
-            "(exported back, not used by Zishu)"
+            "(exported back; the constant ones are always in the prompt, as in SillyTavern)"
         )
+    creator = _text(data.get("creator")).strip()
+    if creator:
+        notes.append(f"creator {creator!r} is kept as credit (exported back), not made a maintainer")
     return notes
 
 
@@ -741,6 +762,7 @@ __all__ = [
     "card_png_bytes",
     "card_to_manifest",
     "import_notes",
+    "keyless_constant_entries",
     "manifest_text",
     "manifest_to_card",
     "normalize_card",

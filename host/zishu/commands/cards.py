@@ -19,7 +19,7 @@ from zishu.catalog.cards import (
     write_card_png,
 )
 from zishu.errors import UsageError
-from zishu.files import write_atomic
+from zishu.files import SHARED_FILE_MODE, write_atomic
 from zishu.ids import is_id
 
 ROOT_OPTION = click.option(
@@ -56,7 +56,7 @@ def import_card_command(
     else:
         if path.exists() and not force:
             raise UsageError(f"{path} already exists; pass --force to overwrite it")
-        write_atomic(path, text)
+        write_atomic(path, text, SHARED_FILE_MODE)
         click.echo(f"wrote {path}", err=True)
     for note in import_notes(card, resource, file, is_png):
         click.echo(f"note: {note}", err=True)
@@ -85,7 +85,7 @@ def export_card_command(manifest: str, out: str, spec: str | None, image: Path |
         if out == "-":
             click.echo(card_json_text(card), nl=False)
             return
-        write_atomic(Path(out), card_json_text(card))
+        write_atomic(Path(out), card_json_text(card), SHARED_FILE_MODE)
     elif suffix == ".png":
         write_card_png(card, Path(out), image)
     else:

@@ -4,9 +4,10 @@ for it, the short-term history, and the user's message.
 
 ``Character`` is the part of a character template the brain needs, read from an installed catalog
 character (``Character.installed``) or built directly. ``triggered_lore`` follows SillyTavern's
-world-info rules: an enabled entry is injected when it is ``constant``, or when one of its ``keys``
-appears in the scanned text and, if it has ``secondary_keys``, one of those too; the highest
-``priority`` first, within a character budget.
+world-info rules: an enabled entry is injected when it is ``constant`` (keyless constant entries
+kept aside by a card import included), or when one of its ``keys`` appears in the scanned text
+(``/pattern/flags`` keys as regexes, see ``zishu.companion.lore_keys``) and, if it has
+``secondary_keys``, one of those too; the highest ``priority`` first, within a character budget.
 
 With a ``PromptBudget`` (the model's token counter and the tokens the prompt may take: its context
 less the reply's room), ``build_turn`` never hands the model more than that: lorebook entries take
@@ -22,7 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zishu.catalog.cards import keyless_constant_entries
 from zishu.catalog.manifest import CharacterSpec, LoreEntry
+from zishu.companion.lore_keys import key_appears
 
 LORE_SCAN_MESSAGES = 4  # the user's message and the three messages before it are scanned for keys
 LORE_BUDGET_CHARS = 2000  # the most lorebook text injected in one turn
@@ -82,7 +85,7 @@ def triggered_lore(entries: list[LoreEntry], scanned: list[str], budget: int = L
     folded = text.casefold()
 
     def appears(key: str, case_sensitive: bool) -> bool:
-        return key in text if case_sensitive else key.casefold() in folded
+        return key_appears(key, text, folded, case_sensitive)
 
     def fires(entry: LoreEntry) -> bool:
         if not entry.enabled:
@@ -118,7 +121,7 @@ def build_turn(character: Character, user_text: str, history: list[dict], memori
     spec = character.spec
     fill = _placeholders(character.name, user_name)
     scanned = [m["content"] for m in history[-(LORE_SCAN_MESSAGES - 1):]] + [user_text]
-    lore = triggered_lore(spec.lorebook, scanned)
+    lore = triggered_lore([*spec.lorebook, *keyless_constant_entries(spec)], scanned)
     memories = list(memories)
     if budget is not None:
         lore = _fitting(lore, lambda e: budget.count(fill(e.content)), budget.tokens // 4)

@@ -5,7 +5,7 @@ megabytes; a list of 1,000 characters must stay quick)::
     ZISHU_HOME/characters.json
     {"format": 1,
      "characters": {"owner/name": {"key": ["1.0.2", 1733300000123456789, 2048],
-                                   "summary": {"id", "name", "summary", "version", "local",
+                                   "summary": {"id", "name", "summary", "version", "local", "greeting_emotion",
                                                "greeting", "avatar", "derived_from", "imported_from"}}}}
 
 The index is a cache of the version store, never the truth: an entry counts only while its
@@ -31,7 +31,8 @@ from zishu.resources.versions import MANIFEST, VersionStore
 
 FILE = "characters.json"
 FORMAT = 1
-SUMMARY_FIELDS = ("id", "name", "summary", "version", "local", "greeting", "avatar", "derived_from", "imported_from")
+SUMMARY_FIELDS = ("id", "name", "summary", "version", "local", "greeting", "greeting_emotion", "avatar", "derived_from",
+                  "imported_from")
 
 Key = list[Any]  # [version, mtime_ns, size] of the version's manifest.json, as JSON keeps it
 

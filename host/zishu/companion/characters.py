@@ -46,6 +46,7 @@ from zishu.resources.install import link_or_copy, manifest_of, sha256_of
 from zishu.resources.versions import MANIFEST, discard, file_inside
 
 from . import character_index
+from .stream_text import shown_greeting
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -145,7 +146,7 @@ def _summary(runtime, resource: CharacterResource, version: str) -> dict:
 def _summary_of(resource: CharacterResource, version: str) -> dict:
     """What the character list shows of a version (the index keeps it): everything but ``versions``."""
     spec, own = resource.spec, resource.spec.extensions.get(EXTENSION) or {}
-    greeting = spec.greetings[0] if spec.greetings else ""
+    greeting, emotion = shown_greeting(spec.greetings[0] if spec.greetings else "", spec.emotions)
     greeting = _PLACEHOLDER.sub(lambda m: resource.name if m.group(1).lower() == "char" else "you", greeting)
     if len(greeting) > MAX_LISTED_GREETING:
         greeting = greeting[: MAX_LISTED_GREETING - 1].rstrip() + "…"
@@ -157,6 +158,7 @@ def _summary_of(resource: CharacterResource, version: str) -> dict:
         "version": version,
         "local": resource.owner == LOCAL,
         "greeting": greeting,
+        "greeting_emotion": {"name": emotion.name, "tag": emotion.tag} if emotion else None,
         "avatar": {"image": avatar.image if avatar else None, "live2d": avatar.live2d if avatar else None},
         "derived_from": own.get("derived_from") if isinstance(own, dict) else None,
         "imported_from": own.get("imported_from") if isinstance(own, dict) else None,

@@ -460,6 +460,19 @@ class EmotionTags:
         return not n or n in self._prefixes or n.rstrip() in self._known
 
 
+def shown_greeting(text: str, emotion_map: Mapping[str, Any] | None = None) -> tuple[str, Emotion | None]:
+    """A greeting as people see it: its text without emotion tags, and the first emotion it carries
+    (``"[开心] 你好"`` → ``("你好", Emotion("happy", "开心"))``), so windows show the emotion, not the tag."""
+    try:
+        tags = EmotionTags(emotion_map)
+    except UsageError:  # a broken map still lets the built-in tags be taken out
+        tags = EmotionTags()
+    events = [*tags.feed(text), *tags.flush()]
+    said = "".join(e.text for e in events if isinstance(e, Text))
+    first = next((e for e in events if isinstance(e, Emotion)), None)
+    return said.strip(), first
+
+
 # ---- both together --------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from zishu.companion.stream_text import shown_greeting
 from zishu.errors import NotFound, UsageError
 
 from .api import _body
@@ -75,8 +76,12 @@ def open_session():
     session = companion_sessions().open(rid, models)
     info = session.companion
     character = info.conversation.character
-    greeting = character.spec.greetings[0] if character.spec.greetings else None
-    return jsonify(id=session.id, character={"id": rid, "name": character.name, "greeting": greeting},
+    greeting, emotion = shown_greeting(character.spec.greetings[0] if character.spec.greetings else "",
+                                       character.spec.emotions)
+    mood = None if emotion is None else {
+        "name": emotion.name, "tag": emotion.tag, "expression": getattr(emotion.target, "expression", None)}
+    return jsonify(id=session.id, character={"id": rid, "name": character.name, "greeting": greeting or None,
+                                             "greeting_emotion": mood},
                    models=info.models, hearing=info.asr is not None, speaking=info.conversation.tts is not None,
                    memory=info.conversation.memory is not None, notes=info.notes)
 

@@ -37,6 +37,12 @@ function card(character) {
         el("p", { class: "muted mono small" }, `${id} · ${character.version}`),
         el("p", { class: "muted small", "data-testid": "character-origin" }, origin(character)))),
     el("p", { class: "character-greeting", "data-testid": "character-greeting" },
+      character.greeting_emotion
+        ? el("span", { class: "emotion-chip", "data-testid": "greeting-emotion",
+          dataset: { emotion: character.greeting_emotion.name }, title: character.greeting_emotion.name },
+        character.greeting_emotion.tag)
+        : null,
+      character.greeting_emotion ? " " : null,
       character.greeting || character.summary),
     actions);
 }

@@ -269,7 +269,15 @@ async function start() {
   const notes = session.notes.length ? ` (${session.notes.join("; ")})` : "";
   status(`${session.character.name} is here${notes}.`);
   root.dataset.session = session.id;
-  if (session.character.greeting) message("assistant", session.character.greeting);
+  const mood = session.character.greeting_emotion;
+  if (session.character.greeting || mood) {
+    const node = message("assistant", session.character.greeting || "");
+    if (mood) {
+      node.prepend(el("span", { class: "emotion-chip", "data-testid": "greeting-emotion", dataset: { emotion: mood.name },
+        title: mood.name }, mood.tag), " ");
+      if (avatar) avatar.express(mood.expression || mood.name);
+    }
+  }
   loadMemories();
   requestAnimationFrame(animateMouth);
 }
