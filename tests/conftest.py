@@ -414,3 +414,12 @@ def runtime(tmp_path, monkeypatch):
     yield rt
     rt.models.unload()
     rt.close()
+
+
+def zishu(environ: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the zishu CLI in a subprocess with ``environ``; an unexpected exit status fails the test with its output."""
+    result = subprocess.run([sys.executable, "-m", "zishu.cli", *args], env=environ, capture_output=True, text=True,
+                            timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"zishu {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result

@@ -12,12 +12,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import AppProcess, FileServer, make_manifest, publish_catalog, write_manifest
+from conftest import AppProcess, FileServer, make_manifest, publish_catalog, write_manifest, zishu
 from conftest import serve_file as _file
 from zishu.catalog.client import SNAPSHOT
 from zishu.sizes import download_size
@@ -29,14 +28,6 @@ SIZES_JS = ROOT / "host" / "zishu" / "web" / "static" / "sizes.js"
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def zishu(environ: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "zishu.cli", *args], env=environ, capture_output=True, text=True,
-                            timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError(f"zishu {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def hub_file(server: FileServer, name: str, body: bytes, published: dict) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FileServer, make_manifest, write_manifest
+from conftest import FileServer, make_manifest, write_manifest, zishu
 from conftest import publish_catalog as _publish
 from conftest import serve_file as _file
 
@@ -36,14 +36,6 @@ def env(tmp_path: Path, registry: Path, file_server: FileServer):
     catalog = _publish(registry, tmp_path / "catalog")
     environ = {**os.environ, "ZISHU_HOME": str(tmp_path / "home"), "ZISHU_CATALOG": catalog}
     return environ, file_server, tmp_path / "home"
-
-
-def zishu(environ: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "zishu.cli", *args], env=environ, capture_output=True, text=True,
-                            timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError(f"zishu {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def test_three_levels_of_requires_install_in_one_command(env):

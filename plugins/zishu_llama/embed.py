@@ -9,7 +9,7 @@ estimate follows, since the compute buffers grow with the context squared."""
 
 from __future__ import annotations
 
-from zishu.engines import EngineInfo, ModelRef
+from zishu.engines import EngineInfo, ModelRef, texts_to_embed
 from zishu.errors import EngineError
 
 from .gguf_header import GGUFHeader
@@ -47,12 +47,7 @@ class LlamaEmbedder:
         self.llama = llama
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        if isinstance(texts, str):
-            raise EngineError(f"{self.llama.label}: embed takes a list of texts, not one string")
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text:
-                raise EngineError(f"{self.llama.label}: text {i} is {text!r}; every text must be a non-empty string")
+        texts = texts_to_embed(texts, self.llama.label)
         if not texts:
             return []
         with self.llama.use() as llm:

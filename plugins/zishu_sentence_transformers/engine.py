@@ -9,7 +9,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from zishu.engines import Engine, EngineInfo, MemoryNeed, ModelRef
+from zishu.engines import Engine, EngineInfo, MemoryNeed, ModelRef, texts_to_embed
 from zishu.errors import EngineError
 
 from .memory import BATCH, EncoderShape, memory_need, weights_size
@@ -81,12 +81,7 @@ class SentenceEmbedder:
         self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        if isinstance(texts, str):
-            raise EngineError(f"{self.label}: embed takes a list of texts, not one string")
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text:
-                raise EngineError(f"{self.label}: text {i} is {text!r}; every text must be a non-empty string")
+        texts = texts_to_embed(texts, self.label)
         if not texts:
             return []
         with self._lock:

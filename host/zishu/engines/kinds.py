@@ -103,6 +103,22 @@ class EmbeddingModel(Protocol):
     def embed(self, texts: list[str]) -> list[list[float]]: ...
 
 
+def texts_to_embed(texts: object, label: str) -> list[str]:
+    """What ``embed`` was given, checked the same way by every embedding engine: a list of non-empty
+    strings (a lone string is refused rather than embedded letter by letter); raises EngineError."""
+    from zishu.errors import EngineError
+
+    if isinstance(texts, str):
+        raise EngineError(f"{label}: embed takes a list of texts, not one string")
+    if not isinstance(texts, Iterable):
+        raise EngineError(f"{label}: embed takes a list of texts, not {type(texts).__name__}")
+    checked = list(texts)
+    for i, text in enumerate(checked):
+        if not isinstance(text, str) or not text:
+            raise EngineError(f"{label}: text {i} is {text!r}; every text must be a non-empty string")
+    return checked
+
+
 @dataclass(frozen=True)
 class Transcript:
     text: str
