@@ -4,6 +4,7 @@ undo, delete and undo, and edit a catalog character into a copy of one's own."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -221,3 +222,34 @@ def test_the_editor_gives_a_live2d_model_then_a_picture_and_the_library_undoes_a
     ui.get_by_test_id("toast").last.get_by_test_id("undo").click()
     expect(mio).to_have_count(1)
     assert character(app, "local/mio")["avatar"]["image"] == saved["avatar"]["image"]
+
+
+def test_import_a_world_info_lorebook_in_the_editor_then_undo(ui, app, tmp_path: Path):
+    from playwright.sync_api import expect
+
+    world = {"entries": {  # written by hand in the shape SillyTavern saves a world
+        "0": {"uid": 0, "key": ["Eldoria"], "keysecondary": [], "comment": "The forest", "selective": True,
+              "content": "Eldoria is an ancient forest.", "constant": False, "order": 100, "disable": False},
+        "1": {"uid": 1, "key": ["wolves", "pack"], "keysecondary": [], "comment": "Wolves", "selective": True,
+              "content": "Wolves hunt at night.", "constant": False, "order": 90, "disable": False}}}
+    (tmp_path / "Eldoria.json").write_text(json.dumps(world), encoding="utf-8")
+    (tmp_path / "notes.json").write_text("not json", encoding="utf-8")
+    assert app.api("POST", "/api/characters", json={"name": "Mio", "persona": "You are a cat."}).status_code == 201
+    ui.goto(app_origin(ui) + "/characters/local/mio/edit")
+    expect(ui.get_by_test_id("page-title")).to_have_text("Edit Mio")
+    expect(ui.get_by_test_id("lore-entry")).to_have_count(0)
+
+    ui.get_by_test_id("lorebook-file").set_input_files(str(tmp_path / "Eldoria.json"))
+    expect(ui.get_by_test_id("toast").last).to_contain_text("Imported 2 lorebook entries from Eldoria.json")
+    expect(ui.get_by_test_id("lore-entry")).to_have_count(2)
+    expect(ui.get_by_test_id("character-meta")).to_contain_text("version 1.0.1")
+    assert [e["keys"] for e in character(app, "local/mio")["lorebook"]] == [["Eldoria"], ["wolves", "pack"]]
+    ui.screenshot(path=str(tmp_path / "lorebook.png"), full_page=True)
+
+    ui.get_by_test_id("toast").last.get_by_test_id("undo").click()
+    expect(ui.get_by_test_id("toast").last).to_contain_text("Back to version 1.0.0.")
+    expect(ui.get_by_test_id("lore-entry")).to_have_count(0)
+
+    ui.get_by_test_id("lorebook-file").set_input_files(str(tmp_path / "notes.json"))
+    expect(ui.get_by_test_id("toast").last).to_contain_text("notes.json: is not a JSON file")
+    assert character(app, "local/mio")["versions"] == ["1.0.0"]

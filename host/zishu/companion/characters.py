@@ -37,6 +37,7 @@ from filelock import BaseFileLock
 from pydantic import ValidationError
 
 from zishu.catalog import RESOURCE
+from zishu.catalog.cards import EXTENSION_KEY as CARD_EXTENSION
 from zishu.catalog.cards import MAX_LORE_ENTRIES, card_to_manifest, read_card_bytes, slugify, summary_for
 from zishu.catalog.manifest import CharacterResource
 from zishu.errors import CardError, ManifestError, NotFound, UsageError, ZishuError
@@ -187,13 +188,15 @@ def create_character(runtime, fields: dict) -> str:
     return rid
 
 
-def update_character(runtime, rid: str, fields: dict, *, picture: tuple[bytes, str] | None = None) -> dict:
+def update_character(runtime, rid: str, fields: dict, *, picture: tuple[bytes, str] | None = None,
+                     keyless_lore: list[dict] | None = None) -> dict:
     """Save ``fields`` (the ones given; the rest stay) as a new version of ``rid``.
 
     ``picture``: an image's bytes and file name, saved with the version and made the avatar (in
     place of a Live2D model). A catalog character is never changed: the edit becomes a local copy,
     ``derived_from`` it. Returns ``{"id", "version", "changed", "forked_from"}``; nothing is
-    written when nothing changed.
+    written when nothing changed. ``keyless_lore``: lorebook entries without keywords (card-book
+    shaped ``{"index", "entry"}``) to keep beside the lorebook, where a constant one is injected.
     """
     _check_fields(fields)
     new_files = None
@@ -209,7 +212,7 @@ def update_character(runtime, rid: str, fields: dict, *, picture: tuple[bytes, s
             version = str(semver.Version.parse(current).bump_patch())
             edited = _carried(old, current, version, "Edited in Zishu.")
             base = {**previous, "versions": [*previous["versions"], edited]}
-            resource = _validated(_apply(base, fields, auto_summary=auto))
+            resource = _validated(_with_keyless(_apply(base, fields, auto_summary=auto), keyless_lore))
             if _same_content(old, resource):
                 return {"id": old.id, "version": current, "changed": False, "forked_from": None}
             _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current),
@@ -223,7 +226,7 @@ def update_character(runtime, rid: str, fields: dict, *, picture: tuple[bytes, s
             **(spec.get("extensions", {}).get(EXTENSION) or {}), "derived_from": f"{old.id}@{current}"}}
         base = {**previous, "id": f"{LOCAL}/{slug}",
                 "versions": [_carried(old, current, version, f"Edited from {old.id}.")]}
-        resource = _validated(_apply(base, fields, auto_summary=auto))
+        resource = _validated(_with_keyless(_apply(base, fields, auto_summary=auto), keyless_lore))
         _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current),
                        new_files=new_files)
         return {"id": resource.id, "version": version, "changed": True, "forked_from": old.id}
@@ -394,6 +397,17 @@ def _apply(base: dict, fields: dict, *, auto_summary: bool) -> dict:
         name, persona = manifest.get("name"), manifest["spec"].get("persona")
         if isinstance(name, str) and isinstance(persona, str):
             manifest["summary"] = _auto_summary(name, persona)
+    return manifest
+
+
+def _with_keyless(manifest: dict, keyless: list[dict] | None) -> dict:
+    """``manifest`` with ``keyless`` added to the keyless lorebook entries its card import kept."""
+    if not keyless:
+        return manifest
+    extensions = dict(manifest["spec"].get("extensions") or {})
+    st = dict(extensions.get(CARD_EXTENSION) or {})
+    st["keyless_entries"] = [*(st.get("keyless_entries") or []), *keyless]
+    manifest["spec"]["extensions"] = {**extensions, CARD_EXTENSION: st}
     return manifest
 
 

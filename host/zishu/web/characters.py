@@ -14,6 +14,9 @@ API under ``/api/characters``::
                                                     → {"character", "changed", "forked_from"}
     GET    /api/characters/choices                  what each part can be: {"choices": {part: [{"id", "name",
                                                     "installed"}]}} (models per role, LoRAs, Live2D, voices)
+    POST   /api/characters/<owner>/<name>/lorebook  multipart "file" (a SillyTavern world-info .json): its entries
+                                                    added to the lorebook as a new version (Undo takes it back)
+                                                    → {"character", "changed", "forked_from", "added"}
     POST   /api/characters/<owner>/<name>/undo      the newest version removed → {"undone", "character"|null}
     DELETE /api/characters/<owner>/<name>           to the trash → {"deleted"}
     POST   /api/characters/<owner>/<name>/restore   back from the trash → {"character"}
@@ -34,6 +37,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from zishu.catalog.cards import MAX_JSON_BYTES, MAX_PNG_BYTES
 from zishu.companion import characters as store
 from zishu.companion.model_choices import choices
+from zishu.companion.world_info import import_lorebook
 from zishu.errors import NotFound, UsageError
 from zishu.ids import parse_id
 
@@ -161,6 +165,23 @@ def api_picture(owner: str, name: str):
     data = upload.read(store.MAX_PICTURE_BYTES + 1)
     result = store.update_character(runtime(), rid, fields, picture=(data, upload.filename or "picture"))
     return jsonify(character=_one(result["id"]), changed=result["changed"], forked_from=result["forked_from"])
+
+
+@characters.post("/api/characters/<owner>/<name>/lorebook")
+def api_lorebook(owner: str, name: str):
+    rid = _id(owner, name)
+    request.max_content_length = MAX_JSON_BYTES + FORM_OVERHEAD
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        raise RequestEntityTooLarge(
+            f"the world-info file is too big: at most {MAX_JSON_BYTES // 2**20} MiB") from None
+    if upload is None:
+        raise UsageError("send the world-info file as a multipart form field named 'file' (a SillyTavern .json)")
+    data = upload.read(MAX_JSON_BYTES + 1)
+    result = import_lorebook(runtime(), rid, data, upload.filename or "world.json")
+    return jsonify(character=_one(result["id"]), changed=result["changed"], forked_from=result["forked_from"],
+                   added=result["added"])
 
 
 @characters.post("/api/characters/<owner>/<name>/undo")

@@ -3,7 +3,8 @@
 //   const avatar = await mountAvatar(element, info);   // info: the JSON of GET /api/avatar/<owner>/<name>
 //   avatar.kind           "live2d" | "image" | "placeholder"
 //   avatar.expressions    the expression names it has
-//   avatar.express(name)  set an expression (null: back to the neutral face); resolves true when shown
+//   avatar.express(name, emotion)  set an expression (null: back to the neutral face); a still avatar's badge
+//                                 shows ``emotion`` (else the name); resolves true when shown
 //   avatar.motion(group)  play a motion group once (Live2D; a static avatar just nods)
 //   avatar.mouth(v)       open the mouth, 0..1 (call it every frame while speaking: see mouthLevel)
 //   avatar.destroy()
@@ -285,14 +286,17 @@ function mountStatic(element, info, kind) {
     kind,
     expressions,
     motions: [],
-    async express(name) {
+    // ``emotion``: the emotion the expression shows (``happy``), the badge's words; without it the
+    // badge names the expression itself (the calibrator's previews)
+    async express(name, emotion) {
       element.dataset.expression = name || "";
       if (!name) {
         badge.hidden = true;
         badge.textContent = "";
         return true;
       }
-      badge.textContent = `${EMOJI[name] || "✦"} ${name}`;
+      const shown = emotion || name;
+      badge.textContent = `${EMOJI[shown] || "✦"} ${shown}`;
       badge.hidden = false;
       bump("avatar-bump");
       return true;

@@ -154,6 +154,7 @@ function fill(c) {
   form.elements.voice_engine.value = (c && c.voice && c.voice.engine) || "";
   form.elements.voice_id.value = (c && c.voice && c.voice.voice) || "";
   $("character-meta").textContent = describe(c);
+  $("import-lorebook").hidden = !c; // a world is added to a saved character
   if (forkNote) forkNote.hidden = !c || c.local;
   if (c) {
     const title = `Edit ${c.name}`;
@@ -311,6 +312,30 @@ form.addEventListener("change", (event) => {
 $("add-greeting").addEventListener("click", () => addGreeting().focus());
 $("add-lore").addEventListener("click", () => $("lore-keys", addLore()).focus());
 $("add-emotion").addEventListener("click", () => $("emotion-tag", addEmotion()).focus());
+
+/** Add the entries of the SillyTavern world-info ``file`` to the character (a new version, with Undo). */
+async function importLorebook(file) {
+  const body = new FormData();
+  body.append("file", file);
+  const result = await api(`/api/characters/${idPath(character.id)}/lorebook`, { method: "POST", body });
+  const saved = result.character;
+  fill(saved);
+  const where = result.forked_from ? ` into your own copy (${saved.id})` : "";
+  undoToast(`Imported ${result.added} lorebook entr${result.added === 1 ? "y" : "ies"} from ${file.name}${where}.`,
+    () => undo(saved));
+}
+
+$("import-lorebook").addEventListener("click", () => form.elements.world_info.click());
+form.elements.world_info.addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  event.target.value = "";
+  if (!file || !character) return;
+  try {
+    await importLorebook(file);
+  } catch (error) {
+    reportError(error);
+  }
+});
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();

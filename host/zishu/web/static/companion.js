@@ -65,7 +65,7 @@ const handlers = {
   },
   emotion(event) {
     if (!avatar) return;
-    avatar.express(event.expression || event.name);
+    avatar.express(event.expression || event.name, event.name);
     if (event.motion) avatar.motion(event.motion);
   },
   audio(event) {
@@ -275,7 +275,7 @@ async function start() {
     if (mood) {
       node.prepend(el("span", { class: "emotion-chip", "data-testid": "greeting-emotion", dataset: { emotion: mood.name },
         title: mood.name }, mood.tag), " ");
-      if (avatar) avatar.express(mood.expression || mood.name);
+      if (avatar) avatar.express(mood.expression || mood.name, mood.name);
     }
   }
   loadMemories();
