@@ -137,3 +137,13 @@ def test_keyless_constant_entries_of_an_imported_card_are_always_injected():
     assert [e.content for e in build_turn(character, "tea?", []).lore] == [
         "Kiri likes tea.", "Kiri always speaks politely.",
     ]  # fmt: skip
+
+
+def test_the_opening_greeting_fills_placeholders_and_shows_the_emotion_not_the_tag():
+    from zishu.companion.brain import opening_greeting
+
+    spec = CharacterSpec(persona="You are {{char}}.", greetings=["[开心] 你好，{{user}}！我是{{Char}}。"])
+    text, emotion = opening_greeting(Character("a/mei", "Mei", spec), "Lin")
+    assert text == "你好，Lin！我是Mei。"
+    assert emotion is not None and emotion.name == "happy" and emotion.tag == "开心"
+    assert opening_greeting(Character("a/b", "B", CharacterSpec(persona="x")), "Lin") == ("", None)

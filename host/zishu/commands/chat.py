@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from zishu.companion.stream_text import shown_greeting
+from zishu.companion.brain import opening_greeting
 from zishu.companion.text_chat import TextReply, forget_numbered
 from zishu.errors import ZishuError
 
@@ -59,7 +59,7 @@ def chat_command(character, messages, model, device, no_memory, max_tokens, seed
             _turn(talk, text)
         return
     if who.spec.greetings:
-        greeting, emotion = shown_greeting(who.spec.greetings[0], who.spec.emotions)
+        greeting, emotion = opening_greeting(who, user_name)
         mood = f" [dim]({escape(emotion.tag)})[/]" if emotion else ""
         out.print(f"[bold]{escape(who.name)}[/]{mood}: {escape(greeting)}")
     err.print("[dim]/help for commands; Ctrl-D to leave[/]")

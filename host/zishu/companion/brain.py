@@ -26,6 +26,7 @@ from pathlib import Path
 from zishu.catalog.cards import keyless_constant_entries
 from zishu.catalog.manifest import CharacterSpec, LoreEntry
 from zishu.companion.lore_keys import key_appears
+from zishu.companion.stream_text import Emotion, shown_greeting
 
 LORE_SCAN_MESSAGES = 4  # the user's message and the three messages before it are scanned for keys
 LORE_BUDGET_CHARS = 2000  # the most lorebook text injected in one turn
@@ -187,6 +188,13 @@ def cut_to_tokens(text: str, tokens: int, count: Callable[[str], int]) -> str:
         else:
             high = middle
     return text[:low]
+
+
+def opening_greeting(character: Character, user_name: str = "you") -> tuple[str, Emotion | None]:
+    """The character's first greeting as people see it: {{char}} and {{user}} filled in, emotion tags
+    taken out, and the first emotion it carries (the window's chip, ``zishu chat``'s "(开心)")."""
+    first = character.spec.greetings[0] if character.spec.greetings else ""
+    return shown_greeting(_placeholders(character.name, user_name)(first), character.spec.emotions)
 
 
 def _placeholders(char: str, user: str):

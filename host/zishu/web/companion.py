@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from zishu.companion.stream_text import shown_greeting
+from zishu.companion.brain import opening_greeting
 from zishu.errors import NotFound, UsageError
 
 from .api import _body
@@ -76,8 +76,7 @@ def open_session():
     session = companion_sessions().open(rid, models)
     info = session.companion
     character = info.conversation.character
-    greeting, emotion = shown_greeting(character.spec.greetings[0] if character.spec.greetings else "",
-                                       character.spec.emotions)
+    greeting, emotion = opening_greeting(character, info.conversation.user_name)
     mood = None if emotion is None else {
         "name": emotion.name, "tag": emotion.tag, "expression": getattr(emotion.target, "expression", None)}
     return jsonify(id=session.id, character={"id": rid, "name": character.name, "greeting": greeting or None,
