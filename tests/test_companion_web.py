@@ -263,3 +263,11 @@ def test_the_companion_models_setting_is_validated_and_kept(app):
         refused = app.api("PUT", "/api/settings", json={"companion_models": bad})
         assert refused.status_code == 400 and "companion_models must map roles" in refused.json()["error"]["message"]
     assert app.api("GET", "/api/settings").json()["companion_models"] == {"embedding": "acme/talker"}
+
+
+def test_zishu_chat_runs_where_device_says_and_refuses_an_unknown_device(companion_home):
+    on_cpu = chat(companion_home, "acme/mei", "--device", "cpu", "--no-memory", "-m", "Hello?")
+    assert on_cpu.returncode == 0, on_cpu.stderr
+    assert on_cpu.stdout.splitlines() == ["Mei: (happy) Hugs, cat."]
+    wrong = chat(companion_home, "acme/mei", "--device", "tpu", "-m", "Hello?")
+    assert wrong.returncode == 2 and "tpu" in wrong.stderr
