@@ -105,13 +105,14 @@ class MemoryStore:
     # -- turns ------------------------------------------------------------------------------------
 
     def record_turn(self, character: str, role: str, text: str, interrupted: bool = False) -> Turn:
-        """Store one message; an interrupted assistant turn keeps what was played, which may be nothing."""
+        """Store one message. A user turn needs text unless interrupted; an assistant turn is stored
+        as it was said, which may be nothing (a reply of only an emotion tag, or cut at max_tokens)."""
         character = _character(character)
         if role not in ROLES:
             raise UsageError(f"a turn's role must be one of {', '.join(ROLES)}, not {role!r}")
         if not isinstance(text, str):
             raise UsageError(f"a turn's text must be a string, not {type(text).__name__}")
-        if not text.strip() and not interrupted:
+        if not text.strip() and not interrupted and role == "user":
             raise UsageError(f"a {role} turn needs text (only an interrupted turn may be empty)")
         return Turn.create(character=character, role=role, text=text, created=self.clock(),
                            interrupted=bool(interrupted))

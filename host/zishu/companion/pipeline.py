@@ -12,7 +12,12 @@ chat and the tests all read the same stream):
     {"type": "note", "code", "message"}                      the user's message was cut to fit the
                                                               context (MESSAGE_CUT), or the reply
                                                               stopped at the turn's time budget (TURN_TIME)
-    {"type": "done", "text", "interrupted", "latency": {...}}
+    {"type": "done", "text", "interrupted", "latency": {...}, "finish_reason", "turn"}
+                                                              ``text`` may be empty (a reply of only
+                                                              a tag, or cut at max_tokens); it is stored
+                                                              as said. ``finish_reason`` is "length"
+                                                              when the model was cut at max_tokens,
+                                                              else "stop"; ``turn`` the stored reply's id
 
 A message over ``limits.MESSAGE_CHARS`` is refused (UsageError). A turn has ``turn_seconds`` (the
 ``companion_turn_seconds`` setting): the LLM waits for a busy model and generates only until then,
@@ -138,9 +143,18 @@ class Conversation:
         spoken: list[str] = []
         failure: list[BaseException] = []
 
+        ended: list[str] = []  # why the model stopped, when it said so ("length": cut at max_tokens)
+
         def generate() -> None:
             def pieces():
-                for piece in self.llm.chat(turn.messages, options):
+                stream = self.llm.chat(turn.messages, options)
+                while True:
+                    try:
+                        piece = next(stream)
+                    except StopIteration as stop:
+                        if isinstance(stop.value, str):
+                            ended.append(stop.value)
+                        return
                     if options.over():
                         return
                     marks.setdefault("first_token", time.perf_counter())
@@ -148,7 +162,7 @@ class Conversation:
                     yield piece
 
             try:
-                for item in speakable(pieces(), self.character.spec.emotions):
+                for item in speakable(pieces(), self.character.spec.emotions, cut=lambda: ended == ["length"]):
                     if self._stop.is_set():
                         break
                     sentences.put(item)
@@ -203,7 +217,9 @@ class Conversation:
         if not interrupted and time.monotonic() >= deadline:
             yield {"type": "note", "code": "TURN_TIME",
                    "message": f"the reply stopped at the turn's time budget of {self.turn_seconds:g} s"}
-        yield {"type": "done", "text": text.strip(), "interrupted": interrupted, "latency": latency}
+        finish = "length" if ended == ["length"] and not interrupted else "stop"
+        yield {"type": "done", "text": text.strip(), "interrupted": interrupted, "latency": latency,
+               "finish_reason": finish, "turn": record.id if record is not None else None}
 
     def _say(self, sentence: Sentence, index: int, events: queue.Queue, marks: dict) -> None:
         marks.setdefault("first_sentence", time.perf_counter())

@@ -70,10 +70,14 @@ class CompanionSessions:
 
     # -- the window's sessions --------------------------------------------------------------------
 
-    def open(self, rid: str, models: dict | None = None) -> Session:
-        """Open a window's session with character ``rid`` (its engines load now)."""
+    def open(self, rid: str, models: dict | None = None, options: ChatOptions | None = None) -> Session:
+        """Open a window's session with character ``rid`` (its engines load now); ``options``
+        replace the conversation's sampling settings (``max_tokens``, say)."""
         character = companion_character(self.runtime.registry, rid)
-        session = Session(open_companion(self.runtime, character, models=models or {}))
+        companion = open_companion(self.runtime, character, models=models or {})
+        if options is not None:
+            companion.conversation.options = options
+        session = Session(companion)
         evicted = []
         with self._lock:
             while len(self._sessions) >= self.limit:

@@ -9,7 +9,8 @@ checks as every other route (a WebSocket would need another server than cheroot)
     POST /api/companion/sessions/<id>/say        {"text"}: a typed message (at most 4,000 characters)
     POST /api/companion/sessions/<id>/playback   {"event": "playing" | "heard" | "barge_in", "sentences": n}
 
-A session opens with ``POST /api/companion/sessions {"character": id}`` (its engines load then) and
+A session opens with ``POST /api/companion/sessions {"character": id, "max_tokens": n}`` (its engines
+load then; ``max_tokens`` is optional and bounds each reply) and
 closes when its event stream does or on ``DELETE``. Event streams count against the app's cap
 (``streams.py``). The memory panel's routes work on the session's
 character with the session's embedding model. Sessions are opened, found and closed by the app's
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from zishu.engines.kinds import ChatOptions
 from zishu.errors import NotFound, UsageError
 
 from .api import _body
@@ -72,7 +74,11 @@ def open_session():
     models = body.get("models") or {}
     if not isinstance(models, dict):
         raise UsageError('"models" must be an object: {"llm": id, "asr": id, ...}')
-    session = companion_sessions().open(rid, models)
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise UsageError('"max_tokens" must be a whole number, 1 or more')
+    options = ChatOptions(max_tokens=max_tokens) if max_tokens else None
+    session = companion_sessions().open(rid, models, options)
     info = session.companion
     character = info.conversation.character
     greeting = character.spec.greetings[0] if character.spec.greetings else None

@@ -75,7 +75,8 @@ const handlers = {
     if (!reply) return;
     reply.node.classList.remove("streaming");
     if (event.interrupted) reply.node.classList.add("interrupted");
-    reply.node.textContent = event.text;
+    reply.node.textContent = event.text || "(no words)";  // a reply of only a tag, or cut before a word
+    reply.node.classList.toggle("no-words", !event.text);
     reply = null;
     loadMemories();
   },
