@@ -40,7 +40,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from zishu.engines.kinds import ChatModel, ChatOptions, SpeechSynthesizer, token_counter
+from zishu.errors import UsageError
 
+from . import chats
 from .brain import Character, PromptBudget, build_turn
 from .limits import TURN_SECONDS, checked_message
 from .memory import MemoryStore, facts_worth_keeping
@@ -67,6 +69,7 @@ class Conversation:
     user_name: str = "User"
     history: list[dict] = field(default_factory=list)
     turn_seconds: float = TURN_SECONDS
+    chat: int | None = None  # the chat turns go to and history comes from (default: the one to continue)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _played: int | None = field(default=None, repr=False)
     _last: dict | None = field(default=None, repr=False)  # the finished reply: sentences, record, marks
@@ -92,8 +95,8 @@ class Conversation:
             text = f"{join_spoken(last['spoken'][:max(heard, 0)])} {INTERRUPTED}".strip()
             last["interrupted"] = True
             if last["record"] is not None:
-                last["record"].text, last["record"].interrupted = text, True
-                last["record"].save()
+                last["record"].interrupted = True
+                chats.set_text(last["record"], text)
             elif self.history and self.history[-1]["role"] == "assistant":
                 self.history[-1]["content"] = text
 
@@ -110,12 +113,27 @@ class Conversation:
             last["record"].save()
         return last["latency"]
 
+    def regenerate(self, turn_id: int) -> Iterator[dict]:
+        """Answer again the user message before reply ``turn_id``, from the history before it; the
+        new reply becomes that turn's newest alternative (the ``turn`` event has ``regenerating``)."""
+        if self.memory is None:
+            raise UsageError("regenerating needs the chat kept: this conversation keeps no memory")
+        answer = chats.find_turn(turn_id, self.character.id)
+        if answer.role != "assistant" or answer.deleted_at is not None:
+            raise UsageError(f"message {turn_id} is not one of {self.character.name}'s replies")
+        before = chats.branch(answer.chat_id, HISTORY_MESSAGES + 1, before=answer.id) if answer.chat_id else []
+        if not before or before[-1].role != "user":
+            raise UsageError("only a reply to a message of yours can be regenerated")
+        past = [{"role": t.role, "content": t.text} for t in before[:-1]]
+        return self.reply(before[-1].text, history=past, regenerating=answer)
+
     def reply(self, user_text: str, *, heard_at: float | None = None, stages: dict | None = None,
-              history: list[dict] | None = None) -> Iterator[dict]:
+              history: list[dict] | None = None, regenerating: Turn | None = None) -> Iterator[dict]:
         """Answer ``user_text``. ``heard_at`` (perf_counter) is when the user stopped speaking, so
         the latency record starts there (default: now); ``stages`` are earlier marks of this turn
         (e.g. ``{"transcript": t}``); ``history`` replaces the stored short-term history (a client
-        that keeps its own, like the OpenAI-compatible endpoint)."""
+        that keeps its own, like the OpenAI-compatible endpoint); ``regenerating``: the stored reply
+        this one is a new alternative of."""
         checked_message(user_text)
         deadline = time.monotonic() + self.turn_seconds
         options = replace(self.options, deadline=deadline, cancelled=self._stop.is_set)
@@ -132,7 +150,8 @@ class Conversation:
                                                                           counter.context_length // 2))
         turn = build_turn(self.character, user_text, past, [m["text"] for m in recalled], self.user_name, budget)
         yield {"type": "turn", "memories": recalled, "lore": [e.name or e.keys[0] for e in turn.lore],
-               "message_cut": turn.message_cut, "history_dropped": turn.history_dropped}
+               "message_cut": turn.message_cut, "history_dropped": turn.history_dropped,
+               "regenerating": regenerating.id if regenerating is not None else None}
         if turn.message_cut:
             yield {"type": "note", "code": "MESSAGE_CUT",
                    "message": f"your message was too long for the model's context of {counter.context_length:,} "
@@ -211,7 +230,7 @@ class Conversation:
             heard = spoken if self._played is None else spoken[: self._played]
             text = join_spoken(heard) + (f" {INTERRUPTED}" if interrupted else "")
             latency = _latency(marks)
-            record = self._remember(user_text, text.strip(), interrupted, latency)
+            asked, record = self._remember(user_text, text.strip(), interrupted, latency, regenerating)
             self._last = {"spoken": heard, "record": record, "latency": latency, "start": marks["start"],
                           "interrupted": interrupted}
         if not interrupted and time.monotonic() >= deadline:
@@ -219,7 +238,10 @@ class Conversation:
                    "message": f"the reply stopped at the turn's time budget of {self.turn_seconds:g} s"}
         finish = "length" if ended == ["length"] and not interrupted else "stop"
         yield {"type": "done", "text": text.strip(), "interrupted": interrupted, "latency": latency,
-               "finish_reason": finish, "turn": record.id if record is not None else None}
+               "finish_reason": finish, "turn": record.id if record is not None else None,
+               "user_turn": asked.id if asked is not None else None,
+               "swipes": record.swipes if record is not None and record.swipes else None,
+               "swipe": record.swipe if record is not None else 0}
 
     def _say(self, sentence: Sentence, index: int, events: queue.Queue, marks: dict) -> None:
         marks.setdefault("first_sentence", time.perf_counter())
@@ -236,7 +258,7 @@ class Conversation:
 
     def _history(self) -> list[dict]:
         if self.memory is not None:
-            turns = self.memory.history(self.character.id, HISTORY_MESSAGES)
+            turns = self.memory.history(self.character.id, HISTORY_MESSAGES, chat=self.chat)
             return [{"role": t.role, "content": t.text} for t in turns]
         return self.history[-HISTORY_MESSAGES:]
 
@@ -246,18 +268,25 @@ class Conversation:
             return []
         return [m.as_dict() for m in self.memory.recall(self.character.id, user_text)]
 
-    def _remember(self, user_text: str, reply: str, interrupted: bool, latency: dict) -> Turn | None:
-        """Keep the exchange; returns the stored reply's record (None without a memory store)."""
+    def _remember(self, user_text: str, reply: str, interrupted: bool, latency: dict,
+                  regenerating: Turn | None = None) -> tuple[Turn | None, Turn | None]:
+        """Keep the exchange (or, when ``regenerating``, the reply as that turn's new alternative);
+        returns the stored message and reply (None, None without a memory store)."""
         if self.memory is None:
             self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
-            return None
-        turn = self.memory.record_turn(self.character.id, "user", user_text)
-        answer = self.memory.record_turn(self.character.id, "assistant", reply, interrupted=interrupted)
+            return None, None
+        if regenerating is not None:
+            return None, chats.add_swipe(regenerating, reply, interrupted=interrupted, latency=latency)
+        if self.chat is None:
+            self.chat = chats.current_chat(self.character.id, self.memory.clock).id
+        turn = self.memory.record_turn(self.character.id, "user", user_text, chat=self.chat)
+        answer = self.memory.record_turn(self.character.id, "assistant", reply, interrupted=interrupted,
+                                         chat=self.chat)
         answer.latency = latency
         answer.save()
         for fact in facts_worth_keeping(user_text):
             self.memory.remember(self.character.id, fact, turn=turn)
-        return answer
+        return turn, answer
 
 
 def _emotion_event(emotion: Emotion) -> dict:
