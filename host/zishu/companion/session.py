@@ -222,7 +222,6 @@ class Session:
         """Answer again: reply ``turn_id`` gets a new alternative; its events follow, as a reply's do."""
         if not isinstance(turn_id, int) or isinstance(turn_id, bool):
             raise UsageError("regenerate takes a message id")
-        self.barge_in()
         self._work.put(("regenerate", turn_id, time.perf_counter(), {}))
 
     def hear(self, pcm: bytes) -> None:
