@@ -38,7 +38,7 @@ from zishu.db import database
 from zishu.errors import EngineError, NotFound, UsageError
 
 from . import chats
-from .records import ROLES, Chat, Memory, Turn, export_rows, read_export
+from .records import ROLES, Memory, Turn, export_rows, read_export
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -258,8 +258,7 @@ class MemoryStore:
             exported = self.export(character)
             with database.atomic():
                 Memory.delete().where(Memory.character == character).execute()
-                Turn.delete().where(Turn.character == character).execute()
-                Chat.delete().where(Chat.character == character).execute()
+                Turn.delete().where(Turn.character == character).execute()  # its chats stay, empty
                 if self._existing_index(character) is not None:
                     self._chroma().delete_collection(collection_name(character))
                 self._indexes.pop(character, None)
@@ -276,7 +275,7 @@ class MemoryStore:
             index = self._index(character, len(vectors[0])) if live else None
             with database.atomic():
                 new_turn = {}
-                chat = chats.new_chat(character, "Restored conversation", self.clock) if turns else None
+                chat = chats.current_chat(character, self.clock) if turns else None
                 for t in turns:
                     new_turn[t["id"]] = Turn.create(
                         character=character, chat=chat, role=t["role"], text=t["text"], created=t["created"],

@@ -163,11 +163,12 @@ def new_chat(owner: str, name: str):
 
 @companion.post("/api/companion/characters/<owner>/<name>/chats/import")
 def import_chat(owner: str, name: str):
-    """A SillyTavern chat file (.jsonl) as the request body: it becomes a new chat."""
+    """A SillyTavern chat file (.jsonl), uploaded as ``file`` or as the request body: a new chat."""
     from zishu.companion.sessions import companion_character
 
     rid = companion_character(runtime().registry, f"{owner}/{name}").id
-    chat = chats.import_jsonl(rid, request.get_data())
+    upload = request.files.get("file")
+    chat = chats.import_jsonl(rid, upload.read() if upload is not None else request.get_data())
     return jsonify(chat=chat.as_dict(), messages=len(chats.messages(chat.id)))
 
 
