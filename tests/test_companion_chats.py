@@ -178,3 +178,29 @@ def test_the_window_keeps_chats_regenerates_swipes_edits_and_deletes_with_undo(a
     bad = app.api("POST", "/api/companion/characters/acme/mei/chats/import", data=b"nope",
                   headers={"Content-Type": "application/octet-stream"})
     assert bad.status_code == 400 and "line 1" in bad.json()["error"]["message"]
+
+
+def test_the_lorebook_sees_the_chosen_branch_only(runtime, companion_home):
+    from zishu.catalog.manifest import LoreEntry
+    from zishu.companion.sessions import companion_character, open_text_companion
+    from zishu.engines.kinds import ChatOptions
+
+    mei = companion_character(runtime.registry, "acme/mei")
+    mei.spec = mei.spec.model_copy(update={"lorebook": [LoreEntry(keys=["basil"], content="Basil grows by the door.",
+                                                                    name="basil")]})
+    talk = open_text_companion(runtime, mei).conversation
+    talk.options = ChatOptions(max_tokens=40, temperature=0.0, seed=1)
+    talk.chat = chats.new_chat("acme/mei").id
+    store = talk.memory
+    assert store is not None
+    store.record_turn("acme/mei", "user", "What grows here?", chat=talk.chat)
+    answer = store.record_turn("acme/mei", "assistant", "Tomatoes.", chat=talk.chat)
+    chats.add_swipe(answer, "Basil, mostly.")
+
+    def lore_of_next_turn() -> list[str]:
+        events = list(talk.reply("Tell me more."))
+        return next(e for e in events if e["type"] == "turn")["lore"]
+
+    assert lore_of_next_turn() == ["basil"]  # the chosen alternative speaks of basil
+    chats.swipe(answer.id, 0)
+    assert lore_of_next_turn() == []  # "Tomatoes." chosen: basil is on a branch not taken
