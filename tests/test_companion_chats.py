@@ -204,3 +204,13 @@ def test_the_lorebook_sees_the_chosen_branch_only(runtime, companion_home):
     assert lore_of_next_turn() == ["basil"]  # the chosen alternative speaks of basil
     chats.swipe(answer.id, 0)
     assert lore_of_next_turn() == []  # "Tomatoes." chosen: basil is on a branch not taken
+
+
+@pytest.mark.parametrize("model", [Chat, Turn])
+def test_the_migrated_chat_tables_match_the_models(tmp_path, model):
+    database = open_database(tmp_path / "zishu.db")
+    columns = {c.name: c for c in database.get_columns(model._meta.table_name)}
+    fields = model._meta.sorted_fields
+    assert set(columns) == {f.column_name for f in fields}
+    for f in fields:
+        assert columns[f.column_name].null == f.null, f.name
