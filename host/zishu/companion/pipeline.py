@@ -5,6 +5,8 @@ and emotion tags → speech per sentence, in order, overlapped with generation.
 chat and the tests all read the same stream):
 
     {"type": "turn", "memories": [{"id", "text", ...}], "lore": [...]}   what the brain injected
+                                                              (with "regenerating": the reply's id
+                                                              when answering again)
     {"type": "token", "text": "..."}                          raw reply text as generated
     {"type": "emotion", "name", "tag", "expression", "motion"}  at its place among the sentences
     {"type": "sentence", "index": i, "text": "..."}           a piece handed to speech
@@ -149,9 +151,9 @@ class Conversation:
         budget = PromptBudget(counter.count, counter.context_length - min(options.max_tokens,
                                                                           counter.context_length // 2))
         turn = build_turn(self.character, user_text, past, [m["text"] for m in recalled], self.user_name, budget)
-        yield {"type": "turn", "memories": recalled, "lore": [e.name or e.keys[0] for e in turn.lore],
-               "message_cut": turn.message_cut, "history_dropped": turn.history_dropped,
-               "regenerating": regenerating.id if regenerating is not None else None}
+        began = {"type": "turn", "memories": recalled, "lore": [e.name or e.keys[0] for e in turn.lore],
+                 "message_cut": turn.message_cut, "history_dropped": turn.history_dropped}
+        yield began if regenerating is None else {**began, "regenerating": regenerating.id}
         if turn.message_cut:
             yield {"type": "note", "code": "MESSAGE_CUT",
                    "message": f"your message was too long for the model's context of {counter.context_length:,} "
