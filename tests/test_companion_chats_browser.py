@@ -82,6 +82,7 @@ def test_a_chat_is_regenerated_swiped_edited_kept_and_continued(browser, app, tm
         expect(options).to_have_count(2)
         old = options.nth(1).get_attribute("value")
         page.get_by_test_id("chat-select").select_option(old)
+        page.get_by_test_id("continue-chat").click()
         expect(page.get_by_test_id("companion-status")).to_contain_text("Mei is here", timeout=WAIT)
         expect(page.get_by_test_id("message-user").locator(".message-text")).to_have_text(["My name is Lin."])
 

@@ -93,7 +93,7 @@ async function swipeTo(node, m, to) {
 }
 
 async function regenerate(node) {
-  bargeIn();
+  if (playback.playing) playback.stop(); // silence it, but keep the alternative whole: this is no barge-in
   node.classList.add("streaming");
   await api(messagePath(node.dataset.id, "/regenerate"), { method: "POST" });
 }
@@ -149,7 +149,7 @@ function openChat(id) {
   location.search = params.toString();
 }
 
-$("chat-select").addEventListener("change", () => openChat($("chat-select").value));
+$("continue-chat").addEventListener("click", () => openChat($("chat-select").value));
 $("new-chat").addEventListener("click", async () => {
   try {
     const { chat } = await api(`/api/companion/characters/${idPath(character)}/chats`, { method: "POST" });
