@@ -106,7 +106,38 @@ def _v2(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
     db.execute_sql("CREATE INDEX companion_memory_turn_id ON companion_memory (turn_id)")
 
 
-MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1, _v2]
+def _v3(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
+    """Chats: a character's conversations (``companion_chat``), each turn in one of them, with the
+    alternatives a regenerated reply keeps (``swipes``, the chosen one ``swipe``) and a deletion mark
+    (``deleted_at``, restorable). The turns already kept become one chat per character."""
+    db.execute_sql(
+        """CREATE TABLE companion_chat (
+            id INTEGER NOT NULL PRIMARY KEY,
+            character VARCHAR(255) NOT NULL,
+            title TEXT NOT NULL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            metadata TEXT)"""
+    )
+    db.execute_sql("CREATE INDEX companion_chat_character ON companion_chat (character)")
+    db.execute_sql("ALTER TABLE companion_turn ADD COLUMN chat_id INTEGER "
+                   "REFERENCES companion_chat (id) ON DELETE CASCADE")
+    db.execute_sql("ALTER TABLE companion_turn ADD COLUMN swipes TEXT")
+    db.execute_sql("ALTER TABLE companion_turn ADD COLUMN swipe INTEGER NOT NULL DEFAULT 0")
+    db.execute_sql("ALTER TABLE companion_turn ADD COLUMN deleted_at REAL")
+    db.execute_sql("CREATE INDEX companion_turn_chat_id ON companion_turn (chat_id)")
+    db.execute_sql(
+        """INSERT INTO companion_chat (character, title, created, updated)
+           SELECT character, 'Earlier conversation', MIN(created), MAX(created) FROM companion_turn
+           GROUP BY character"""
+    )
+    db.execute_sql(
+        """UPDATE companion_turn SET chat_id = (SELECT id FROM companion_chat
+           WHERE companion_chat.character = companion_turn.character)"""
+    )
+
+
+MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1, _v2, _v3]
 
 
 def open_database(path: Path, migrations: list | None = None) -> peewee.SqliteDatabase:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator
 
 from zishu.engines import ChatOptions, EngineInfo, ModelRef
 from zishu.errors import EngineError
@@ -92,33 +92,38 @@ class LlamaChat:
     def count_tokens(self, text: str) -> int:
         return self.llama.count_tokens(text)
 
-    def chat(self, messages: list[dict], options: ChatOptions | None = None) -> Iterator[str]:
+    def chat(self, messages: list[dict], options: ChatOptions | None = None) -> Generator[str, None, str | None]:
+        """The reply's pieces; the generator returns why it ended ("stop", "length"), None when cut short."""
         return self._reply(checked_messages(messages, self.llama.label), options or ChatOptions())
 
     def close(self) -> None:
         self.llama.close()
 
-    def _reply(self, messages: list[dict], options: ChatOptions) -> Iterator[str]:
+    def _reply(self, messages: list[dict], options: ChatOptions) -> Generator[str, None, str | None]:
         import jinja2
 
         with self.llama.use(options.deadline, options.cancelled) as llm:
             if llm is None or options.over():  # cancelled while waiting for the model
-                return
+                return None
             try:
                 stream = llm.create_chat_completion(messages=messages, stream=True, **sampling(options))
                 try:
                     for chunk in stream:
                         if self.llama.closing or options.over():
-                            break
-                        piece = chunk["choices"][0]["delta"].get("content")
+                            return None
+                        choice = chunk["choices"][0]
+                        piece = choice["delta"].get("content")
                         if piece:
                             yield piece
+                        if choice.get("finish_reason"):
+                            return choice["finish_reason"]  # "length": cut at max_tokens
                 finally:
                     stream.close()
             except (ValueError, jinja2.TemplateError) as e:  # a template's raise_exception, a prompt too long
                 raise EngineError(f"{self.llama.label} cannot answer these messages: {e}") from e
             except RuntimeError as e:  # llama_decode failed
                 raise EngineError(f"llama.cpp failed while {self.llama.label} was answering: {e}") from e
+        return None
 
 
 def sampling(options: ChatOptions) -> dict:

@@ -95,7 +95,7 @@ def _turn(talk, text: str) -> None:
             elif event["type"] == "note":
                 err.print(f"[yellow]note:[/] {escape(event['message'])}")
             elif event["type"] == "done":
-                out.print()
+                out.print("" if event["text"] else "[dim](no words)[/]")
                 stages = ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in event["latency"].items())
                 err.print(f"[dim]{stages}[/]")
     except KeyboardInterrupt:

@@ -37,6 +37,7 @@ import peewee
 from zishu.db import database
 from zishu.errors import EngineError, NotFound, UsageError
 
+from . import chats
 from .records import ROLES, Memory, Turn, export_rows, read_export
 
 if TYPE_CHECKING:
@@ -104,26 +105,30 @@ class MemoryStore:
 
     # -- turns ------------------------------------------------------------------------------------
 
-    def record_turn(self, character: str, role: str, text: str, interrupted: bool = False) -> Turn:
-        """Store one message; an interrupted assistant turn keeps what was played, which may be nothing."""
+    def record_turn(self, character: str, role: str, text: str, interrupted: bool = False,
+                    chat: int | None = None) -> Turn:
+        """Store one message. A user turn needs text unless interrupted; an assistant turn is stored
+        as it was said, which may be nothing (a reply of only an emotion tag, or cut at max_tokens)."""
         character = _character(character)
         if role not in ROLES:
             raise UsageError(f"a turn's role must be one of {', '.join(ROLES)}, not {role!r}")
         if not isinstance(text, str):
             raise UsageError(f"a turn's text must be a string, not {type(text).__name__}")
-        if not text.strip() and not interrupted:
+        if not text.strip() and not interrupted and role == "user":
             raise UsageError(f"a {role} turn needs text (only an interrupted turn may be empty)")
-        return Turn.create(character=character, role=role, text=text, created=self.clock(),
+        chat_id = chat if chat is not None else chats.current_chat(character, self.clock).id
+        chats.touch(chat_id, self.clock)
+        return Turn.create(character=character, chat=chat_id, role=role, text=text, created=self.clock(),
                            interrupted=bool(interrupted))
 
-    def history(self, character: str, limit: int = 10) -> list[Turn]:
-        """The last ``limit`` turns, oldest first."""
+    def history(self, character: str, limit: int = 10, chat: int | None = None) -> list[Turn]:
+        """The last ``limit`` turns of ``chat`` (default: the chat to continue), oldest first: its
+        chosen branch only (deleted turns left out, each reply as its chosen alternative)."""
         character = _character(character)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise UsageError(f"history's limit must be a whole number >= 0, not {limit!r}")
-        rows = (Turn.select().where(Turn.character == character)
-                .order_by(Turn.id.desc()).limit(limit))
-        return list(reversed(list(rows)))
+        chat_id = chat if chat is not None else chats.current_chat(character, self.clock).id
+        return chats.branch(chat_id, limit)
 
     # -- long-term memories -----------------------------------------------------------------------
 
@@ -253,7 +258,7 @@ class MemoryStore:
             exported = self.export(character)
             with database.atomic():
                 Memory.delete().where(Memory.character == character).execute()
-                Turn.delete().where(Turn.character == character).execute()
+                Turn.delete().where(Turn.character == character).execute()  # its chats stay, empty
                 if self._existing_index(character) is not None:
                     self._chroma().delete_collection(collection_name(character))
                 self._indexes.pop(character, None)
@@ -270,9 +275,10 @@ class MemoryStore:
             index = self._index(character, len(vectors[0])) if live else None
             with database.atomic():
                 new_turn = {}
+                chat = chats.current_chat(character, self.clock) if turns else None
                 for t in turns:
                     new_turn[t["id"]] = Turn.create(
-                        character=character, role=t["role"], text=t["text"], created=t["created"],
+                        character=character, chat=chat, role=t["role"], text=t["text"], created=t["created"],
                         interrupted=t["interrupted"], latency=t["latency"]).id
                 added = []
                 for m in memories:

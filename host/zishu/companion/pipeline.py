@@ -5,6 +5,8 @@ and emotion tags → speech per sentence, in order, overlapped with generation.
 chat and the tests all read the same stream):
 
     {"type": "turn", "memories": [{"id", "text", ...}], "lore": [...]}   what the brain injected
+                                                              (with "regenerating": the reply's id
+                                                              when answering again)
     {"type": "token", "text": "..."}                          raw reply text as generated
     {"type": "emotion", "name", "tag", "expression", "motion"}  at its place among the sentences
     {"type": "sentence", "index": i, "text": "..."}           a piece handed to speech
@@ -12,7 +14,12 @@ chat and the tests all read the same stream):
     {"type": "note", "code", "message"}                      the user's message was cut to fit the
                                                               context (MESSAGE_CUT), or the reply
                                                               stopped at the turn's time budget (TURN_TIME)
-    {"type": "done", "text", "interrupted", "latency": {...}}
+    {"type": "done", "text", "interrupted", "latency": {...}, "finish_reason", "turn"}
+                                                              ``text`` may be empty (a reply of only
+                                                              a tag, or cut at max_tokens); it is stored
+                                                              as said. ``finish_reason`` is "length"
+                                                              when the model was cut at max_tokens,
+                                                              else "stop"; ``turn`` the stored reply's id
 
 A message over ``limits.MESSAGE_CHARS`` is refused (UsageError). A turn has ``turn_seconds`` (the
 ``companion_turn_seconds`` setting): the LLM waits for a busy model and generates only until then,
@@ -35,7 +42,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from zishu.engines.kinds import ChatModel, ChatOptions, SpeechSynthesizer, token_counter
+from zishu.errors import UsageError
 
+from . import chats
 from .brain import Character, PromptBudget, build_turn
 from .limits import TURN_SECONDS, checked_message
 from .memory import MemoryStore, facts_worth_keeping
@@ -62,6 +71,7 @@ class Conversation:
     user_name: str = "User"
     history: list[dict] = field(default_factory=list)
     turn_seconds: float = TURN_SECONDS
+    chat: int | None = None  # the chat turns go to and history comes from (default: the one to continue)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _played: int | None = field(default=None, repr=False)
     _last: dict | None = field(default=None, repr=False)  # the finished reply: sentences, record, marks
@@ -87,8 +97,8 @@ class Conversation:
             text = f"{join_spoken(last['spoken'][:max(heard, 0)])} {INTERRUPTED}".strip()
             last["interrupted"] = True
             if last["record"] is not None:
-                last["record"].text, last["record"].interrupted = text, True
-                last["record"].save()
+                last["record"].interrupted = True
+                chats.set_text(last["record"], text)
             elif self.history and self.history[-1]["role"] == "assistant":
                 self.history[-1]["content"] = text
 
@@ -105,12 +115,27 @@ class Conversation:
             last["record"].save()
         return last["latency"]
 
+    def regenerate(self, turn_id: int) -> Iterator[dict]:
+        """Answer again the user message before reply ``turn_id``, from the history before it; the
+        new reply becomes that turn's newest alternative (the ``turn`` event has ``regenerating``)."""
+        if self.memory is None:
+            raise UsageError("regenerating needs the chat kept: this conversation keeps no memory")
+        answer = chats.find_turn(turn_id, self.character.id)
+        if answer.role != "assistant" or answer.deleted_at is not None:
+            raise UsageError(f"message {turn_id} is not one of {self.character.name}'s replies")
+        before = chats.branch(answer.chat_id, HISTORY_MESSAGES + 1, before=answer.id) if answer.chat_id else []
+        if not before or before[-1].role != "user":
+            raise UsageError("only a reply to a message of yours can be regenerated")
+        past = [{"role": t.role, "content": t.text} for t in before[:-1]]
+        return self.reply(before[-1].text, history=past, regenerating=answer)
+
     def reply(self, user_text: str, *, heard_at: float | None = None, stages: dict | None = None,
-              history: list[dict] | None = None) -> Iterator[dict]:
+              history: list[dict] | None = None, regenerating: Turn | None = None) -> Iterator[dict]:
         """Answer ``user_text``. ``heard_at`` (perf_counter) is when the user stopped speaking, so
         the latency record starts there (default: now); ``stages`` are earlier marks of this turn
         (e.g. ``{"transcript": t}``); ``history`` replaces the stored short-term history (a client
-        that keeps its own, like the OpenAI-compatible endpoint)."""
+        that keeps its own, like the OpenAI-compatible endpoint); ``regenerating``: the stored reply
+        this one is a new alternative of."""
         checked_message(user_text)
         deadline = time.monotonic() + self.turn_seconds
         options = replace(self.options, deadline=deadline, cancelled=self._stop.is_set)
@@ -126,8 +151,9 @@ class Conversation:
         budget = PromptBudget(counter.count, counter.context_length - min(options.max_tokens,
                                                                           counter.context_length // 2))
         turn = build_turn(self.character, user_text, past, [m["text"] for m in recalled], self.user_name, budget)
-        yield {"type": "turn", "memories": recalled, "lore": [e.name or e.keys[0] for e in turn.lore],
-               "message_cut": turn.message_cut, "history_dropped": turn.history_dropped}
+        began = {"type": "turn", "memories": recalled, "lore": [e.name or e.keys[0] for e in turn.lore],
+                 "message_cut": turn.message_cut, "history_dropped": turn.history_dropped}
+        yield began if regenerating is None else {**began, "regenerating": regenerating.id}
         if turn.message_cut:
             yield {"type": "note", "code": "MESSAGE_CUT",
                    "message": f"your message was too long for the model's context of {counter.context_length:,} "
@@ -138,9 +164,18 @@ class Conversation:
         spoken: list[str] = []
         failure: list[BaseException] = []
 
+        ended: list[str] = []  # why the model stopped, when it said so ("length": cut at max_tokens)
+
         def generate() -> None:
             def pieces():
-                for piece in self.llm.chat(turn.messages, options):
+                stream = self.llm.chat(turn.messages, options)
+                while True:
+                    try:
+                        piece = next(stream)
+                    except StopIteration as stop:
+                        if isinstance(stop.value, str):
+                            ended.append(stop.value)
+                        return
                     if options.over():
                         return
                     marks.setdefault("first_token", time.perf_counter())
@@ -148,7 +183,7 @@ class Conversation:
                     yield piece
 
             try:
-                for item in speakable(pieces(), self.character.spec.emotions):
+                for item in speakable(pieces(), self.character.spec.emotions, cut=lambda: ended == ["length"]):
                     if self._stop.is_set():
                         break
                     sentences.put(item)
@@ -197,13 +232,18 @@ class Conversation:
             heard = spoken if self._played is None else spoken[: self._played]
             text = join_spoken(heard) + (f" {INTERRUPTED}" if interrupted else "")
             latency = _latency(marks)
-            record = self._remember(user_text, text.strip(), interrupted, latency)
+            asked, record = self._remember(user_text, text.strip(), interrupted, latency, regenerating)
             self._last = {"spoken": heard, "record": record, "latency": latency, "start": marks["start"],
                           "interrupted": interrupted}
         if not interrupted and time.monotonic() >= deadline:
             yield {"type": "note", "code": "TURN_TIME",
                    "message": f"the reply stopped at the turn's time budget of {self.turn_seconds:g} s"}
-        yield {"type": "done", "text": text.strip(), "interrupted": interrupted, "latency": latency}
+        finish = "length" if ended == ["length"] and not interrupted else "stop"
+        yield {"type": "done", "text": text.strip(), "interrupted": interrupted, "latency": latency,
+               "finish_reason": finish, "turn": record.id if record is not None else None,
+               "user_turn": asked.id if asked is not None else None,
+               "swipes": record.swipes if record is not None and record.swipes else None,
+               "swipe": record.swipe if record is not None else 0}
 
     def _say(self, sentence: Sentence, index: int, events: queue.Queue, marks: dict) -> None:
         marks.setdefault("first_sentence", time.perf_counter())
@@ -220,7 +260,7 @@ class Conversation:
 
     def _history(self) -> list[dict]:
         if self.memory is not None:
-            turns = self.memory.history(self.character.id, HISTORY_MESSAGES)
+            turns = self.memory.history(self.character.id, HISTORY_MESSAGES, chat=self.chat)
             return [{"role": t.role, "content": t.text} for t in turns]
         return self.history[-HISTORY_MESSAGES:]
 
@@ -230,18 +270,25 @@ class Conversation:
             return []
         return [m.as_dict() for m in self.memory.recall(self.character.id, user_text)]
 
-    def _remember(self, user_text: str, reply: str, interrupted: bool, latency: dict) -> Turn | None:
-        """Keep the exchange; returns the stored reply's record (None without a memory store)."""
+    def _remember(self, user_text: str, reply: str, interrupted: bool, latency: dict,
+                  regenerating: Turn | None = None) -> tuple[Turn | None, Turn | None]:
+        """Keep the exchange (or, when ``regenerating``, the reply as that turn's new alternative);
+        returns the stored message and reply (None, None without a memory store)."""
         if self.memory is None:
             self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
-            return None
-        turn = self.memory.record_turn(self.character.id, "user", user_text)
-        answer = self.memory.record_turn(self.character.id, "assistant", reply, interrupted=interrupted)
+            return None, None
+        if regenerating is not None:
+            return None, chats.add_swipe(regenerating, reply, interrupted=interrupted, latency=latency)
+        if self.chat is None:
+            self.chat = chats.current_chat(self.character.id, self.memory.clock).id
+        turn = self.memory.record_turn(self.character.id, "user", user_text, chat=self.chat)
+        answer = self.memory.record_turn(self.character.id, "assistant", reply, interrupted=interrupted,
+                                         chat=self.chat)
         answer.latency = latency
         answer.save()
         for fact in facts_worth_keeping(user_text):
             self.memory.remember(self.character.id, fact, turn=turn)
-        return answer
+        return turn, answer
 
 
 def _emotion_event(emotion: Emotion) -> dict:

@@ -1,5 +1,6 @@
-"""The companion's rows in the app database: every turn of every conversation (``Turn``) and the
-long-term memories kept from them (``Memory``), with the export format both travel in.
+"""The companion's rows in the app database: a character's conversations (``Chat``), every turn of
+them (``Turn``) and the long-term memories kept from them (``Memory``), with the export format
+turns and memories travel in.
 
 These rows are the truth about a character's memory; the vector index (``memory.MemoryStore``)
 only holds an embedding per live memory, keyed by the row's id, and can be rebuilt from them.
@@ -32,17 +33,45 @@ class JSONField(peewee.TextField):
         return None if value is None else json.loads(value)
 
 
-class Turn(BaseModel):
-    """One message of a conversation, as it was said (or, when ``interrupted``, as far as it was
-    played before the user cut in). ``latency`` holds the turn's stage timings once measured."""
+class Chat(BaseModel):
+    """One conversation of a character: its turns, newest ``updated`` first in the list of chats.
+    ``metadata`` keeps what an imported chat carried (SillyTavern's ``chat_metadata``)."""
 
     id = peewee.AutoField()  # what peewee adds by itself, declared so its type is known
     character = peewee.CharField(index=True)
+    title = peewee.TextField()
+    created = peewee.FloatField()
+    updated = peewee.FloatField()
+    metadata = JSONField(null=True)
+
+    class Meta:
+        table_name = "companion_chat"
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "character": self.character, "title": self.title, "created": self.created,
+                "updated": self.updated}
+
+
+class Turn(BaseModel):
+    """One message of a conversation, as it was said (or, when ``interrupted``, as far as it was
+    played before the user cut in). ``latency`` holds the turn's stage timings once measured.
+
+    A regenerated reply keeps every alternative in ``swipes``, ``swipe`` the chosen one, whose text
+    is ``text`` (what the history, the lorebook and memory see); ``swipes`` is None while there is
+    only one. A deleted turn has ``deleted_at`` set until it is restored."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so its type is known
+    character = peewee.CharField(index=True)
+    chat = peewee.ForeignKeyField(Chat, null=True, on_delete="CASCADE", backref="turns")
     role = peewee.CharField()  # "user" or "assistant"
     text = peewee.TextField()
     created = peewee.FloatField()
     interrupted = peewee.BooleanField(default=False)
     latency = JSONField(null=True)  # {"stage": seconds, ...}
+    swipes = JSONField(null=True)  # [text, ...] once a reply was regenerated
+    swipe = peewee.IntegerField(default=0)
+    deleted_at = peewee.FloatField(null=True)
+    chat_id: int | None  # the id accessor peewee makes for ``chat``
 
     class Meta:
         table_name = "companion_turn"
@@ -50,6 +79,11 @@ class Turn(BaseModel):
     def as_dict(self) -> dict:
         return {"id": self.id, "role": self.role, "text": self.text, "created": self.created,
                 "interrupted": self.interrupted, "latency": self.latency}
+
+    def as_message(self) -> dict:
+        """The turn as the chat window shows it: with its chat, alternatives and the chosen one."""
+        return {**self.as_dict(), "chat": self.chat_id, "swipes": self.swipes or [self.text],
+                "swipe": self.swipe if self.swipes else 0, "deleted": self.deleted_at is not None}
 
 
 class Memory(BaseModel):

@@ -9,6 +9,7 @@ which needs no model; memory falls back to the LLM's own GGUF through ``llama-cp
 ``Session`` is what a window (or a test) talks to, whatever carries the bytes:
 
     session.say(text)          a typed message: the reply's events follow
+    session.regenerate(id)     reply ``id`` answered again, as a new alternative: its events follow
     session.hear(pcm)          microphone audio, 16 kHz mono int16, in chunks of any size (queued)
     session.heard(n)           the window finished playing reply sentence ``n - 1``
     session.playing()          the window began playing the reply
@@ -234,6 +235,12 @@ class Session:
         self.barge_in()
         self._work.put(("say", text.strip(), time.perf_counter(), {}))
 
+    def regenerate(self, turn_id: int) -> None:
+        """Answer again: reply ``turn_id`` gets a new alternative; its events follow, as a reply's do."""
+        if not isinstance(turn_id, int) or isinstance(turn_id, bool):
+            raise UsageError("regenerate takes a message id")
+        self._work.put(("regenerate", turn_id, time.perf_counter(), {}))
+
     def hear(self, pcm: bytes) -> None:
         """Queue microphone audio for the session's listening thread; returns at once."""
         if self.companion.asr is None:
@@ -328,7 +335,9 @@ class Session:
                     if not heard.text.strip():
                         continue
                     payload = heard.text
-                for event in self.talk.reply(payload, heard_at=heard_at, stages=stages):
+                replying = (self.talk.regenerate(payload) if what == "regenerate"
+                            else self.talk.reply(payload, heard_at=heard_at, stages=stages))
+                for event in replying:
                     self._emit(event)
                     if event["type"] == "done":
                         self._turn_measured(event["latency"], record=True)

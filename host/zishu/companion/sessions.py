@@ -31,6 +31,7 @@ from typing import Any
 from zishu.engines.kinds import ChatOptions
 from zishu.errors import NotFound
 
+from . import chats
 from .brain import Character
 from .expressions import emotion_map
 from .pipeline import Conversation
@@ -70,10 +71,20 @@ class CompanionSessions:
 
     # -- the window's sessions --------------------------------------------------------------------
 
-    def open(self, rid: str, models: dict | None = None) -> Session:
-        """Open a window's session with character ``rid`` (its engines load now)."""
+    def open(self, rid: str, models: dict | None = None, options: ChatOptions | None = None,
+             chat: int | None = None) -> Session:
+        """Open a window's session with character ``rid`` (its engines load now) in ``chat``
+        (default: the chat to continue, the one talked in last); ``options`` replace the
+        conversation's sampling settings (``max_tokens``, say)."""
         character = companion_character(self.runtime.registry, rid)
-        session = Session(open_companion(self.runtime, character, models=models or {}))
+        if chat is not None:
+            chats.find_chat(chat, rid)
+        companion = open_companion(self.runtime, character, models=models or {})
+        if options is not None:
+            companion.conversation.options = options
+        if companion.conversation.memory is not None:
+            companion.conversation.chat = chat if chat is not None else chats.current_chat(rid).id
+        session = Session(companion)
         evicted = []
         with self._lock:
             while len(self._sessions) >= self.limit:

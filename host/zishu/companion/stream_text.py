@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -438,9 +438,11 @@ class EmotionTags:
             events.append(Text("".join(text)))
         return events
 
-    def flush(self) -> list[Text | Emotion]:
+    def flush(self, cut: bool = False) -> list[Text | Emotion]:
+        """What is held back at the reply's end: a possible tag is text, unless the reply was ``cut``
+        (at max_tokens), where it is a tag the model did not finish and is dropped."""
         held, self._held = self._held, ""
-        return [Text(held)] if held else []
+        return [Text(held)] if held and not cut else []
 
     def lookup(self, tag: str) -> Emotion | None:
         """The Emotion for a tag's inner text (``'开心'``, ``' Happy '``), or None if it is no emotion."""
@@ -491,8 +493,11 @@ def speakable(
     first_min_chars: int = 4,
     max_chars: int = 80,
     parentheses: bool = True,
+    cut: Callable[[], bool] | None = None,
 ) -> Iterator[Sentence | Emotion]:
     """The reply's ``Emotion`` and ``Sentence`` items, in text order, as soon as each is known.
+    ``cut``, asked once the pieces end: whether the reply was cut at max_tokens, so that a tag
+    it was writing is dropped rather than spoken.
 
     An Emotion is yielded before every sentence that starts at or after its tag and after every
     sentence that starts before it; ``Sentence.emotion`` is the last Emotion yielded before it.
@@ -527,6 +532,6 @@ def speakable(
 
     for piece in reply_pieces:
         yield from take(tags.feed(piece))
-    yield from take(tags.flush())
+    yield from take(tags.flush(cut=cut is not None and cut()))
     spans = splitter._flush()  # leaves the splitter empty, so every waiting tag comes out
     yield from release(spans)

@@ -63,7 +63,8 @@ class ChatModel(Protocol):
 
     def chat(self, messages: list[dict], options: ChatOptions | None = None) -> Iterator[str]:
         """``messages`` as [{"role": "system"|"user"|"assistant", "content": str}], rendered with
-        the model's own chat template; yields the reply's text as it is generated."""
+        the model's own chat template; yields the reply's text as it is generated. The generator may
+        return why the reply ended ("stop", or "length" when cut at ``max_tokens``)."""
 
 
 DEFAULT_CONTEXT_TOKENS = 4096  # the context assumed for a chat model that does not say its own

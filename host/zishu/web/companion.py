@@ -9,12 +9,26 @@ checks as every other route (a WebSocket would need another server than cheroot)
     POST /api/companion/sessions/<id>/say        {"text"}: a typed message (at most 4,000 characters)
     POST /api/companion/sessions/<id>/playback   {"event": "playing" | "heard" | "barge_in", "sentences": n}
 
-A session opens with ``POST /api/companion/sessions {"character": id}`` (its engines load then) and
+A session opens with ``POST /api/companion/sessions {"character": id, "max_tokens": n}`` (its engines
+load then; ``max_tokens`` is optional and bounds each reply) and
 closes when its event stream does or on ``DELETE``. Event streams count against the app's cap
 (``streams.py``). The memory panel's routes work on the session's
 character with the session's embedding model. Sessions are opened, found and closed by the app's
 ``CompanionSessions`` (``zishu.companion.sessions``), which ``/v1/chat/completions`` shares; the
 memory panel's work is ``zishu.companion.memory_panel``'s.
+
+Chats (``zishu.companion.chats``): a session opens in ``{"chat": id}`` or the chat talked in last
+(its messages come back with the session), and
+
+    GET  /api/companion/characters/<owner>/<name>/chats          the chats, newest first
+    POST /api/companion/characters/<owner>/<name>/chats          a new chat
+    POST /api/companion/characters/<owner>/<name>/chats/import   a SillyTavern .jsonl body: a new chat
+    GET  /api/companion/chats/<cid>                              its messages (chosen branch)
+    GET  /api/companion/chats/<cid>/export                       as SillyTavern .jsonl
+    POST /api/companion/sessions/<sid>/messages/<tid>/regenerate the reply again, as a new swipe
+    POST /api/companion/sessions/<sid>/messages/<tid>/swipe      {"to": n}: choose alternative n
+    PUT|DELETE /api/companion/sessions/<sid>/messages/<tid>      edit {"text"} (answers ``before``) or delete
+    POST /api/companion/sessions/<sid>/messages/<tid>/restore    undo a delete
 """
 
 from __future__ import annotations
@@ -26,7 +40,9 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from zishu.companion import chats
 from zishu.companion.brain import opening_greeting
+from zishu.engines.kinds import ChatOptions
 from zishu.errors import NotFound, UsageError
 
 from .api import _body
@@ -73,16 +89,25 @@ def open_session():
     models = body.get("models") or {}
     if not isinstance(models, dict):
         raise UsageError('"models" must be an object: {"llm": id, "asr": id, ...}')
-    session = companion_sessions().open(rid, models)
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise UsageError('"max_tokens" must be a whole number, 1 or more')
+    options = ChatOptions(max_tokens=max_tokens) if max_tokens else None
+    chat = body.get("chat")
+    if chat is not None and (not isinstance(chat, int) or isinstance(chat, bool)):
+        raise UsageError('"chat" must be the id of one of the character\'s chats')
+    session = companion_sessions().open(rid, models, options, chat)
     info = session.companion
     character = info.conversation.character
     greeting, emotion = opening_greeting(character, info.conversation.user_name)
     mood = None if emotion is None else {
         "name": emotion.name, "tag": emotion.tag, "expression": getattr(emotion.target, "expression", None)}
+    chat_id = info.conversation.chat
     return jsonify(id=session.id, character={"id": rid, "name": character.name, "greeting": greeting or None,
                                              "greeting_emotion": mood},
                    models=info.models, hearing=info.asr is not None, speaking=info.conversation.tts is not None,
-                   memory=info.conversation.memory is not None, notes=info.notes)
+                   memory=info.conversation.memory is not None, notes=info.notes, chat=chat_id,
+                   messages=[t.as_message() for t in chats.messages(chat_id)] if chat_id is not None else [])
 
 
 @companion.delete("/api/companion/sessions/<int:sid>")
@@ -122,6 +147,100 @@ def say(sid: int):
         raise UsageError('expected {"text": "..."}')
     _session(sid).say(text)
     return jsonify(ok=True)
+
+
+# -- chats: listed, new, continued, each message regenerated, swiped, edited, deleted and restored --
+
+
+@companion.get("/api/companion/characters/<owner>/<name>/chats")
+def list_chats(owner: str, name: str):
+    return jsonify(chats=chats.list_chats(f"{owner}/{name}"))
+
+
+@companion.post("/api/companion/characters/<owner>/<name>/chats")
+def new_chat(owner: str, name: str):
+    from zishu.companion.sessions import companion_character
+
+    rid = companion_character(runtime().registry, f"{owner}/{name}").id
+    return jsonify(chat=chats.new_chat(rid).as_dict())
+
+
+@companion.post("/api/companion/characters/<owner>/<name>/chats/import")
+def import_chat(owner: str, name: str):
+    """A SillyTavern chat file (.jsonl), uploaded as ``file`` or as the request body: a new chat."""
+    from zishu.companion.sessions import companion_character
+
+    rid = companion_character(runtime().registry, f"{owner}/{name}").id
+    upload = request.files.get("file")
+    chat = chats.import_jsonl(rid, upload.read() if upload is not None else request.get_data())
+    return jsonify(chat=chat.as_dict(), messages=len(chats.messages(chat.id)))
+
+
+@companion.get("/api/companion/chats/<int:cid>")
+def chat_messages(cid: int):
+    chat = chats.find_chat(cid)
+    return jsonify(chat=chat.as_dict(), messages=[t.as_message() for t in chats.messages(cid)])
+
+
+@companion.get("/api/companion/chats/<int:cid>/export")
+def export_chat(cid: int):
+    """The chat as a SillyTavern .jsonl file (the chosen branch, each reply with its swipes)."""
+    from zishu.companion.sessions import companion_character
+
+    chat = chats.find_chat(cid)
+    try:
+        character_name = companion_character(runtime().registry, chat.character).name
+    except (NotFound, UsageError):  # the character was uninstalled: its chats are still its
+        character_name = chat.character.split("/")[-1]
+    body = chats.export_jsonl(cid, character_name, request.args.get("user") or "User")
+    disposition = f'attachment; filename="{character_name} - chat {cid}.jsonl"'
+    return Response(body, mimetype="application/jsonl", headers={"Content-Disposition": disposition})
+
+
+def _message_work(sid: int):
+    """The session's character and memory store, which message changes go through."""
+    talk = _session(sid).talk
+    return talk.character.id, talk.memory
+
+
+@companion.post("/api/companion/sessions/<int:sid>/messages/<int:tid>/regenerate")
+def regenerate(sid: int, tid: int):
+    """Answer again: the reply's events follow on the event stream (``turn`` has ``regenerating``)."""
+    session = _session(sid)
+    chats.find_turn(tid, session.talk.character.id)
+    session.regenerate(tid)
+    return jsonify(ok=True)
+
+
+@companion.post("/api/companion/sessions/<int:sid>/messages/<int:tid>/swipe")
+def swipe(sid: int, tid: int):
+    to = _body().get("to")
+    if not isinstance(to, int) or isinstance(to, bool):
+        raise UsageError('expected {"to": n}: the alternative to choose, from 0')
+    character, _ = _message_work(sid)
+    return jsonify(message=chats.swipe(tid, to, character).as_message())
+
+
+@companion.put("/api/companion/sessions/<int:sid>/messages/<int:tid>")
+def edit_message(sid: int, tid: int):
+    """{"text"}: the message's new text; the answer's ``before`` is the old one (what Undo puts back)."""
+    text = _body().get("text")
+    if not isinstance(text, str):
+        raise UsageError('expected {"text": "..."}')
+    character, memory = _message_work(sid)
+    return jsonify(chats.edit(tid, text, memory, character))
+
+
+@companion.delete("/api/companion/sessions/<int:sid>/messages/<int:tid>")
+def delete_message(sid: int, tid: int):
+    character, memory = _message_work(sid)
+    return jsonify(message=chats.delete(tid, memory, character).as_message())
+
+
+@companion.post("/api/companion/sessions/<int:sid>/messages/<int:tid>/restore")
+def restore_message(sid: int, tid: int):
+    character, memory = _message_work(sid)
+    return jsonify(message=chats.restore(tid, memory, character).as_message())
 
 
 @companion.post("/api/companion/sessions/<int:sid>/audio")

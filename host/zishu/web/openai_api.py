@@ -6,7 +6,9 @@
 The character answers as in the companion panel: its persona, lorebook and long-term memories, with
 the client's messages as the short-term history (the client keeps its own; system messages from the
 client are ignored: the character's persona is the system prompt). The exchange is remembered like
-any other turn. Replies are the spoken text: emotion tags are taken out. The same secret guards it
+any other turn. Replies are the spoken text: emotion tags are taken out, so a reply of only a tag
+(or cut at ``max_tokens`` before any word) is an empty message, never an error; ``finish_reason``
+is "length" when the model was cut at ``max_tokens``. The same secret guards it
 as every other route: send ``Authorization: Bearer <secret>`` (the ``api_key`` of an OpenAI client).
 
 Limits: each message at most 4,000 characters and all of them at most 64,000 together
@@ -76,13 +78,14 @@ def chat_completions():
             done = next(e for e in events if e["type"] == "done")
         finally:
             replying.close()
-        choice = {"index": 0, "message": {"role": "assistant", "content": done["text"]}, "finish_reason": "stop"}
+        choice = {"index": 0, "message": {"role": "assistant", "content": done["text"]},
+                  "finish_reason": done["finish_reason"]}
         answer = jsonify(id=reply_id, object="chat.completion", created=created, model=rid, choices=[choice])
         answer.headers.update(notes)
         return answer
 
     def stream() -> Iterator[str]:
-        said = ""
+        said, finish = "", "stop"
         try:
             yield chunk({"role": "assistant", "content": ""})
             for event in events:
@@ -90,7 +93,9 @@ def chat_completions():
                     longer = join_spoken([said, event["text"]])
                     yield chunk({"content": longer[len(said):]})
                     said = longer
-            yield chunk({}, "stop")
+                elif event["type"] == "done":
+                    finish = event["finish_reason"]
+            yield chunk({}, finish)
             yield "data: [DONE]\n\n"
         finally:  # the client went away (or the reply ended): stop generating for nobody
             replying.close()

@@ -45,6 +45,132 @@ function message(role, text) {
   return node;
 }
 
+// -- chats: each stored message with its actions ------------------------------------------------------
+// The actions' labels come from CSS (data-icon), so a message's text content stays what was said.
+
+const messagePath = (id, rest = "") => `/api/companion/sessions/${session.id}/messages/${id}${rest}`;
+
+function showText(node, text) {
+  let span = node.querySelector(".message-text");
+  if (!span) {
+    span = el("span", { class: "message-text" });
+    node.replaceChildren(span);
+  }
+  span.textContent = text || "(no words)";
+  node.classList.toggle("no-words", !text);
+}
+
+function stored(node, m) {
+  // node shows stored message m ({id, role, text, swipes, swipe}), with its actions
+  node.dataset.id = m.id;
+  showText(node, m.text);
+  const act = (name, label, icon, handler) => {
+    const button = el("button", { type: "button", class: "ghost icon", "data-testid": name, "aria-label": label,
+      title: label, dataset: { icon } });
+    button.addEventListener("click", () => handler().catch(reportError));
+    return button;
+  };
+  const actions = el("span", { class: "message-actions" });
+  if (m.role === "assistant") {
+    const count = m.swipes.length;
+    const left = act("swipe-left", "Previous alternative", "←", () => swipeTo(node, m, m.swipe - 1));
+    const right = act("swipe-right", "Next alternative", "→", () => swipeTo(node, m, m.swipe + 1));
+    left.disabled = m.swipe <= 0;
+    right.disabled = m.swipe >= count - 1;
+    const at = el("span", { class: "swipe-count muted small", "data-testid": "swipe-count",
+      dataset: { count: `${m.swipe + 1}/${count}` } });
+    actions.append(left, at, right, act("regenerate", "Regenerate", "↻", () => regenerate(node, m)));
+  }
+  actions.append(act("edit-message", "Edit", "✎", () => editMessage(node, m)),
+    act("delete-message", "Delete", "✕", () => deleteMessage(node, m)));
+  node.querySelector(".message-actions")?.remove();
+  node.append(actions);
+}
+
+async function swipeTo(node, m, to) {
+  const { message: changed } = await api(messagePath(m.id, "/swipe"), { method: "POST", body: { to } });
+  stored(node, changed);
+}
+
+async function regenerate(node) {
+  if (playback.playing) playback.stop(); // silence it, but keep the alternative whole: this is no barge-in
+  node.classList.add("streaming");
+  await api(messagePath(node.dataset.id, "/regenerate"), { method: "POST" });
+}
+
+async function editMessage(node, m) {
+  const input = el("textarea", { class: "message-input", "data-testid": "message-input", rows: 2 });
+  input.value = m.text;
+  node.querySelector(".message-text").replaceWith(input);
+  input.focus();
+  input.addEventListener("keydown", async (e) => {
+    if (e.key === "Escape") stored(node, m);
+    if (e.key !== "Enter" || e.shiftKey) return;
+    e.preventDefault();
+    try {
+      const { message: changed, before } = await api(messagePath(m.id), { method: "PUT", body: { text: input.value } });
+      input.remove();
+      stored(node, changed);
+      loadMemories();
+      undoToast("Message edited.", async () => {
+        const { message: back } = await api(messagePath(m.id), { method: "PUT", body: { text: before } });
+        stored(node, back);
+        loadMemories();
+      });
+    } catch (error) {
+      reportError(error);
+    }
+  });
+}
+
+async function deleteMessage(node, m) {
+  await api(messagePath(m.id), { method: "DELETE" });
+  node.hidden = true;
+  loadMemories();
+  undoToast("Message deleted.", async () => {
+    await api(messagePath(m.id, "/restore"), { method: "POST" });
+    node.hidden = false;
+    loadMemories();
+  });
+}
+
+async function loadChats(current) {
+  const { chats } = await api(`/api/companion/characters/${idPath(character)}/chats`);
+  const when = (t) => new Date(t * 1000).toLocaleString();
+  $("chat-select").replaceChildren(...chats.map((c) => el("option", { value: c.id, selected: c.id === current },
+    `${c.title} · ${when(c.updated)} · ${c.messages} messages`)));
+  $("export-chat").href = `/api/companion/chats/${current}/export`;
+}
+
+function openChat(id) {
+  const params = new URLSearchParams(location.search);
+  params.set("character", character);
+  params.set("chat", id);
+  location.search = params.toString();
+}
+
+$("continue-chat").addEventListener("click", () => openChat($("chat-select").value));
+$("new-chat").addEventListener("click", async () => {
+  try {
+    const { chat } = await api(`/api/companion/characters/${idPath(character)}/chats`, { method: "POST" });
+    openChat(chat.id);
+  } catch (error) {
+    reportError(error);
+  }
+});
+$("import-chat").addEventListener("change", async () => {
+  const file = $("import-chat").files[0];
+  if (!file) return;
+  try {
+    const form = new FormData();
+    form.append("file", file);
+    const { chat } = await api(`/api/companion/characters/${idPath(character)}/chats/import`, { method: "POST", body: form });
+    openChat(chat.id);
+  } catch (error) {
+    reportError(error);
+  }
+});
+
 function bargeIn() {
   if (playback.playing) post("playback", { event: "barge_in", sentences: playback.stop() });
 }
@@ -54,14 +180,18 @@ function bargeIn() {
 const handlers = {
   turn(event) {
     playback.reset();
-    reply = { node: message("assistant", ""), raw: "" };
+    const again = event.regenerating && $("messages").querySelector(`[data-id="${event.regenerating}"]`);
+    reply = { node: again || message("assistant", ""), raw: "" };
+    if (again) showText(again, "");
     reply.node.classList.add("streaming");
     showInjected(event.memories, event.lore);
   },
   token(event) {
     if (!reply) return;
     reply.raw += event.text;
-    reply.node.textContent = reply.raw.replace(TAG, "").trimStart();
+    const text = reply.raw.replace(TAG, "").trimStart();
+    if (reply.node.querySelector(".message-text")) reply.node.querySelector(".message-text").textContent = text;
+    else reply.node.textContent = text;
   },
   emotion(event) {
     if (!avatar) return;
@@ -75,7 +205,14 @@ const handlers = {
     if (!reply) return;
     reply.node.classList.remove("streaming");
     if (event.interrupted) reply.node.classList.add("interrupted");
-    reply.node.textContent = event.text;
+    showText(reply.node, event.text); // "(no words)": a reply of only a tag, or cut before a word
+    if (event.turn) {
+      stored(reply.node, { id: event.turn, role: "assistant", text: event.text,
+        swipes: event.swipes || [event.text], swipe: event.swipes ? event.swipe : 0 });
+      const asked = [...$("messages").querySelectorAll('[data-testid="message-user"]:not([data-id])')].pop();
+      if (asked && event.user_turn) stored(asked, { id: event.user_turn, role: "user", text: asked.textContent });
+      loadChats(session.chat).catch(() => {});
+    }
     reply = null;
     loadMemories();
   },
@@ -254,7 +391,8 @@ async function start() {
     reportError(error);
   }
   try {
-    session = await api("/api/companion/sessions", { method: "POST", body: { character } });
+    const chat = Number(new URLSearchParams(location.search).get("chat")) || undefined;
+    session = await api("/api/companion/sessions", { method: "POST", body: { character, chat } });
   } catch (error) {
     status(`${character} cannot talk: ${error.message}`);
     offerInstall(error.message);
@@ -278,6 +416,8 @@ async function start() {
       if (avatar) avatar.express(mood.expression || mood.name, mood.name);
     }
   }
+  for (const m of session.messages) stored(message(m.role, m.text), m); // continuing: its history
+  if (session.chat) loadChats(session.chat).catch(reportError);
   loadMemories();
   requestAnimationFrame(animateMouth);
 }
