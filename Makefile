@@ -21,11 +21,13 @@ UV     := uv==0.13.9
 
 .PHONY: setup test check lock run site bench clean
 
+# Exactly the lock: --no-deps, so nothing outside it is resolved today; pip check proves it is complete.
 $(STAMP): $(LOCK) pyproject.toml package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_FROM) -r $(LOCK)
+	$(PY) -m pip install -q --no-deps $(TORCH_FROM) -r $(LOCK)
 	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	npm ci --no-audit --no-fund --silent
 	bash scripts/vendor-frontend.sh
 	touch $(STAMP)

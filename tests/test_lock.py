@@ -1,0 +1,61 @@
+"""requirements.lock is what a fresh machine installs (``make setup``): it must pin, with ``==``, every
+package pyproject.toml asks for (the base dependencies and the extras ``dev`` pulls in), each at a
+version its range allows, and no CUDA packages. A range changed without ``make lock`` fails here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import tomllib
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def locked() -> dict[str, Version]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^([A-Za-z0-9._-]+)==([^\s;]+)", line)
+        if match:
+            pins[canonicalize_name(match.group(1))] = Version(match.group(2))
+    return pins
+
+
+def wanted() -> list[Requirement]:
+    """The requirements of zishu[dev] on this platform, following zishu[...] into other extras."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras, seen, found = ["dev"], set(), [Requirement(r) for r in project["dependencies"]]
+    while extras:
+        extra = extras.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for text in project["optional-dependencies"][extra]:
+            requirement = Requirement(text)
+            if canonicalize_name(requirement.name) == "zishu":
+                extras.extend(requirement.extras)
+            else:
+                found.append(requirement)
+    environment = default_environment()
+    return [r for r in found if r.marker is None or r.marker.evaluate({**environment, "extra": ""})]
+
+
+def test_the_lock_pins_every_requirement_at_a_version_its_range_allows():
+    pins = locked()
+    assert len(pins) > 100  # the whole tree, not only the direct requirements
+    for requirement in wanted():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is in pyproject.toml but not in requirements.lock: run make lock"
+        version = pins[name]
+        allowed = requirement.specifier.contains(Version(version.base_version), prereleases=True)
+        assert allowed, f"requirements.lock pins {name}=={version}, outside {requirement}: run make lock"
+
+
+def test_the_lock_takes_torch_s_cpu_build_and_no_cuda_packages():
+    pins = locked()
+    assert str(pins["torch"]).endswith("+cpu")
+    assert not [name for name in pins if name.startswith("nvidia-") or name == "triton"]
