@@ -423,3 +423,18 @@ def zishu(environ: dict, *args: str, check: bool = True) -> subprocess.Completed
     if check and result.returncode != 0:
         raise AssertionError(f"zishu {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+@pytest.fixture
+def characters_client(runtime):
+    """The app in this process as a Flask test client with the secret (the Characters blueprint
+    registered when the built-in panels do not yet)."""
+    from zishu.web.app import create_app
+    from zishu.web.characters import characters
+
+    app = create_app(runtime, "s3cret")
+    if "characters" not in app.blueprints:
+        app.register_blueprint(characters)
+    client = app.test_client()
+    client.environ_base.update(HTTP_X_ZISHU_TOKEN="s3cret")
+    return client

@@ -427,99 +427,87 @@ def test_restore_without_its_notes_reads_the_files(runtime) -> None:
 # ---- the JSON API ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def client(runtime):
-    """The app in this process (the Characters blueprint registered when the built-in panels do not yet)."""
-    from zishu.web.app import create_app
-    from zishu.web.characters import characters
-
-    app = create_app(runtime, "s3cret")
-    if "characters" not in app.blueprints:
-        app.register_blueprint(characters)
-    client = app.test_client()
-    client.environ_base.update(HTTP_X_ZISHU_TOKEN="s3cret")
-    return client
-
-
-def test_the_api_creates_edits_undoes_deletes_and_restores(client) -> None:
-    made = client.post("/api/characters", json=fields(greetings=["Hi!"]))
+def test_the_api_creates_edits_undoes_deletes_and_restores(characters_client) -> None:
+    made = characters_client.post("/api/characters", json=fields(greetings=["Hi!"]))
     assert made.status_code == 201
     assert made.json["character"]["id"] == "local/mio" and made.json["character"]["greeting"] == "Hi!"
-    assert [c["id"] for c in client.get("/api/characters").json["characters"]] == ["local/mio"]
+    assert [c["id"] for c in characters_client.get("/api/characters").json["characters"]] == ["local/mio"]
 
     big = [{"keys": [f"k{i}"], "content": "lore " * 400} for i in range(600)]  # about 1.2 MB of JSON
-    edited = client.put("/api/characters/local/mio", json={"lorebook": big})
+    edited = characters_client.put("/api/characters/local/mio", json={"lorebook": big})
     assert edited.status_code == 200, edited.json
     assert edited.json["changed"] is True and edited.json["character"]["version"] == "1.0.1"
-    assert len(client.get("/api/characters/local/mio").json["character"]["lorebook"]) == 600
+    assert len(characters_client.get("/api/characters/local/mio").json["character"]["lorebook"]) == 600
 
-    undone = client.post("/api/characters/local/mio/undo")
+    undone = characters_client.post("/api/characters/local/mio/undo")
     assert undone.json["undone"]["removed"] == "1.0.1" and undone.json["character"]["version"] == "1.0.0"
 
-    assert client.delete("/api/characters/local/mio").json["deleted"]["versions"] == ["1.0.0"]
-    assert client.get("/api/characters/local/mio").status_code == 404
-    assert client.post("/api/characters/local/mio/restore").json["character"]["name"] == "Mio"
+    assert characters_client.delete("/api/characters/local/mio").json["deleted"]["versions"] == ["1.0.0"]
+    assert characters_client.get("/api/characters/local/mio").status_code == 404
+    assert characters_client.post("/api/characters/local/mio/restore").json["character"]["name"] == "Mio"
 
 
-def test_the_api_imports_a_card_bigger_than_the_usual_body_limit(client, tmp_path) -> None:
+def test_the_api_imports_a_card_bigger_than_the_usual_body_limit(characters_client, tmp_path) -> None:
     data = png_card(SERA_V2, picture((700, 700), noise=True), tmp_path)
     assert len(data) > 1024 * 1024
-    answer = client.post("/api/characters/import", data={"file": (io.BytesIO(data), "sera.png")},
+    answer = characters_client.post("/api/characters/import", data={"file": (io.BytesIO(data), "sera.png")},
                          content_type="multipart/form-data")
     assert answer.status_code == 201, answer.json
     character = answer.json["character"]
     assert character["avatar"]["url"] == "/api/characters/local/seraphina/avatar?v=1.0.0"
-    image = client.get(character["avatar"]["url"])
+    image = characters_client.get(character["avatar"]["url"])
     assert image.status_code == 200 and image.mimetype == "image/png" and image.data == data
 
 
-def test_the_api_refuses_with_clear_messages(client) -> None:
+def test_the_api_refuses_with_clear_messages(characters_client) -> None:
     def error(answer, status):
         assert answer.status_code == status, answer.data
         return answer.json["error"]["message"]
 
-    assert "persona: must not be empty" in error(client.post("/api/characters", json=fields(persona="")), 400)
-    assert error(client.post("/api/characters", data="{", content_type="application/json"), 400) == \
+    empty = characters_client.post("/api/characters", json=fields(persona=""))
+    assert "persona: must not be empty" in error(empty, 400)
+    assert error(characters_client.post("/api/characters", data="{", content_type="application/json"), 400) == \
         "the request body is not JSON"
-    assert "send the card as a multipart form field named 'file'" in error(client.post("/api/characters/import"), 400)
-    empty = client.post("/api/characters/import", data={"file": (io.BytesIO(b""), "e.json")},
+    no_file = characters_client.post("/api/characters/import")
+    assert "send the card as a multipart form field named 'file'" in error(no_file, 400)
+    empty = characters_client.post("/api/characters/import", data={"file": (io.BytesIO(b""), "e.json")},
                         content_type="multipart/form-data")
     assert "e.json: the file is empty" in error(empty, 400)
-    text = client.post("/api/characters/import", data={"file": (io.BytesIO(b"hello"), "notes.txt")},
+    text = characters_client.post("/api/characters/import", data={"file": (io.BytesIO(b"hello"), "notes.txt")},
                        content_type="multipart/form-data")
     assert error(text, 422).startswith("notes.txt: not a character card")  # a bad card: 422 CARD_INVALID
     assert text.json["error"]["code"] == "CARD_INVALID"
-    assert "is not a character id" in error(client.get("/api/characters/Local/Mio"), 400)
-    assert "local/ghost is not installed" in error(client.put("/api/characters/local/ghost", json={}), 404)
-    client.post("/api/characters", json=fields())
-    assert "local/mio has no avatar image" in error(client.get("/api/characters/local/mio/avatar"), 404)
-    too_big = client.put("/api/characters/local/mio", data=b"{" + b" " * (6 * 2**20) + b"}",
+    assert "is not a character id" in error(characters_client.get("/api/characters/Local/Mio"), 400)
+    assert "local/ghost is not installed" in error(characters_client.put("/api/characters/local/ghost", json={}), 404)
+    characters_client.post("/api/characters", json=fields())
+    assert "local/mio has no avatar image" in error(characters_client.get("/api/characters/local/mio/avatar"), 404)
+    too_big = characters_client.put("/api/characters/local/mio", data=b"{" + b" " * (6 * 2**20) + b"}",
                          content_type="application/json")
     assert error(too_big, 413) == "the character is more than 5 MiB of JSON"
-    huge = client.post("/api/characters/import", data={"file": (io.BytesIO(bytes(21 * 2**20)), "huge.png")},
+    huge = characters_client.post("/api/characters/import", data={"file": (io.BytesIO(bytes(21 * 2**20)), "huge.png")},
                        content_type="multipart/form-data")
     assert error(huge, 413).startswith("the card file is too big: a PNG card may be at most 20 MiB")
 
 
-def test_the_pages_render(client, runtime) -> None:
+def test_the_pages_render(characters_client, runtime) -> None:
     chars.create_character(runtime, fields())
-    listing = client.get("/characters")
+    listing = characters_client.get("/characters")
     assert listing.status_code == 200 and b'"local/mio"' in listing.data
-    assert b'data-testid="character-form"' in client.get("/characters/new").data
-    edit = client.get("/characters/local/mio/edit")
+    assert b'data-testid="character-form"' in characters_client.get("/characters/new").data
+    edit = characters_client.get("/characters/local/mio/edit")
     assert edit.status_code == 200 and b"Edit Mio" in edit.data
-    assert client.get("/characters/local/ghost/edit").status_code == 404
+    assert characters_client.get("/characters/local/ghost/edit").status_code == 404
 
 
 # ---- big imports stay cheap: limits at the app's upload, and a list that reads an index -----------
 
 
-def _upload(client, data: bytes, name: str):
-    return client.post("/api/characters/import", data={"file": (io.BytesIO(data), name)},
+def _upload(characters_client, data: bytes, name: str):
+    return characters_client.post("/api/characters/import", data={"file": (io.BytesIO(data), name)},
                        content_type="multipart/form-data")
 
 
-def test_the_upload_refuses_cards_over_the_limits_naming_them(client, runtime) -> None:
+def test_the_upload_refuses_cards_over_the_limits_naming_them(characters_client, runtime) -> None:
     from zishu.catalog.cards import MAX_CHUNK_TEXT, MAX_FIELD_CHARS, MAX_LORE_ENTRIES
 
     def refused(answer) -> str:
@@ -528,18 +516,19 @@ def test_the_upload_refuses_cards_over_the_limits_naming_them(client, runtime) -
         return answer.json["error"]["message"]
 
     big_json = b'{"name": "' + b"x" * (5 * 2**20) + b'"}'
-    assert refused(_upload(client, big_json, "big.json")) == \
+    assert refused(_upload(characters_client, big_json, "big.json")) == \
         "big.json: the file is 5,242,892 bytes; a JSON card may be at most 5 MiB"
     entries = [{"keys": [f"k{i}"], "content": "lore"} for i in range(100_000)]
     lorebook = json.dumps({"name": "Many", "character_book": {"entries": entries}}).encode()
-    assert refused(_upload(client, lorebook, "many.json")) == \
+    assert refused(_upload(characters_client, lorebook, "many.json")) == \
         f"many.json: the lorebook has 100,000 entries; a card may have at most {MAX_LORE_ENTRIES:,}"
     long_field = json.dumps({"name": "Long", "first_mes": "x" * (MAX_FIELD_CHARS + 1)}).encode()
     assert "data.first_mes is 100,001 characters long; a card's text field may be at most 100,000" in \
-        refused(_upload(client, long_field, "long.json"))
+        refused(_upload(characters_client, long_field, "long.json"))
     chunk = png_with_text("chara", b"A" * (MAX_CHUNK_TEXT + 1))
-    assert f"a card's chunk may hold at most {MAX_CHUNK_TEXT:,}" in refused(_upload(client, chunk, "chunk.png"))
-    assert client.get("/api/characters").json["characters"] == []
+    big_chunk = _upload(characters_client, chunk, "chunk.png")
+    assert f"a card's chunk may hold at most {MAX_CHUNK_TEXT:,}" in refused(big_chunk)
+    assert characters_client.get("/api/characters").json["characters"] == []
     assert not (runtime.home / "resources").exists() or not list((runtime.home / "resources").rglob("*.json"))
 
 

@@ -97,29 +97,17 @@ def test_a_lorebook_that_would_grow_past_the_limit_is_refused_and_nothing_is_wri
     assert runtime.registry.versions(rid) == ["1.0.0"]
 
 
-@pytest.fixture
-def client(runtime):
-    from zishu.web.app import create_app
-    from zishu.web.characters import characters
-
-    app = create_app(runtime, "s3cret")
-    if "characters" not in app.blueprints:
-        app.register_blueprint(characters)
-    client = app.test_client()
-    client.environ_base.update(HTTP_X_ZISHU_TOKEN="s3cret")
-    return client
-
-
-def test_the_api_imports_a_world_file_and_refuses_a_bad_one(client) -> None:
-    assert client.post("/api/characters", json={"name": "Sera", "persona": "You are {{char}}."}).status_code == 201
-    answer = client.post("/api/characters/local/sera/lorebook",
+def test_the_api_imports_a_world_file_and_refuses_a_bad_one(characters_client) -> None:
+    made = characters_client.post("/api/characters", json={"name": "Sera", "persona": "You are {{char}}."})
+    assert made.status_code == 201
+    answer = characters_client.post("/api/characters/local/sera/lorebook",
                          data={"file": (io.BytesIO(world_bytes()), "Eldoria.json")}, content_type="multipart/form-data")
     assert answer.status_code == 200, answer.json
     assert answer.json["added"] == 4 and answer.json["character"]["version"] == "1.0.1"
     assert [e["name"] for e in answer.json["character"]["lorebook"]] == ["The forest", "A lost lamp"]
-    bad = client.post("/api/characters/local/sera/lorebook",
+    bad = characters_client.post("/api/characters/local/sera/lorebook",
                       data={"file": (io.BytesIO(b"<html>"), "page.html")}, content_type="multipart/form-data")
     assert bad.status_code == 400 and "page.html: is not a JSON file" in bad.json["error"]["message"]
-    missing = client.post("/api/characters/local/sera/lorebook")
+    missing = characters_client.post("/api/characters/local/sera/lorebook")
     assert missing.status_code == 400 and "multipart form field named 'file'" in missing.json["error"]["message"]
-    assert client.post("/api/characters/local/sera/undo").json["character"]["version"] == "1.0.0"
+    assert characters_client.post("/api/characters/local/sera/undo").json["character"]["version"] == "1.0.0"
