@@ -186,3 +186,45 @@ def test_big_files_are_hashed_in_a_stream_with_a_progress_bar(tmp_path: Path, mo
     [(digest, size)] = scaffold.measure_files([path], Console(file=out, force_terminal=True))
     assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
     assert "sha256 big.gguf" in out.getvalue()
+
+
+def test_live2d_files_keep_their_sub_folders(registry: Path, tmp_path: Path):
+    model = tmp_path / "hiyori"
+    (model / "motions").mkdir(parents=True)
+    (model / "hiyori.2048").mkdir()
+    paths = [make_file(model, "hiyori.model3.json"), make_file(model, "hiyori.moc3"),
+             make_file(model, "hiyori.2048/texture_00.png"), make_file(model, "motions/idle.motion3.json")]
+    result = run_new("--kind", "live2d", "--id", "carol/hiyori", "--root", str(registry), *map(str, paths))
+    assert result.exit_code == 0, result.output
+    resource = read_manifest(registry / "resources" / "carol" / "hiyori.yaml")
+    files = resource.versions[0].files
+    assert [f.name for f in files] == ["hiyori.model3.json", "hiyori.moc3", "hiyori.2048/texture_00.png",
+                                       "motions/idle.motion3.json"]
+    # a release holds flat names: the asset of motions/idle.motion3.json is motions.idle.motion3.json
+    assert files[3].url == "https://github.com/carol/hiyori/releases/download/v1.0.0/motions.idle.motion3.json"
+    assert "mkdir -p release-assets" in result.output
+    assert f"cp {paths[3]} release-assets/motions.idle.motion3.json" in result.output
+    assert "release-assets/hiyori.2048.texture_00.png" in result.output
+
+
+def test_base_keeps_sub_folders_for_any_kind_and_refuses_files_outside_it(registry: Path, tmp_path: Path):
+    (tmp_path / "voice" / "refs").mkdir(parents=True)
+    a = make_file(tmp_path / "voice", "speaker.pth")
+    b = make_file(tmp_path / "voice" / "refs", "calm.wav")
+    ok = run_new("--kind", "voice", "--id", "carol/v", "--base", str(tmp_path / "voice"), "--root", str(registry),
+                 str(a), str(b))
+    assert ok.exit_code == 0, ok.output
+    assert [f.name for f in read_manifest(registry / "resources" / "carol" / "v.yaml").versions[0].files] == [
+        "speaker.pth", "refs/calm.wav"]
+    outside = run_new("--kind", "voice", "--id", "carol/w", "--base", str(tmp_path / "voice" / "refs"),
+                      "--root", str(registry), str(a))
+    assert outside.exit_code == 2 and "is not inside --base" in outside.output
+
+
+def test_two_files_that_would_share_one_asset_are_refused(registry: Path, tmp_path: Path):
+    (tmp_path / "m" / "a").mkdir(parents=True)
+    x = make_file(tmp_path / "m" / "a", "b.json")
+    y = make_file(tmp_path / "m", "a.b.json")
+    result = run_new("--kind", "voice", "--id", "carol/v", "--base", str(tmp_path / "m"), "--root", str(registry),
+                     str(x), str(y))
+    assert result.exit_code == 2 and "'a.b.json'" in result.output and "distinct names" in result.output

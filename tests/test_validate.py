@@ -807,3 +807,50 @@ def test_online_never_fetches_a_refused_url(registry: Path, file_server):
     write_manifest(registry, data)
     assert problems(registry, online=True)  # local URL refused without --allow-local-urls
     assert file_server.requests == []
+
+
+# ---- a Live2D model's model3.json names only files of its version ---------------------------
+
+MODEL3 = {
+    "Version": 3,
+    "FileReferences": {
+        "Moc": "hiyori.moc3",
+        "Textures": ["hiyori.2048/texture_00.png"],
+        "Motions": {"Idle": [{"File": "motions/idle.motion3.json"}]},
+    },
+}
+
+
+def live2d_served(server, files: dict[str, bytes]) -> dict:
+    """A Live2D manifest whose files (name → bytes) are served by ``server``."""
+    entries = []
+    for name, body in files.items():
+        server.files[f"/files/{name}"] = body
+        entries.append({"name": name, "url": f"{server.url}/files/{name}",
+                        "sha256": hashlib.sha256(body).hexdigest(), "size": len(body)})
+    data = make_manifest(kind="live2d", spec={"cubism": 4, "entry": "hiyori.model3.json"})
+    data["versions"][0]["files"] = entries
+    return data
+
+
+def test_online_live2d_with_every_named_file_passes(registry: Path, file_server):
+    files = {"hiyori.model3.json": json.dumps(MODEL3).encode(), "hiyori.moc3": b"moc",
+             "hiyori.2048/texture_00.png": b"png", "motions/idle.motion3.json": b"{}"}
+    write_manifest(registry, live2d_served(file_server, files))
+    assert online(registry) == []
+
+
+def test_online_live2d_refuses_a_texture_the_version_does_not_list(registry: Path, file_server):
+    # what the old scaffold wrote: sub-folders dropped, so the texture is listed as texture_00.png
+    files = {"hiyori.model3.json": json.dumps(MODEL3).encode(), "hiyori.moc3": b"moc",
+             "texture_00.png": b"png", "idle.motion3.json": b"{}"}
+    path = write_manifest(registry, live2d_served(file_server, files))
+    found = online(registry)
+    the_problem(found, path, "versions[0].files[0].name", "'hiyori.2048/texture_00.png'", "FileReferences.Textures[0]")
+    the_problem(found, path, "versions[0].files[0].name", "'motions/idle.motion3.json'")
+    assert len(found) == 2
+
+
+def test_online_live2d_entry_that_is_not_a_model3_is_a_problem(registry: Path, file_server):
+    path = write_manifest(registry, live2d_served(file_server, {"hiyori.model3.json": b"not json"}))
+    the_problem(online(registry), path, "versions[0].files[0].name", "is not a JSON document")

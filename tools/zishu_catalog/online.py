@@ -4,7 +4,9 @@ A download streams and is hashed while it is read; it never reads more than the 
 plus one byte (a server that sends more is "larger than declared"). Files that leave sha256 and
 size out (hub files pinned to a commit) are measured instead, and ``write_measured`` puts the
 measured values into their manifests: that is what the CI bot commits on the pull request.
-Network failures are Problems, never crashes.
+Network failures are Problems, never crashes. A Live2D model's entry file (``spec.entry``) is kept
+in memory as it downloads, and every file its ``model3.json`` names must be a file of the version
+(``live2d.missing_files``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from zishu.errors import Problem
 from zishu.files import write_atomic
 
 from .catalog import Manifest, ValidManifest
+from .live2d import MAX_MODEL3_BYTES, missing_files
 from .policy import Policy, file_urls
 
 if TYPE_CHECKING:
@@ -46,6 +49,7 @@ class FileCheck:
     entry: FileEntry
     urls: list[tuple[str, str, int | None]]  # (field, url, the source's size limit)
     measurable: bool = False  # no sha256/size, and every URL pinned to a hub commit: measure it
+    names: frozenset[str] | None = None  # a Live2D entry: every file name of its version, to check it against
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Fetched:
     size: int = 0
     error: str | None = None
     too_large: bool = False  # more than the limit: announced (then ``size`` is the announced length) or sent
+    content: bytes | None = None  # the bytes, when asked to keep them (a Live2D entry)
 
 
 def files_to_check(
@@ -100,8 +105,16 @@ def files_to_check(
                         urls.append((fld, url, source.max_size))
                     pinned = pinned and source is not None and source.pinned_commit(url) is not None
                 if urls:
-                    checks.append(FileCheck(m, where, entry, urls, measurable=pinned))
+                    names = _live2d_names(m, version, entry.name)
+                    checks.append(FileCheck(m, where, entry, urls, measurable=pinned, names=names))
     return checks
+
+
+def _live2d_names(m: ValidManifest, version, name: str) -> frozenset[str] | None:
+    spec = m.resource.spec
+    if m.resource.kind != "live2d" or getattr(spec, "entry", None) != name:
+        return None
+    return frozenset(f.name for f in version.files)
 
 
 def check_downloads(
@@ -123,10 +136,15 @@ def check_downloads(
                 limit = check.entry.size if check.entry.size is not None else max_size
                 if (url, limit) not in fetched:
                     task = progress.add_task(f"{check.manifest.expected_id} {check.entry.name}", total=limit)
-                    fetched[url, limit] = fetch(session, url, limit, partial(progress.advance, task))
+                    keep = check.names is not None
+                    fetched[url, limit] = fetch(session, url, limit, partial(progress.advance, task), keep=keep)
                     progress.remove_task(task)
                 got = fetched[url, limit]
-                found += _compare(check, fld, got, first)
+                compared = _compare(check, fld, got, first)
+                found += compared
+                if check.names is not None and got.content is not None and not compared and first is None:
+                    found += [Problem(check.manifest.file, f"{check.where}.name", message)
+                              for message in missing_files(got.content, check.entry.name, set(check.names))]
                 if first is None and got.sha256 is not None:
                     first = (fld, got)
             problems += found
@@ -162,9 +180,11 @@ def _compare(check: FileCheck, fld: str, got: Fetched, first: tuple[str, Fetched
 
 
 def fetch(
-    session: requests.Session, url: str, limit: int | None, advance: Callable[[int], None] = lambda n: None
+    session: requests.Session, url: str, limit: int | None, advance: Callable[[int], None] = lambda n: None,
+    *, keep: bool = False,
 ) -> Fetched:
-    """Stream ``url``, hashing as it reads; stop after ``limit`` + 1 bytes. Never raises for network trouble."""
+    """Stream ``url``, hashing as it reads; stop after ``limit`` + 1 bytes. Never raises for network trouble.
+    With ``keep``, the bytes come back too (up to ``MAX_MODEL3_BYTES``)."""
     try:
         with session.get(url, stream=True, timeout=TIMEOUT, headers={"Accept-Encoding": "identity"}) as response:
             if not response.ok:
@@ -172,19 +192,25 @@ def fetch(
             announced = response.headers.get("Content-Length", "")
             if limit is not None and announced.isdigit() and int(announced) > limit:
                 return Fetched(size=int(announced), too_large=True)
-            return _read(response, limit, advance)
+            return _read(response, limit, advance, keep)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
         return Fetched(error=_reason(e))
 
 
-def _read(response: requests.Response, limit: int | None, advance: Callable[[int], None]) -> Fetched:
+def _read(response: requests.Response, limit: int | None, advance: Callable[[int], None],
+          keep: bool = False) -> Fetched:
     digest, count = hashlib.sha256(), 0
+    kept: bytearray | None = bytearray() if keep else None
     while True:
         want = CHUNK if limit is None else min(CHUNK, limit + 1 - count)
         chunk = response.raw.read(want, decode_content=True)
         if not chunk:
-            return Fetched(sha256=digest.hexdigest(), size=count)
+            return Fetched(sha256=digest.hexdigest(), size=count, content=None if kept is None else bytes(kept))
         digest.update(chunk)
+        if kept is not None:
+            kept += chunk
+            if len(kept) > MAX_MODEL3_BYTES:
+                kept = None
         count += len(chunk)
         advance(len(chunk))
         if limit is not None and count > limit:

@@ -6,8 +6,12 @@ with the GitHub Releases URL each file will have once uploaded, and prints the `
 upload them. The scaffold validates as it is; the placeholders it must not keep (name, summary,
 license, free-text spec fields) start with ``TODO`` so they are easy to find.
 
-Folders are refused: a GitHub release holds single files with flat names, so a folder must be
-packed into one archive (or its files passed one by one) first.
+A file keeps its sub-folder in its ``name`` (``motions/idle.motion3.json``), because the model,
+voice or character that uses it finds it there: the name is relative to ``--base`` when given, and
+for a Live2D model to the folder of its ``.model3.json`` (the folder every path in that file is
+relative to). A GitHub release holds single files with flat names, so such a file's release asset
+is named with ``.`` for ``/`` (``motions.idle.motion3.json``, ``asset_name``); only its URL says so.
+Folders are refused: pass the files inside one (with ``--base``), or pack it into one archive.
 """
 
 from __future__ import annotations
@@ -82,7 +86,35 @@ def _measure(path: Path, advance=lambda n: None) -> tuple[str, int]:
 
 
 def release_url(repo: str, tag: str, name: str) -> str:
-    return f"https://github.com/{repo}/releases/download/{tag}/{name}"
+    """Where GitHub serves the asset that holds the file ``name`` (a path in the version)."""
+    return f"https://github.com/{repo}/releases/download/{tag}/{asset_name(name)}"
+
+
+def asset_name(name: str) -> str:
+    """The flat release asset name of the file ``name``: sub-folders joined with ``.``."""
+    return name.replace("/", ".")
+
+
+def file_names(files: list[Path], kind: str, base: Path | None) -> list[str]:
+    """Each file's name in the version: relative to ``base``; for a Live2D model without ``base``,
+    relative to its ``.model3.json``'s folder (files outside it keep their own name)."""
+    given = base is not None
+    if base is None and kind == "live2d":
+        entry = next((f for f in files if f.name.endswith(".model3.json")), None)
+        base = entry.parent if entry is not None else None
+    if base is None:
+        return [f.name for f in files]
+    root = base.resolve()
+    names = []
+    for f in files:
+        try:
+            names.append(f.resolve().relative_to(root).as_posix())
+        except ValueError:
+            if not given:
+                names.append(f.name)
+                continue
+            raise UsageError(f"{f} is not inside --base {base}") from None
+    return names
 
 
 def spec_placeholders(kind: str, names: list[str], resource_name: str) -> dict[str, Any]:
@@ -164,7 +196,8 @@ def manifest_path(root: Path, resource_id: str) -> Path:
     return root / "resources" / owner / f"{name}.yaml"
 
 
-def check_inputs(resource_id: str, version: str, repo: str, tag: str, files: list[Path]) -> None:
+def check_inputs(resource_id: str, version: str, repo: str, tag: str, files: list[Path],
+                 names: list[str] | None = None) -> None:
     """Refuse, with a clear message, anything that would give a broken scaffold."""
     if not is_id(resource_id):
         raise UsageError(f"--id {resource_id!r} must be OWNER/NAME ({RULE})")
@@ -174,38 +207,57 @@ def check_inputs(resource_id: str, version: str, repo: str, tag: str, files: lis
         raise UsageError(f"--repo {repo!r} must be OWNER/REPO on GitHub")
     if not _TAG.match(tag):
         raise UsageError(f"--tag {tag!r} may hold only letters, digits, '.', '_', '+' and '-'")
-    seen: set[str] = set()
     for path in files:
         if path.is_dir():
             raise UsageError(
                 f"{path} is a folder; a GitHub release holds single files: pack it into one archive "
-                "(e.g. a .zip) or pass the files inside it one by one"
+                "(e.g. a .zip) or pass the files inside it one by one (with --base FOLDER to keep "
+                "their sub-folders in their names)"
             )
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-        if not _ASSET_NAME.match(path.name):
-            raise UsageError(
-                f"{path.name!r}: GitHub renames release assets with such characters; rename the file "
-                "using only letters, digits, '.', '_', '+' and '-'"
-            )
-        if path.name in seen:
-            raise UsageError(f"two files are named {path.name!r}; release assets need distinct names")
-        seen.add(path.name)
+    check_asset_names(names if names is not None else [p.name for p in files])
 
 
-def next_steps(path: Path, repo: str, tag: str, files: list[Path], root: Path) -> str:
+def check_asset_names(names: list[str]) -> None:
+    """Refuse names GitHub would rename as assets, and two files that would share one asset."""
+    seen: dict[str, str] = {}
+    for name in names:
+        for part in name.split("/"):
+            if not _ASSET_NAME.match(part):
+                raise UsageError(
+                    f"{name!r}: GitHub renames release assets with such characters; rename the file "
+                    "using only letters, digits, '.', '_', '+' and '-'"
+                )
+        asset = asset_name(name)
+        if asset in seen:
+            same = "are named" if seen[asset] == name else f"({seen[asset]!r} and {name!r}) become the asset"
+            raise UsageError(f"two files {same} {asset!r}; release assets need distinct names")
+        seen[asset] = name
+
+
+def next_steps(path: Path, repo: str, tag: str, files: list[Path], root: Path,
+               names: list[str] | None = None) -> str:
     """What to do after the scaffold is written, with the exact commands."""
     q = shlex.quote
     lines = [f"Wrote {path}", "", "Next steps:"]
     step = 1
+    names = names if names is not None else [f.name for f in files]
     if files:
-        upload = " ".join(["gh release upload", q(tag), *(q(str(f)) for f in files), "--repo", q(repo)])
+        renamed = [(f, asset_name(n)) for f, n in zip(files, names, strict=True) if asset_name(n) != f.name]
+        copies = [f"       cp {q(str(f))} release-assets/{q(a)}" for f, a in renamed]
+        uploads = [f"release-assets/{q(a)}" if asset_name(n) != f.name else q(str(f))
+                   for f, n, a in zip(files, names, map(asset_name, names), strict=True)]
+        upload = " ".join(["gh release upload", q(tag), *uploads, "--repo", q(repo)])
         lines += [
             f"  {step}. Upload the files to the release {tag} of {repo}",
             "     (if the release does not exist yet: "
             f"gh release create {q(tag)} --repo {q(repo)} --title {q(tag)} --notes '')",
-            f"       {upload}",
         ]
+        if copies:
+            lines += ["     Files in sub-folders upload under flat asset names (the URLs say so):",
+                      "       mkdir -p release-assets", *copies]
+        lines.append(f"       {upload}")
         step += 1
     lines += [
         f"  {step}. Edit {path}:",
@@ -232,9 +284,12 @@ def next_steps(path: Path, repo: str, tag: str, files: list[Path], root: Path) -
 @click.option("--root", type=click.Path(path_type=Path), default=Path("registry_index"), show_default=True,
               help="The catalog source folder.")
 @click.option("--force", is_flag=True, help="Overwrite an existing manifest.")
+@click.option("--base", type=click.Path(file_okay=False, path_type=Path),
+              help="Name files by their path inside this folder (keeps sub-folders) "
+                   "[default: a Live2D model's .model3.json folder, else the file's own name].")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 def new_command(
-    kind, resource_id, version, repo, tag, license_, model_format, role, spec_settings, root, force, files
+    kind, resource_id, version, repo, tag, license_, model_format, role, spec_settings, root, force, base, files
 ) -> None:
     """Write a manifest scaffold for FILES, to be uploaded to a GitHub release.
 
@@ -246,13 +301,14 @@ def new_command(
     repo = repo or resource_id
     tag = tag or f"v{version}"
     check_inputs(resource_id, version, repo, tag, files)
+    names = file_names(files, kind, base)
+    check_asset_names(names)
     if not files and kind != "character":
         raise UsageError(f"give the files of this {kind} (FILES...); only a character may have none")
     path = manifest_path(root, resource_id)
     if path.exists() and not force:
         raise UsageError(f"{path} already exists; edit it, or pass --force to overwrite it")
 
-    names = [f.name for f in files]
     spec = spec_placeholders(kind, names, resource_id.split("/")[1])
     if model_format:
         spec["format"] = model_format
@@ -270,4 +326,4 @@ def new_command(
     data = scaffold_data(kind, resource_id, version, names, measured, repo, tag, license_, spec)
     resource = parse_manifest(data, str(path))
     write_atomic(path, dump_manifest(resource, schema_ref=SCHEMA_REF))
-    click.echo(next_steps(path, repo, tag, files, root))
+    click.echo(next_steps(path, repo, tag, files, root, names))
