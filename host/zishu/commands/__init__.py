@@ -10,5 +10,6 @@ renders what comes back. Logic that is neither parsing nor rendering belongs to 
     run.py        run llm|asr|tts|image|embedding
     chat.py       chat
     live2d.py     live2d core
+    publish.py    publish (a character to the catalog, by release and pull request)
     cards.py      catalog import-card, catalog export-card (mounted by zishu_catalog.cli)
 """
