@@ -21,6 +21,10 @@ API under ``/api/characters``::
     DELETE /api/characters/<owner>/<name>           to the trash → {"deleted"}
     POST   /api/characters/<owner>/<name>/restore   back from the trash → {"character"}
     GET    /api/characters/<owner>/<name>/avatar    the avatar image
+    POST   /api/characters/<owner>/<name>/publish   {"license", "dry_run", "catalog", "repo"} → a stream of JSON
+                                                    lines: {"event": "step"|"request", ...} as publishing goes,
+                                                    then {"event": "done", "pull_request_url", "manifest", ...}
+                                                    or {"event": "error", "code", "message"}
 
 Bodies may be larger here than the app's 1 MiB: a card (or a character with a big lorebook) may
 carry 5 MiB of JSON, a PNG card 20 MiB.
@@ -30,15 +34,18 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import queue
+import threading
+from collections.abc import Iterator
 
-from flask import Blueprint, jsonify, render_template, request, send_file
+from flask import Blueprint, Response, jsonify, render_template, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from zishu.catalog.cards import MAX_JSON_BYTES, MAX_PNG_BYTES
 from zishu.companion import characters as store
 from zishu.companion.model_choices import choices
 from zishu.companion.world_info import import_lorebook
-from zishu.errors import NotFound, UsageError
+from zishu.errors import NotFound, UsageError, ZishuError
 from zishu.ids import parse_id
 
 from .api import _body
@@ -211,3 +218,43 @@ def api_avatar(owner: str, name: str):
     if mimetype not in IMAGE_TYPES:  # never SVG or HTML: only pictures that cannot carry script
         raise NotFound(f"{owner}/{name}'s avatar {path.name} is not a PNG, JPEG, WebP or GIF image")
     return send_file(path, mimetype=mimetype, max_age=0)
+
+
+@characters.post("/api/characters/<owner>/<name>/publish")
+def api_publish(owner: str, name: str):
+    """Publish the character, streaming its progress as JSON lines (one publish is one request)."""
+    from zishu.publishing.publish import publish
+
+    rid = _id(owner, name)
+    body = _body()
+    options = {key: body.get(key) or None for key in ("license", "catalog", "repo")}
+    for key, value in options.items():
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{key}: must be a string")
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise UsageError("dry_run: must be true or false")
+    registry = runtime().registry
+    events: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            done = publish(registry, rid, dry_run=dry_run, license=options["license"],
+                           catalog_repo=options["catalog"], repo=options["repo"],
+                           on_request=lambda r: events.put({"event": "request", "line": str(r)}),
+                           progress=lambda e: events.put({"event": "step", **e}))
+            events.put({"event": "done", "id": done.id, "version": done.version, "dry_run": dry_run,
+                        "release_url": done.release_url, "pull_request_url": done.pull_request_url,
+                        "manifest": done.manifest})
+        except ZishuError as e:
+            events.put({"event": "error", "code": e.code, "message": str(e)})
+        except Exception as e:  # noqa: BLE001 - shown as the API shows any unexpected error: its type only
+            events.put({"event": "error", "code": "ZISHU_ERROR", "message": f"unexpected error ({type(e).__name__})"})
+        events.put(None)
+
+    def lines() -> Iterator[str]:
+        threading.Thread(target=work, name=f"publish {rid}", daemon=True).start()
+        while (event := events.get()) is not None:
+            yield json.dumps(event, ensure_ascii=False) + "\n"
+
+    return Response(lines(), mimetype="application/x-ndjson", headers={"X-Accel-Buffering": "no"})

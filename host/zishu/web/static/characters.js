@@ -1,4 +1,4 @@
-// Characters: the installed characters as cards (talk, edit, delete with undo) and card import.
+// Characters: the installed characters as cards (talk, edit, publish, delete with undo) and card import.
 import { $, api, confirmDialog, el, idPath, reportError, toast, undoToast } from "./app.js";
 
 const list = $("character-list");
@@ -27,6 +27,9 @@ function card(character) {
   const actions = el("div", { class: "row" },
     el("a", { class: "button primary", href: `/companion?character=${encodeURIComponent(id)}`, "data-testid": "talk" }, "Talk"),
     el("a", { class: "button", href: `/characters/${idPath(id)}/edit`, "data-testid": "edit" }, "Edit"),
+    character.local
+      ? el("button", { type: "button", class: "ghost", "data-action": "publish", "data-testid": "publish" }, "Publish")
+      : null,
     character.local
       ? el("button", { type: "button", class: "danger-ghost", "data-action": "delete", "data-testid": "delete" }, "Delete")
       : null);
@@ -85,6 +88,85 @@ async function importCard(file) {
   form.append("file", file, file.name);
   return (await api("/api/characters/import", { method: "POST", body: form })).character;
 }
+
+// -- publish: a dialog that streams the publish's progress (JSON lines) ------------------------
+
+const publishDialog = $("publish-dialog");
+const publishLog = $("publish-log", publishDialog);
+const publishBar = $("publish-progress", publishDialog);
+const publishResult = $("publish-result", publishDialog);
+const publishStart = $("publish-start", publishDialog);
+
+function openPublish(node) {
+  publishDialog.dataset.id = node.dataset.id;
+  $("publish-title", publishDialog).textContent = `Publish ${$("character-name", node).textContent}`;
+  publishLog.replaceChildren();
+  publishResult.hidden = true;
+  publishBar.hidden = true;
+  publishStart.disabled = false;
+  publishDialog.showModal();
+}
+
+function showPublishEvent(event) {
+  if (event.event === "step") {
+    if (event.total) {
+      publishBar.max = event.total;
+      publishBar.value = event.done;
+    }
+    publishLog.append(el("li", {}, event.message));
+  } else if (event.event === "request") {
+    publishLog.append(el("li", { class: "muted" }, event.line));
+  } else if (event.event === "done") {
+    publishBar.hidden = true;
+    publishResult.hidden = false;
+    publishResult.replaceChildren(event.dry_run
+      ? `Dry run: ${publishLog.children.length} lines shown, nothing sent.`
+      : el("a", { href: event.pull_request_url, target: "_blank", rel: "noopener",
+        "data-testid": "publish-pull-request" }, `Pull request for ${event.id} ${event.version}`));
+  } else if (event.event === "error") {
+    publishBar.hidden = true;
+    publishResult.hidden = false;
+    publishResult.replaceChildren(el("span", { class: "error", "data-testid": "publish-error" }, event.message));
+  }
+  publishLog.lastElementChild?.scrollIntoView({ block: "nearest" });
+}
+
+async function publish() {
+  const form = $("publish-form", publishDialog);
+  if (!form.reportValidity()) return;
+  publishStart.disabled = true;
+  publishLog.replaceChildren();
+  publishResult.hidden = true;
+  publishBar.hidden = false;
+  publishBar.removeAttribute("value");
+  const body = { license: form.elements.license.value.trim(), dry_run: form.elements.dry_run.checked };
+  const response = await fetch(`/api/characters/${idPath(publishDialog.dataset.id)}/publish`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    showPublishEvent({ event: "error", message: data?.error?.message || `HTTP ${response.status}` });
+    publishStart.disabled = false;
+    return;
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    pending += value;
+    const lines = pending.split("\n");
+    pending = lines.pop();
+    lines.filter(Boolean).forEach((line) => showPublishEvent(JSON.parse(line)));
+  }
+  publishStart.disabled = false;
+}
+
+publishStart.addEventListener("click", () => publish().catch(reportError));
+
+list.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action='publish']");
+  if (button) openPublish(button.closest('[data-testid="character-card"]'));
+});
 
 list.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-action='delete']");
