@@ -2,8 +2,11 @@
 
 Each class carries its ``code``, the CLI's ``exit_status`` and the local API's ``http_status``;
 the CLI exits with ``error.exit_status`` and the API answers ``{"error": {"code", "message"}}``
-with ``error.http_status``. ``zishu --help`` lists the exit statuses from these classes
-(``exit_status_help``), and a test checks this drawing and the README's table against them.
+with ``error.http_status``. An error that installing one catalog resource would cure carries its id
+in ``install`` (``UsageError(..., install="qwen/x")``), and the API adds ``"install": id`` to the
+error, so a page offers an Install button without reading the message. ``zishu --help`` lists the
+exit statuses from these classes (``exit_status_help``), and a test checks this drawing and the
+README's table against them.
 
     ZishuError                      code ZISHU_ERROR           exit 1   HTTP 500
     │                               (unexpected: a bug or a failure nothing more specific names)
@@ -69,6 +72,12 @@ class ZishuError(Exception):
     exit_status: ClassVar[int] = 1
     http_status: ClassVar[int] = 500  # the request was fine; the fault is ours
     summary: ClassVar[str] = "unexpected error"
+    install: str | None = None  # the catalog id whose install makes the same request work, when one does
+
+    def __init__(self, *args: object, install: str | None = None) -> None:
+        super().__init__(*args)
+        if install is not None:
+            self.install = install
 
 
 class UsageError(ZishuError):

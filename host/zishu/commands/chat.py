@@ -2,7 +2,9 @@
 
 The same pipeline as the window (persona, lorebook, memories, emotion tags), without speech: the
 reply prints sentence by sentence as it is generated, its emotions in dim brackets, and the
-latency of each turn goes to stderr. Lines starting with ``/`` are commands (``/help``). A message
+latency of each turn goes to stderr. The chat talked in last goes on (the same chats as the window's);
+``--chat ID`` continues another, and ``/chats`` lists them. Lines starting with ``/`` are commands
+(``/help``). A message
 is at most 4,000 characters (longer ones are refused, exit status 2 with ``-m``); one the model's
 context cannot hold is cut to fit, and a note on stderr says so.
 """
@@ -13,14 +15,16 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from zishu.companion import chats
 from zishu.companion.brain import opening_greeting
 from zishu.companion.text_chat import TextReply, forget_numbered
-from zishu.errors import ZishuError
+from zishu.errors import UsageError, ZishuError
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-HELP = """/memories          what the character remembers about you (numbered)
+HELP = """/chats             this character's chats, newest first (zishu chat CHARACTER --chat ID continues one)
+/memories          what the character remembers about you (numbered)
 /forget N          forget memory N (see /memories)
 /remember TEXT     keep TEXT as a memory
 /quit              leave (Ctrl-D does too)"""
@@ -34,11 +38,13 @@ HELP = """/memories          what the character remembers about you (numbered)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Where the language model and memory run (default: Settings, else auto: a GPU when the "
                    "engine's library can use one).")
+@click.option("--chat", "chat_id", type=int, default=None,
+              help="Continue this chat (an id from /chats or the window's chat list; default: the one talked in last).")
 @click.option("--no-memory", is_flag=True, help="Neither recall nor store anything for this chat.")
 @click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(1))
 @click.option("--seed", type=int, default=None, help="Fix the sampling seed for reproducible replies.")
 @click.option("--name", "user_name", default="User", show_default=True, help="What the character calls you.")
-def chat_command(character, messages, model, device, no_memory, max_tokens, seed, user_name):
+def chat_command(character, messages, model, device, chat_id, no_memory, max_tokens, seed, user_name):
     """Talk with CHARACTER (an installed character id, e.g. local/mei) in the terminal."""
     from zishu.companion.sessions import companion_character, open_text_companion
     from zishu.engines.kinds import ChatOptions
@@ -46,6 +52,10 @@ def chat_command(character, messages, model, device, no_memory, max_tokens, seed
 
     runtime = Runtime()
     who = companion_character(runtime.registry, character)
+    if chat_id is not None:
+        if no_memory:
+            raise UsageError("--chat needs memory: a chat is kept with it (leave out --no-memory)")
+        chats.find_chat(chat_id, who.id)  # NotFound names the chat and the character
     with err.status(f"loading {who.name} …"):
         devices = {"llm": device, "embedding": device} if device else None
         companion = open_text_companion(runtime, who, models={"llm": model}, memory=not no_memory,
@@ -54,11 +64,17 @@ def chat_command(character, messages, model, device, no_memory, max_tokens, seed
         err.print(f"[dim]{escape(note)}[/]")
     talk = companion.conversation
     talk.options = ChatOptions(max_tokens=max_tokens, seed=seed)
+    if chat_id is not None:
+        talk.chat = chat_id
     if messages:
         for text in messages:
             _turn(talk, text)
         return
-    if who.spec.greetings:
+    if chat_id is not None:  # continuing a chat: what was said, on its chosen branch
+        for turn in chats.messages(chat_id):
+            speaker = escape(who.name) if turn.role == "assistant" else "[bold cyan]You[/]"
+            out.print(f"[bold]{speaker}[/]: {escape(turn.text) or '[dim](no words)[/]'}")
+    elif who.spec.greetings:
         greeting, emotion = opening_greeting(who, user_name)
         mood = f" [dim]({escape(emotion.tag)})[/]" if emotion else ""
         out.print(f"[bold]{escape(who.name)}[/]{mood}: {escape(greeting)}")
@@ -111,6 +127,8 @@ def _command(talk, line: str) -> bool:
         return False
     if name == "/help":
         out.print(HELP)
+    elif name == "/chats":
+        _list_chats(talk)
     elif memory is None and name in ("/memories", "/forget", "/remember"):
         err.print("[yellow]memory is off for this chat[/]")
     elif name == "/memories":
@@ -128,3 +146,15 @@ def _command(talk, line: str) -> bool:
     else:
         err.print(f"[yellow]unknown command {escape(name)}: /help lists them[/]")
     return True
+
+
+def _list_chats(talk) -> None:
+    """The character's chats, newest first; the one this conversation writes to marked with *."""
+    found = chats.list_chats(talk.character.id)
+    current = talk.chat if talk.chat is not None else (found[0]["id"] if found else None)
+    for c in found:
+        last = f" · {escape(c['last'][:60])}" if c["last"] else ""
+        mark = "*" if c["id"] == current else " "
+        out.print(f"{mark}{c['id']:>4}  {escape(c['title'])} · {c['messages']} messages{last}")
+    if not found:
+        out.print("[dim]no chats yet: what you say now starts one[/]")

@@ -93,14 +93,20 @@ def choose_models(runtime, character: Character, asked: dict | None = None) -> d
             for role in ROLES}
 
 
-def no_llm_message(runtime, name: str) -> str:
-    """What to do when no language model is installed: the catalog's one LLM named, when it has one."""
+def no_llm_error(runtime, name: str) -> UsageError:
+    """What to do when no language model is installed: the catalog's one LLM named, when it has one,
+    and carried as the error's ``install`` (the window's Install button)."""
     from .model_choices import model_to_install
 
     rid = model_to_install(runtime, "llm")
     what = f"install {rid} (zishu install {rid})" if rid else "install one (find a model of role llm in Discover)"
-    return (f"{name} has no language model: {what}, or choose an installed one in the character's editor "
-            "or in Settings")
+    return UsageError(f"{name} has no language model: {what}, or choose an installed one in the character's "
+                      "editor or in Settings", install=rid)
+
+
+def no_llm_message(runtime, name: str) -> str:
+    """``no_llm_error``'s words."""
+    return str(no_llm_error(runtime, name))
 
 
 @dataclass
@@ -128,7 +134,7 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
     where = {**settings.load().companion_devices, **{k: v for k, v in (devices or {}).items() if v}}
     notes: list[str] = []
     if chosen["llm"] is None:
-        raise UsageError(no_llm_message(runtime, character.name))
+        raise no_llm_error(runtime, character.name)
     spec_llm = character.spec.llm
     adapters = [(spec_llm.lora, spec_llm.lora_weight)] if spec_llm and spec_llm.lora else []
     llm = use(runtime, "llm", chosen["llm"], adapters=adapters, device=where.get("llm"))

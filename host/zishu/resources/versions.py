@@ -94,7 +94,8 @@ class VersionStore:
             version = installed[0]
         if version not in installed:
             have = f" (installed: {', '.join(installed)})" if installed else ""
-            raise ResourceNotAvailable(f"{rid}@{version or 'any'} is not installed{have}; run: zishu install {rid}")
+            raise ResourceNotAvailable(f"{rid}@{version or 'any'} is not installed{have}; run: zishu install {rid}",
+                                      install=rid)
         folder = self.version_dir(rid, version)
         if not (folder / MANIFEST).exists():
             raise ResourceNotAvailable(

@@ -134,7 +134,10 @@ def create_app(runtime: Runtime, secret: str | None = None, host: str | None = N
     def _zishu_error(e: ZishuError):
         status = e.http_status  # each class in zishu.errors carries its own
         if _wants_json():
-            return jsonify(error={"code": e.code, "message": str(e)}), status
+            error = {"code": e.code, "message": str(e)}
+            if e.install:  # what to install to make this request work (the page's Install button)
+                error["install"] = e.install
+            return jsonify(error=error), status
         return render_template("error.html", code=e.code, message=str(e), status=status), status
 
     @app.errorhandler(HTTPException)

@@ -2,10 +2,12 @@
 // the theme toggle and the Jobs badge in the sidebar.
 
 export class ApiError extends Error {
-  constructor(code, message, status) {
+  /** ``install``: the catalog id whose install makes the request work, when the server names one. */
+  constructor(code, message, status, install = null) {
     super(message);
     this.code = code;
     this.status = status;
+    this.install = install;
   }
 }
 
@@ -28,7 +30,8 @@ export async function api(path, { method = "GET", body } = {}) {
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const err = (data && data.error) || {};
-    throw new ApiError(err.code || `HTTP_${response.status}`, err.message || response.statusText, response.status);
+    throw new ApiError(err.code || `HTTP_${response.status}`, err.message || response.statusText, response.status,
+      err.install || null);
   }
   return data;
 }

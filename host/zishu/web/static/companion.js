@@ -365,16 +365,15 @@ function animateMouth() {
   requestAnimationFrame(animateMouth);
 }
 
-/** An Install button for the model a "no model" message names ("zishu install owner/name"). */
-function offerInstall(text) {
-  const named = /zishu install ([a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9._-]*)/.exec(text || "");
-  if (!named) return;
-  const button = el("button", { type: "button", class: "primary", "data-testid": "install-missing" }, `Install ${named[1]}`);
+/** An Install button for the catalog id the server's error names as the cure (``error.install``). */
+function offerInstall(rid) {
+  if (!rid) return;
+  const button = el("button", { type: "button", class: "primary", "data-testid": "install-missing" }, `Install ${rid}`);
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
-      await api("/api/installs", { method: "POST", body: { request: named[1] } });
-      toast(`Installing ${named[1]}: follow it in Jobs, then reload to talk.`, "success");
+      await api("/api/installs", { method: "POST", body: { request: rid } });
+      toast(`Installing ${rid}: follow it in Jobs, then reload to talk.`, "success");
     } catch (error) {
       button.disabled = false;
       reportError(error);
@@ -395,7 +394,7 @@ async function start() {
     session = await api("/api/companion/sessions", { method: "POST", body: { character, chat } });
   } catch (error) {
     status(`${character} cannot talk: ${error.message}`);
-    offerInstall(error.message);
+    offerInstall(error.install);
     return;
   }
   listen();

@@ -1,5 +1,5 @@
-// Settings: save the catalog URL; the companion's default models per role, their devices and the default
-// voice; show this computer's hardware.
+// Settings: save the catalog URL; the companion's default models per role, their devices, the default
+// voice and a turn's time budget; show this computer's hardware.
 import { $, api, el, formatBytes, reportError, toast } from "./app.js";
 
 const form = $("settings-form");
@@ -78,8 +78,11 @@ companion.addEventListener("submit", async (event) => {
     const engine = companion.elements.voice_engine.value.trim();
     const voice = companion.elements.voice_id.value.trim();
     if (voice && !engine) throw new Error("Choose the engine that speaks with this voice.");
+    const seconds = companion.elements.turn_seconds.value.trim();
+    // sent as typed (a number when it reads as one): the server says what is wrong with it
+    const turnSeconds = seconds !== "" && !Number.isNaN(Number(seconds)) ? Number(seconds) : seconds;
     await api("/api/settings", { method: "PUT", body: { companion_models: models, companion_devices: devices,
-      companion_voice: engine ? { engine, ...(voice ? { voice } : {}) } : {} } });
+      companion_voice: engine ? { engine, ...(voice ? { voice } : {}) } : {}, companion_turn_seconds: turnSeconds } });
     for (const role of ROLES) companion.elements[`model_${role}`].dataset.value = models[role];
     toast("Companion settings saved.", "success");
   } catch (error) {
