@@ -37,6 +37,13 @@ def test_the_listing_names_each_resource_from_its_manifest_with_sizes(home):
         r["size_bytes"] for r in listing["resources"])
 
 
+def test_sizes_are_what_the_version_folder_holds_so_a_character_without_files_is_never_0_b(home):
+    listing = {r["id"]: r for r in Library(VersionStore(home)).listing()["resources"]}
+    mei = home / "resources" / "acme" / "mei" / "1.0.0"
+    assert listing["acme/mei"]["size_bytes"] == sum(p.stat().st_size for p in mei.rglob("*") if p.is_file()) > 0
+    assert listing["acme/talker"]["size_bytes"] > 1000  # the weights and the manifest beside them
+
+
 def test_a_version_whose_manifest_is_unreadable_is_still_listed_with_its_kind(home):
     registry = VersionStore(home)
     registry.load()  # the registry records the kinds now, from the manifests

@@ -50,9 +50,10 @@ class Library:
                     entry.update(name=manifest.name, summary=manifest.summary, kind=manifest.kind)
                 except (OSError, ValueError):
                     entry["kind"] = rec.get("kind")
-                entry["versions"].append({"version": version, "size_bytes": rec.get("size_bytes", 0),
+                size = _bytes_on_disk(folder, rec.get("size_bytes", 0))
+                entry["versions"].append({"version": version, "size_bytes": size,
                                           "installed_at": rec.get("installed_at"), "path": str(folder)})
-                total += rec.get("size_bytes", 0)
+                total += size
             entry["size_bytes"] = sum(v["size_bytes"] for v in entry["versions"])
             items.append(entry)
         return {"resources": items, "size_bytes": total, "home": str(self.registry.home)}
@@ -66,3 +67,12 @@ class Library:
     def folder(self, rid: str, version: str | None = None) -> Path:
         """The folder of ``version`` of ``rid`` (the newest when None); MODEL_NOT_AVAILABLE unless installed."""
         return self.registry.path(rid, version)
+
+
+def _bytes_on_disk(folder: Path, recorded: int) -> int:
+    """What a version folder holds on disk, its manifest included (so a character with no files of
+    its own never shows "0 B"); the recorded size when the folder cannot be read."""
+    try:
+        return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
+    except OSError:
+        return recorded
