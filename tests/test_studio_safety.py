@@ -254,3 +254,21 @@ def test_a_blocked_picture_is_kept_blurred_at_its_size():
     assert max(ImageStat.Stat(soft).stddev) < max(ImageStat.Stat(picture).stddev) / 5
     assert blurred(picture.convert("RGBA")).mode == "RGBA"
     assert blurred(Image.new("L", (1, 1))).size == (1, 1)
+
+
+def test_the_character_editor_marks_a_character_for_all_ages_and_safe_mode_follows(characters_client):
+    from zishu.companion.characters import get_character
+
+    made = characters_client.post("/api/characters", json={"name": "Mimi", "persona": "A kind fox.",
+                                                           "audience": "all-ages"})
+    assert made.status_code == 201, made.get_json()
+    rid = made.get_json()["character"]["id"]
+    assert made.get_json()["character"]["audience"] == "all-ages"
+    runtime = characters_client.application.config["ZISHU_RUNTIME"]
+    assert get_character(runtime, rid)["audience"] == "all-ages"
+    assert safe_mode_for(Settings(studio_safe_mode=False), get_character(runtime, rid)) is True
+
+    bad = characters_client.put(f"/api/characters/{rid}", json={"audience": "kids"})
+    assert bad.status_code == 400 and "audience" in bad.get_json()["error"]["message"]
+    assert characters_client.put(f"/api/characters/{rid}", json={"audience": None}).status_code == 200
+    assert safe_mode_for(Settings(studio_safe_mode=False), get_character(runtime, rid)) is False
