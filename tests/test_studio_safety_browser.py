@@ -46,3 +46,25 @@ def test_safe_mode_the_classifier_status_and_a_word_list_from_settings(browser, 
         page.reload()
         expect(page.get_by_test_id("safe-mode")).not_to_be_checked()
         expect(page.get_by_test_id("word-list-text")).to_have_value("dragon slayer\n-nude\n")
+
+
+def test_the_character_editor_marks_a_character_for_all_ages(browser, app_env):
+    from playwright.sync_api import expect
+
+    env, _, _ = app_env
+    with AppProcess(env) as app, watched_page(browser, app.login_url) as page:
+        made = app.api("POST", "/api/characters", json={"name": "Mimi", "persona": "A kind fox."})
+        rid = made.json()["character"]["id"]
+        page.goto(f"{app_origin(page)}/characters/{rid}/edit")
+        audience = page.get_by_test_id("field-audience")
+        expect(page.get_by_test_id("save-character")).to_be_enabled()
+        expect(audience).to_have_value("")
+        audience.select_option("all-ages")
+        page.get_by_test_id("save-character").click()
+        for _ in range(100):
+            if app.api("GET", f"/api/characters/{rid}").json()["character"].get("audience") == "all-ages":
+                break
+            page.wait_for_timeout(100)
+        assert app.api("GET", f"/api/characters/{rid}").json()["character"]["audience"] == "all-ages"
+        page.reload()
+        expect(page.get_by_test_id("field-audience")).to_have_value("all-ages")

@@ -74,7 +74,9 @@ def safe_mode_for(settings: Settings, character: Any = None) -> bool:
 
 def check_prompt(text: str, safe_mode: bool, home: Path | None = None) -> Verdict | None:
     """A blocking Verdict naming the matched words when ``safe_mode`` is on and ``text`` holds an
-    entry of the word lists of ``home`` (default ZISHU_HOME); None when the prompt may go ahead."""
+    entry of the word lists of ``home`` (default ZISHU_HOME); None when the prompt may go ahead.
+    Give it what will be drawn (the style's and the character's prompt text included), never the
+    negative prompt: that one names what to keep out."""
     if not safe_mode or not text:
         return None
     if home is None:
