@@ -236,6 +236,9 @@ class CharacterSpec(Strict):
     models: CharacterModels | None = None
     image_style: ImageStyle | None = None
     avatar: Avatar | None = None
+    audience: Literal["all-ages", "teen", "adult"] | None = Field(
+        None, description="Who the character is made for; 'all-ages' keeps the studio's safe mode on for it."
+    )
     extensions: dict[str, Any] = Field(
         default_factory=dict, description="Fields from other formats (e.g. SillyTavern cards) kept as they were."
     )
@@ -256,7 +259,7 @@ class LoraSpec(Strict):
 
 
 ModelFormat = Literal["gguf", "funasr", "diffusers", "safetensors", "onnx", "ckpt", "pytorch", "other"]
-ModelRole = Literal["llm", "asr", "tts", "image", "embedding", "vad"]
+ModelRole = Literal["llm", "asr", "tts", "image", "embedding", "vad", "image-check"]
 
 
 class ModelSpec(Strict):

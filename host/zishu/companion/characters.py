@@ -66,7 +66,7 @@ MAX_LISTED_GREETING = 500  # characters of the first greeting the list shows (an
 TOP_FIELDS = ("name", "summary", "tags")
 SPEC_FIELDS = (
     "persona", "scenario", "greetings", "example_dialogue", "creator_notes", "post_history_instructions",
-    "lorebook", "emotions", "voice", "llm", "models", "image_style", "avatar",
+    "lorebook", "emotions", "voice", "llm", "models", "image_style", "avatar", "audience",
 )  # fmt: skip
 FIELDS = TOP_FIELDS + SPEC_FIELDS
 

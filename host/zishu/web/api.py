@@ -289,11 +289,13 @@ def current_settings() -> dict:
     return {"catalog_url": chosen.catalog_url, "catalog_env": config.catalog_source(),
             "catalog_used": rt.catalog().source, "home": str(rt.home), "queue": rt.jobs.description,
             "companion_models": chosen.companion_models, "companion_devices": chosen.companion_devices,
-            "companion_voice": chosen.companion_voice, "companion_turn_seconds": chosen.companion_turn_seconds}
+            "companion_voice": chosen.companion_voice, "companion_turn_seconds": chosen.companion_turn_seconds,
+            "studio_safe_mode": chosen.studio_safe_mode, "studio_image_check": chosen.studio_image_check}
 
 
 # what PUT /api/settings changes (plugins have their own route)
-EDITABLE = ("catalog_url", "companion_models", "companion_devices", "companion_voice", "companion_turn_seconds")
+EDITABLE = ("catalog_url", "companion_models", "companion_devices", "companion_voice", "companion_turn_seconds",
+            "studio_safe_mode", "studio_image_check")
 
 
 @api.put("/settings")

@@ -142,6 +142,7 @@ function fill(c) {
   form.elements.style_negative.value = style.negative_prompt || "";
   setPick(form.elements.style_lora, style.lora);
   form.elements.style_lora_weight.value = String(style.lora_weight ?? 0.8);
+  form.elements.audience.value = (c && c.audience) || "";
   const avatar = (c && c.avatar) || {};
   const kind = avatar.live2d ? "live2d" : avatar.image ? "image" : "";
   form.querySelector(`input[name="avatar_kind"][value="${kind}"]`).checked = true;
@@ -218,6 +219,7 @@ function collect() {
   const style = { prompt_prefix: form.elements.style_prefix.value, negative_prompt: form.elements.style_negative.value,
     lora: form.elements.style_lora.value || null, lora_weight: weight("style_lora_weight", 0.8) };
   fields.image_style = style.prompt_prefix || style.negative_prompt || style.lora ? style : null;
+  fields.audience = form.elements.audience.value || null;
   const kind = avatarKind();
   const had = (character && character.avatar) || {};
   if (kind === "live2d") {

@@ -1,0 +1,1 @@
+"""The studio: character pictures made in the app (image jobs, styles, the gallery, safety)."""
