@@ -256,7 +256,9 @@ class LoraSpec(Strict):
 
 
 ModelFormat = Literal["gguf", "funasr", "diffusers", "safetensors", "onnx", "ckpt", "pytorch", "other"]
-ModelRole = Literal["llm", "asr", "tts", "image", "embedding", "vad"]
+# controlnet: a ControlNet for an image model (base_model names its family; a tag "canny", "pose" or
+# "depth" says which control pictures it follows); upscale, background: post-processing models
+ModelRole = Literal["llm", "asr", "tts", "image", "embedding", "vad", "controlnet", "upscale", "background"]
 
 
 class ModelSpec(Strict):
