@@ -32,13 +32,12 @@ def write_tiny_controlnet(folder: Path, base_folder: Path, seed: int = 2) -> Pat
     return Path(folder)
 
 
-def _save(graph, path: Path, initializers: list) -> Path:
+def _save(graph, path: Path) -> Path:
     import onnx
     from onnx import helper
 
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="zishu-tests")
     model.ir_version = 8
-    graph.initializer.extend(initializers)
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, path)
@@ -61,10 +60,10 @@ def write_tiny_upscaler(path: Path, scale: int = 2, seed: int = 0) -> Path:
     graph = helper.make_graph(
         nodes, "tiny-upscaler",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3, "height_out", "width_out"])])
-    return _save(graph, Path(path), [numpy_helper.from_array(weight, "weight"),
-                                     numpy_helper.from_array(np.array(0, np.float32), "low"),
-                                     numpy_helper.from_array(np.array(1, np.float32), "high")])
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3, "height_out", "width_out"])],
+        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(np.array(0, np.float32), "low"),
+         numpy_helper.from_array(np.array(1, np.float32), "high")])
+    return _save(graph, Path(path))
 
 
 def write_tiny_segmenter(path: Path, side: int | None = 32, seed: int = 0) -> Path:
@@ -79,5 +78,6 @@ def write_tiny_segmenter(path: Path, side: int | None = 32, seed: int = 0) -> Pa
              helper.make_node("Sigmoid", ["logits"], ["mask"])]
     graph = helper.make_graph(
         nodes, "tiny-segmenter", [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, *dims[2:]])])
-    return _save(graph, Path(path), [numpy_helper.from_array(weight, "weight")])
+        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, *dims[2:]])],
+        [numpy_helper.from_array(weight, "weight")])
+    return _save(graph, Path(path))
