@@ -1,0 +1,1 @@
+"""The studio: image jobs, styles, the gallery, control and post-processing of pictures (issue 15)."""
