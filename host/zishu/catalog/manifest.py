@@ -259,7 +259,11 @@ class LoraSpec(Strict):
 
 
 ModelFormat = Literal["gguf", "funasr", "diffusers", "safetensors", "onnx", "ckpt", "pytorch", "other"]
-ModelRole = Literal["llm", "asr", "tts", "image", "embedding", "vad", "image-check"]
+# image-check: an image classifier for the studio's safe mode (plugins/zishu_image_check)
+# controlnet: a ControlNet for an image model (base_model names its family; a tag "canny", "pose" or
+# "depth" says which control pictures it follows); upscale, background: post-processing models
+ModelRole = Literal["llm", "asr", "tts", "image", "embedding", "vad", "controlnet", "upscale", "background",
+                    "image-check"]
 
 
 class ModelSpec(Strict):
