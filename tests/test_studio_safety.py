@@ -45,6 +45,8 @@ def plugin(request):
 def image_check(plugin):
     import zishu_image_check
 
+    if plugins.pm.get_plugin("image_check") is zishu_image_check:  # already loaded from its entry point
+        return zishu_image_check
     return plugin(zishu_image_check, "image_check")
 
 
