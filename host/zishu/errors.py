@@ -45,6 +45,7 @@ engine that is missing or failed or the app at a capacity limit, 507 not enough 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -87,6 +88,10 @@ class ResourceNotAvailable(ZishuError):
     exit_status = 3
     http_status = 404  # nothing by that id is here: installing it makes the same request work
     summary = "the resource is not installed"
+
+    def __init__(self, message: str = "", *, install: Sequence[str] = ()):
+        super().__init__(message)
+        self.install = list(install)  # the catalog ids to install (the API's error body lists them)
 
 
 class ManifestError(ZishuError):

@@ -134,7 +134,8 @@ def create_app(runtime: Runtime, secret: str | None = None, host: str | None = N
     def _zishu_error(e: ZishuError):
         status = e.http_status  # each class in zishu.errors carries its own
         if _wants_json():
-            return jsonify(error={"code": e.code, "message": str(e)}), status
+            install = getattr(e, "install", None)  # ResourceNotAvailable: the catalog ids to install
+            return jsonify(error={"code": e.code, "message": str(e), **({"install": install} if install else {})}), status
         return render_template("error.html", code=e.code, message=str(e), status=status), status
 
     @app.errorhandler(HTTPException)
