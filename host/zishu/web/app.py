@@ -134,8 +134,10 @@ def create_app(runtime: Runtime, secret: str | None = None, host: str | None = N
     def _zishu_error(e: ZishuError):
         status = e.http_status  # each class in zishu.errors carries its own
         if _wants_json():
-            install = getattr(e, "install", None)  # ResourceNotAvailable: the catalog ids to install
-            return jsonify(error={"code": e.code, "message": str(e), **({"install": install} if install else {})}), status
+            body = {"code": e.code, "message": str(e)}
+            if getattr(e, "install", None):  # ResourceNotAvailable: the catalog ids to install
+                body["install"] = e.install  # type: ignore[attr-defined]
+            return jsonify(error=body), status
         return render_template("error.html", code=e.code, message=str(e), status=status), status
 
     @app.errorhandler(HTTPException)
