@@ -113,8 +113,8 @@ def test_an_edit_keeping_the_picture_keeps_the_sheet_and_a_new_picture_drops_it(
 
 
 def test_a_catalog_characters_sheet_goes_on_a_local_copy(runtime):
-    install_resource(runtime.home, "acme/mei", {"persona": "You are Mei."}, kind="character", name="Mei",
-                     versions=[{"version": "1.0.0", "released": "2026-01-01", "files": []}])
+    # its version lists a download (model.bin); the copy's new files are not among them
+    install_resource(runtime.home, "acme/mei", {"persona": "You are Mei."}, kind="character", name="Mei")
     saved = drawing.set_avatar_sheet(runtime, "acme/mei", {"happy": GREEN})
     assert saved["forked_from"] == "acme/mei" and saved["id"] == "local/mei"
     assert Character.installed(runtime.registry, "acme/mei").spec.avatar is None  # the original is untouched

@@ -213,7 +213,7 @@ def update_character(runtime, rid: str, fields: dict, *, picture: tuple[bytes, s
         auto = old.summary == _auto_summary(old.name, old.spec.persona)
         if old.owner == LOCAL:
             version = str(semver.Version.parse(current).bump_patch())
-            edited = _carried(old, current, version, "Edited in Zishu.")
+            edited = _carried(old, current, version, "Edited in Zishu.", adds_files=bool(new_files))
             base = {**previous, "versions": [*previous["versions"], edited]}
             resource = _validated(_with_keyless(_apply(base, fields, auto_summary=auto), keyless_lore))
             if _same_content(old, resource):
@@ -228,7 +228,7 @@ def update_character(runtime, rid: str, fields: dict, *, picture: tuple[bytes, s
         spec["extensions"] = {**spec.get("extensions", {}), EXTENSION: {
             **(spec.get("extensions", {}).get(EXTENSION) or {}), "derived_from": f"{old.id}@{current}"}}
         base = {**previous, "id": f"{LOCAL}/{slug}",
-                "versions": [_carried(old, current, version, f"Edited from {old.id}.")]}
+                "versions": [_carried(old, current, version, f"Edited from {old.id}.", adds_files=bool(new_files))]}
         resource = _validated(_with_keyless(_apply(base, fields, auto_summary=auto), keyless_lore))
         _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current),
                        new_files=new_files)
@@ -490,10 +490,13 @@ def _version_entry(version: str, *, files: list | None = None, requires: list | 
             "requires": requires or [], "notes": notes}
 
 
-def _carried(old: CharacterResource, installed: str, version: str, notes: str) -> dict:
-    """A new version entry with the files and requirements of ``old``'s ``installed`` version."""
+def _carried(old: CharacterResource, installed: str, version: str, notes: str, *, adds_files: bool = False) -> dict:
+    """A new version entry with the files and requirements of ``old``'s ``installed`` version. When
+    the new version ``adds_files`` made here (a picture, an avatar sheet), it lists none: the
+    carried entries name downloads that no longer describe the folder (the registry records it)."""
     latest = (old.version(installed) or old.latest).model_dump(mode="json")
-    return _version_entry(version, files=latest["files"], requires=latest["requires"], notes=notes)
+    return _version_entry(version, files=[] if adds_files else latest["files"], requires=latest["requires"],
+                          notes=notes)
 
 
 # ---- writing versions ------------------------------------------------------------------------
