@@ -15,6 +15,7 @@ def register_routes(register) -> None:
     from .openai_api import openai_api
     from .pages import pages
     from .safety import safety
+    from .styles import styles
 
     register(api)
     register(openai_api)
@@ -23,5 +24,6 @@ def register_routes(register) -> None:
     register(avatar)
     register(engines)
     register(safety)
+    register(styles)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
                          ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])

@@ -216,9 +216,10 @@ function collect() {
     if (id) models[role] = id;
   }
   fields.models = Object.keys(models).length ? models : null;
+  const kept = (character && character.image_style && character.image_style.style) || null; // the studio style
   const style = { prompt_prefix: form.elements.style_prefix.value, negative_prompt: form.elements.style_negative.value,
-    lora: form.elements.style_lora.value || null, lora_weight: weight("style_lora_weight", 0.8) };
-  fields.image_style = style.prompt_prefix || style.negative_prompt || style.lora ? style : null;
+    lora: form.elements.style_lora.value || null, lora_weight: weight("style_lora_weight", 0.8), style: kept };
+  fields.image_style = style.prompt_prefix || style.negative_prompt || style.lora || style.style ? style : null;
   fields.audience = form.elements.audience.value || null;
   const kind = avatarKind();
   const had = (character && character.avatar) || {};
