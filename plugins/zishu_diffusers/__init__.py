@@ -3,7 +3,8 @@
 This package owns the ``diffusers`` engine: what it says it loads (``EngineInfo``), whether it can run
 here, how much memory a pipeline needs (``memory``), loading a pipeline and its LoRAs from a diffusers
 folder or a single checkpoint file, offline (``pipeline``), and drawing with it (``draw``: the
-``image`` kind's ``draw(request, progress, cancelled)``). torch and diffusers are imported only when
+``image`` kind's ``draw(request, progress, cancelled)``, with samplers by name from ``schedulers``
+and a live preview from ``preview``). torch and diffusers are imported only when
 a model is loaded, so the host starts fast and lists the engine without them.
 """
 
@@ -14,12 +15,14 @@ from importlib.util import find_spec
 from zishu.engines import Engine, EngineInfo, MemoryNeed, ModelRef
 from zishu.hookspecs import hookimpl
 
+from .schedulers import NAMES as SCHEDULER_NAMES
+
 LIBRARIES = ("torch", "diffusers", "transformers", "peft", "accelerate", "safetensors")
 
 
 class DiffusersEngine(Engine):
     info = EngineInfo(kind="image", name="diffusers", formats=("diffusers", "safetensors", "ckpt"),
-                      capabilities=frozenset({"lora", "gpu"}),
+                      capabilities=frozenset({"lora", "gpu"}), schedulers=SCHEDULER_NAMES,
                       description="Stable Diffusion 1.5, 2.x/Turbo and XL with diffusers; LoRAs through peft.")
 
     def unavailable(self) -> str | None:
@@ -39,7 +42,8 @@ class DiffusersEngine(Engine):
         from .draw import Drawer
         from .pipeline import load_pipeline
 
-        return Drawer(load_pipeline(model, device), device, model.label)
+        return Drawer(load_pipeline(model, device), device, model.label,
+                      loaded_loras=tuple(weight for _, weight in model.adapters))
 
 
 @hookimpl
