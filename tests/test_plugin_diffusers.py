@@ -172,7 +172,8 @@ def test_fused_attention_draws_the_same_and_is_undone_for_a_lora(files):
 
 def test_a_preview_of_the_picture_so_far_comes_every_few_steps(sd):
     seen = []
-    sd.draw(replace(CAT, steps=7, preview_every=3, preview=lambda step, steps, image: seen.append((step, steps, image))))
+    sd.draw(replace(CAT, steps=7, preview_every=3,
+                    preview=lambda step, steps, image: seen.append((step, steps, image))))
     assert [(step, steps) for step, steps, _ in seen] == [(3, 7), (6, 7)]
     assert all(image.mode == "RGB" and max(image.size) <= 64 for _, _, image in seen)
 
