@@ -130,6 +130,54 @@ def test_loras_apply_through_the_host_as_their_own_cache_entry(files, runtime):
     assert not np.array_equal(pixels(tuned.handle.draw(CAT)[0]), pixels(plain.handle.draw(CAT)[0]))
 
 
+def test_samplers_are_chosen_by_name_per_request_and_the_models_own_comes_back(sd):
+    assert engine.info.schedulers[:2] == ("Euler", "Euler a") and "DPM++ 2M Karras" in engine.info.schedulers
+    own = pixels(sd.draw(CAT)[0])
+    for name in ("Euler a", "DPM++ 2M Karras", "DDIM"):
+        assert np.abs(pixels(sd.draw(replace(CAT, scheduler=name))[0]) - own).mean() > 0.1, name
+    assert np.array_equal(pixels(sd.draw(CAT)[0]), own)  # the model's own sampler again
+    assert np.array_equal(pixels(sd.draw(replace(CAT, scheduler="Euler"))[0]), own)  # it is Euler
+
+
+def test_a_lora_per_request_changes_the_picture_without_reloading_and_goes_off_after(files):
+    handle = engine.load(ref(files["sd"]))
+    try:
+        pipe, plain = handle.pipe, pixels(handle.draw(CAT)[0])
+        lora = ((ref(files["lora"]), 1.0),)
+        tuned = pixels(handle.draw(replace(CAT, loras=lora))[0])
+        assert np.abs(tuned - plain).mean() > 5 and handle.pipe is pipe
+        assert np.abs(pixels(handle.draw(CAT)[0]) - plain).max() <= 1  # off for the next request
+        assert np.abs(pixels(handle.draw(replace(CAT, loras=((ref(files["lora"]), 0.0),)))[0]) - plain).max() <= 1
+        again = pixels(handle.draw(replace(CAT, loras=lora))[0])
+        assert np.array_equal(again, tuned) and handle._request_loras == {str(files["lora"]): "request0"}
+    finally:
+        handle.close()
+
+
+def test_fused_attention_draws_the_same_and_is_undone_for_a_lora(files):
+    from zishu_diffusers.pipeline import speed_up
+
+    plain, fused = engine.load(ref(files["sd"])), engine.load(ref(files["sd"]))
+    try:
+        speed_up(fused.pipe)
+        assert fused.pipe.fusing_unet
+        assert np.abs(pixels(fused.draw(CAT)[0]) - pixels(plain.draw(CAT)[0])).max() <= 1
+        lora = replace(CAT, loras=((ref(files["lora"]), 1.0),))
+        assert np.abs(pixels(fused.draw(lora)[0]) - pixels(plain.draw(lora)[0])).max() <= 1
+        assert not fused.pipe.fusing_unet
+    finally:
+        plain.close()
+        fused.close()
+
+
+def test_a_preview_of_the_picture_so_far_comes_every_few_steps(sd):
+    seen = []
+    sd.draw(replace(CAT, steps=7, preview_every=3,
+                    preview=lambda step, steps, image: seen.append((step, steps, image))))
+    assert [(step, steps) for step, steps, _ in seen] == [(3, 7), (6, 7)]
+    assert all(image.mode == "RGB" and max(image.size) <= 64 for _, _, image in seen)
+
+
 def test_a_lora_for_another_base_model_is_refused_by_name(files):
     with pytest.raises(EngineError, match=r"the LoRA .*xl_lora.* does not fit .*sd \(made for another base model\?\): "
                                           r"size mismatch"):
@@ -164,6 +212,8 @@ def test_a_lora_whose_layers_are_not_in_the_model_is_refused(files, tmp_path):
     ("seed", -1, r"ImageRequest.seed must be a whole number from 0 to 2\*\*64 - batch, got -1"),
     ("prompt", None, r"ImageRequest.prompt must be text, got NoneType"),
     ("negative_prompt", 3, r"ImageRequest.negative_prompt must be text, got int"),
+    ("scheduler", "Euler b", r"ImageRequest.scheduler 'Euler b' is not one of: Euler, Euler a, .*DPM\+\+ 2M Karras"),
+    ("loras", (("x", 1.0),), r"ImageRequest.loras holds \(ModelRef, weight\) pairs"),
 ])
 def test_bad_request_fields_are_refused_naming_the_field(sd, field, value, message):
     seen = []

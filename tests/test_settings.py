@@ -23,7 +23,14 @@ def test_nothing_stored_reads_as_the_defaults(db):
     assert settings.load() == settings.Settings()
     assert settings.load().model_dump() == {"plugins_disabled": [], "companion_models": {}, "companion_devices": {},
                                             "companion_voice": {}, "catalog_url": "", "companion_turn_seconds": 120,
-                                            "studio_safe_mode": True, "studio_image_check": {}}
+                                            "studio_safe_mode": True, "studio_image_check": {},
+                                            "studio_model": ""}
+
+
+def test_the_studio_model_is_a_trimmed_id_or_path(db):
+    assert settings.change({"studio_model": " alice/tiny-sd "}).studio_model == "alice/tiny-sd"
+    with pytest.raises(UsageError, match="studio_model must be a catalog id"):
+        settings.change({"studio_model": 3})
 
 
 def test_a_change_is_validated_stored_under_the_old_keys_and_read_back(db):

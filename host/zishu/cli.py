@@ -54,6 +54,7 @@ class LazyGroup(click.Group):
         "engines": "zishu.commands.engines:engines_command",
         "run": "zishu.commands.run:run_command",
         "chat": "zishu.commands.chat:chat_command",
+        "image": "zishu.commands.image:image_command",
         "live2d": "zishu.commands.live2d:live2d_command",
         "publish": "zishu.commands.publish:publish_command",
     },

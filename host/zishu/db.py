@@ -137,7 +137,44 @@ def _v3(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1, _v2, _v3]
+def _v4(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
+    """The studio's gallery (``zishu.studio.gallery``): one row per picture, its file under
+    ``ZISHU_HOME/studio/``, its settings, the result-cache key, favourite, trash and the safety
+    check's verdict; and the job table's ``extra`` (JSON a job shows while it runs: the live preview)."""
+    db.execute_sql(
+        """CREATE TABLE studio_image (
+            id INTEGER NOT NULL PRIMARY KEY,
+            created REAL NOT NULL,
+            file TEXT NOT NULL,
+            job_id INTEGER,
+            prompt TEXT NOT NULL,
+            negative_prompt TEXT NOT NULL,
+            character VARCHAR(255),
+            style VARCHAR(255),
+            model TEXT NOT NULL,
+            model_hash VARCHAR(255) NOT NULL,
+            seed INTEGER NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            steps INTEGER NOT NULL,
+            guidance REAL NOT NULL,
+            scheduler VARCHAR(255),
+            request TEXT NOT NULL,
+            parameters TEXT NOT NULL,
+            cache_key VARCHAR(255),
+            batch_index INTEGER NOT NULL,
+            favourite INTEGER NOT NULL DEFAULT 0,
+            deleted_at REAL,
+            blocked INTEGER NOT NULL DEFAULT 0,
+            blocked_reason TEXT)"""
+    )
+    db.execute_sql("CREATE INDEX studio_image_cache_key ON studio_image (cache_key)")
+    db.execute_sql("CREATE INDEX studio_image_character ON studio_image (character)")
+    db.execute_sql("CREATE INDEX studio_image_created ON studio_image (created)")
+    db.execute_sql("ALTER TABLE job ADD COLUMN extra TEXT")
+
+
+MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1, _v2, _v3, _v4]
 
 
 def open_database(path: Path, migrations: list | None = None) -> peewee.SqliteDatabase:

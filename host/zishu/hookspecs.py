@@ -36,6 +36,8 @@ def register_job_types(register) -> None:
     calls ``run(ctx, **params)`` in a worker; ``ctx.progress(done, total, message)`` reports progress
     and raises ``JobCancelled`` once the user cancels. ``title(params)`` names a job for people.
     A ``resumable`` job cut off by a crash or a close runs again by itself at the next start.
+    ``check=check(params, service)``, when given, runs at submit and returns the parameters to queue
+    or raises (UsageError naming the field), so bad input is refused before it is queued.
     The first registration of a name wins (a plugin's before the core's)."""
 
 

@@ -14,6 +14,9 @@ key (the key names are the ones earlier versions wrote, so existing databases re
                                             when the engine's library can use one)
     companion_voice    "companion.voice"    {"engine", "voice"}: the voice of characters that name none
                                             ({} = espeak-ng's default voice)
+    studio_model       "studio.model"       the model the studio draws with when a request names none
+                                            ("" = the first image model installed); a catalog id
+                                            (owner/name[@version]) or a local path
     companion_turn_seconds "companion.turn_seconds"
                                             the time budget of one companion turn or LLM completion
                                             (waiting for a busy model and generating), 5 to 3600 s
@@ -57,7 +60,8 @@ COMPANION_ROLES = ("llm", "asr", "vad", "embedding")
 KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "companion_models": "companion.models",
         "companion_devices": "companion.devices", "companion_voice": "companion.voice",
         "companion_turn_seconds": "companion.turn_seconds", "studio_safe_mode": "studio.safe_mode",
-        "studio_image_check": "studio.image_check"}
+        "studio_image_check": "studio.image_check",
+        "studio_model": "studio.model"}
 EMOTION_MAP_PREFIX = "avatar.emotions."
 _URL = re.compile(r"^(https?|file)://\S+$")
 _VOICE_ID = re.compile(ID_PATTERN)
@@ -102,6 +106,15 @@ class Settings(BaseModel):
         if threshold is not None:
             checked["threshold"] = float(threshold)
         return checked
+
+    studio_model: str = ""
+
+    @field_validator("studio_model", mode="before")
+    @classmethod
+    def _studio_model(cls, value: Any) -> str:
+        if not isinstance(value, str) or len(value) > 1000:
+            raise ValueError("studio_model must be a catalog id (owner/name[@version]) or a path, or empty")
+        return value.strip()
 
     @field_validator("companion_turn_seconds", mode="before")
     @classmethod

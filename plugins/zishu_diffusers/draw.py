@@ -5,6 +5,11 @@ generator, seeded ``seed``, ``seed + 1``, …, so a batch's pictures differ and 
 alone (its seed is in ``image.info["seed"]``). ``progress(step, steps)`` is called after each
 denoising step; once ``cancelled()`` is true the pipeline is left between two steps and
 ``JobCancelled`` raised, without decoding. One draw runs at a time on a pipeline.
+
+Per request, on the loaded pipeline: a sampler by name (``schedulers``; the model's own is put back
+after), LoRAs with weights (each loaded once, then switched on and off by peft's adapter weights, so
+the pipeline is never reloaded for them), and a live preview every ``preview_every`` steps
+(``preview``: the latents mapped to RGB, no VAE decode).
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import secrets
 import threading
 from numbers import Real
 
-from zishu.engines import ImageRequest
+from zishu.engines import ImageRequest, ModelRef
 from zishu.errors import EngineError, JobCancelled, NotEnoughMemory
 
 from . import control
+from .preview import latent_preview
+from .schedulers import SCHEDULERS, make_scheduler
 
 MAX_BATCH = 8
 MAX_SIDE = 4096
@@ -27,11 +34,16 @@ TILED_VAE_ABOVE = 1024 * 1024  # pixels; a GPU decodes bigger pictures in tiles
 class Drawer:
     """A loaded pipeline (what ``DiffusersEngine.load`` returns)."""
 
-    def __init__(self, pipe, device: str, label: str) -> None:
+    def __init__(self, pipe, device: str, label: str, loaded_loras: tuple[float, ...] = ()) -> None:
+        """``loaded_loras``: the weights of the LoRAs ``load_pipeline`` applied (adapters lora0, lora1 …)."""
         self.pipe = pipe
         self.device = device
         self.label = label
         self._lock = threading.Lock()
+        self._base_loras = [(f"lora{n}", weight) for n, weight in enumerate(loaded_loras)]
+        self._request_loras: dict[str, str] = {}  # a LoRA's key → its adapter name in the pipeline
+        self._scheduler_config = pipe.scheduler.config if pipe is not None else None
+        self._default_scheduler = pipe.scheduler if pipe is not None else None
 
     @property
     def size_multiple(self) -> int:
@@ -49,10 +61,17 @@ class Drawer:
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
         seeds = [seed + n for n in range(request.batch)]
 
+        xl = "text_encoder_2" in getattr(self.pipe, "components", {})
+        every = max(1, int(request.preview_every))
+
         def after_step(pipe, step, timestep, tensors):
             done, steps = step + 1, pipe.num_timesteps
             if progress is not None:
                 progress(done, steps)
+            if request.preview is not None and (done % every == 0) and done < steps:
+                image = latent_preview(tensors["latents"], xl=xl)
+                if image is not None:
+                    request.preview(done, steps, image)
             if cancelled is not None and cancelled():
                 raise JobCancelled(f"the drawing was cancelled after step {done} of {steps}")
             return {}
@@ -60,13 +79,17 @@ class Drawer:
         with self._lock:
             if self.device != "cpu":
                 self._tile_vae(request.width * request.height > TILED_VAE_ABOVE)
+            self._use_loras(request.loras)
+            self.pipe.scheduler = (make_scheduler(request.scheduler, self._scheduler_config)
+                                   if request.scheduler else self._default_scheduler)
             try:
                 images = control.pipeline(self, request)(  # control.py: img2img, inpaint, ControlNet (issue 15)
                     prompt=request.prompt, negative_prompt=request.negative_prompt or None,
                     width=request.width, height=request.height, num_inference_steps=request.steps,
                     guidance_scale=float(request.guidance), num_images_per_prompt=request.batch,
                     generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
-                    callback_on_step_end=after_step, output_type="pil").images
+                    callback_on_step_end=after_step, callback_on_step_end_tensor_inputs=["latents"],
+                    output_type="pil").images
             except torch.cuda.OutOfMemoryError as e:
                 raise NotEnoughMemory(f"{self.label} ran out of memory on {self.device} drawing {request.batch} × "
                                       f"{request.width}×{request.height}; draw fewer or smaller pictures") from e
@@ -98,6 +121,34 @@ class Drawer:
         if request.seed is not None and (not _is_int(request.seed) or not 0 <= request.seed <= 2**64 - request.batch):
             raise EngineError(f"ImageRequest.seed must be a whole number from 0 to 2**64 - batch, got {request.seed!r}")
         control.check(request, self.label)  # control.py: the picture fields (issue 15 item 5)
+        if request.scheduler is not None and request.scheduler not in SCHEDULERS:
+            raise EngineError(f"ImageRequest.scheduler {request.scheduler!r} is not one of: {', '.join(SCHEDULERS)}")
+        for lora in request.loras:
+            if (not isinstance(lora, tuple) or len(lora) != 2 or not isinstance(lora[0], ModelRef)
+                    or isinstance(lora[1], bool) or not isinstance(lora[1], Real) or not math.isfinite(lora[1])):
+                raise EngineError(f"ImageRequest.loras holds (ModelRef, weight) pairs, got {lora!r}")
+
+    def _use_loras(self, loras: tuple[tuple[ModelRef, float], ...]) -> None:
+        """Switch the pipeline to the load-time LoRAs plus ``loras`` at their weights (loading each
+        LoRA the first time it is asked for); with none, LoRAs are switched off."""
+        from .pipeline import load_lora, unfuse
+
+        wanted = list(self._base_loras)
+        for lora, weight in loras:
+            name = self._request_loras.get(lora.key)
+            if name is None:
+                unfuse(self.pipe)  # a fused attention would bypass the LoRA's q/k/v layers
+                name = f"request{len(self._request_loras)}"
+                load_lora(self.pipe, lora, name, self.label)
+                self._request_loras[lora.key] = name
+            wanted.append((name, float(weight)))
+        if not (self._request_loras or self._base_loras):
+            return
+        if wanted:
+            self.pipe.enable_lora()
+            self.pipe.set_adapters([n for n, _ in wanted], adapter_weights=[w for _, w in wanted])
+        else:
+            self.pipe.disable_lora()
 
     def _tile_vae(self, tiled: bool) -> None:
         vae = getattr(self.pipe, "vae", None)

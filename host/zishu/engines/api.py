@@ -32,6 +32,7 @@ class EngineInfo:
     languages: tuple[str, ...] = ()  # BCP 47 tags, empty when any
     description: str = ""
     needs_model: bool = True  # False for engines that work with no model file (espeak-ng)
+    schedulers: tuple[str, ...] = ()  # image engines: the sampler names ImageRequest.scheduler takes
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .api import ModelRef
+
 ASR_SAMPLE_RATE = 16000
 
 
@@ -157,6 +159,14 @@ class SpeechSynthesizer(Protocol):
 
 @dataclass(frozen=True)
 class ImageRequest:
+    """One drawing: ``batch`` pictures of ``width`` × ``height`` in ``steps`` steps.
+
+    ``scheduler`` is a sampler name the engine lists in ``EngineInfo.schedulers`` (None: the model's
+    own). ``loras`` are applied for this request only, each (resolved LoRA, weight); the pipeline
+    stays loaded with none. ``preview(step, steps, image)``, when given, is called every
+    ``preview_every`` steps with a small PIL image of the picture so far (the studio's live preview).
+    """
+
     prompt: str
     negative_prompt: str = ""
     width: int = 512
@@ -166,6 +176,10 @@ class ImageRequest:
     seed: int | None = None
     batch: int = 1
     extra: dict = field(default_factory=dict, compare=False)  # engine-specific settings
+    scheduler: str | None = None
+    loras: tuple[tuple[ModelRef, float], ...] = ()
+    preview: Callable[[int, int, Any], None] | None = field(default=None, compare=False)
+    preview_every: int = 5
     # Drawing from a picture (engines with the "img2img", "inpaint" or "controlnet" capability).
     # init_image: start from this picture (img2img); with mask_image, repaint only where the mask is
     # white (inpaint). strength: how far from init_image to go, 0 (unchanged) to 1 (all new).

@@ -77,6 +77,9 @@ class JobType:
     run: Callable[..., Any]
     title: Callable[[dict], str] | None = None
     resumable: bool = False  # run again by itself after a crash or a close (it continues its work)
+    # check(params, service) -> params: refuse bad parameters at submit, before anything is queued
+    # (UsageError naming the field); ``service(name)`` is the queue's service of that name
+    check: Callable[[dict, Callable[[str], Any]], dict] | None = None
 
 
 class JobContext:
@@ -91,15 +94,20 @@ class JobContext:
         self._cancelled = False
         self._message = ""
 
-    def progress(self, done: float | None, total: float | None = None, message: str | None = None) -> None:
-        """Report progress (``total`` None while unknown); safe from any thread, never raises."""
+    def progress(self, done: float | None, total: float | None = None, message: str | None = None,
+                 extra: dict | None = None) -> None:
+        """Report progress (``total`` None while unknown); safe from any thread, never raises.
+        ``extra``: JSON-able facts the job shows while it runs (the job's ``extra``; always written)."""
         now = time.monotonic()
         changed_message = message is not None and message != self._message
-        if changed_message or now - self._last_write >= PROGRESS_EVERY or (total and done == total):
+        if (changed_message or extra is not None or now - self._last_write >= PROGRESS_EVERY
+                or (total and done == total)):
             self._last_write = now
             fields: dict[str, Any] = {"done": done, "total": total}
             if message is not None:
                 fields["message"] = self._message = message
+            if extra is not None:
+                fields["extra"] = json.dumps(extra)
             records.update(self.job_id, only_if=(Status.RUNNING,), **fields)
             self.queue._emit("on_job_progress", self.job_id)
 
@@ -118,11 +126,7 @@ class JobContext:
 
     def service(self, name: str) -> Any:
         """The service ``name`` the runtime gave the queue (``services`` of ``JobQueue``), made now."""
-        make = self.queue.services.get(name)
-        if make is None:
-            raise UsageError(f"this job queue was given no {name!r} service (known: "
-                             f"{', '.join(sorted(self.queue.services)) or 'none'})")
-        return make()
+        return self.queue.service(name)
 
     def catalog(self) -> Any:
         """The catalog client the runtime chose for this ZISHU_HOME (ZISHU_CATALOG, the Settings
@@ -195,9 +199,18 @@ class JobQueue:
     # -- job types --------------------------------------------------------------------------
 
     def register(self, name: str, run: Callable[..., Any], title: Callable[[dict], str] | None = None,
-                 resumable: bool = False) -> None:
-        """The ``register`` callback of the ``register_job_types`` hook; the first one wins."""
-        self.types.setdefault(name, JobType(name, run, title, resumable))
+                 resumable: bool = False, check: Callable[[dict, Callable[[str], Any]], dict] | None = None) -> None:
+        """The ``register`` callback of the ``register_job_types`` hook; the first one wins.
+        ``check(params, service)`` returns the parameters to queue, or raises to refuse them."""
+        self.types.setdefault(name, JobType(name, run, title, resumable, check))
+
+    def service(self, name: str) -> Any:
+        """The service ``name`` handed to this queue (``services``), made now."""
+        make = self.services.get(name)
+        if make is None:
+            raise UsageError(f"this job queue was given no {name!r} service (known: "
+                             f"{', '.join(sorted(self.services)) or 'none'})")
+        return make()
 
     # -- what the UI and API ask --------------------------------------------------------------
 
@@ -206,6 +219,8 @@ class JobQueue:
         job_type = self.types.get(kind)
         if job_type is None:
             raise UsageError(f"no job type {kind!r}; known: {', '.join(sorted(self.types)) or 'none'}")
+        if job_type.check is not None:
+            params = job_type.check(params, self.service)
         title = job_type.title(params) if job_type.title else kind
         job = records.create(kind, title, params, priority)
         self._enqueue(job.id, priority)
@@ -237,7 +252,8 @@ class JobQueue:
             raise UsageError(f"job {job_id} is {job.status}; only failed, cancelled or interrupted jobs can be retried")
         task_id = uuid.uuid4().hex
         if records.update(job_id, only_if=RETRYABLE, status=Status.PENDING.value, done=None, total=None,
-                          message="", result=None, error=None, error_code=None, cancel_requested=False,
+                          message="", extra=None, result=None, error=None, error_code=None,
+                          cancel_requested=False,
                           started_at=None, finished_at=None, worker=None, task_id=task_id):
             self._cancel.discard(job_id)
             self._enqueue(job_id, job.priority, task_id)

@@ -49,6 +49,7 @@ class Job(BaseModel):
     done = peewee.FloatField(null=True)  # progress in the job's own unit (bytes, steps)
     total = peewee.FloatField(null=True)  # None while unknown
     message = peewee.TextField(default="")
+    extra = peewee.TextField(null=True)  # JSON the job shows while it runs (an image job's live preview)
     result = peewee.TextField(null=True)  # JSON
     error = peewee.TextField(null=True)
     error_code = peewee.CharField(null=True)
@@ -82,6 +83,7 @@ class Job(BaseModel):
             "done": self.done,
             "total": self.total,
             "message": self.message,
+            "extra": json.loads(self.extra) if self.extra else None,
             "result": json.loads(self.result) if self.result else None,
             "error": self.error,
             "error_code": self.error_code,

@@ -1,0 +1,212 @@
+"""``Studio``: the one service every interface calls to make pictures (the REST API, the ``image``
+job, ``zishu image``, and the A1111, OpenAI and MCP surfaces built on them).
+
+- ``prepare(data)`` checks a request before anything is queued: its fields (``requests``), then
+  against the model: the model installed (default: the ``studio_model`` setting, else the first image
+  model installed), sizes within its limits, the sampler among its engine's, each LoRA installed and
+  made for the model's base (catalog ``spec.base_model``), img2img/control only with an engine that
+  has the capability. Every refusal is a UsageError (400) or ResourceNotAvailable (404) naming the field.
+- ``generate(data, progress=, cancelled=, preview=)`` draws (or returns the cached pictures of an
+  identical request, without the engine), writes each picture to the gallery and returns the rows.
+  The pipeline comes from the engine cache (``engines.use``): it stays loaded between requests.
+
+Other wings hook in without this module knowing them: ``expanders`` turn a request's style and
+character into prompt, LoRAs and defaults (run in ``prepare``, before the checks); ``prompt_checks``
+may refuse a request (raise UsageError); ``image_checks`` return a reason to block a picture, which
+then stays in the gallery marked blocked.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zishu import settings
+from zishu.engines import Engine, ModelRef, resolve_model, use
+from zishu.engines import ImageRequest as EngineRequest
+from zishu.engines.use import Host
+from zishu.errors import ResourceNotAvailable, UsageError
+
+from .cache import cache_key
+from .gallery import Gallery, StudioImage
+from .hashes import ModelHashes, short
+from .metadata import number, parameters_text
+from .requests import MAX_SIDE, MIN_SIDE, ImageRequest
+
+Progress = Callable[[int, int], None]
+Preview = Callable[[int, int, Any], None]
+CAPABLE = {"init_image": "img2img", "mask": "inpaint", "control": "controlnet"}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request checked against its model: what ``generate`` draws."""
+
+    request: ImageRequest  # with ``model`` filled in
+    model: ModelRef
+    engine: Engine
+    loras: tuple[tuple[ModelRef, float], ...]
+
+
+@dataclass
+class Result:
+    """What ``generate`` made: the gallery rows, and whether they came from the cache."""
+
+    images: list[StudioImage]
+    cached: bool = False
+    seed: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"images": [row.as_dict() for row in self.images], "cached": self.cached, "seed": self.seed}
+
+
+@dataclass
+class Studio:
+    home: Path
+    host: Host
+    expanders: list[Callable[[ImageRequest], ImageRequest]] = field(default_factory=list)
+    prompt_checks: list[Callable[[ImageRequest], None]] = field(default_factory=list)
+    image_checks: list[Callable[[Any, ImageRequest], str | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home)
+        self.gallery = Gallery(self.home)
+        self.hashes = ModelHashes(self.gallery.folder)
+
+    # -- checking ------------------------------------------------------------------------------
+
+    def default_model(self) -> str:
+        """The ``studio_model`` setting, else the first installed image model (catalog id@version)."""
+        chosen = settings.load().studio_model
+        if chosen:
+            return chosen
+        from zishu.resources.engine_models import installed_models
+
+        for engine in self.host.engines.of_kind("image"):
+            found = installed_models(self.host.registry, engine)  # type: ignore[arg-type]
+            if found:
+                return found[0]
+        raise ResourceNotAvailable("model: no image model is installed; install one (zishu install "
+                                   "stabilityai/sd-turbo) or name a model folder or file")
+
+    def schedulers(self, model: str | None = None) -> tuple[str, ...]:
+        """The sampler names the model's engine takes (the first image engine's without a model)."""
+        if model:
+            ref = resolve_model(model, self.host.registry)
+            return self.host.engines.choose("image", ref).info.schedulers
+        engines = self.host.engines.of_kind("image")
+        return engines[0].info.schedulers if engines else ()
+
+    def prepare(self, data: Any) -> Prepared:
+        """``data`` (a dict or an ImageRequest) checked field by field and against its model."""
+        request = ImageRequest.parse(data)
+        for expand in self.expanders:
+            request = expand(request)
+        for check in self.prompt_checks:
+            check(request)
+        name = request.model or self.default_model()
+        try:
+            model = resolve_model(name, self.host.registry)
+        except ResourceNotAvailable as e:
+            raise ResourceNotAvailable(f"model: {e}") from None
+        engine = self.host.engines.choose("image", model)
+        most = int(model.spec.get("max_size") or MAX_SIDE)
+        for side in ("width", "height"):
+            value = getattr(request, side)
+            if not MIN_SIDE <= value <= most:
+                raise UsageError(f"{side}: must be from {MIN_SIDE} to {most} for {model.label}, got {value}")
+        known = engine.info.schedulers
+        if request.scheduler is not None and request.scheduler not in known:
+            raise UsageError(f"scheduler: {request.scheduler!r} is not one of: {', '.join(known) or 'none'}")
+        for name_of_field, capability in CAPABLE.items():
+            if getattr(request, name_of_field) is not None and capability not in engine.info.capabilities:
+                raise UsageError(f"{name_of_field}: the {engine.info.name} engine cannot draw with it here "
+                                 f"(it lacks the {capability} capability)")
+        if request.loras and "lora" not in engine.info.capabilities:
+            raise UsageError(f"loras: the {engine.info.name} engine does not apply LoRAs")
+        loras = tuple((self._lora(n, choice.id, model), choice.weight) for n, choice in enumerate(request.loras))
+        return Prepared(request.model_copy(update={"model": name}), model, engine, loras)
+
+    def _lora(self, number: int, name: str, model: ModelRef) -> ModelRef:
+        try:
+            lora = resolve_model(name, self.host.registry)
+        except ResourceNotAvailable as e:
+            raise ResourceNotAvailable(f"loras.{number}.id: {e}") from None
+        made_for = str(lora.spec.get("base_model") or "").lower()
+        bases = {str(model.spec.get("base_model") or "").lower(), (model.id or "").lower()} - {""}
+        if made_for and bases and made_for not in bases:
+            raise UsageError(f"loras.{number}.id: {lora.label} is made for {made_for}, not for {model.label} "
+                             f"(base {', '.join(sorted(bases))})")
+        return lora
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def generate(self, data: Any, *, job_id: int | None = None, progress: Progress | None = None,
+                 cancelled: Callable[[], bool] | None = None, preview: Preview | None = None,
+                 preview_every: int = 5, device: str | None = None) -> Result:
+        """Draw the request (or return its cached pictures) and keep every picture in the gallery."""
+        prepared = data if isinstance(data, Prepared) else self.prepare(data)
+        request, model = prepared.request, prepared.model
+        model_sha = self.hashes.of(model)
+        lora_shas = [(self.hashes.of(lora), weight) for lora, weight in prepared.loras]
+        key = cache_key(request.params(), model_sha, lora_shas)
+        if key is not None:
+            kept = self.gallery.cached(key)
+            if len(kept) == request.batch:
+                return Result(kept, cached=True, seed=request.seed)
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**32 - request.batch)
+        extra = {name: getattr(request, name) for name in ("init_image", "mask", "strength")
+                 if getattr(request, name) is not None}
+        if request.control is not None:
+            extra["control"] = request.control.model_dump()
+        drawing = EngineRequest(prompt=request.prompt, negative_prompt=request.negative_prompt, width=request.width,
+                                height=request.height, steps=request.steps, guidance=request.guidance, seed=seed,
+                                batch=request.batch, scheduler=request.scheduler, loras=prepared.loras,
+                                preview=preview, preview_every=preview_every, extra=extra)
+        ready = use(self.host, "image", request.model, engine=prepared.engine.info.name, device=device)
+        pictures = ready.handle.draw(drawing, progress=progress, cancelled=cancelled)
+        rows = []
+        for index, picture in enumerate(pictures):
+            own_seed = int(picture.info.get("seed", seed + index))
+            text = self.parameters(request, own_seed, model, model_sha, prepared.loras, lora_shas)
+            again = request.model_copy(update={"seed": own_seed, "batch": 1})
+            row = self.gallery.add(picture, parameters=text, fields={
+                "job_id": job_id, "prompt": request.prompt, "negative_prompt": request.negative_prompt,
+                "character": request.character, "style": request.style, "model": request.model,
+                "model_hash": short(model_sha), "seed": own_seed, "width": picture.width, "height": picture.height,
+                "steps": request.steps, "guidance": request.guidance, "scheduler": request.scheduler,
+                "request": _json(again.params()), "cache_key": key, "batch_index": index})
+            for check in self.image_checks:
+                reason = check(picture, request)
+                if reason:
+                    row = self.gallery.mark_blocked(row.id, reason)
+                    break
+            rows.append(row)
+        return Result(rows, cached=False, seed=seed)
+
+    @staticmethod
+    def parameters(request: ImageRequest, seed: int, model: ModelRef, model_sha: str,
+                   loras: tuple[tuple[ModelRef, float], ...], lora_shas: list[tuple[str, float]]) -> str:
+        """The A1111 ``parameters`` text of one picture (``metadata``)."""
+        lora_tags = "".join(f" <lora:{_name(lora)}:{number(weight)}>" for lora, weight in loras)
+        return parameters_text(request.prompt + lora_tags, request.negative_prompt, {
+            "Steps": request.steps, "Sampler": request.scheduler, "CFG scale": number(request.guidance),
+            "Seed": seed, "Size": f"{request.width}x{request.height}", "Model hash": short(model_sha),
+            "Model": _name(model), "Lora hashes": ", ".join(f"{_name(lora)}: {short(sha)}"
+                                                             for (lora, _), (sha, _) in zip(loras, lora_shas,
+                                                                                            strict=True)),
+            "Style": request.style, "Character": request.character, "Version": "zishu"})
+
+
+def _name(model: ModelRef) -> str:
+    """A model's name as A1111 shows it: the catalog id's name, else the file or folder's stem."""
+    return model.id.split("/", 1)[1] if model.id else model.path.stem
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, ensure_ascii=False)
