@@ -55,6 +55,7 @@ class LazyGroup(click.Group):
         "run": "zishu.commands.run:run_command",
         "chat": "zishu.commands.chat:chat_command",
         "live2d": "zishu.commands.live2d:live2d_command",
+        "pack": "zishu.commands.pack:pack_command",
     },
     epilog=EXIT_CODES_HELP,
     invoke_without_command=True,
