@@ -10,7 +10,6 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from zishu import config, plugins, settings
 from zishu.packaging.format import MODES, package_file_name
 from zishu.resources.versions import VersionStore
 
@@ -18,10 +17,12 @@ err = Console(stderr=True)
 
 
 def _store() -> VersionStore:
-    home = config.home()
-    home.mkdir(parents=True, exist_ok=True)
-    plugins.load_plugins(disabled=settings.load().plugins_disabled)
-    return VersionStore(home)
+    """The version store of ZISHU_HOME, with the plugins loaded (their package formats)."""
+    from zishu.runtime import Runtime
+
+    runtime = Runtime()  # the database (the disabled plugins are a setting) and the plugins
+    runtime.close()
+    return runtime.registry
 
 
 def _bar(show: bool) -> Progress:

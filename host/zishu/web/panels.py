@@ -13,6 +13,7 @@ def register_routes(register) -> None:
     from .companion import companion
     from .engines import engines
     from .openai_api import openai_api
+    from .packages import packages
     from .pages import pages
 
     register(api)
@@ -20,6 +21,7 @@ def register_routes(register) -> None:
     register(companion, nav=("Companion", "/companion"))
     register(characters, nav=("Characters", "/characters"))
     register(avatar)
+    register(packages)
     register(engines)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
                          ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])
