@@ -138,6 +138,7 @@ function followJob(id, bar, label) {
       else bar.value = pct;
       if (label && job.message) label.textContent = job.message;
       if (!["PENDING", "RUNNING"].includes(job.status)) {
+        if (job.status === "SUCCESS") bar.value = 100;
         jobs.listeners.delete(listener);
         resolve(job);
       }
