@@ -21,8 +21,8 @@ from pathlib import Path
 from flask import Blueprint, jsonify, request
 
 from zishu.errors import UsageError
-from zishu.ids import parse_id
 from zishu.files import adjacent_tmp_file
+from zishu.ids import parse_id
 from zishu.packaging.format import package_file_name
 from zishu.packaging.formats import format_named, formats
 from zishu.packaging.install import undo_package_install
