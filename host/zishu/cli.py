@@ -57,6 +57,7 @@ class LazyGroup(click.Group):
         "image": "zishu.commands.image:image_command",
         "live2d": "zishu.commands.live2d:live2d_command",
         "publish": "zishu.commands.publish:publish_command",
+        "pack": "zishu.commands.pack:pack_command",
     },
     epilog=EXIT_CODES_HELP,
     invoke_without_command=True,

@@ -16,6 +16,8 @@ README's table against them.
     ├── ManifestError               code MANIFEST_INVALID      exit 4   HTTP 422
     │                               (carries every Problem found, each naming file and field)
     ├── CardError                   code CARD_INVALID          exit 4   HTTP 422
+    ├── PackageError                code PACKAGE_INVALID       exit 4   HTTP 422
+    │                               (a .zpkg refused: unsafe path, zip bomb, manifest ≠ files)
     ├── CatalogBuildError           code CATALOG_BUILD_FAILED  exit 5   HTTP 500
     ├── RemoteError                 code REMOTE_FAILED         exit 6   HTTP 502
     │   └── DownloadError           code DOWNLOAD_FAILED       exit 6   HTTP 502
@@ -125,6 +127,15 @@ class CardError(ZishuError):
     exit_status = 4
     http_status = 422  # the upload arrived whole; the file in it is not a card Zishu can read
     summary = "invalid character card"
+
+
+class PackageError(ZishuError):
+    """A character package (.zpkg) is unsafe or does not match its manifest: nothing was installed."""
+
+    code = "PACKAGE_INVALID"
+    exit_status = 4
+    http_status = 422  # the file arrived whole; it is not a package Zishu will install
+    summary = "invalid or unsafe package"
 
 
 class CatalogBuildError(ZishuError):

@@ -42,6 +42,18 @@ def register_job_types(register) -> None:
 
 
 @hookspec
+def register_package_formats(register) -> None:
+    """Add ways to share a character as a file: call ``register(name, suffixes, pack, open=None,
+    modes=("standalone",), title="")``. ``pack(parts, mode, out, progress)`` writes the character
+    ``parts`` (a plain view: ``parts.character`` its manifest, ``parts.files()`` its own files,
+    ``parts.resources`` what it needs, each with ``files()``) to the path ``out`` and returns it;
+    ``progress(done, total, message)`` reports bytes. ``open(path, workdir)``, when given, reads
+    and verifies a file of one of ``suffixes`` into ``workdir`` and returns an opened package
+    (``manifest``, ``root``, ``name``, ``summary()``) for the host to install. The first
+    registration of a name wins (a plugin's before the core's ``zpkg`` and ``sillytavern-card``)."""
+
+
+@hookspec
 def on_job_start(job: dict) -> None:
     """A job moved to RUNNING. ``job`` is the job as the API shows it (id, kind, title, params, ...)."""
 

@@ -2,6 +2,7 @@
 
     zishu://install/<owner>/<name>[@version]   the resource's page, with its Install button
     zishu://resource/<owner>/<name>            the resource's page
+    zishu://package?path=/abs/file.zpkg        Characters, with the package's Install dialog open
 
 Ids follow the one rule in ``zishu.ids`` (dotted names such as ``qwen/qwen2.5-0.5b`` too).
 ``location`` turns a link into the app path to open; anything else is refused with a message.
@@ -9,7 +10,7 @@ Ids follow the one rule in ``zishu.ids`` (dotted names such as ``qwen/qwen2.5-0.
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from zishu.errors import UsageError
 from zishu.ids import is_id, is_version, split_request
@@ -20,6 +21,11 @@ def location(url: str) -> str:
     if parts.scheme != "zishu":
         raise UsageError(f"{url!r} is not a zishu:// link")
     action, path = parts.netloc, parts.path.strip("/")
+    if action == "package":
+        file = parse_qs(parts.query).get("path", [""])[0]
+        if not file.lower().endswith(".zpkg") or not (file.startswith("/") or file[1:3] in (":\\", ":/")):
+            raise UsageError(f"{url!r}: expected zishu://package?path=/absolute/path/to/file.zpkg")
+        return package_location(file)
     rid, version = split_request(path)
     has_at = "@" in path
     if action not in ("install", "resource") or not is_id(rid) or (has_at and not is_version(version)):
@@ -28,3 +34,8 @@ def location(url: str) -> str:
     if action == "install":
         target += "?install=" + quote(rid + (f"@{version}" if version else ""), safe="/@")
     return target
+
+
+def package_location(file: str) -> str:
+    """The app path that opens the package ``file`` (an absolute path) in Characters."""
+    return "/characters?package=" + quote(file, safe="/")

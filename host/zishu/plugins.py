@@ -21,7 +21,8 @@ from zishu import hookspecs
 
 log = logging.getLogger(__name__)
 
-INTERNAL = ("zishu.resources.jobs", "zishu.studio.jobs", "zishu.web.panels")
+INTERNAL = ("zishu.resources.jobs", "zishu.studio.jobs", "zishu.web.panels", "zishu.packaging.zpkg",
+            "zishu.packaging.card_format", "zishu.packaging.jobs")
 
 pm = pluggy.PluginManager("zishu")
 pm.add_hookspecs(hookspecs)

@@ -86,14 +86,29 @@ def plugins_command(as_json):
 
 @click.command("open")
 @click.argument("url")
-def open_command(url):
-    """Open a zishu:// link (from the catalog site) in the running app, or start the app on it."""
+@click.option("--install", "install_now", is_flag=True,
+              help="With a package file: install it now (if needed) and open the app on its character.")
+def open_command(url, install_now):
+    """Open a zishu:// link (from the catalog site) or a package file in the running app, or start
+    the app on it. A package opens in Characters, where its plan is shown before it installs."""
     import webbrowser
+    from pathlib import Path
 
-    from zishu.links import location
+    from zishu.links import location, package_location
     from zishu.web.server import running_app, show_in_window
 
-    path = location(url)
+    if "://" not in url and Path(url).suffix.lower() == ".zpkg":
+        if install_now:
+            from zishu.commands.pack import install_package_file
+
+            character = install_package_file(Path(url), quiet=False, as_json=False)["character"]
+            path = f"/companion?character={character['id']}"
+        else:
+            path = package_location(str(Path(url).resolve()))
+    elif install_now:
+        raise click.UsageError("--install goes with a package file (FILE.zpkg)")
+    else:
+        path = location(url)
     info = running_app(config.home())
     if info and show_in_window(info, path):
         err.print(f"opened {path} in the Zishu window")

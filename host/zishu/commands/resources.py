@@ -125,7 +125,7 @@ def info_command(resource_id, as_json):
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was installed as JSON.")
 def install_command(requests, no_deps, source, trust_unverified, quiet, as_json):
-    """Install resources (id, id@version or id@range) and what they require.
+    """Install resources (id, id@version or id@range) and what they require, or a package (FILE.zpkg).
 
     Downloads resume after an interruption, are verified (size and sha256) before they are put in
     place, and never run twice for the same file. A hub file whose sha256 the catalog does not
@@ -135,6 +135,11 @@ def install_command(requests, no_deps, source, trust_unverified, quiet, as_json)
     """
     if trust_unverified and source is None:
         raise UsageError("--trust-unverified goes with --from (downloads are always verified)")
+    if len(requests) == 1 and Path(requests[0]).suffix.lower() == ".zpkg":  # a package file, not an id
+        from zishu.commands.pack import install_package_file
+
+        install_package_file(Path(requests[0]), quiet, as_json)
+        return
     registry = _registry()
     plan = make_plan(_client(), list(requests), registry, with_deps=not no_deps and source is None)
     if source is not None and len(plan.steps) != 1:

@@ -13,6 +13,7 @@ def register_routes(register) -> None:
     from .companion import companion
     from .engines import engines
     from .openai_api import openai_api
+    from .packages import packages
     from .pages import pages
     from .safety import safety
     from .studio import studio
@@ -23,6 +24,7 @@ def register_routes(register) -> None:
     register(companion, nav=("Companion", "/companion"))
     register(characters, nav=("Characters", "/characters"))
     register(avatar)
+    register(packages)
     register(engines)
     register(safety)
     register(styles)

@@ -106,7 +106,8 @@ def write_api(
     downloads: dict[str, Downloads],
     schema_text: str,
 ) -> None:
-    """Write index, details and schema under ``out``; remove details of resources that are gone."""
+    """Write index, details and schemas (a manifest's, a package's) under ``out``; remove details of
+    resources that are gone."""
     api = out / "api" / "v1"
     keep: set[Path] = set()
     for rid, res in resources.items():
@@ -119,4 +120,7 @@ def write_api(
     index = {"format": INDEX_FORMAT, "count": len(entries), "resources": entries}
     write_if_changed(api / "index.json", _compact(index))
     write_if_changed(out / "schema" / "resource.schema.json", schema_text)
+    from zishu_catalog.schema import package_schema_text
+
+    write_if_changed(out / "schema" / "package.schema.json", package_schema_text())  # the .zpkg manifest
 

@@ -1,5 +1,7 @@
-// Characters: the installed characters as cards (talk, edit, publish, delete with undo) and card import.
-import { $, api, confirmDialog, el, idPath, reportError, toast, undoToast } from "./app.js";
+// Characters: the installed characters as cards (talk, edit, pack, publish, delete with undo), card import, and
+// opening a package (.zpkg) by the file chooser, drag and drop or a zishu:// link (?package=PATH).
+import { $, ApiError, api, confirmDialog, el, formatBytes, idPath, jobs, percentOf, reportError, toast, undoToast }
+  from "./app.js";
 
 const list = $("character-list");
 const empty = $("characters-empty");
@@ -27,6 +29,7 @@ function card(character) {
   const actions = el("div", { class: "row" },
     el("a", { class: "button primary", href: `/companion?character=${encodeURIComponent(id)}`, "data-testid": "talk" }, "Talk"),
     el("a", { class: "button", href: `/characters/${idPath(id)}/edit`, "data-testid": "edit" }, "Edit"),
+    el("button", { type: "button", "data-action": "pack", "data-testid": "pack" }, "Pack"),
     character.local
       ? el("button", { type: "button", class: "ghost", "data-action": "publish", "data-testid": "publish" }, "Publish")
       : null,
@@ -169,6 +172,12 @@ list.addEventListener("click", (event) => {
 });
 
 list.addEventListener("click", async (event) => {
+  const packButton = event.target.closest("button[data-action='pack']");
+  if (packButton) {
+    const node = packButton.closest('[data-testid="character-card"]');
+    openPackDialog(node.dataset.id, $("character-name", node).textContent);
+    return;
+  }
   const button = event.target.closest("button[data-action='delete']");
   if (!button) return;
   button.disabled = true;
@@ -197,6 +206,157 @@ importInput.addEventListener("change", async () => {
     importInput.value = "";
   }
 });
+
+// -- packing ---------------------------------------------------------------------------------------
+
+/** Resolve with the job once it ends, showing its progress on ``bar`` (and its message in ``label``). */
+function followJob(id, bar, label) {
+  return new Promise((resolve) => {
+    const listener = (feed) => {
+      const job = feed.byId.get(id);
+      if (!job) return;
+      const pct = percentOf(job);
+      if (pct === null) bar.removeAttribute("value");
+      else bar.value = pct;
+      if (label && job.message) label.textContent = job.message;
+      if (!["PENDING", "RUNNING"].includes(job.status)) {
+        if (job.status === "SUCCESS") bar.value = 100;
+        jobs.listeners.delete(listener);
+        resolve(job);
+      }
+    };
+    jobs.subscribe(listener);
+  });
+}
+
+const packDialog = $("pack-dialog");
+
+function openPackDialog(id, name) {
+  $("pack-title", packDialog).textContent = `Pack ${name}`;
+  $("pack-status", packDialog).textContent = "";
+  $("pack-progress", packDialog).hidden = true;
+  $("pack-start", packDialog).disabled = false;
+  packDialog.dataset.id = id;
+  packDialog.showModal();
+}
+
+$("pack-start", packDialog).addEventListener("click", async (event) => {
+  event.preventDefault();
+  const start = event.currentTarget;
+  const bar = $("pack-progress", packDialog);
+  const status = $("pack-status", packDialog);
+  start.disabled = true;
+  bar.hidden = false;
+  bar.removeAttribute("value");
+  try {
+    const { job } = await api(`/api/characters/${idPath(packDialog.dataset.id)}/pack`,
+      { method: "POST", body: { mode: $("pack-mode", packDialog).value } });
+    const done = await followJob(job.id, bar, status);
+    if (done.status !== "SUCCESS") throw new ApiError(done.error_code || done.status, done.error || done.status, 0);
+    const result = await api(`/api/jobs/${job.id}`).then((data) => data.job.result);
+    status.textContent = `Wrote ${result.path} (${formatBytes(result.size)}).`;
+    status.dataset.path = result.path;
+  } catch (error) {
+    status.textContent = "";
+    reportError(error);
+  } finally {
+    start.disabled = false;
+  }
+});
+
+// -- opening a package -----------------------------------------------------------------------------
+
+const packageDialog = $("package-dialog");
+const packageInput = $("open-package");
+
+function showPlan({ path, plan }) {
+  $("package-title", packageDialog).textContent = `Install ${plan.character.name}?`;
+  $("package-plan", packageDialog).textContent =
+    `${plan.file}: ${plan.mode} package, ${formatBytes(plan.embedded_bytes)} inside, ` +
+    `${formatBytes(plan.download_bytes)} to download. Nothing you edited is replaced: an installed ` +
+    "character gets this as a new version, and Undo takes it back.";
+  $("package-parts", packageDialog).replaceChildren(
+    el("li", {}, `${plan.character.id} ${plan.character.version} (character)`),
+    ...plan.resources.map((r) => el("li", {}, `${r.id} ${r.version} (${r.kind}, ${r.embedded ? "inside" : "download"})`)));
+  $("package-progress", packageDialog).hidden = true;
+  $("package-install", packageDialog).disabled = false;
+  packageDialog.dataset.path = path;
+  packageDialog.showModal();
+}
+
+async function openPackageFile(file) {
+  if (!file.name.toLowerCase().endsWith(".zpkg")) {
+    toast(`${file.name} is not a character package (.zpkg).`, "error");
+    return;
+  }
+  const response = await fetch(`/api/packages?name=${encodeURIComponent(file.name)}`, {
+    method: "POST", body: file, headers: { "Content-Type": "application/octet-stream", Accept: "application/json" } });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const err = (data && data.error) || {};
+    throw new ApiError(err.code || `HTTP_${response.status}`, err.message || response.statusText, response.status);
+  }
+  showPlan(data);
+}
+
+$("package-install", packageDialog).addEventListener("click", async (event) => {
+  event.preventDefault();
+  const button = event.currentTarget;
+  const bar = $("package-progress", packageDialog);
+  button.disabled = true;
+  bar.hidden = false;
+  try {
+    const { job } = await api("/api/packages/install", { method: "POST", body: { path: packageDialog.dataset.path } });
+    const done = await followJob(job.id, bar);
+    if (done.status !== "SUCCESS") throw new ApiError(done.error_code || done.status, done.error || done.status, 0);
+    const { character } = (await api(`/api/jobs/${job.id}`)).job.result;
+    packageDialog.close();
+    await refresh(character.id);
+    if (!character.new) {
+      toast(`${character.id} ${character.version} is already installed.`, "info");
+      return;
+    }
+    undoToast(`Installed ${character.id} ${character.version}.`, async () => {
+      await api("/api/packages/undo", { method: "POST", body: { id: character.id, version: character.version } });
+      await refresh();
+    });
+  } catch (error) {
+    reportError(error);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+packageInput.addEventListener("change", async () => {
+  const file = packageInput.files[0];
+  if (!file) return;
+  try {
+    await openPackageFile(file);
+  } catch (error) {
+    reportError(error);
+  } finally {
+    packageInput.value = "";
+  }
+});
+
+document.addEventListener("dragover", (event) => {
+  if (event.dataTransfer && [...event.dataTransfer.types].includes("Files")) event.preventDefault();
+});
+document.addEventListener("drop", async (event) => {
+  const file = event.dataTransfer && event.dataTransfer.files[0];
+  if (!file) return;
+  event.preventDefault();
+  try {
+    await openPackageFile(file);
+  } catch (error) {
+    reportError(error);
+  }
+});
+
+const linked = new URLSearchParams(window.location.search).get("package");
+if (linked) {
+  api("/api/packages", { method: "POST", body: { path: linked } }).then(showPlan).catch(reportError);
+}
 
 const created = new URLSearchParams(window.location.search).get("created");
 render(JSON.parse(document.getElementById("characters-data").textContent), created);
