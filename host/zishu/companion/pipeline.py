@@ -14,16 +14,22 @@ chat and the tests all read the same stream):
     {"type": "note", "code", "message"}                      the user's message was cut to fit the
                                                               context (MESSAGE_CUT), or the reply
                                                               stopped at the turn's time budget (TURN_TIME)
-    {"type": "done", "text", "interrupted", "latency": {...}, "finish_reason", "turn"}
+    {"type": "done", "text", "interrupted", "latency": {...}, "finish_reason", "turn", "usage"}
                                                               ``text`` may be empty (a reply of only
                                                               a tag, or cut at max_tokens); it is stored
                                                               as said. ``finish_reason`` is "length"
                                                               when the model was cut at max_tokens,
-                                                              else "stop"; ``turn`` the stored reply's id
+                                                              else "stop"; ``turn`` the stored reply's id;
+                                                              ``usage`` {"prompt_tokens", "completion_tokens"}
+                                                              counted with the model's tokenizer (the prompt's
+                                                              message text plus one chat-template frame per
+                                                              message, the reply's raw text with its tags)
 
 A message over ``limits.MESSAGE_CHARS`` is refused (UsageError). A turn has ``turn_seconds`` (the
 ``companion_turn_seconds`` setting): the LLM waits for a busy model and generates only until then,
 and stops at its next piece when the conversation is stopped (the session closed, the reader left).
+A conversation with ``remember=False`` still recalls memories but writes nothing to the store (the
+``/v1`` memory opt-out): the exchange stays in its own ``history`` only.
 
 Generation runs in one thread and speech in another, joined by a queue: sentence 2 is generated
 while sentence 1 is spoken. ``interrupt(n)`` (barge-in: the listener heard ``n`` sentences) ends
@@ -45,7 +51,7 @@ from zishu.engines.kinds import ChatModel, ChatOptions, SpeechSynthesizer, token
 from zishu.errors import UsageError
 
 from . import chats
-from .brain import Character, PromptBudget, build_turn
+from .brain import MESSAGE_FRAME, Character, PromptBudget, build_turn
 from .limits import TURN_SECONDS, checked_message
 from .memory import MemoryStore, facts_worth_keeping
 from .records import Turn
@@ -72,6 +78,7 @@ class Conversation:
     history: list[dict] = field(default_factory=list)
     turn_seconds: float = TURN_SECONDS
     chat: int | None = None  # the chat turns go to and history comes from (default: the one to continue)
+    remember: bool = True  # False: recall memories, but store no turn and no fact
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _played: int | None = field(default=None, repr=False)
     _last: dict | None = field(default=None, repr=False)  # the finished reply: sentences, record, marks
@@ -151,6 +158,8 @@ class Conversation:
         budget = PromptBudget(counter.count, counter.context_length - min(options.max_tokens,
                                                                           counter.context_length // 2))
         turn = build_turn(self.character, user_text, past, [m["text"] for m in recalled], self.user_name, budget)
+        frame = counter.count(MESSAGE_FRAME)
+        prompt_tokens = sum(counter.count(m["content"]) for m in turn.messages) + frame * (len(turn.messages) + 1)
         began = {"type": "turn", "memories": recalled, "lore": [e.name or e.keys[0] for e in turn.lore],
                  "message_cut": turn.message_cut, "history_dropped": turn.history_dropped}
         yield began if regenerating is None else {**began, "regenerating": regenerating.id}
@@ -165,6 +174,7 @@ class Conversation:
         failure: list[BaseException] = []
 
         ended: list[str] = []  # why the model stopped, when it said so ("length": cut at max_tokens)
+        raw: list[str] = []  # the reply's text as generated, tags and all
 
         def generate() -> None:
             def pieces():
@@ -180,6 +190,7 @@ class Conversation:
                         return
                     marks.setdefault("first_token", time.perf_counter())
                     events.put({"type": "token", "text": piece})
+                    raw.append(piece)
                     yield piece
 
             try:
@@ -243,7 +254,8 @@ class Conversation:
                "finish_reason": finish, "turn": record.id if record is not None else None,
                "user_turn": asked.id if asked is not None else None,
                "swipes": record.swipes if record is not None and record.swipes else None,
-               "swipe": record.swipe if record is not None else 0}
+               "swipe": record.swipe if record is not None else 0,
+               "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": counter.count("".join(raw))}}
 
     def _say(self, sentence: Sentence, index: int, events: queue.Queue, marks: dict) -> None:
         marks.setdefault("first_sentence", time.perf_counter())
@@ -274,7 +286,7 @@ class Conversation:
                   regenerating: Turn | None = None) -> tuple[Turn | None, Turn | None]:
         """Keep the exchange (or, when ``regenerating``, the reply as that turn's new alternative);
         returns the stored message and reply (None, None without a memory store)."""
-        if self.memory is None:
+        if self.memory is None or not self.remember:
             self.history += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
             return None, None
         if regenerating is not None:

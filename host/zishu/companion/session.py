@@ -138,7 +138,7 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
     spec_llm = character.spec.llm
     adapters = [(spec_llm.lora, spec_llm.lora_weight)] if spec_llm and spec_llm.lora else []
     llm = use(runtime, "llm", chosen["llm"], adapters=adapters, device=where.get("llm"))
-    tts = _voice(runtime, character, notes) if speech else None
+    tts = character_voice(runtime, character, notes) if speech else None
     store = None
     if memory:
         embedder = chosen["embedding"]
@@ -166,7 +166,7 @@ def open_companion(runtime, character: Character, *, models: dict | None = None,
     return Companion(talk, chosen, asr, vad, notes)
 
 
-def _voice(runtime, character: Character, notes: list[str]) -> SpeechSynthesizer | None:
+def character_voice(runtime, character: Character, notes: list[str]) -> SpeechSynthesizer | None:
     """The character's voice, or espeak-ng when it names none or its engine cannot run here."""
     from zishu import settings
     from zishu.errors import EngineError

@@ -13,9 +13,11 @@ changes the expression events of every caller, not only the window's.
                                     more than ``limit`` are open (a window that reloaded, say)
     sessions.find(sid)              the open Session ``sid``; NotFound once it closed
     sessions.close(sid)             close it; whether one was open
-    sessions.text_chat(id, options) a Conversation for one text request: the character's LLM and
+    sessions.text_chat(id, options, remember=True)
+                                    a Conversation for one text request: the character's LLM and
                                     memory are loaded once per app and kept; the character (and so
-                                    its calibration) is read again for every request
+                                    its calibration) is read again for every request; with
+                                    ``remember=False`` it recalls memories but writes none
     sessions.close_all()            the app is stopping
 
 ``open_text_companion(runtime, character, ...)`` opens a text-only companion (no voice, no
@@ -111,16 +113,18 @@ class CompanionSessions:
 
     # -- text requests ----------------------------------------------------------------------------
 
-    def text_chat(self, rid: str, options: ChatOptions | None = None) -> Conversation:
+    def text_chat(self, rid: str, options: ChatOptions | None = None, *, remember: bool = True) -> Conversation:
         """A conversation with character ``rid`` for one text request: the LLM and memory loaded
-        once per app, the character (with its calibration as saved now) read for this request."""
+        once per app, the character (with its calibration as saved now) read for this request;
+        ``remember=False``: nothing of the exchange is written to memory."""
         character = companion_character(self.runtime.registry, rid)
         with self._loading:
             companion = self._text.get(rid)
             if companion is None:
                 companion = self._text[rid] = open_text_companion(self.runtime, character)
         talk = companion.conversation
-        chat = Conversation(character, talk.llm, None, talk.memory, turn_seconds=talk.turn_seconds)
+        chat = Conversation(character, talk.llm, None, talk.memory, turn_seconds=talk.turn_seconds,
+                            remember=remember)
         if options is not None:
             chat.options = options
         return chat

@@ -1,38 +1,41 @@
-"""An OpenAI-compatible chat endpoint, so other local tools can talk to a character.
+"""The OpenAI-compatible API, so the tools people already use (SillyTavern, Open WebUI, any OpenAI
+client) can talk to Zishu's characters and models:
 
-    GET  /v1/models              the installed characters, as models
-    POST /v1/chat/completions    {"model": "owner/character", "messages": [...], "stream": bool, ...}
+    GET  /v1/models                  characters and raw installed models, each with what it serves
+    GET  /v1/models/<id>             one of them (404 model_not_found naming those that exist)
+    POST /v1/chat/completions        as a character: usage, stream_options.include_usage, n,
+                                     max_completion_tokens, finish_reason stop|length
+    POST /v1/embeddings              input a text or a list; encoding_format float|base64
+    POST /v1/audio/speech            voice: a Zishu voice or character; mp3, opus, aac, flac, wav, pcm,
+                                     sent in chunks as they are synthesised
+    POST /v1/audio/transcriptions    multipart; json, text, verbose_json (segments), srt, vtt
 
-The character answers as in the companion panel: its persona, lorebook and long-term memories, with
-the client's messages as the short-term history (the client keeps its own; system messages from the
-client are ignored: the character's persona is the system prompt). The exchange is remembered like
-any other turn. Replies are the spoken text: emotion tags are taken out, so a reply of only a tag
-(or cut at ``max_tokens`` before any word) is an empty message, never an error; ``finish_reason``
-is "length" when the model was cut at ``max_tokens``. The same secret guards it
-as every other route: send ``Authorization: Bearer <secret>`` (the ``api_key`` of an OpenAI client).
+Routes parse, call ``zishu.companion.openai_compat``/``openai_media`` and render. Errors come in
+OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with the HTTP status of the
+error's class (``code`` is Zishu's own, ``model_not_found`` for an unknown model). A chat completion
+is remembered like any other turn unless the request opts out: header ``X-Zishu-Memory: off``, or
+``"user": "zishu-memory-off"``. The same secret guards these routes as every other: send
+``Authorization: Bearer <secret>`` (the ``api_key`` of an OpenAI client).
 
-Limits: each message at most 4,000 characters and all of them at most 64,000 together
-(``zishu.companion.limits``), else 400 USAGE naming the limit. The history is cut to the model's
-context, oldest first; when the last message itself had to be cut, the ``X-Zishu-Note`` header says
-so. A completion has the ``companion_turn_seconds`` budget (waiting for a busy model included); a
-streamed one stops when the client disconnects. A model busy with more queued replies than it takes
-answers 503 ENGINE_FAILED at once.
+Limits: each chat message at most 4,000 characters and all of them at most 64,000 together
+(``zishu.companion.limits``), else 400 naming the limit. The history is cut to the model's context,
+oldest first; when the last message itself had to be cut, the ``X-Zishu-Note`` header says so. A
+completion has the ``companion_turn_seconds`` budget; a streamed one stops when the client
+disconnects. An uploaded audio file may be 25 MiB.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import time
-import uuid
 from collections.abc import Iterator
+from urllib.parse import unquote
 
-from flask import Blueprint, Response, jsonify, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from zishu.companion.limits import checked_conversation
-from zishu.companion.stream_text import join_spoken
-from zishu.engines.kinds import ChatOptions
-from zishu.errors import UsageError
+from zishu.companion import openai_compat as compat
+from zishu.companion import openai_media as media
+from zishu.errors import ZishuError
 
 from .api import _body
 from .app import runtime
@@ -40,111 +43,85 @@ from .companion import companion_sessions
 
 openai_api = Blueprint("openai_api", __name__)
 
-ROLES = ("system", "user", "assistant")
+FORM_OVERHEAD = 64 * 1024  # the multipart form around an uploaded file
+
+
+@openai_api.errorhandler(ZishuError)
+def _zishu_error(e: ZishuError):
+    return jsonify(compat.zishu_error_body(e)), e.http_status
+
+
+@openai_api.errorhandler(HTTPException)
+def _http_error(e: HTTPException):
+    status = e.code or 500
+    message = e.description or e.name
+    if isinstance(e, RequestEntityTooLarge):
+        message = f"the request body is more than {request.max_content_length} bytes, the limit for this request"
+    return jsonify(compat.error_body(status, (e.name or "error").upper().replace(" ", "_"), message)), status
 
 
 @openai_api.get("/v1/models")
 def models():
-    from zishu.companion.characters import list_characters
+    return jsonify(object="list", data=compat.list_models(runtime()))
 
-    return jsonify(object="list", data=[{"id": c["id"], "object": "model", "owned_by": c["id"].split("/")[0]}
-                                        for c in list_characters(runtime())])
+
+@openai_api.get("/v1/models/<path:model>")
+def model(model: str):
+    # the openai client quotes the id's slash (acme%2Fmei), which the server may pass on as it came
+    return jsonify(compat.find_model(runtime(), unquote(model)))
 
 
 @openai_api.post("/v1/chat/completions")
 def chat_completions():
-    """A reply as the character; each message at most 4,000 characters and all of them at most
-    64,000 (400 USAGE naming the limit); see the module docstring for the context fit and the budget."""
-    body = _body()
-    rid = body.get("model")
-    if not isinstance(rid, str) or not rid:
-        raise UsageError('"model" must name an installed character, e.g. "local/mei" (GET /v1/models lists them)')
-    history, last = _messages(body.get("messages"))
-    talk = companion_sessions().text_chat(rid, _options(body))
-    reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-
-    def chunk(delta: dict, finish: str | None = None) -> str:
-        data = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": rid,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-    replying = talk.reply(last, history=history)
-    first = next(replying)  # the "turn" event: the prompt is built (and a note follows) before any answer
-    after = next(replying)
-    notes = {"X-Zishu-Note": after["message"]} if after["type"] == "note" else {}
-    events = itertools.chain([first, after], replying)
-    if not body.get("stream"):
+    """A reply as the character; see the module docstring for the limits and the memory opt-out."""
+    asked = compat.parsed(compat.ChatCompletionRequest, _body())
+    remember = not compat.memory_opt_out(request.headers.get("X-Zishu-Memory"), asked.user)
+    completion = compat.ChatCompletion(companion_sessions(), runtime(), asked, remember)
+    if not asked.stream:
         try:
-            done = next(e for e in events if e["type"] == "done")
+            answer = jsonify(completion.answer())
         finally:
-            replying.close()
-        choice = {"index": 0, "message": {"role": "assistant", "content": done["text"]},
-                  "finish_reason": done["finish_reason"]}
-        answer = jsonify(id=reply_id, object="chat.completion", created=created, model=rid, choices=[choice])
-        answer.headers.update(notes)
+            completion.close()
+        answer.headers.update(completion.notes)
         return answer
 
     def stream() -> Iterator[str]:
-        said, finish = "", "stop"
         try:
-            yield chunk({"role": "assistant", "content": ""})
-            for event in events:
-                if event["type"] == "sentence":
-                    longer = join_spoken([said, event["text"]])
-                    yield chunk({"content": longer[len(said):]})
-                    said = longer
-                elif event["type"] == "done":
-                    finish = event["finish_reason"]
-            yield chunk({}, finish)
+            for chunk in completion.chunks():
+                yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
             yield "data: [DONE]\n\n"
         finally:  # the client went away (or the reply ended): stop generating for nobody
-            replying.close()
+            completion.close()
 
     return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"X-Accel-Buffering": "no", **notes})
+                    headers={"X-Accel-Buffering": "no", **completion.notes})
 
 
-def _messages(messages) -> tuple[list[dict], str]:
-    """The history before the last message, and the last one, which must be the user's."""
-    if not isinstance(messages, list) or not messages:
-        raise UsageError('"messages" must be a non-empty list of {"role", "content"}')
-    history: list[dict] = []
-    checked: list[str] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise UsageError(f"messages[{i}]: expected a role of {', '.join(ROLES)}")
-        content = message.get("content")
-        if isinstance(content, list):  # content parts: keep the text ones
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-        if not isinstance(content, str):
-            raise UsageError(f"messages[{i}].content: expected text")
-        checked.append(content)
-        if message["role"] != "system":
-            history.append({"role": message["role"], "content": content})
-    checked_conversation(checked)
-    if not history or history[-1]["role"] != "user" or not history[-1]["content"].strip():
-        raise UsageError("the last message must be the user's, with some text")
-    return history[:-1], history[-1]["content"]
+@openai_api.post("/v1/embeddings")
+def embeddings():
+    return jsonify(media.embeddings(runtime(), compat.parsed(media.EmbeddingRequest, _body())))
 
 
-def _options(body: dict) -> ChatOptions:
-    fields = {"max_tokens": int, "temperature": float, "top_p": float, "seed": int}
-    chosen = {}
-    for name, kind in fields.items():
-        value = body.get(name)
-        if value is None:
-            continue
-        not_a_number = isinstance(value, bool) or not isinstance(value, (int, float))
-        if not_a_number or (kind is int and not float(value).is_integer()):
-            raise UsageError(f'"{name}" must be a number')
-        chosen[name] = kind(value)
-    if chosen.get("max_tokens", 1) < 1:
-        raise UsageError('"max_tokens" must be 1 or more')
-    stop = body.get("stop")
-    if stop is not None:
-        stop = [stop] if isinstance(stop, str) else stop
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise UsageError('"stop" must be a string or a list of strings')
-        chosen["stop"] = tuple(stop)
-    return ChatOptions(**{"max_tokens": 512, **chosen})
+@openai_api.post("/v1/audio/speech")
+def speech():
+    spoken = media.Speech(runtime(), compat.parsed(media.SpeechRequest, _body()))
 
+    def audio() -> Iterator[bytes]:
+        try:
+            yield from spoken.audio()
+        finally:
+            spoken.close()
+
+    return Response(stream_with_context(audio()), mimetype=spoken.media_type,
+                    headers={"X-Accel-Buffering": "no", "X-Zishu-Sample-Rate": str(spoken.rate)})
+
+
+@openai_api.post("/v1/audio/transcriptions")
+def transcriptions():
+    request.max_content_length = media.MAX_AUDIO_BYTES + FORM_OVERHEAD
+    upload = request.files.get("file")
+    if upload is None:
+        raise compat.BadParam("file", 'send the audio as the multipart form field "file"')
+    asked = compat.parsed(media.TranscriptionRequest, request.form.to_dict())
+    body, media_type = media.transcription(runtime(), upload.read(), asked)
+    return Response(body, content_type=media_type)
