@@ -147,6 +147,7 @@ def install_command(requests, no_deps, source, trust_unverified, quiet, as_json)
             err.print(f"  {s.id}@{s.version.version}  {state}")
         if len(plan.to_install) > 1:
             err.print(f"  total  {download_size(plan.download_size, exact=plan.size_exact)}")
+        _print_budget(plan, registry.home)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
         console=err, disable=not show, transient=False,
@@ -179,6 +180,19 @@ def install_command(requests, no_deps, source, trust_unverified, quiet, as_json)
     elif not quiet:
         for r in results:
             err.print(f"[green]✓[/] {r.id}@{r.version} → {r.path}")
+
+
+def _print_budget(plan, home: Path) -> None:
+    """What the whole thing needs (disk, RAM, VRAM), against the tiers and this machine."""
+    from zishu import system
+    from zishu.resources.budget import against_machine, budget_lines, plan_budget
+
+    budget = plan_budget(plan)
+    if not budget.ram and not budget.vram and len(plan.steps) == 1:
+        return  # one file-only resource: its size above says it all
+    machine = against_machine(budget, system.summary(home), plan.download_size)
+    for line in budget_lines(budget, machine):
+        err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 @click.command("uninstall")
