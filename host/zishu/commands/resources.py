@@ -124,14 +124,16 @@ def info_command(resource_id, as_json):
               help="With --from: adopt files whose sha256 the catalog does not give (they cannot be verified).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was installed as JSON.")
-def install_command(requests, no_deps, source, trust_unverified, quiet, as_json):
+@click.option("--yes", "-y", is_flag=True, help="Approve installing plugins without asking (they run code in Zishu).")
+def install_command(requests, no_deps, source, trust_unverified, quiet, as_json, yes):
     """Install resources (id, id@version or id@range) and what they require.
 
     Downloads resume after an interruption, are verified (size and sha256) before they are put in
     place, and never run twice for the same file. A hub file whose sha256 the catalog does not
     give is checked against the hash the hub publishes; its measured sha256 and size are recorded.
     ``--from`` refuses a file that does not match, and one it cannot verify unless
-    ``--trust-unverified`` is given.
+    ``--trust-unverified`` is given. A plugin's wheel is installed for loading at the next start
+    only after you approve what it declares (asked here, or ``--yes``).
     """
     if trust_unverified and source is None:
         raise UsageError("--trust-unverified goes with --from (downloads are always verified)")
@@ -173,13 +175,27 @@ def install_command(requests, no_deps, source, trust_unverified, quiet, as_json)
             results = [installer.install_version(step.resource, step.version, source=source,
                                                  trust_unverified=trust_unverified)]
         else:
-            results = installer.install(plan)
+            results = installer.install(plan, approve_plugin=lambda res, info: _approve(res, info, yes))
     if as_json:
         click.echo(json.dumps([{"id": r.id, "version": r.version, "path": str(r.path), "downloaded": r.transferred,
                                 "reused": r.reused} for r in results], indent=1))
     elif not quiet:
         for r in results:
             err.print(f"[green]✓[/] {r.id}@{r.version} → {r.path}")
+
+
+def _approve(resource, info, yes: bool) -> bool:
+    """Show what a plugin declares and ask the user (``--yes`` approves)."""
+    from zishu.resources.plugin_wheels import consent_lines
+
+    for line in consent_lines(resource, info):
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    if yes:
+        return True
+    try:
+        return click.confirm("Install this plugin?", default=False, err=True)
+    except click.Abort:
+        return False
 
 
 def _print_budget(plan, home: Path) -> None:

@@ -136,7 +136,13 @@ def install():
     if not isinstance(wanted, str) or not wanted.strip():
         raise UsageError('expected {"request": "owner/name[@version]"}')
     parse_request(wanted, exact=False)  # a version range after @ is the install plan's to read
-    job = runtime().jobs.submit("install", {"request": wanted.strip().lower()}, priority=priority_of(body))
+    params: dict = {"request": wanted.strip().lower()}
+    approved = body.get("approve_plugins", [])
+    if not isinstance(approved, list) or not all(isinstance(a, str) for a in approved):
+        raise UsageError('"approve_plugins" is a list of plugin ids the user approved')
+    if approved:
+        params["approve_plugins"] = [parse_id(a.lower()) for a in approved]
+    job = runtime().jobs.submit("install", params, priority=priority_of(body))
     return jsonify(job=job.as_dict()), 202
 
 
