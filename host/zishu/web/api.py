@@ -25,6 +25,7 @@ from zishu.ids import VERSION_PATTERN, parse_id, parse_request
 from zishu.jobs import changes_since, records
 from zishu.jobs.events import changes
 from zishu.resources.library import Library
+from zishu.resources.overview import install_overview
 
 from .app import runtime
 from .streams import open_stream
@@ -117,6 +118,16 @@ def catalog_resource(owner: str, name: str):
 def resource_detail(rid: str) -> dict:
     """The catalog's detail document, with the versions installed here."""
     return {**runtime().catalog().detail(rid), "installed": _library().installed().get(rid, [])}
+
+
+@api.get("/catalog/plan")
+def catalog_plan():
+    """What installing ``?request=owner/name[@version]`` pulls and needs (the Install dialog)."""
+    wanted = request.args.get("request", "")
+    parse_request(wanted, exact=False)
+    rt = runtime()
+    return jsonify(install_overview(rt.catalog(), wanted.strip().lower(), rt.registry, rt.home,
+                                    system.summary(rt.home)))
 
 
 @api.post("/catalog/update")
