@@ -49,6 +49,7 @@ def test_search_install_with_progress_then_uninstall(ui, app):
     expect(ui.get_by_test_id("dependency")).to_have_text("zishu/base-model")
     expect(ui.get_by_test_id("file")).to_contain_text("portrait.png")
     ui.get_by_test_id("install-button").click()
+    ui.get_by_test_id("install-confirm").click()  # the Install dialog: what it pulls and needs
     bar = ui.get_by_test_id("install-progress-bar")
     expect(bar).to_have_js_property("value", 100, timeout=WAIT)
     expect(ui.get_by_test_id("install-percent")).to_have_text("100 %")
@@ -81,6 +82,7 @@ def test_cancel_a_running_install_then_retry(app_env, ui, app):
     app_env[1].faults["/files/big.bin"] = trickle(300_000)
     ui.goto(app_origin(ui) + "/resources/zishu/big-model")
     ui.get_by_test_id("install-button").click()
+    ui.get_by_test_id("install-confirm").click()  # the Install dialog: what it pulls and needs
     expect(ui.get_by_test_id("install-progress")).to_be_visible()
     expect(ui.get_by_test_id("jobs-badge")).to_have_text("1", timeout=WAIT)
 
@@ -139,6 +141,7 @@ def test_a_failed_install_shows_its_error_then_retry_succeeds(app_env, ui, app):
     portrait = app_env[1].files.pop("/files/portrait.png")
     ui.goto(app_origin(ui) + "/resources/zishu/hero")
     ui.get_by_test_id("install-button").click()
+    ui.get_by_test_id("install-confirm").click()  # the Install dialog: what it pulls and needs
     message = ui.get_by_test_id("install-error-message")
     expect(message).to_be_visible(timeout=WAIT)
     failed = app.api("GET", "/api/jobs").json()["jobs"][0]

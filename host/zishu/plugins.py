@@ -5,6 +5,9 @@ Each entry point loads in its own try/except, and ``call_each`` calls a registra
 by plugin (``collect`` also gathers their answers): a plugin that fails to import or raises in a
 hook is recorded in ``errors`` (shown by ``zishu plugins`` and the UI) and never takes the host down.
 ``ZISHU_LOAD_PLUGINS`` (comma-separated names) is an allow-list; plugins the user disabled (a setting) are not loaded.
+Plugins installed from the catalog live in their own folders under ``ZISHU_HOME/plugins/``
+(``zishu.resources.plugin_wheels``); ``load_plugins`` appends those folders to the discovery path
+(after everything else, so they cannot shadow a module already there).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 from collections.abc import Iterable
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pluggy
 
@@ -36,12 +41,16 @@ def allow_list() -> set[str] | None:
     return {n.strip() for n in raw.split(",") if n.strip()} if raw is not None else None
 
 
-def load_plugins(disabled: Iterable[str] = ()) -> pluggy.PluginManager:
-    """Register the internal plugins and every installed, allowed, enabled plugin once."""
+def load_plugins(disabled: Iterable[str] = (), folders: Iterable[Path] = ()) -> pluggy.PluginManager:
+    """Register the internal plugins and every installed, allowed, enabled plugin once;
+    ``folders`` (catalog plugins' install folders) join the discovery path first."""
     global _loaded
     if _loaded:
         return pm
     _loaded = True
+    for folder in map(str, folders):
+        if folder not in sys.path:
+            sys.path.append(folder)
     for module in INTERNAL:
         if not pm.has_plugin(module):
             pm.register(importlib.import_module(module), name=module)

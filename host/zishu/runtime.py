@@ -17,6 +17,7 @@ from zishu.catalog.client import CatalogClient
 from zishu.db import open_database
 from zishu.engines import Engines, ModelCache
 from zishu.jobs import JobQueue
+from zishu.resources.plugin_wheels import plugin_folders
 from zishu.resources.versions import VersionStore
 from zishu.studio.service import Studio
 
@@ -27,7 +28,7 @@ class Runtime:
         self.home.mkdir(parents=True, exist_ok=True)
         self.stopping = threading.Event()  # set when the app shuts down: live streams end
         self.db = open_database(self.home / "zishu.db")
-        plugins.load_plugins(disabled=settings.load().plugins_disabled)
+        plugins.load_plugins(disabled=settings.load().plugins_disabled, folders=plugin_folders(self.home))
         self.registry = VersionStore(self.home)
         self.jobs = JobQueue(self.home, url=queue_url,
                              services={"catalog": self.catalog, "studio": lambda: self.studio})

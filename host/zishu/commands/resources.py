@@ -124,14 +124,16 @@ def info_command(resource_id, as_json):
               help="With --from: adopt files whose sha256 the catalog does not give (they cannot be verified).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was installed as JSON.")
-def install_command(requests, no_deps, source, trust_unverified, quiet, as_json):
+@click.option("--yes", "-y", is_flag=True, help="Approve installing plugins without asking (they run code in Zishu).")
+def install_command(requests, no_deps, source, trust_unverified, quiet, as_json, yes):
     """Install resources (id, id@version or id@range) and what they require, or a package (FILE.zpkg).
 
     Downloads resume after an interruption, are verified (size and sha256) before they are put in
     place, and never run twice for the same file. A hub file whose sha256 the catalog does not
     give is checked against the hash the hub publishes; its measured sha256 and size are recorded.
     ``--from`` refuses a file that does not match, and one it cannot verify unless
-    ``--trust-unverified`` is given.
+    ``--trust-unverified`` is given. A plugin's wheel is installed for loading at the next start
+    only after you approve what it declares (asked here, or ``--yes``).
     """
     if trust_unverified and source is None:
         raise UsageError("--trust-unverified goes with --from (downloads are always verified)")
@@ -152,6 +154,7 @@ def install_command(requests, no_deps, source, trust_unverified, quiet, as_json)
             err.print(f"  {s.id}@{s.version.version}  {state}")
         if len(plan.to_install) > 1:
             err.print(f"  total  {download_size(plan.download_size, exact=plan.size_exact)}")
+        _print_budget(plan, registry.home)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
         console=err, disable=not show, transient=False,
@@ -177,13 +180,40 @@ def install_command(requests, no_deps, source, trust_unverified, quiet, as_json)
             results = [installer.install_version(step.resource, step.version, source=source,
                                                  trust_unverified=trust_unverified)]
         else:
-            results = installer.install(plan)
+            results = installer.install(plan, approve_plugin=lambda res, info: _approve(res, info, yes))
     if as_json:
         click.echo(json.dumps([{"id": r.id, "version": r.version, "path": str(r.path), "downloaded": r.transferred,
                                 "reused": r.reused} for r in results], indent=1))
     elif not quiet:
         for r in results:
             err.print(f"[green]✓[/] {r.id}@{r.version} → {r.path}")
+
+
+def _approve(resource, info, yes: bool) -> bool:
+    """Show what a plugin declares and ask the user (``--yes`` approves)."""
+    from zishu.resources.plugin_wheels import consent_lines
+
+    for line in consent_lines(resource, info):
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    if yes:
+        return True
+    try:
+        return click.confirm("Install this plugin?", default=False, err=True)
+    except click.Abort:
+        return False
+
+
+def _print_budget(plan, home: Path) -> None:
+    """What the whole thing needs (disk, RAM, VRAM), against the tiers and this machine."""
+    from zishu import system
+    from zishu.resources.budget import against_machine, budget_lines, plan_budget
+
+    budget = plan_budget(plan)
+    if not budget.ram and not budget.vram and len(plan.steps) == 1:
+        return  # one file-only resource: its size above says it all
+    machine = against_machine(budget, system.summary(home), plan.download_size)
+    for line in budget_lines(budget, machine):
+        err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 @click.command("uninstall")

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from filelock import FileLock, Timeout
 
@@ -29,9 +29,15 @@ from .locks import LOCK, key_of, lock_path
 from .plan import InstallPlan, Step
 from .versions import MANIFEST, VersionStore
 
+if TYPE_CHECKING:
+    from .plugin_wheels import WheelInfo
+
 
 class Fetcher(Protocol):
     def fetch(self, entry: FileEntry, dest: Path): ...
+
+
+Approve = Callable[[Resource, "WheelInfo"], bool]  # the user's consent to one plugin (plugin_wheels)
 
 
 @dataclass
@@ -103,14 +109,36 @@ class Installer:
         self.fetcher = fetcher
         self.model_dirs = list(model_dirs)
 
-    def install(self, plan: InstallPlan, on_step: Callable[[Step], None] | None = None) -> list[Installed]:
-        """Install every step not yet installed, dependencies first."""
+    def install(self, plan: InstallPlan, on_step: Callable[[Step], None] | None = None,
+                approve_plugin: Approve | None = None) -> list[Installed]:
+        """Install every step not yet installed, dependencies first. A plugin's wheel is then
+        checked and shown to ``approve_plugin``; only with its consent is it installed for loading
+        at the next start (``plugin_wheels``), otherwise its version is removed again and the
+        install stops with the reason."""
         done = []
         for step in plan.steps:
             if on_step:
                 on_step(step)
             done.append(self.install_version(step.resource, step.version))
+            if step.resource.kind == "plugin":
+                self._enable_plugin(step, done[-1], approve_plugin)
         return done
+
+    def _enable_plugin(self, step: Step, installed: Installed, approve: Approve | None) -> None:
+        from .plugin_wheels import enabled_version, inspect_plugin, install_plugin
+
+        home = self.registry.home
+        if enabled_version(home, step.id) == installed.version:
+            return  # this very version is already enabled
+        try:
+            info = inspect_plugin(step.resource, installed.path, home)
+            if approve is None or not approve(step.resource, info):
+                raise UsageError(f"{step.id}@{installed.version} was not installed: a plugin runs code inside "
+                                 "Zishu, and its installation was not approved (--yes, or the app's dialog)")
+            install_plugin(step.resource, installed.version, installed.path, home)
+        except Exception:
+            self.uninstall(step.id, installed.version)  # nothing of a refused plugin stays
+            raise
 
     def install_version(self, resource: Resource, version: Version, *, source: Path | None = None,
                         trust_unverified: bool = False) -> Installed:
@@ -164,6 +192,9 @@ class Installer:
         for v in versions:
             with self.registry.assembling(rid, v):  # after an install of it in progress, not during
                 self.registry.remove(rid, v)
+        from .plugin_wheels import remove_plugin
+
+        remove_plugin(self.registry.home, rid, versions)  # a catalog plugin installed from one of them
         return versions
 
     def gc(self, partials: Path | None = None) -> int:

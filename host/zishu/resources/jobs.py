@@ -21,7 +21,9 @@ from .plan import make_plan
 from .versions import VersionStore
 
 
-def install(ctx: JobContext, request: str, with_deps: bool = True) -> list[dict]:
+def install(ctx: JobContext, request: str, with_deps: bool = True, approve_plugins: list[str] | None = None
+            ) -> list[dict]:
+    """``approve_plugins``: the plugin ids the user approved in the app's Install dialog."""
     from zishu.resources.install import installer_for
 
     registry = VersionStore(ctx.home)
@@ -50,7 +52,8 @@ def install(ctx: JobContext, request: str, with_deps: bool = True) -> list[dict]
     installer = installer_for(registry, progress=on_progress, cancelled=ctx.cancelled,
                               wait_for_network=True, waiting=on_wait)
     ctx.progress(0, total, f"{len(plan.to_install)} to install")
-    results = installer.install(plan, on_step=on_step)
+    approved = set(approve_plugins or ())
+    results = installer.install(plan, on_step=on_step, approve_plugin=lambda res, _info: res.id in approved)
     ctx.progress(total, total, "installed")
     return [{"id": r.id, "version": r.version, "path": str(r.path), "downloaded": r.transferred,
              "reused": r.reused} for r in results]

@@ -20,11 +20,22 @@ from zishu.errors import InstallPlanError, NotEnoughSpace, ZishuError
 from zishu.ids import split_request
 from zishu.sizes import byte_size
 
-from .versions import VersionStore
-
 
 class Catalog(Protocol):
     def resource(self, id: str) -> Resource: ...
+
+
+class Installed(Protocol):
+    """What is installed already (a ``VersionStore``; the catalog site passes one with nothing)."""
+
+    def versions(self, rid: str) -> list[str]: ...
+
+
+class NothingInstalled:
+    """A machine with nothing installed: the plan of a fresh install (the catalog site's view)."""
+
+    def versions(self, rid: str) -> list[str]:
+        return []
 
 
 @dataclass
@@ -97,7 +108,7 @@ def _best(resource: Resource, ranges: list[str], installed: list[str]) -> Versio
     return (stable or parsed)[0][1]
 
 
-def make_plan(catalog: Catalog, requests: list[str], registry: VersionStore, *, with_deps: bool = True) -> InstallPlan:
+def make_plan(catalog: Catalog, requests: list[str], registry: Installed, *, with_deps: bool = True) -> InstallPlan:
     """Resolve ``requests`` (and, unless ``with_deps`` is False, their requirements transitively)."""
     ranges: dict[str, list[str]] = {}
     wanted_by: dict[str, list[str]] = {}

@@ -25,6 +25,7 @@ from zishu.ids import VERSION_PATTERN, parse_id, parse_request
 from zishu.jobs import changes_since, records
 from zishu.jobs.events import changes
 from zishu.resources.library import Library
+from zishu.resources.overview import install_overview
 
 from .app import runtime
 from .streams import open_stream
@@ -119,6 +120,16 @@ def resource_detail(rid: str) -> dict:
     return {**runtime().catalog().detail(rid), "installed": _library().installed().get(rid, [])}
 
 
+@api.get("/catalog/plan")
+def catalog_plan():
+    """What installing ``?request=owner/name[@version]`` pulls and needs (the Install dialog)."""
+    wanted = request.args.get("request", "")
+    parse_request(wanted, exact=False)
+    rt = runtime()
+    return jsonify(install_overview(rt.catalog(), wanted.strip().lower(), rt.registry, rt.home,
+                                    system.summary(rt.home)))
+
+
 @api.post("/catalog/update")
 def catalog_update():
     client = runtime().catalog()
@@ -136,7 +147,13 @@ def install():
     if not isinstance(wanted, str) or not wanted.strip():
         raise UsageError('expected {"request": "owner/name[@version]"}')
     parse_request(wanted, exact=False)  # a version range after @ is the install plan's to read
-    job = runtime().jobs.submit("install", {"request": wanted.strip().lower()}, priority=priority_of(body))
+    params: dict = {"request": wanted.strip().lower()}
+    approved = body.get("approve_plugins", [])
+    if not isinstance(approved, list) or not all(isinstance(a, str) for a in approved):
+        raise UsageError('"approve_plugins" is a list of plugin ids the user approved')
+    if approved:
+        params["approve_plugins"] = [parse_id(a.lower()) for a in approved]
+    job = runtime().jobs.submit("install", params, priority=priority_of(body))
     return jsonify(job=job.as_dict()), 202
 
 

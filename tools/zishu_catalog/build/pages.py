@@ -20,9 +20,11 @@ from jinja2 import Environment, FileSystemLoader
 
 from zishu.catalog import KINDS, RESOURCE, Resource
 from zishu.catalog.markup import description_html
+from zishu.resources.budget import TIERS
 from zishu.sizes import byte_size, download_size
 
 from .index import Downloads
+from .needs import Needs, needs_of
 
 PAGE_SIZE = 100
 MAX_VERSIONS_SHOWN = 20
@@ -92,9 +94,11 @@ def _spec_rows(resource: Resource) -> list[tuple[str, list[str]]]:
     return [(key.replace("_", " ").capitalize(), _spec_text(value)) for key, value in spec.items() if key not in hidden]
 
 
-def resource_page(resource: Resource, downloads: Downloads, install: tuple[int, bool] | None = None) -> str:
+def resource_page(resource: Resource, downloads: Downloads, install: tuple[int, bool] | None = None,
+                  needs: Needs | None = None) -> str:
     """A resource's page; ``install`` is what installing it downloads with what it requires
-    (known bytes, whether exact), from its index entry."""
+    (known bytes, whether exact), from its index entry; ``needs`` the full download list and the
+    hardware budget (``needs.py``), shown when it pulls other resources or runs a model."""
     url = f"r/{resource.id}/"
     versions = sorted(resource.versions, key=lambda v: v.released, reverse=True)
     return _render(
@@ -108,6 +112,8 @@ def resource_page(resource: Resource, downloads: Downloads, install: tuple[int, 
         versions=versions[:MAX_VERSIONS_SHOWN],
         older=max(0, len(versions) - MAX_VERSIONS_SHOWN),
         install=install or (resource.latest.total_size, resource.latest.size_exact),
+        needs=needs if needs and (len(needs.downloads) > 1 or needs.budget.ram) else None,
+        tiers=TIERS,
     )
 
 
@@ -174,8 +180,10 @@ def site_pages(resources: dict[str, Resource], entries: list[dict], downloads: d
     for rid, res in resources.items():
         dl = downloads.get(rid, Downloads())
         install = installs.get(rid)
-        key = _key(RESOURCE.dump_json(res), [dl.total, dl.last_30_days], list(install or ()))
-        yield Page(f"r/{rid}/index.md", key, partial(resource_page, res, dl, install))
+        needs = needs_of(res, resources)
+        key = _key(RESOURCE.dump_json(res), [dl.total, dl.last_30_days], list(install or ()),
+                   needs.key() if needs else None)
+        yield Page(f"r/{rid}/index.md", key, partial(resource_page, res, dl, install, needs))
     yield from listing_pages("all", "All resources", entries)
     by_kind: dict[str, list[dict]] = defaultdict(list)
     by_tag: dict[str, list[dict]] = defaultdict(list)
