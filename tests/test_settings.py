@@ -22,7 +22,9 @@ def db(tmp_path):
 def test_nothing_stored_reads_as_the_defaults(db):
     assert settings.load() == settings.Settings()
     assert settings.load().model_dump() == {"plugins_disabled": [], "companion_models": {}, "companion_devices": {},
-                                            "companion_voice": {}, "catalog_url": "", "companion_turn_seconds": 120}
+                                            "companion_voice": {}, "catalog_url": "", "companion_turn_seconds": 120,
+                                            "local_api_enabled": False, "local_api_port": settings.LOCAL_API_PORT,
+                                            "local_api_origins": []}
 
 
 def test_a_change_is_validated_stored_under_the_old_keys_and_read_back(db):
@@ -139,7 +141,7 @@ def test_the_settings_api_refuses_each_bad_value_with_400_usage(server):
     assert unknown.status_code == 400
     assert unknown.json()["error"]["message"] == (
         "unknown settings: plugins_disabled (known: catalog_url, companion_models, companion_devices, companion_voice, "
-        "companion_turn_seconds)"
+        "companion_turn_seconds, local_api_enabled, local_api_port, local_api_origins)"
     )
     ok = put_settings(server, {"catalog_url": "https://example.org/c/"})
     assert ok.status_code == 200 and ok.json()["catalog_url"] == "https://example.org/c/"
