@@ -57,7 +57,7 @@ def test_the_libraries_are_there_and_the_engine_describes_itself():
     assert engine.unavailable() is None
     assert (engine.info.kind, engine.info.name) == ("image", "diffusers")
     assert engine.info.formats == ("diffusers", "safetensors", "ckpt")
-    assert engine.info.capabilities == {"lora", "gpu"}
+    assert engine.info.capabilities == {"lora", "gpu", "img2img", "inpaint", "controlnet"}
 
 
 @pytest.mark.parametrize("model", ["sd", "xl"])

@@ -16,7 +16,7 @@ HOOKS = sorted(name for name, fn in vars(hookspecs).items()
 
 
 def test_the_hook_list_is_what_the_host_calls():
-    assert "register_routes" in HOOKS and "on_job_end" in HOOKS and len(HOOKS) == 10
+    assert "register_routes" in HOOKS and "on_job_end" in HOOKS and "check_image" in HOOKS and len(HOOKS) == 11
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -23,6 +23,7 @@ def test_nothing_stored_reads_as_the_defaults(db):
     assert settings.load() == settings.Settings()
     assert settings.load().model_dump() == {"plugins_disabled": [], "companion_models": {}, "companion_devices": {},
                                             "companion_voice": {}, "catalog_url": "", "companion_turn_seconds": 120,
+                                            "studio_safe_mode": True, "studio_image_check": {},
                                             "local_api_enabled": False, "local_api_port": settings.LOCAL_API_PORT,
                                             "local_api_origins": []}
 
@@ -53,6 +54,12 @@ REJECTED = [  # field, value, what the message says
     ("companion_turn_seconds", 0, "companion_turn_seconds must be a whole number of seconds from 5 to 3600"),
     ("companion_turn_seconds", 1e9, "companion_turn_seconds must be a whole number of seconds"),
     ("companion_turn_seconds", True, "companion_turn_seconds must be a whole number of seconds"),
+    ("studio_safe_mode", "off", "studio_safe_mode must be true or false"),
+    ("studio_safe_mode", 0, "studio_safe_mode must be true or false"),
+    ("studio_image_check", {"path": "x.onnx"}, "studio_image_check must be {\"model\""),
+    ("studio_image_check", {"model": 3}, "model must be text"),
+    ("studio_image_check", {"threshold": 1}, "threshold must be a number between 0 and 1"),
+    ("studio_image_check", {"threshold": True}, "threshold must be a number between 0 and 1"),
 ]
 
 
@@ -141,7 +148,8 @@ def test_the_settings_api_refuses_each_bad_value_with_400_usage(server):
     assert unknown.status_code == 400
     assert unknown.json()["error"]["message"] == (
         "unknown settings: plugins_disabled (known: catalog_url, companion_models, companion_devices, companion_voice, "
-        "companion_turn_seconds, local_api_enabled, local_api_port, local_api_origins)"
+        "companion_turn_seconds, studio_safe_mode, studio_image_check, local_api_enabled, local_api_port, "
+        "local_api_origins)"
     )
     ok = put_settings(server, {"catalog_url": "https://example.org/c/"})
     assert ok.status_code == 200 and ok.json()["catalog_url"] == "https://example.org/c/"

@@ -48,6 +48,7 @@ engine that is missing or failed or the app at a capacity limit, 507 not enough 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -96,6 +97,12 @@ class ResourceNotAvailable(ZishuError):
     exit_status = 3
     http_status = 404  # nothing by that id is here: installing it makes the same request work
     summary = "the resource is not installed"
+
+    def __init__(self, message: str = "", *, install: str | Sequence[str] | None = None):
+        # several missing ids (a style's LoRAs): the message names them all, and the Install button the
+        # first; installing it gives the next error, naming the next
+        first = install if isinstance(install, str) or install is None else next(iter(install), None)
+        super().__init__(message, install=first)
 
 
 class ManifestError(ZishuError):

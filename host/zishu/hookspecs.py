@@ -72,3 +72,14 @@ def on_download_error(url: str, name: str, error: BaseException, will_retry: boo
 @hookspec
 def on_download_complete(name: str, path: str, sha256: str, size: int) -> None:
     """File ``name`` was verified and moved into place at ``path``."""
+
+
+@hookspec
+def check_image(image, context: dict) -> dict | None:
+    """Judge one picture the studio made, before it is shown: ``image`` is a ``PIL.Image.Image``;
+    ``context`` holds ``safe_mode`` (bool: the user's setting, forced on for all-ages characters),
+    ``prompt``, ``character`` (id or None), ``image_check_model`` (the path of the image classifier
+    the user installed or chose, or None) and ``image_check_threshold`` (a float or None). Return
+    None to say nothing, or ``{"blocked": bool, "reason": str, "scores": {label: float}}``. Any
+    plugin saying blocked blocks the picture (it is kept, blurred, with the reason); one that raises
+    is recorded and the others still judge."""

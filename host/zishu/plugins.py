@@ -2,9 +2,9 @@
 
 Internal plugins (``INTERNAL``) provide the core's defaults and are registered ``trylast``.
 Each entry point loads in its own try/except, and ``call_each`` calls a registration hook plugin
-by plugin: a plugin that fails to import or raises in a hook is recorded in ``errors`` (shown by
-``zishu plugins`` and the UI) and never takes the host down. ``ZISHU_LOAD_PLUGINS``
-(comma-separated names) is an allow-list; plugins the user disabled (a setting) are not loaded.
+by plugin (``collect`` also gathers their answers): a plugin that fails to import or raises in a
+hook is recorded in ``errors`` (shown by ``zishu plugins`` and the UI) and never takes the host down.
+``ZISHU_LOAD_PLUGINS`` (comma-separated names) is an allow-list; plugins the user disabled (a setting) are not loaded.
 """
 
 from __future__ import annotations
@@ -70,6 +70,27 @@ def call_each(hook_name: str, **kwargs) -> None:
             if errors.get(impl.plugin_name) != message:  # log once, not at every progress event
                 log.exception("plugin %s: %s", impl.plugin_name, message)
             errors[impl.plugin_name] = message
+
+
+def collect(hook_name: str, failed: dict[str, str] | None = None, **kwargs) -> list[tuple[str, object]]:
+    """Call one hook plugin by plugin, like ``call_each``, and return ``(plugin name, answer)`` for
+    each plugin that answered something other than None; a plugin that raises is recorded (and put
+    in ``failed``, plugin → message, when given) and left out."""
+    answers: list[tuple[str, object]] = []
+    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+        try:
+            answer = impl.function(**kwargs)
+        except Exception as e:
+            message = f"{hook_name} raised {type(e).__name__}: {e}"
+            if errors.get(impl.plugin_name) != message:
+                log.exception("plugin %s: %s", impl.plugin_name, message)
+            errors[impl.plugin_name] = message
+            if failed is not None:
+                failed[impl.plugin_name] = message
+            continue
+        if answer is not None:
+            answers.append((impl.plugin_name, answer))
+    return answers
 
 
 def describe() -> list[dict]:

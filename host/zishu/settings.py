@@ -17,6 +17,13 @@ key (the key names are the ones earlier versions wrote, so existing databases re
     companion_turn_seconds "companion.turn_seconds"
                                             the time budget of one companion turn or LLM completion
                                             (waiting for a busy model and generating), 5 to 3600 s
+    studio_safe_mode   "studio.safe_mode"   the studio's safe mode (on by default): the prompt filter and
+                                            the image check block explicit pictures; always on for
+                                            characters marked for all ages (``zishu.studio.safety``)
+    studio_image_check "studio.image_check" {"model", "threshold"}: the image classifier that checks
+                                            each picture (a catalog id or a path to an .onnx file;
+                                            {} = the first installed model of role image-check) and
+                                            the score from which a label blocks (0 < t < 1)
     local_api_enabled  "local_api.enabled"  whether ``zishu serve``/``zishu app`` also listen on the fixed
                                             port for other tools (the key: ``zishu.api_key``)
     local_api_port     "local_api.port"     that port, on 127.0.0.1 (default ``LOCAL_API_PORT``)
@@ -54,7 +61,8 @@ log = logging.getLogger(__name__)
 COMPANION_ROLES = ("llm", "asr", "vad", "embedding")
 KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "companion_models": "companion.models",
         "companion_devices": "companion.devices", "companion_voice": "companion.voice",
-        "companion_turn_seconds": "companion.turn_seconds", "local_api_enabled": "local_api.enabled",
+        "companion_turn_seconds": "companion.turn_seconds", "studio_safe_mode": "studio.safe_mode",
+        "studio_image_check": "studio.image_check", "local_api_enabled": "local_api.enabled",
         "local_api_port": "local_api.port", "local_api_origins": "local_api.origins"}
 # The local API's default port: none of the tools people run beside Zishu use it (Ollama 11434, LM Studio
 # 1234, KoboldCpp 5001, text-generation-webui 5000/7860, AUTOMATIC1111 7860, ComfyUI 8188, SillyTavern
@@ -79,6 +87,34 @@ class Settings(BaseModel):
     companion_voice: dict[str, str] = {}
     catalog_url: str = ""
     companion_turn_seconds: int = 120  # zishu.companion.limits.TURN_SECONDS
+    studio_safe_mode: bool = True
+    studio_image_check: dict[str, Any] = {}
+
+    @field_validator("studio_safe_mode", mode="before")
+    @classmethod
+    def _studio_safe_mode(cls, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError("studio_safe_mode must be true or false")
+        return value
+
+    @field_validator("studio_image_check", mode="before")
+    @classmethod
+    def _studio_image_check(cls, value: Any) -> dict[str, Any]:
+        hint = ('studio_image_check must be {"model": "owner/name or a path to an .onnx file", "threshold": 0.5} '
+                "(both optional), or {} for the first installed image-check model")
+        if not isinstance(value, dict) or set(value) - {"model", "threshold"}:
+            raise ValueError(hint)
+        model, threshold = value.get("model", ""), value.get("threshold")
+        if not isinstance(model, str):
+            raise ValueError(f"{hint}: model must be text")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not 0 < threshold < 1):
+            raise ValueError("studio_image_check: threshold must be a number between 0 and 1 (e.g. 0.5)")
+        checked: dict[str, Any] = {"model": model.strip()} if model.strip() else {}
+        if threshold is not None:
+            checked["threshold"] = float(threshold)
+        return checked
+
     local_api_enabled: bool = False
     local_api_port: int = LOCAL_API_PORT
     local_api_origins: list[str] = []

@@ -3,7 +3,8 @@
 This package owns the ``diffusers`` engine: what it says it loads (``EngineInfo``), whether it can run
 here, how much memory a pipeline needs (``memory``), loading a pipeline and its LoRAs from a diffusers
 folder or a single checkpoint file, offline (``pipeline``), and drawing with it (``draw``: the
-``image`` kind's ``draw(request, progress, cancelled)``). torch and diffusers are imported only when
+``image`` kind's ``draw(request, progress, cancelled)``), from a picture too (``control``: img2img,
+inpainting, ControlNet). torch and diffusers are imported only when
 a model is loaded, so the host starts fast and lists the engine without them.
 """
 
@@ -19,7 +20,7 @@ LIBRARIES = ("torch", "diffusers", "transformers", "peft", "accelerate", "safete
 
 class DiffusersEngine(Engine):
     info = EngineInfo(kind="image", name="diffusers", formats=("diffusers", "safetensors", "ckpt"),
-                      capabilities=frozenset({"lora", "gpu"}),
+                      capabilities=frozenset({"lora", "gpu", "img2img", "inpaint", "controlnet"}),
                       description="Stable Diffusion 1.5, 2.x/Turbo and XL with diffusers; LoRAs through peft.")
 
     def unavailable(self) -> str | None:

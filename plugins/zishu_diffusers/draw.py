@@ -17,6 +17,8 @@ from numbers import Real
 from zishu.engines import ImageRequest
 from zishu.errors import EngineError, JobCancelled, NotEnoughMemory
 
+from . import control
+
 MAX_BATCH = 8
 MAX_SIDE = 4096
 TILED_VAE_ABOVE = 1024 * 1024  # pixels; a GPU decodes bigger pictures in tiles
@@ -59,7 +61,7 @@ class Drawer:
             if self.device != "cpu":
                 self._tile_vae(request.width * request.height > TILED_VAE_ABOVE)
             try:
-                images = self.pipe(
+                images = control.pipeline(self, request)(  # control.py: img2img, inpaint, ControlNet (issue 15)
                     prompt=request.prompt, negative_prompt=request.negative_prompt or None,
                     width=request.width, height=request.height, num_inference_steps=request.steps,
                     guidance_scale=float(request.guidance), num_images_per_prompt=request.batch,
@@ -68,6 +70,7 @@ class Drawer:
             except torch.cuda.OutOfMemoryError as e:
                 raise NotEnoughMemory(f"{self.label} ran out of memory on {self.device} drawing {request.batch} × "
                                       f"{request.width}×{request.height}; draw fewer or smaller pictures") from e
+        images = control.finish(request, images)  # control.py: an inpainted picture's unmasked pixels kept
         for image, used in zip(images, seeds, strict=True):  # one image per seed
             image.info["seed"] = used
         return images
@@ -94,6 +97,7 @@ class Drawer:
             raise EngineError(f"ImageRequest.guidance must be a number ≥ 0, got {guidance!r}")
         if request.seed is not None and (not _is_int(request.seed) or not 0 <= request.seed <= 2**64 - request.batch):
             raise EngineError(f"ImageRequest.seed must be a whole number from 0 to 2**64 - batch, got {request.seed!r}")
+        control.check(request, self.label)  # control.py: the picture fields (issue 15 item 5)
 
     def _tile_vae(self, tiled: bool) -> None:
         vae = getattr(self.pipe, "vae", None)
@@ -107,6 +111,7 @@ class Drawer:
         import torch
 
         self.pipe = None
+        control.forget(self)  # control.py: the pipelines made from this one and its ControlNet
         gc.collect()
         if self.device != "cpu" and torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -95,6 +95,7 @@ Tag = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")]
 GitHubLogin = Annotated[str, Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Url = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)]
+StyleName = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")]
 
 
 class Strict(BaseModel):
@@ -207,16 +208,23 @@ class ImageStyle(Strict):
     lora_weight: Annotated[float, Field(ge=-4, le=4)] = 0.8
     prompt_prefix: str = ""
     negative_prompt: str = ""
+    style: StyleName | None = Field(None, description="The studio style the character is drawn in (anime, ...).")
 
 
 class Avatar(Strict):
     live2d: ResourceId | None = None
     image: FileName | None = Field(None, description="An image file of this version.")
+    sheet: dict[Annotated[str, Field(min_length=1, max_length=32)], FileName] = Field(
+        default_factory=dict, max_length=64,
+        description="Emotion name → an image file of this version, shown when the companion shows that emotion.",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Avatar:
         if (self.live2d is None) == (self.image is None):
             raise ValueError("avatar needs exactly one of 'live2d' or 'image'")
+        if self.sheet and self.image is None:
+            raise ValueError("avatar.sheet needs a picture avatar ('image'): it is for characters without Live2D")
         return self
 
 
@@ -236,6 +244,9 @@ class CharacterSpec(Strict):
     models: CharacterModels | None = None
     image_style: ImageStyle | None = None
     avatar: Avatar | None = None
+    audience: Literal["all-ages", "teen", "adult"] | None = Field(
+        None, description="Who the character is made for; 'all-ages' keeps the studio's safe mode on for it."
+    )
     extensions: dict[str, Any] = Field(
         default_factory=dict, description="Fields from other formats (e.g. SillyTavern cards) kept as they were."
     )
@@ -248,15 +259,54 @@ class Live2DSpec(Strict):
     motions: list[str] = Field(default_factory=list, description="Motion group names.")
 
 
+class StyleLora(Strict):
+    id: ResourceId
+    weight: Annotated[float, Field(ge=-4, le=4)] = 1.0
+
+
+def _template(value: str) -> str:
+    if "{prompt}" not in value:
+        raise ValueError("the prompt template must contain {prompt}, where the user's prompt goes")
+    return value
+
+
+class StylePreset(Strict):
+    """A studio style: how a prompt is drawn. The same fields serve a style YAML file and a LoRA's
+    ``spec.style``; what a field leaves out, the request (or the model's default) decides."""
+
+    name: StyleName | None = Field(None, description="Lowercase a-z, 0-9 and '-' (a LoRA's: its name by default).")
+    title: str | None = Field(None, min_length=1, max_length=60, description="The name the style picker shows.")
+    prompt: Annotated[str, AfterValidator(_template)] = Field(
+        "{prompt}", max_length=2000, description="The prompt template; {prompt} is replaced by the user's prompt.")
+    negative: str = Field("", max_length=2000, description="Joined to the user's negative prompt.")
+    loras: list[StyleLora] = Field(default_factory=list, max_length=8)
+    width: Annotated[int, Field(ge=64, le=4096, multiple_of=8)] | None = None
+    height: Annotated[int, Field(ge=64, le=4096, multiple_of=8)] | None = None
+    steps: Annotated[int, Field(ge=1, le=200)] | None = None
+    guidance: Annotated[float, Field(ge=0, le=30)] | None = None
+    scheduler: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 +_.-]{0,39}$")] | None = None
+
+
 class LoraSpec(Strict):
     target: Literal["llm", "image"]
     base_model: str = Field(min_length=1, description="Catalog id or family of the base model.")
     trigger_words: list[str] = Field(default_factory=list)
     recommended_weight: float | None = None
+    style: StylePreset | None = Field(None, description="A studio style that draws with this LoRA (image LoRAs).")
+
+    @model_validator(mode="after")
+    def _style_for_images(self) -> LoraSpec:
+        if self.style is not None and self.target != "image":
+            raise ValueError("spec.style: only an image LoRA (target: image) can carry a studio style")
+        return self
 
 
 ModelFormat = Literal["gguf", "funasr", "diffusers", "safetensors", "onnx", "ckpt", "pytorch", "other"]
-ModelRole = Literal["llm", "asr", "tts", "image", "embedding", "vad"]
+# image-check: an image classifier for the studio's safe mode (plugins/zishu_image_check)
+# controlnet: a ControlNet for an image model (base_model names its family; a tag "canny", "pose" or
+# "depth" says which control pictures it follows); upscale, background: post-processing models
+ModelRole = Literal["llm", "asr", "tts", "image", "embedding", "vad", "controlnet", "upscale", "background",
+                    "image-check"]
 
 
 class ModelSpec(Strict):
@@ -338,6 +388,8 @@ class CharacterResource(ResourceBase):
     def _files_exist(self) -> CharacterResource:
         if self.spec.avatar:
             self._each_version_has(self.spec.avatar.image, "spec.avatar.image")
+            for emotion, picture in self.spec.avatar.sheet.items():
+                self._each_version_has(picture, f"spec.avatar.sheet.{emotion}")
         if self.spec.voice:
             for audio in self.spec.voice.reference_audio.values():
                 self._each_version_has(audio, "spec.voice.reference_audio")

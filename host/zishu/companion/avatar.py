@@ -12,6 +12,9 @@
     Checks a whole calibration against the avatar (its expressions; its motion groups when it is a
     Live2D model) and stores it; returns the new info plus ``previous``, what it replaced (Undo).
 
+``sheet_file(registry, rid, emotion)``  the picture of ``rid``'s avatar sheet for ``emotion`` (an
+    expression sheet made in the studio: ``avatar.sheet`` maps emotions to pictures, and the
+    page shows the emotion's picture on each emotion event, the avatar's own picture otherwise).
 ``live2d_model(registry, id)``  the installed Live2D model: folder, entry file, expressions, motions.
 ``model_folder(registry, id)``  the folder model files are served from (only a Live2D model's).
 ``model_file(registry, id, file)``  one file of it to serve: never a symlink, never outside it.
@@ -31,7 +34,16 @@ from zishu.errors import NotFound, ResourceNotAvailable, UsageError
 
 from .brain import Character
 from .cubism_core import check_live2d
-from .expressions import calibration, canonical_emotions, effective_targets, emotion_map, emotion_tags, save_emotion_map
+from .expressions import (
+    calibration,
+    canonical_emotions,
+    effective_targets,
+    emotion_map,
+    emotion_tags,
+    save_emotion_map,
+    tag_key,
+)
+from .stream_text import canonical_emotion
 
 MAX_MODEL3_BYTES = 1024 * 1024  # a .model3.json is a few KB
 
@@ -102,6 +114,44 @@ def model_file(registry: Any, rid: str, file: str) -> Path:
     return path
 
 
+def sheet_emotion(emotion: Any) -> str:
+    """An emotion as the companion's emotion events name it (``event.name``): the canonical name of
+    a built-in emotion word (``开心`` → ``happy``), else the tag itself, trimmed and in lower case.
+    UsageError when it cannot be an emotion (empty, over 32 characters, brackets or slashes)."""
+    key = tag_key(emotion) if isinstance(emotion, str) else ""
+    if not key or len(key) > 32 or any(c in "[]【】［］()（）\r\n/\\" for c in key):
+        raise UsageError(f"{str(emotion)[:40]!r} is not an emotion name (1 to 32 characters, no brackets or slashes)")
+    return canonical_emotion(key) or key
+
+
+def sheet_pictures(character: Character) -> dict[str, str]:
+    """``character``'s avatar sheet: emotion (as events name it) → picture file, for a picture avatar."""
+    avatar = character.spec.avatar
+    out: dict[str, str] = {}
+    for emotion, file in (avatar.sheet.items() if avatar is not None and avatar.image else []):
+        try:
+            out.setdefault(sheet_emotion(emotion), file)
+        except UsageError:
+            continue  # a hand-written key that no event can carry
+    return out
+
+
+def sheet_file(registry: Any, rid: str, emotion: str) -> Path:
+    """The picture of ``rid``'s avatar sheet shown for ``emotion``; NotFound when there is none
+    (or it is a symbolic link, or outside the character's folder)."""
+    from zishu.resources.versions import file_inside
+
+    character = Character.installed(registry, rid)
+    try:
+        file = sheet_pictures(character).get(sheet_emotion(emotion))
+    except UsageError:
+        file = None
+    path = file_inside(character.folder, file) if file and character.folder else None
+    if path is None:
+        raise NotFound(f"{rid}'s avatar has no picture for {str(emotion)[:40]!r}")
+    return path
+
+
 def static_expressions(emotions: dict) -> list[str]:
     """What a static avatar can show: the canonical emotions and any expression the map names."""
     named = [t.expression for t in emotions.values() if t.expression]
@@ -117,7 +167,7 @@ def avatar_info(registry: Any, home: Path, rid: str) -> dict[str, Any]:
     owner, name = rid.split("/")
     info: dict[str, Any] = {"id": rid, "name": character.name, "initial": (character.name.strip() or "?")[0].upper(),
                             "kind": "placeholder", "model_url": None, "image_url": None, "live2d": None,
-                            "core": core, "moc": None, "why": ""}
+                            "core": core, "moc": None, "why": "", "sheet": {}}
     model, why = None, ""
     if spec_avatar and spec_avatar.live2d:
         info["live2d"] = spec_avatar.live2d
@@ -135,6 +185,10 @@ def avatar_info(registry: Any, home: Path, rid: str) -> dict[str, Any]:
     elif spec_avatar and spec_avatar.image:
         if character.folder and (character.folder / spec_avatar.image).is_file():
             info["image_url"] = f"/api/characters/{owner}/{name}/avatar?v={character.folder.name}"
+            info["sheet"] = {emotion: f"/api/avatar/{owner}/{name}/sheet/{quote(emotion, safe='')}"
+                                      f"?v={character.folder.name}"
+                             for emotion, file in sheet_pictures(character).items()
+                             if (character.folder / file).is_file()}
         else:
             why = f"{character.name}'s avatar image {spec_avatar.image} is missing from its folder"
     else:

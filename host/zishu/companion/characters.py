@@ -66,7 +66,7 @@ MAX_LISTED_GREETING = 500  # characters of the first greeting the list shows (an
 TOP_FIELDS = ("name", "summary", "tags")
 SPEC_FIELDS = (
     "persona", "scenario", "greetings", "example_dialogue", "creator_notes", "post_history_instructions",
-    "lorebook", "emotions", "voice", "llm", "models", "image_style", "avatar",
+    "lorebook", "emotions", "voice", "llm", "models", "image_style", "avatar", "audience",
 )  # fmt: skip
 FIELDS = TOP_FIELDS + SPEC_FIELDS
 
@@ -189,7 +189,7 @@ def create_character(runtime, fields: dict) -> str:
 
 
 def update_character(runtime, rid: str, fields: dict, *, picture: tuple[bytes, str] | None = None,
-                     keyless_lore: list[dict] | None = None) -> dict:
+                     keyless_lore: list[dict] | None = None, files: dict[str, bytes] | None = None) -> dict:
     """Save ``fields`` (the ones given; the rest stay) as a new version of ``rid``.
 
     ``picture``: an image's bytes and file name, saved with the version and made the avatar (in
@@ -197,20 +197,23 @@ def update_character(runtime, rid: str, fields: dict, *, picture: tuple[bytes, s
     ``derived_from`` it. Returns ``{"id", "version", "changed", "forked_from"}``; nothing is
     written when nothing changed. ``keyless_lore``: lorebook entries without keywords (card-book
     shaped ``{"index", "entry"}``) to keep beside the lorebook, where a constant one is injected.
+    ``files``: more files (name → bytes) saved with the version, such as an avatar sheet's pictures.
+    An avatar given with the same picture as before and no ``sheet`` keeps the sheet it had.
     """
     _check_fields(fields)
-    new_files = None
+    new_files = dict(files or {})
     if picture is not None:
         name = picture_name(*picture)
-        fields, new_files = {**fields, "avatar": {"image": name}}, {name: picture[0]}
+        fields, new_files = {**fields, "avatar": {"image": name}}, {**new_files, name: picture[0]}
     with _lock(runtime):
         old, folder = _newest(runtime, rid)
+        fields = _sheet_kept(old, fields)
         previous = old.model_dump(mode="json")
         current = folder.name  # the installed version (a catalog manifest lists others too)
         auto = old.summary == _auto_summary(old.name, old.spec.persona)
         if old.owner == LOCAL:
             version = str(semver.Version.parse(current).bump_patch())
-            edited = _carried(old, current, version, "Edited in Zishu.")
+            edited = _carried(old, current, version, "Edited in Zishu.", adds_files=bool(new_files))
             base = {**previous, "versions": [*previous["versions"], edited]}
             resource = _validated(_with_keyless(_apply(base, fields, auto_summary=auto), keyless_lore))
             if _same_content(old, resource):
@@ -225,7 +228,7 @@ def update_character(runtime, rid: str, fields: dict, *, picture: tuple[bytes, s
         spec["extensions"] = {**spec.get("extensions", {}), EXTENSION: {
             **(spec.get("extensions", {}).get(EXTENSION) or {}), "derived_from": f"{old.id}@{current}"}}
         base = {**previous, "id": f"{LOCAL}/{slug}",
-                "versions": [_carried(old, current, version, f"Edited from {old.id}.")]}
+                "versions": [_carried(old, current, version, f"Edited from {old.id}.", adds_files=bool(new_files))]}
         resource = _validated(_with_keyless(_apply(base, fields, auto_summary=auto), keyless_lore))
         _write_version(runtime, resource, version, copy_from=folder, record=_record(runtime, old.id, current),
                        new_files=new_files)
@@ -411,6 +414,16 @@ def _with_keyless(manifest: dict, keyless: list[dict] | None) -> dict:
     return manifest
 
 
+def _sheet_kept(old: CharacterResource, fields: dict) -> dict:
+    """``fields`` with the old avatar sheet carried over when they keep the same picture and say
+    nothing of a sheet (the editor sends ``{"image"}`` alone); a new picture drops the sheet."""
+    avatar, had = fields.get("avatar"), old.spec.avatar
+    if (isinstance(avatar, dict) and "sheet" not in avatar and had is not None and had.sheet
+            and avatar.get("image") == had.image and avatar.get("live2d") is None):
+        return {**fields, "avatar": {**avatar, "sheet": dict(had.sheet)}}
+    return fields
+
+
 def _auto_summary(name: str, persona: str) -> str:
     return summary_for({"name": name, "description": persona})
 
@@ -477,10 +490,13 @@ def _version_entry(version: str, *, files: list | None = None, requires: list | 
             "requires": requires or [], "notes": notes}
 
 
-def _carried(old: CharacterResource, installed: str, version: str, notes: str) -> dict:
-    """A new version entry with the files and requirements of ``old``'s ``installed`` version."""
+def _carried(old: CharacterResource, installed: str, version: str, notes: str, *, adds_files: bool = False) -> dict:
+    """A new version entry with the files and requirements of ``old``'s ``installed`` version. When
+    the new version ``adds_files`` made here (a picture, an avatar sheet), it lists none: the
+    carried entries name downloads that no longer describe the folder (the registry records it)."""
     latest = (old.version(installed) or old.latest).model_dump(mode="json")
-    return _version_entry(version, files=latest["files"], requires=latest["requires"], notes=notes)
+    return _version_entry(version, files=[] if adds_files else latest["files"], requires=latest["requires"],
+                          notes=notes)
 
 
 # ---- writing versions ------------------------------------------------------------------------
@@ -506,6 +522,9 @@ def _write_version(runtime, resource: CharacterResource, version: str, *, copy_f
         avatar = resource.spec.avatar
         if avatar and avatar.image and avatar.image not in files:
             raise UsageError(f"avatar.image: {avatar.image!r} is not a file of this character")
+        for emotion, picture in (avatar.sheet if avatar else {}).items():
+            if picture not in files:
+                raise UsageError(f"avatar.sheet.{emotion}: {picture!r} is not a file of this character")
         write_atomic(staging / MANIFEST, RESOURCE.dump_json(resource, indent=1).decode() + "\n")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

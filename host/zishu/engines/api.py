@@ -17,8 +17,10 @@ from typing import Any
 
 from zishu.errors import EngineError
 
-KINDS = ("llm", "asr", "tts", "image", "embedding", "vad")
-CAPABILITIES = ("streaming", "lora", "voices", "emotions", "languages", "gpu")
+KINDS = ("llm", "asr", "tts", "image", "embedding", "vad", "upscale", "background")
+# img2img, inpaint, controlnet: an image engine that draws from a start picture, repaints a masked part,
+# or follows a control picture (ImageRequest.init_image / mask_image / control_image)
+CAPABILITIES = ("streaming", "lora", "voices", "emotions", "languages", "gpu", "img2img", "inpaint", "controlnet")
 
 
 @dataclass(frozen=True)

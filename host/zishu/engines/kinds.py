@@ -14,6 +14,8 @@ Engines return objects with these methods (duck-typed; the Protocols below are t
                voices() -> list[str]
     image      draw(request, progress, cancelled) -> list[PIL.Image.Image]
     vad        speech(pcm) -> list[tuple[float, float]]           speech segments, in seconds
+    upscale    upscale(image, scale) -> PIL.Image.Image           ``scale`` times as wide and high
+    background remove_background(image) -> PIL.Image.Image        RGBA: the subject kept, the rest clear
 
 Audio crosses this boundary as 16-bit little-endian mono PCM ``bytes`` (what a WebSocket carries
 and a WAV file holds), with its sample rate; ASR input is 16 kHz.
@@ -164,6 +166,22 @@ class ImageRequest:
     seed: int | None = None
     batch: int = 1
     extra: dict = field(default_factory=dict, compare=False)  # engine-specific settings
+    # Drawing from a picture (engines with the "img2img", "inpaint" or "controlnet" capability).
+    # init_image: start from this picture (img2img); with mask_image, repaint only where the mask is
+    # white (inpaint). strength: how far from init_image to go, 0 (unchanged) to 1 (all new).
+    # control_image: a picture the drawing follows (ControlNet): for "canny" any picture (its edges are
+    # found), for "pose" and "depth" an OpenPose skeleton or a depth map, used as it is.
+    # control_model: the ControlNet to use (a ModelRef or a path), found by the host for the model's family.
+    init_image: Any = field(default=None, compare=False)  # PIL.Image.Image
+    mask_image: Any = field(default=None, compare=False)  # PIL.Image.Image, white = repaint
+    strength: float = 0.75
+    control_image: Any = field(default=None, compare=False)  # PIL.Image.Image
+    control_kind: str | None = None  # one of CONTROL_KINDS
+    control_scale: float = 1.0
+    control_model: Any = field(default=None, compare=False)  # ModelRef or path of a ControlNet
+
+
+CONTROL_KINDS = ("canny", "pose", "depth")
 
 
 class ImageGenerator(Protocol):
@@ -175,3 +193,14 @@ class ImageGenerator(Protocol):
 
 class VoiceActivity(Protocol):
     def speech(self, pcm: bytes) -> list[tuple[float, float]]: ...
+
+
+class Upscaler(Protocol):
+    def upscale(self, image: Any, scale: float | None = None) -> Any:
+        """``image`` (PIL) enlarged: by the model's own factor, or resized from it to ``scale`` times
+        the size when given."""
+
+
+class BackgroundRemover(Protocol):
+    def remove_background(self, image: Any) -> Any:
+        """``image`` (PIL) as RGBA with its background made transparent (the model's mask as alpha)."""

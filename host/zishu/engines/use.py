@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
 from zishu.errors import EngineError
 
 from .api import Engine, ModelRef
-from .kinds import ChatModel, EmbeddingModel, ImageGenerator, SpeechRecognizer, SpeechSynthesizer, VoiceActivity
+from .kinds import (
+    BackgroundRemover,
+    ChatModel,
+    EmbeddingModel,
+    ImageGenerator,
+    SpeechRecognizer,
+    SpeechSynthesizer,
+    Upscaler,
+    VoiceActivity,
+)
 from .resolve import Installed, resolve_model
 
 if TYPE_CHECKING:
@@ -104,6 +113,12 @@ def use(runtime: Host, kind: Literal["image"], model: str | None = ..., *, engin
 @overload
 def use(runtime: Host, kind: Literal["vad"], model: str | None = ..., *, engine: str | None = ...,
         adapters: Adapters = ..., device: str | None = ...) -> Ready[VoiceActivity]: ...
+@overload
+def use(runtime: Host, kind: Literal["upscale"], model: str | None = ..., *, engine: str | None = ...,
+        adapters: Adapters = ..., device: str | None = ...) -> Ready[Upscaler]: ...
+@overload
+def use(runtime: Host, kind: Literal["background"], model: str | None = ..., *, engine: str | None = ...,
+        adapters: Adapters = ..., device: str | None = ...) -> Ready[BackgroundRemover]: ...
 @overload
 def use(runtime: Host, kind: str, model: str | None = ..., *, engine: str | None = ...,
         adapters: Adapters = ..., device: str | None = ...) -> Ready[Any]: ...

@@ -290,13 +290,14 @@ def current_settings() -> dict:
             "catalog_used": rt.catalog().source, "home": str(rt.home), "queue": rt.jobs.description,
             "companion_models": chosen.companion_models, "companion_devices": chosen.companion_devices,
             "companion_voice": chosen.companion_voice, "companion_turn_seconds": chosen.companion_turn_seconds,
+            "studio_safe_mode": chosen.studio_safe_mode, "studio_image_check": chosen.studio_image_check,
             "local_api_enabled": chosen.local_api_enabled, "local_api_port": chosen.local_api_port,
             "local_api_origins": chosen.local_api_origins}
 
 
 # what PUT /api/settings changes (plugins have their own route)
 EDITABLE = ("catalog_url", "companion_models", "companion_devices", "companion_voice", "companion_turn_seconds",
-            "local_api_enabled", "local_api_port", "local_api_origins")
+            "studio_safe_mode", "studio_image_check", "local_api_enabled", "local_api_port", "local_api_origins")
 
 
 @api.put("/settings")

@@ -4,6 +4,7 @@
     PUT /api/avatar/<owner>/<name>/emotions        save the calibration {tag: {"expression", "motion"}}
     GET /avatar/core.js                            the Cubism Core from ZISHU_HOME/live2d/ (404 without)
     GET /avatar/models/<owner>/<name>/<path>       a file of the installed Live2D model owner/name
+    GET /api/avatar/<owner>/<name>/sheet/<emotion> the avatar sheet's picture for an emotion
     GET /characters/<owner>/<name>/expressions     the expression calibrator
 
 What the avatar shows and how a calibration is checked is ``zishu.companion.avatar``'s work. Ids
@@ -64,6 +65,11 @@ def core_js():
         return _not_found(f"the Live2D Cubism Core is not installed: run `zishu live2d core PATH_OR_URL` "
                           f"or put live2dcubismcore.min.js in {path.parent}")
     return send_file(path, mimetype="text/javascript", max_age=0)
+
+
+@avatar.get("/api/avatar/<owner>/<name>/sheet/<emotion>")
+def sheet_picture(owner: str, name: str, emotion: str):
+    return send_file(service.sheet_file(runtime().registry, _rid(owner, name), emotion), max_age=3600)
 
 
 @avatar.get("/avatar/models/<owner>/<name>/<path:file>")

@@ -14,6 +14,8 @@ def register_routes(register) -> None:
     from .engines import engines
     from .openai_api import openai_api
     from .pages import pages
+    from .safety import safety
+    from .styles import styles
 
     register(api)
     register(openai_api)
@@ -21,5 +23,7 @@ def register_routes(register) -> None:
     register(characters, nav=("Characters", "/characters"))
     register(avatar)
     register(engines)
+    register(safety)
+    register(styles)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
                          ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])

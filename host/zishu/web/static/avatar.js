@@ -4,7 +4,9 @@
 //   avatar.kind           "live2d" | "image" | "placeholder"
 //   avatar.expressions    the expression names it has
 //   avatar.express(name, emotion)  set an expression (null: back to the neutral face); a still avatar's badge
-//                                 shows ``emotion`` (else the name); resolves true when shown
+//                                 shows ``emotion`` (else the name); resolves true when shown. A picture
+//                                 avatar with a sheet (info.sheet: emotion → URL, made in the studio) shows
+//                                 the emotion's picture, and its own picture for an emotion the sheet lacks
 //   avatar.motion(group)  play a motion group once (Live2D; a static avatar just nods)
 //   avatar.mouth(v)       open the mouth, 0..1 (call it every frame while speaking: see mouthLevel)
 //   avatar.destroy()
@@ -15,7 +17,8 @@
 // build. If any of that fails (no core, no WebGL), or the running core cannot show this model (a 3.x
 // core; a model whose .moc3 format is newer than the core reads), the static avatar is shown with the
 // reason ("this model needs a Cubism 5 core; yours is 4.1").
-// The element gets data-avatar (the kind) and data-expression (the current expression, or "").
+// The element gets data-avatar (the kind), data-expression (the current expression, or "") and, for a
+// picture avatar with a sheet, data-picture (the emotion whose picture is shown, or "").
 
 const VENDOR = "/static/vendor/";
 const LIVE2D_SCRIPTS = ["/avatar/core.js", `${VENDOR}pixi.min.js`, `${VENDOR}unsafe-eval.min.js`, `${VENDOR}cubism4.min.js`];
@@ -254,12 +257,15 @@ async function mountLive2D(element, info) {
 function mountStatic(element, info, kind) {
   const box = node("div", "avatar-static");
   const figure = node("div", "avatar-figure");
+  let img = null;
+  const sheet = kind === "image" ? { ...(info.sheet || {}) } : {};
   if (kind === "image") {
-    const img = node("img", "avatar-image");
+    img = node("img", "avatar-image");
     img.src = info.image_url;
     img.alt = info.name || "";
     img.dataset.testid = "avatar-image";
     figure.append(img);
+    for (const url of Object.values(sheet)) new Image().src = url; // switch without a blank frame
   } else {
     const initial = node("span", "avatar-initial", info.initial || "?");
     initial.dataset.testid = "avatar-initial";
@@ -281,6 +287,13 @@ function mountStatic(element, info, kind) {
     figure.classList.add(className);
   };
   figure.addEventListener("animationend", () => figure.classList.remove("avatar-nod", "avatar-bump"));
+  // the sheet's picture for an emotion (its name as the events carry it, else the expression's name)
+  const showPicture = (emotion, name) => {
+    if (!img || !Object.keys(sheet).length) return;
+    const key = [emotion, name].map((k) => String(k || "").trim().toLowerCase()).find((k) => k && sheet[k]);
+    img.src = key ? sheet[key] : info.image_url;
+    element.dataset.picture = key || "";
+  };
 
   return {
     kind,
@@ -290,6 +303,7 @@ function mountStatic(element, info, kind) {
     // badge names the expression itself (the calibrator's previews)
     async express(name, emotion) {
       element.dataset.expression = name || "";
+      showPicture(emotion, name);
       if (!name) {
         badge.hidden = true;
         badge.textContent = "";
@@ -350,6 +364,7 @@ export async function mountAvatar(element, info) {
     element.replaceChildren();
     delete element.dataset.avatar;
     delete element.dataset.expression;
+    delete element.dataset.picture;
     element.zishuAvatar = null;
   };
   element.zishuAvatar = avatar;

@@ -142,6 +142,7 @@ function fill(c) {
   form.elements.style_negative.value = style.negative_prompt || "";
   setPick(form.elements.style_lora, style.lora);
   form.elements.style_lora_weight.value = String(style.lora_weight ?? 0.8);
+  form.elements.audience.value = (c && c.audience) || "";
   const avatar = (c && c.avatar) || {};
   const kind = avatar.live2d ? "live2d" : avatar.image ? "image" : "";
   form.querySelector(`input[name="avatar_kind"][value="${kind}"]`).checked = true;
@@ -215,9 +216,11 @@ function collect() {
     if (id) models[role] = id;
   }
   fields.models = Object.keys(models).length ? models : null;
+  const kept = (character && character.image_style && character.image_style.style) || null; // the studio style
   const style = { prompt_prefix: form.elements.style_prefix.value, negative_prompt: form.elements.style_negative.value,
-    lora: form.elements.style_lora.value || null, lora_weight: weight("style_lora_weight", 0.8) };
-  fields.image_style = style.prompt_prefix || style.negative_prompt || style.lora ? style : null;
+    lora: form.elements.style_lora.value || null, lora_weight: weight("style_lora_weight", 0.8), style: kept };
+  fields.image_style = style.prompt_prefix || style.negative_prompt || style.lora || style.style ? style : null;
+  fields.audience = form.elements.audience.value || null;
   const kind = avatarKind();
   const had = (character && character.avatar) || {};
   if (kind === "live2d") {

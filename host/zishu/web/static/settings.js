@@ -1,6 +1,6 @@
 // Settings: save the catalog URL; the companion's default models per role, their devices, the default
-// voice and a turn's time budget; the local API (switch, port, key to copy or rotate, origins); show this
-// computer's hardware.
+// voice and a turn's time budget; the studio's safe mode, image classifier and prompt-filter word lists;
+// the local API (switch, port, key to copy or rotate, origins); show this computer's hardware.
 import { $, api, el, formatBytes, reportError, toast } from "./app.js";
 
 const form = $("settings-form");
@@ -93,6 +93,68 @@ companion.addEventListener("submit", async (event) => {
   }
 });
 
+const safety = $("safety-settings");
+const words = $("word-list-form");
+
+async function loadSafety() {
+  const state = await api("/api/studio/safety");
+  const status = $("image-check-status");
+  status.textContent = state.image_check.message;
+  status.className = `banner ${state.image_check.installed ? "info" : "warning"}`;
+  status.hidden = false;
+  const lang = words.elements.lang;
+  const chosen = lang.value || "en";
+  lang.replaceChildren(...state.languages.map((code) => el("option", { value: code }, code)));
+  lang.value = state.languages.includes(chosen) ? chosen : state.languages[0];
+  await loadWords();
+}
+
+function showWords(list) {
+  words.elements.text.value = list.user;
+  $("word-list-builtin").textContent = list.builtin;
+  $("word-list-count").textContent = `${list.entries.length} entries apply`;
+}
+
+async function loadWords() {
+  showWords(await api(`/api/studio/filters/${encodeURIComponent(words.elements.lang.value)}`));
+}
+
+safety.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const save = $("save-safety-settings");
+  save.disabled = true;
+  try {
+    const model = safety.elements.image_check_model.value.trim();
+    const threshold = safety.elements.image_check_threshold.value;
+    await api("/api/settings", { method: "PUT", body: { studio_safe_mode: safety.elements.safe_mode.checked,
+      studio_image_check: { ...(model ? { model } : {}), ...(threshold ? { threshold: Number(threshold) } : {}) } } });
+    await loadSafety();
+    toast("Safety settings saved.", "success");
+  } catch (error) {
+    reportError(error);
+  } finally {
+    save.disabled = false;
+  }
+});
+
+words.elements.lang.addEventListener("change", () => loadWords().catch(reportError));
+
+words.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const save = $("save-word-list");
+  save.disabled = true;
+  try {
+    const lang = words.elements.lang.value;
+    showWords(await api(`/api/studio/filters/${encodeURIComponent(lang)}`,
+      { method: "PUT", body: { text: words.elements.text.value } }));
+    toast(`Word list ${lang} saved.`, "success");
+  } catch (error) {
+    reportError(error);
+  } finally {
+    save.disabled = false;
+  }
+});
+
 const localApi = $("local-api-settings");
 
 function showLocalApi(state) {
@@ -173,4 +235,5 @@ async function hardware() {
 
 hardware();
 loadChoices().catch(reportError);
+loadSafety().catch(reportError);
 api("/api/local-api").then(showLocalApi).catch(reportError);
