@@ -24,7 +24,9 @@ def test_nothing_stored_reads_as_the_defaults(db):
     assert settings.load().model_dump() == {"plugins_disabled": [], "companion_models": {}, "companion_devices": {},
                                             "companion_voice": {}, "catalog_url": "", "companion_turn_seconds": 120,
                                             "studio_safe_mode": True, "studio_image_check": {},
-                                            "studio_model": ""}
+                                            "local_api_enabled": False, "local_api_port": settings.LOCAL_API_PORT,
+                                            "local_api_origins": [], "studio_model": ""}
+
 
 
 def test_the_studio_model_is_a_trimmed_id_or_path(db):
@@ -153,7 +155,8 @@ def test_the_settings_api_refuses_each_bad_value_with_400_usage(server):
     assert unknown.status_code == 400
     assert unknown.json()["error"]["message"] == (
         "unknown settings: plugins_disabled (known: catalog_url, companion_models, companion_devices, companion_voice, "
-        "companion_turn_seconds, studio_safe_mode, studio_image_check)"
+        "companion_turn_seconds, studio_safe_mode, studio_image_check, local_api_enabled, local_api_port, "
+        "local_api_origins)"
     )
     ok = put_settings(server, {"catalog_url": "https://example.org/c/"})
     assert ok.status_code == 200 and ok.json()["catalog_url"] == "https://example.org/c/"

@@ -58,6 +58,7 @@ class LazyGroup(click.Group):
         "live2d": "zishu.commands.live2d:live2d_command",
         "publish": "zishu.commands.publish:publish_command",
         "pack": "zishu.commands.pack:pack_command",
+        "mcp": "zishu.commands.mcp:mcp_command",
     },
     epilog=EXIT_CODES_HELP,
     invoke_without_command=True,

@@ -27,6 +27,11 @@ key (the key names are the ones earlier versions wrote, so existing databases re
                                             each picture (a catalog id or a path to an .onnx file;
                                             {} = the first installed model of role image-check) and
                                             the score from which a label blocks (0 < t < 1)
+    local_api_enabled  "local_api.enabled"  whether ``zishu serve``/``zishu app`` also listen on the fixed
+                                            port for other tools (the key: ``zishu.api_key``)
+    local_api_port     "local_api.port"     that port, on 127.0.0.1 (default ``LOCAL_API_PORT``)
+    local_api_origins  "local_api.origins"  browser origins allowed to call it (CORS), e.g.
+                                            "http://127.0.0.1:8000" for SillyTavern
     emotion map        "avatar.emotions.<character id>"
                                             the expression calibration of one character (tag →
                                             {"expression", "motion"}); checked against the avatar
@@ -60,8 +65,15 @@ COMPANION_ROLES = ("llm", "asr", "vad", "embedding")
 KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "companion_models": "companion.models",
         "companion_devices": "companion.devices", "companion_voice": "companion.voice",
         "companion_turn_seconds": "companion.turn_seconds", "studio_safe_mode": "studio.safe_mode",
-        "studio_image_check": "studio.image_check",
-        "studio_model": "studio.model"}
+        "studio_image_check": "studio.image_check", "studio_model": "studio.model",
+        "local_api_enabled": "local_api.enabled",
+        "local_api_port": "local_api.port", "local_api_origins": "local_api.origins"}
+# The local API's default port: none of the tools people run beside Zishu use it (Ollama 11434, LM Studio
+# 1234, KoboldCpp 5001, text-generation-webui 5000/7860, AUTOMATIC1111 7860, ComfyUI 8188, SillyTavern
+# 8000, Open WebUI and LocalAI 8080, GPT-SoVITS 9880), and it is below the ports operating systems hand
+# out to outgoing connections (Linux 32768-60999, Windows and macOS 49152-65535), so it is free at start.
+LOCAL_API_PORT = 29175
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 EMOTION_MAP_PREFIX = "avatar.emotions."
 _URL = re.compile(r"^(https?|file)://\S+$")
 _VOICE_ID = re.compile(ID_PATTERN)
@@ -115,6 +127,36 @@ class Settings(BaseModel):
         if not isinstance(value, str) or len(value) > 1000:
             raise ValueError("studio_model must be a catalog id (owner/name[@version]) or a path, or empty")
         return value.strip()
+
+    local_api_enabled: bool = False
+    local_api_port: int = LOCAL_API_PORT
+    local_api_origins: list[str] = []
+
+    @field_validator("local_api_enabled", mode="before")
+    @classmethod
+    def _local_api_enabled(cls, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError("local_api_enabled must be true or false")
+        return value
+
+    @field_validator("local_api_port", mode="before")
+    @classmethod
+    def _local_api_port(cls, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= 65535:
+            raise ValueError("local_api_port must be a whole number from 1024 to 65535")
+        return value
+
+    @field_validator("local_api_origins", mode="before")
+    @classmethod
+    def _local_api_origins(cls, value: Any) -> list[str]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError('local_api_origins must be a list of origins, e.g. ["http://127.0.0.1:8000"]')
+        origins = [v.strip().rstrip("/") for v in value if v.strip()]
+        for origin in origins:
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"local_api_origins: {origin!r} is not an origin (scheme://host[:port], "
+                                 "no path), e.g. http://127.0.0.1:8000")
+        return list(dict.fromkeys(origins))
 
     @field_validator("companion_turn_seconds", mode="before")
     @classmethod

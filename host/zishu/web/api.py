@@ -307,18 +307,48 @@ def current_settings() -> dict:
             "catalog_used": rt.catalog().source, "home": str(rt.home), "queue": rt.jobs.description,
             "companion_models": chosen.companion_models, "companion_devices": chosen.companion_devices,
             "companion_voice": chosen.companion_voice, "companion_turn_seconds": chosen.companion_turn_seconds,
-            "studio_safe_mode": chosen.studio_safe_mode, "studio_image_check": chosen.studio_image_check}
+            "studio_safe_mode": chosen.studio_safe_mode, "studio_image_check": chosen.studio_image_check,
+            "local_api_enabled": chosen.local_api_enabled, "local_api_port": chosen.local_api_port,
+            "local_api_origins": chosen.local_api_origins}
 
 
 # what PUT /api/settings changes (plugins have their own route)
 EDITABLE = ("catalog_url", "companion_models", "companion_devices", "companion_voice", "companion_turn_seconds",
-            "studio_safe_mode", "studio_image_check")
+            "studio_safe_mode", "studio_image_check", "local_api_enabled", "local_api_port", "local_api_origins")
 
 
 @api.put("/settings")
 def change_settings():
-    user_settings.change(_body(), allowed=EDITABLE)
+    chosen = user_settings.change(_body(), allowed=EDITABLE)
+    current_app.config["ZISHU_API"].origins = set(chosen.local_api_origins)  # origins apply at once
     return settings()
+
+
+# -- the local API for other tools (Settings, "Local API") ------------------------------------------
+
+
+@api.get("/local-api")
+def local_api():
+    """The local API's state for Settings: its key (to see and copy), where the key is kept, the
+    port and origins chosen, where it listens now, and whether a restart is needed to apply them."""
+    from zishu import api_key
+
+    chosen = user_settings.load()
+    listening = current_app.config.get("ZISHU_API_URL")
+    wanted = f"http://127.0.0.1:{chosen.local_api_port}" if chosen.local_api_enabled else None
+    return jsonify(enabled=chosen.local_api_enabled, port=chosen.local_api_port, origins=chosen.local_api_origins,
+                   key=api_key.api_key(runtime().home), key_kept_in=api_key.where(runtime().home),
+                   listening=listening, error=current_app.config.get("ZISHU_API_ERROR"),
+                   restart_needed=listening != wanted)
+
+
+@api.post("/local-api/key")
+def rotate_local_api_key():
+    """A new API key; the old one is refused from this moment on."""
+    from zishu import api_key
+
+    current_app.config["ZISHU_API"].key = api_key.rotate(runtime().home)
+    return local_api()
 
 
 @api.get("/system")

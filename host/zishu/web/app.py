@@ -30,7 +30,7 @@ from zishu import __version__, plugins
 from zishu.errors import ZishuError
 from zishu.runtime import Runtime
 
-from .security import protect
+from .security import ApiAccess, protect
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +107,15 @@ class _BoundedRequest(Request):
         return get_input_stream(self.environ, max_content_length=most)
 
 
-def create_app(runtime: Runtime, secret: str | None = None, host: str | None = None) -> Flask:
+def create_app(runtime: Runtime, secret: str | None = None, host: str | None = None,
+               api: ApiAccess | None = None) -> Flask:
     """``host``: this launch's own ``*.localhost`` name, where the window's cookie lives (one is made up
-    when not given; see zishu.web.security)."""
+    when not given; see zishu.web.security). ``api``: the key and origins of the local API listener."""
     app = Flask(__name__)
     app.request_class = _BoundedRequest
     app.config["ZISHU_RUNTIME"] = runtime
     app.json = _TextAsItself(app)
-    protect(app, secret or secrets.token_urlsafe(32), host=host)
+    protect(app, secret or secrets.token_urlsafe(32), host=host, api=api)
     links: list[tuple[str, str]] = []
 
     def register(blueprint: Blueprint, nav=None) -> None:
@@ -163,7 +164,8 @@ def create_app(runtime: Runtime, secret: str | None = None, host: str | None = N
 
 
 def _wants_json() -> bool:
-    return request.path.startswith(("/api/", "/v1/")) or request.accept_mimetypes.best == "application/json"
+    tool = request.path.startswith(("/api/", "/v1/", "/sdapi/", "/mcp"))
+    return tool or request.accept_mimetypes.best == "application/json"
 
 
 def runtime() -> Runtime:

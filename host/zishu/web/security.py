@@ -19,12 +19,26 @@ Checks, in order, each answering 403 with a JSON body that says which one failed
    POST, so another site's form can never act with the user's cookie.
 
 Request bodies are limited by Flask's ``MAX_CONTENT_LENGTH`` (413 above it).
+
+The local API listener (Settings, "Local API": a fixed port for other tools, ``server.py``) runs
+the same app with ``API_LISTENER`` set in each request's environ, and checks instead
+(``check_tool_request``):
+
+1. the Host header, as above;
+2. the path is one meant for tools (``TOOL_PATHS``: /v1, /sdapi, /mcp, /api/openapi.json,
+   /api/health), else 404: the app's pages and its own /api never answer on that port;
+3. a request with an Origin (a browser tool such as SillyTavern) comes from one of the allowed
+   origins, else 403 with no CORS headers; a CORS preflight (OPTIONS) from an allowed origin is
+   answered 204 with the CORS headers, before the key is asked for (browsers send none on it);
+4. ``Authorization: Bearer <API key>`` (``zishu.api_key``), else 401. Nothing else is accepted
+   there: not the window's secret, not its cookie, not ``X-Zishu-Token``.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, jsonify, redirect, request
@@ -35,6 +49,21 @@ HEADER = "X-Zishu-Token"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 FOREIGN_SITES = {"cross-site", "same-site"}  # Sec-Fetch-Site values of requests another page made
+API_LISTENER = "zishu.api_listener"  # environ key the local API listener sets on its requests
+TOOL_PATHS = ("/v1/", "/sdapi/", "/mcp/", "/api/openapi.json", "/api/health")
+CORS_HEADERS = "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID"
+CORS_EXPOSED = "Mcp-Session-Id, X-Zishu-Note"
+
+
+@dataclass
+class ApiAccess:
+    """What the local API listener accepts: its key (replaced on rotation) and the allowed origins."""
+
+    key: str
+    origins: set[str] = field(default_factory=set)
+
+    def allows(self, origin: str | None) -> bool:
+        return origin is not None and origin.lower().rstrip("/") in {o.lower() for o in self.origins}
 
 
 def launch_host() -> str:
@@ -63,7 +92,58 @@ def _same(a: str | None, b: str) -> bool:
     return a is not None and hmac.compare_digest(a.encode(), b.encode())
 
 
+def is_tool_path(path: str) -> bool:
+    return path.startswith(TOOL_PATHS) or path == "/mcp"
+
+
+def check_tool_request() -> BaseResponse | None:
+    """The local API listener's checks (see the module docstring)."""
+    host = _host_name(request.host.lower())
+    if host not in LOCAL_HOSTS:
+        return _forbidden("FORBIDDEN_HOST", f"Host {request.host!r} is not this machine; use http://127.0.0.1")
+    if not is_tool_path(request.path):
+        response = jsonify(error={"code": "NOT_FOUND", "message": f"{request.path} is not on the local API port, "
+                                  "which serves /v1, /sdapi, /mcp and /api/openapi.json; the app is on its own port"})
+        response.status_code = 404
+        return response
+    access: ApiAccess = current_app.config["ZISHU_API"]
+    origin = request.headers.get("Origin")
+    if origin is not None and not access.allows(origin):
+        return _forbidden("FORBIDDEN_ORIGIN", f"origin {origin!r} is not allowed: add it under Settings, Local API, "
+                          "Allowed origins")
+    if request.method == "OPTIONS" and origin is not None and "Access-Control-Request-Method" in request.headers:
+        return Response(status=204)  # the preflight: add_headers gives it the CORS headers
+    bearer = request.headers.get("Authorization", "")
+    key = bearer.removeprefix("Bearer ").strip() if bearer.startswith("Bearer ") else None
+    if not _same(key, access.key):
+        what = "a wrong API key" if key else "no API key"
+        response = jsonify(error={"code": "INVALID_API_KEY", "type": "authentication_error", "param": None,
+                                  "message": f"request with {what}: send Authorization: Bearer <key>, the key "
+                                  "shown in Zishu's Settings, Local API"})
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="zishu"'
+        return response
+    return None
+
+
+def _cors(response: Response) -> None:
+    """CORS headers for an allowed origin on the local API listener; none for any other."""
+    access: ApiAccess | None = current_app.config.get("ZISHU_API")
+    origin = request.headers.get("Origin")
+    response.vary.add("Origin")
+    if access is None or not access.allows(origin):
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin or ""
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
+
+
 def check_request() -> BaseResponse | None:
+    if request.environ.get(API_LISTENER):
+        return check_tool_request()
     secret = current_app.config["ZISHU_SECRET"]
     own_host = current_app.config["ZISHU_HOST"]
     host = _host_name(request.host.lower())
@@ -110,6 +190,8 @@ def _set_cookie_and_clean_url(secret: str) -> BaseResponse:
 
 
 def add_headers(response: Response) -> Response:
+    if request.environ.get(API_LISTENER):
+        _cors(response)
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data: blob: https: http://127.0.0.1:* http://localhost:*; "
@@ -122,8 +204,11 @@ def add_headers(response: Response) -> Response:
     return response
 
 
-def protect(app: Flask, secret: str, max_body: int = 1024 * 1024, host: str | None = None) -> None:
+def protect(app: Flask, secret: str, max_body: int = 1024 * 1024, host: str | None = None,
+            api: ApiAccess | None = None) -> None:
+    """``api``: what the local API listener accepts (None: nothing, it does not run)."""
     app.config["ZISHU_SECRET"] = secret
+    app.config["ZISHU_API"] = api or ApiAccess(key=secrets.token_urlsafe(32))
     app.config["ZISHU_HOST"] = host or launch_host()
     app.config["MAX_CONTENT_LENGTH"] = max_body
     app.before_request(check_request)

@@ -13,6 +13,13 @@ resolve that name to [::1] before 127.0.0.1, so the server listens on the same p
 requests. While it runs, ``ZISHU_HOME/app.json`` (readable by the user only) tells ``zishu open``
 where to find it, and ``show_in_window`` asks its window to show a page.
 
+The local API (Settings, "Local API", off until the user turns it on) is a second listener of the
+same app on a fixed port (and [::1] at that port): ``zishu.web.security`` lets that listener serve
+only the routes meant for tools, behind the API key and the allowed origins, while the window's
+listener keeps its per-launch port, secret and cookie. One app, so /v1 and /mcp on the fixed port
+share the window's companions, model cache and jobs; two listeners, so the window's port never
+accepts the key and the key's port never serves the window's pages or its cookie.
+
 Holding load (every client is local, so the limits are sized for one user's windows and tools,
 not for the internet):
 
@@ -45,7 +52,7 @@ from zishu.files import write_atomic
 from zishu.runtime import Runtime
 
 from .app import create_app
-from .security import launch_host
+from .security import API_LISTENER, ApiAccess, launch_host
 from .streams import STREAM_LIMIT
 
 log = logging.getLogger(__name__)
@@ -91,11 +98,15 @@ class _Server(wsgi.Server):
 class AppServer:
     def __init__(self, runtime: Runtime, *, port: int = 0, secret: str | None = None, threads: int = THREADS,
                  idle_timeout: int = IDLE_TIMEOUT, headers_timeout: int = HEADERS_TIMEOUT,
-                 stream_limit: int | None = None) -> None:
+                 stream_limit: int | None = None, api: ApiAccess | None = None, api_port: int | None = None) -> None:
+        """``api`` and ``api_port``: run the local API listener on that fixed port with that key and origins."""
         self.runtime = runtime
         self.secret = secret or secrets.token_urlsafe(32)
         self.host = launch_host()
-        self.app = create_app(runtime, self.secret, self.host)
+        self.app = create_app(runtime, self.secret, self.host, api=api)
+        self.api_port = api_port if api is not None else None
+        self.api_servers: list[_Server] = []
+        self.api_error: str | None = None
         self.app.config["ZISHU_STREAM_LIMIT"] = stream_limit or max(1, min(STREAM_LIMIT, threads // 2))
         self._numthreads, self._idle_timeout, self._headers_timeout = threads, idle_timeout, headers_timeout
         self.server = self._listener("127.0.0.1", port)
@@ -103,10 +114,11 @@ class AppServer:
         self.port = port
         self._threads: list[threading.Thread] = []
 
-    def _listener(self, address: str, port: int) -> _Server:
+    def _listener(self, address: str, port: int, *, tools: bool = False) -> _Server:
         """One listening socket of the app (127.0.0.1, and [::1] at the same port), each with its own
-        workers, the long backlog and the short idle and header timeouts."""
-        server = _Server((address, port), self.app, numthreads=self._numthreads, server_name="zishu",
+        workers, the long backlog and the short idle and header timeouts. ``tools``: the local API's."""
+        app = _marked_as_api(self.app) if tools else self.app
+        server = _Server((address, port), app, numthreads=self._numthreads, server_name="zishu",
                          shutdown_timeout=2, request_queue_size=BACKLOG, timeout=self._idle_timeout)
         server.headers_timeout = self._headers_timeout
         server.keep_alive_conn_limit = BACKLOG  # (not 10: new connections wait there too, until idle_timeout)
@@ -135,14 +147,44 @@ class AppServer:
                 break
             self.server.stop()  # [::1] of this port is someone else's: take another port
             self.server = self._listener("127.0.0.1", 0)
-        for name, server in (("zishu-server", self.server), ("zishu-server-ipv6", self.ipv6)):
+        self._start_api()
+        self.app.config["ZISHU_API_URL"], self.app.config["ZISHU_API_ERROR"] = self.api_url, self.api_error
+        named = [("zishu-server", self.server), ("zishu-server-ipv6", self.ipv6),
+                 *((f"zishu-api-{i}", s) for i, s in enumerate(self.api_servers))]
+        for name, server in named:
             if server is not None:
                 thread = threading.Thread(target=server.serve, name=name, daemon=True)
                 thread.start()
                 self._threads.append(thread)
         write_atomic(self.runtime.home / RUNTIME_FILE,
-                     json.dumps({"url": self.url, "pid": os.getpid(), "secret": self.secret}))
+                     json.dumps({"url": self.url, "pid": os.getpid(), "secret": self.secret,
+                                 "api_url": self.api_url}))
         return self
+
+    @property
+    def api_url(self) -> str | None:
+        """The local API's base URL when its listener runs."""
+        return f"http://127.0.0.1:{self.api_port}" if self.api_servers else None
+
+    def _start_api(self) -> None:
+        """Bind the local API's fixed port (127.0.0.1, and [::1] where free); a port in use is
+        reported (``api_error``, Settings shows it), not fatal: the window still opens."""
+        if self.api_port is None:
+            return
+        server = self._listener("127.0.0.1", self.api_port, tools=True)
+        try:
+            server.prepare()
+        except OSError as e:
+            self.api_error = f"port {self.api_port} could not be opened ({e}); choose another in Settings"
+            log.error("local API not started: %s", self.api_error)
+            return
+        self.api_servers.append(server)
+        ipv6 = self._listener("::1", self.api_port, tools=True)
+        try:
+            ipv6.prepare()
+            self.api_servers.append(ipv6)
+        except OSError as e:
+            log.info("local API not on [::1] (%s)", e)
 
     def _hold_ipv6(self) -> bool:
         """Listen on [::1] at our port too; False when another program already does."""
@@ -162,12 +204,25 @@ class AppServer:
         self.server.stop()
         if self.ipv6 is not None:
             self.ipv6.stop()
+        for server in self.api_servers:
+            server.stop()
         try:
             info = json.loads((self.runtime.home / RUNTIME_FILE).read_text())
             if info.get("pid") == os.getpid():
                 (self.runtime.home / RUNTIME_FILE).unlink()
         except (OSError, ValueError):
             pass
+
+
+def _marked_as_api(app):
+    """The app as the local API listener serves it: each request marked, so the security checks
+    are the API key's (zishu.web.security.check_tool_request)."""
+
+    def wsgi(environ, start_response):
+        environ[API_LISTENER] = True
+        return app(environ, start_response)
+
+    return wsgi
 
 
 def running_app(home: Path) -> dict | None:
@@ -190,7 +245,18 @@ def start_app(home: Path | None = None, *, consumer: bool = True, workers: int =
         log.warning("jobs interrupted when Zishu last stopped: %s", found["interrupted"])
     if consumer:
         runtime.jobs.start_consumer(workers)
-    return AppServer(runtime, port=port, secret=secret).start()
+    api, api_port = local_api_access(runtime.home)
+    return AppServer(runtime, port=port, secret=secret, api=api, api_port=api_port).start()
+
+
+def local_api_access(home: Path) -> tuple[ApiAccess | None, int | None]:
+    """The local API's key, origins and port from Settings, or (None, None) when it is off."""
+    from zishu import api_key, settings
+
+    chosen = settings.load()
+    if not chosen.local_api_enabled:
+        return None, None
+    return ApiAccess(key=api_key.api_key(home), origins=set(chosen.local_api_origins)), chosen.local_api_port
 
 
 def serve_until_stopped(server: AppServer, *, show_url: bool = True) -> None:
@@ -200,6 +266,11 @@ def serve_until_stopped(server: AppServer, *, show_url: bool = True) -> None:
         click.echo(server.url_with_secret("/"), nl=True)
         click.secho(f"Zishu is serving on {server.url} — open the URL above in a browser "
                     "(it carries this launch's secret). Ctrl+C stops.", dim=True, err=True)
+        if server.api_url:
+            click.secho(f"Local API for other tools: {server.api_url}/v1 and {server.api_url}/mcp "
+                        "(the key is in Settings, Local API)", dim=True, err=True)
+        elif server.api_error:
+            click.secho(f"Local API not started: {server.api_error}", fg="red", err=True)
     try:
         _wait_for_ctrl_c()
     finally:

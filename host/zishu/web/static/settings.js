@@ -1,6 +1,6 @@
 // Settings: save the catalog URL; the companion's default models per role, their devices, the default
 // voice and a turn's time budget; the studio's safe mode, image classifier and prompt-filter word lists;
-// show this computer's hardware.
+// the local API (switch, port, key to copy or rotate, origins); show this computer's hardware.
 import { $, api, el, formatBytes, reportError, toast } from "./app.js";
 
 const form = $("settings-form");
@@ -155,6 +155,57 @@ words.addEventListener("submit", async (event) => {
   }
 });
 
+const localApi = $("local-api-settings");
+
+function showLocalApi(state) {
+  $("local-api-key").value = state.key;
+  $("local-api-key-kept-in").textContent = state.key_kept_in;
+  let status = state.listening ? `Listening on ${state.listening}` : "Not listening";
+  if (state.error) status += ` — ${state.error}`;
+  if (state.restart_needed) status += " — restart Zishu to apply the port and the switch.";
+  $("local-api-status").textContent = status;
+}
+
+localApi.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  button.disabled = true;
+  try {
+    if (button.dataset.action === "copy") {
+      await navigator.clipboard.writeText($("local-api-key").value);
+      toast("API key copied.", "success");
+    } else if (button.dataset.action === "rotate") {
+      showLocalApi(await api("/api/local-api/key", { method: "POST" }));
+      toast("New API key: the old one no longer works.", "success");
+    }
+  } catch (error) {
+    reportError(error);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+localApi.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const save = $("save-local-api");
+  save.disabled = true;
+  try {
+    const port = localApi.elements.port.value.trim();
+    await api("/api/settings", { method: "PUT", body: {
+      local_api_enabled: localApi.elements.enabled.checked,
+      // sent as typed (a number when it reads as one): the server says what is wrong with it
+      local_api_port: port !== "" && !Number.isNaN(Number(port)) ? Number(port) : port,
+      local_api_origins: localApi.elements.origins.value.split("\n").map((o) => o.trim()).filter(Boolean),
+    } });
+    showLocalApi(await api("/api/local-api"));
+    toast("Local API settings saved.", "success");
+  } catch (error) {
+    reportError(error);
+  } finally {
+    save.disabled = false;
+  }
+});
+
 function fact(term, ...value) {
   return el("div", {}, el("dt", {}, term), el("dd", {}, ...value));
 }
@@ -185,3 +236,4 @@ async function hardware() {
 hardware();
 loadChoices().catch(reportError);
 loadSafety().catch(reportError);
+api("/api/local-api").then(showLocalApi).catch(reportError);
