@@ -21,7 +21,7 @@ from zishu import hookspecs
 
 log = logging.getLogger(__name__)
 
-INTERNAL = ("zishu.resources.jobs", "zishu.web.panels")
+INTERNAL = ("zishu.resources.jobs", "zishu.storyboard.jobs", "zishu.web.panels")
 
 pm = pluggy.PluginManager("zishu")
 pm.add_hookspecs(hookspecs)

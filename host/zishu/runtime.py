@@ -18,6 +18,7 @@ from zishu.db import open_database
 from zishu.engines import Engines, ModelCache
 from zishu.jobs import JobQueue
 from zishu.resources.versions import VersionStore
+from zishu.storyboard.projects import Storyboards
 
 
 class Runtime:
@@ -28,10 +29,12 @@ class Runtime:
         self.db = open_database(self.home / "zishu.db")
         plugins.load_plugins(disabled=settings.load().plugins_disabled)
         self.registry = VersionStore(self.home)
-        self.jobs = JobQueue(self.home, url=queue_url, services={"catalog": self.catalog})
+        self.jobs = JobQueue(self.home, url=queue_url,
+                             services={"catalog": self.catalog, "storyboards": lambda: self.storyboards})
         plugins.call_each("register_job_types", register=self.jobs.register)
         self.engines = Engines.from_plugins()
         self.models = ModelCache(config.memory_budget("ram"), config.memory_budget("vram"))
+        self.storyboards = Storyboards(self.home, self.registry, host=self)  # projects, shots, export
 
     def catalog(self) -> CatalogClient:
         """The catalog this home uses (``zishu.catalog.chosen``); jobs get it as ``ctx.catalog()``."""

@@ -71,11 +71,13 @@ def spoken_seconds(narration: str, language: str) -> float:
 
 class Storyboards:
     """Projects and shots of one ZISHU_HOME; ``registry`` (the version store) answers which
-    characters are installed; files live under ``home/storyboards/<project id>/``."""
+    characters are installed; ``host`` (``engines.use``'s Host: registry, engines, model cache) loads
+    the language model and the voices; files live under ``home/storyboards/<project id>/``."""
 
-    def __init__(self, home: Path, registry: Any = None) -> None:
+    def __init__(self, home: Path, registry: Any = None, host: Any = None) -> None:
         self.home = Path(home)
-        self.registry = registry
+        self.host = host
+        self.registry = registry if registry is not None or host is None else host.registry
 
     def folder(self, project: Project | int) -> Path:
         pid = project.id if isinstance(project, Project) else int(project)
@@ -166,6 +168,20 @@ class Storyboards:
                 raise UsageError(f"character: {value} is not installed (zishu install {value}, or pick one "
                                  "from the Characters panel)")
         return value
+
+    def character_of(self, project: Project) -> Any:
+        """The project's character (its CharacterResource), None when it names none."""
+        if not project.character or self.registry is None:
+            return None
+        from zishu.catalog.manifest import CharacterResource
+        from zishu.resources.install import manifest_of
+
+        if not self.registry.versions(project.character):
+            raise UsageError(f"character: {project.character} is not installed any more")
+        found = manifest_of(self.registry.path(project.character))
+        if not isinstance(found, CharacterResource):
+            raise UsageError(f"character: {project.character} is a {found.kind}, not a character")
+        return found
 
     # -- shots ---------------------------------------------------------------------------------
 
