@@ -56,6 +56,7 @@ class LazyGroup(click.Group):
         "chat": "zishu.commands.chat:chat_command",
         "live2d": "zishu.commands.live2d:live2d_command",
         "publish": "zishu.commands.publish:publish_command",
+        "storyboard": "zishu.commands.storyboard:storyboard_command",
     },
     epilog=EXIT_CODES_HELP,
     invoke_without_command=True,

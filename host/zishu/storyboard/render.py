@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from zishu.errors import UsageError
 
@@ -55,3 +56,28 @@ def export_project(boards: Storyboards, project_id: int, *, burn_subtitles: bool
     project.export = json.dumps(record, ensure_ascii=False)
     project.save()
     return record
+
+
+def submit_shots(queue: Any, boards: Storyboards, project_id: int, shot_ids: Any = None,
+                 redo: Any = None) -> list[int]:
+    """Queue a ``storyboard-shot`` job for each shot named (default: every shot not yet SUCCESS);
+    ``redo`` ("image", "narration") makes those again. The job ids, in shot order."""
+    from .shots import PARTS
+
+    shots = boards.shots(project_id)
+    redo = list(redo or [])
+    if not isinstance(redo, list) or any(part not in PARTS for part in redo):
+        raise UsageError(f"redo: must be a list of: {', '.join(PARTS)}")
+    if shot_ids is None:
+        chosen = [s for s in shots if s.status != "SUCCESS" or redo]
+    else:
+        known = {s.id: s for s in shots}
+        if not isinstance(shot_ids, list) or any(i not in known for i in shot_ids):
+            raise UsageError(f"shots: must list shot ids of storyboard {project_id} ({sorted(known)})")
+        chosen = [known[i] for i in shot_ids]
+    jobs = []
+    for shot in chosen:
+        job = queue.submit("storyboard-shot", {"project": project_id, "shot": shot.id, "redo": redo})
+        boards.set_made(shot.id, job_id=job.id, status="PENDING")
+        jobs.append(job.id)
+    return jobs

@@ -15,6 +15,7 @@ def register_routes(register) -> None:
     from .openai_api import openai_api
     from .pages import pages
     from .safety import safety
+    from .storyboard import storyboard
     from .styles import styles
 
     register(api)
@@ -25,5 +26,6 @@ def register_routes(register) -> None:
     register(engines)
     register(safety)
     register(styles)
+    register(storyboard)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
                          ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])
