@@ -59,6 +59,7 @@ class LazyGroup(click.Group):
         "publish": "zishu.commands.publish:publish_command",
         "pack": "zishu.commands.pack:pack_command",
         "mcp": "zishu.commands.mcp:mcp_command",
+        "storyboard": "zishu.commands.storyboard:storyboard_command",
     },
     epilog=EXIT_CODES_HELP,
     invoke_without_command=True,

@@ -174,7 +174,59 @@ def _v4(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
     db.execute_sql("ALTER TABLE job ADD COLUMN extra TEXT")
 
 
-MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1, _v2, _v3, _v4]
+
+def _v5(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
+    """Storyboards (``zishu.storyboard.records``): a project (story, look, voice, music), its shots in
+    order (prompt, narration, duration, the files made for it, status), and the undo steps of its
+    shot list (``storyboard_step``: the shots as JSON before each edit)."""
+    db.execute_sql(
+        """CREATE TABLE storyboard_project (
+            id INTEGER NOT NULL PRIMARY KEY,
+            title TEXT NOT NULL,
+            story TEXT NOT NULL,
+            language VARCHAR(255) NOT NULL,
+            style VARCHAR(255),
+            aspect VARCHAR(255) NOT NULL,
+            resolution VARCHAR(255) NOT NULL,
+            character VARCHAR(255),
+            voice TEXT,
+            music TEXT,
+            seed INTEGER NOT NULL,
+            export TEXT,
+            created REAL NOT NULL,
+            updated REAL NOT NULL)"""
+    )
+    db.execute_sql(
+        """CREATE TABLE storyboard_shot (
+            id INTEGER NOT NULL PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES storyboard_project (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            prompt TEXT NOT NULL,
+            narration TEXT NOT NULL,
+            duration REAL NOT NULL,
+            image TEXT,
+            clip TEXT,
+            audio TEXT,
+            subtitle TEXT NOT NULL,
+            motion VARCHAR(255) NOT NULL,
+            status VARCHAR(255) NOT NULL,
+            error TEXT,
+            job_id INTEGER,
+            updated REAL NOT NULL)"""
+    )
+    db.execute_sql("CREATE INDEX storyboard_shot_project_id ON storyboard_shot (project_id, position)")
+    db.execute_sql(
+        """CREATE TABLE storyboard_step (
+            id INTEGER NOT NULL PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES storyboard_project (id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            shots TEXT NOT NULL,
+            created REAL NOT NULL)"""
+    )
+    db.execute_sql("CREATE INDEX storyboard_step_project_id ON storyboard_step (project_id)")
+
+
+MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def open_database(path: Path, migrations: list | None = None) -> peewee.SqliteDatabase:

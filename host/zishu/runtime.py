@@ -19,6 +19,7 @@ from zishu.engines import Engines, ModelCache
 from zishu.jobs import JobQueue
 from zishu.resources.plugin_wheels import plugin_folders
 from zishu.resources.versions import VersionStore
+from zishu.storyboard.projects import Storyboards
 from zishu.studio.service import Studio
 
 
@@ -31,11 +32,13 @@ class Runtime:
         plugins.load_plugins(disabled=settings.load().plugins_disabled, folders=plugin_folders(self.home))
         self.registry = VersionStore(self.home)
         self.jobs = JobQueue(self.home, url=queue_url,
-                             services={"catalog": self.catalog, "studio": lambda: self.studio})
+                             services={"catalog": self.catalog, "studio": lambda: self.studio,
+                                       "storyboards": lambda: self.storyboards})
         plugins.call_each("register_job_types", register=self.jobs.register)
         self.engines = Engines.from_plugins()
         self.models = ModelCache(config.memory_budget("ram"), config.memory_budget("vram"))
         self.studio = Studio(self.home, self)  # pictures: checks, drawing, the gallery (jobs get it as a service)
+        self.storyboards = Storyboards(self.home, self.registry, host=self)  # projects, shots, export
 
     def catalog(self) -> CatalogClient:
         """The catalog this home uses (``zishu.catalog.chosen``); jobs get it as ``ctx.catalog()``."""

@@ -132,7 +132,23 @@ def sampling(options: ChatOptions) -> dict:
     return {"max_tokens": options.max_tokens, "temperature": options.temperature, "top_p": options.top_p,
             "top_k": options.top_k, "min_p": options.min_p, "repeat_penalty": options.repeat_penalty,
             "seed": options.seed if options.seed is not None else secrets.randbits(32),
-            "stop": list(options.stop)}
+            "stop": list(options.stop), **json_grammar(options.json_schema)}
+
+
+def json_grammar(schema: dict | None) -> dict:
+    """``{"grammar": ...}`` holding the reply to ``schema`` (llama.cpp's JSON-schema grammar), or {}.
+    Built here rather than through ``response_format``, which falls back to any JSON without a word
+    when the schema cannot become a grammar."""
+    if schema is None:
+        return {}
+    import json
+
+    from llama_cpp import LlamaGrammar
+
+    try:
+        return {"grammar": LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)}
+    except Exception as e:  # llama.cpp's converter raises plain exceptions on schemas it cannot express
+        raise EngineError(f"llama-cpp cannot hold a reply to this JSON schema: {e}") from e
 
 
 def checked_messages(messages: list[dict], label: str) -> list[dict]:

@@ -51,6 +51,10 @@ class ChatOptions:
     stop: tuple[str, ...] = ()
     deadline: float | None = field(default=None, compare=False)
     cancelled: Callable[[], bool] | None = field(default=None, compare=False)
+    # A JSON Schema the reply must follow. An engine that can holds the model to it while it generates
+    # (llama-cpp: a grammar made from the schema), so the reply always parses; one that cannot ignores
+    # it, so callers still check what comes back.
+    json_schema: dict | None = field(default=None, compare=False)
 
     def over(self) -> bool:
         """Whether the reply should end now: its deadline passed or it was cancelled."""

@@ -16,6 +16,7 @@ def register_routes(register) -> None:
     from .packages import packages
     from .pages import pages
     from .safety import safety
+    from .storyboard import storyboard
     from .studio import studio
     from .styles import styles
 
@@ -29,5 +30,6 @@ def register_routes(register) -> None:
     register(safety)
     register(styles)
     register(studio)
+    register(storyboard)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
                          ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])

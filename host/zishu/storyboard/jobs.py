@@ -1,0 +1,56 @@
+"""The storyboard's job types, an internal plugin (``trylast``) like the ``install`` job:
+
+- ``storyboard-shot`` ``{"project", "shot", "redo": []}``: make one shot (``shots.make_shot``).
+- ``storyboard-export`` ``{"project", "burn_subtitles", "music"}``: the MP4 (``render.export_project``).
+
+Both are ``resumable``: after a crash (kill -9) or a close, the next start queues them again. A shot
+job then makes only what its shot still lacks; an export starts its encode afresh, because the
+temporary file of the one cut off never became the MP4. Cancel stops a shot between its picture and
+its narration (and the picture between two steps), and an export by ending ffmpeg.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zishu.hookspecs import hookimpl
+from zishu.jobs import JobContext
+
+from .render import export_project
+from .shots import make_shot
+
+
+def shot_job(ctx: JobContext, project: int, shot: int, redo: list[str] | None = None) -> dict:
+    from .projects import shot_dict
+
+    boards = ctx.service("storyboards")
+    boards.shot(shot, project)
+    studio = ctx.service("studio") if "studio" in ctx.queue.services else None
+    made = make_shot(boards, shot, host=boards.host, studio=studio, redo=tuple(redo or ()), job_id=ctx.job_id,
+                     progress=lambda done, total, message: ctx.progress(done, total, message),
+                     cancelled=ctx.cancelled)
+    return shot_dict(made)
+
+
+def export_job(ctx: JobContext, project: int, burn_subtitles: bool = False, music: bool = True) -> dict:
+    boards = ctx.service("storyboards")
+    ctx.progress(0, None, "starting ffmpeg")
+    made = export_project(boards, project, burn_subtitles=burn_subtitles, music=music,
+                          progress=lambda done, total: ctx.progress(round(done, 2), total,
+                                                                    f"encoding {done:.1f} of {total:.1f} s"),
+                          cancelled=ctx.cancelled)
+    return made
+
+
+def _shot_title(params: dict) -> str:
+    return f"Storyboard {params.get('project')}: shot {params.get('shot')}"
+
+
+def _export_title(params: dict) -> str:
+    return f"Storyboard {params.get('project')}: export MP4"
+
+
+@hookimpl(trylast=True)
+def register_job_types(register: Any) -> None:
+    register("storyboard-shot", shot_job, title=_shot_title, resumable=True)
+    register("storyboard-export", export_job, title=_export_title, resumable=True)

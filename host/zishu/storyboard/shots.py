@@ -1,0 +1,144 @@
+"""Making one shot: its picture through the studio and its narration through a TTS engine.
+
+``make_shot`` does only what the shot lacks (or what ``redo`` names), saving each piece as soon as
+it is made, so a shot job cut off by a crash and run again carries on where it stopped and a
+finished shot is never redone; regenerating one shot touches no other.
+
+- The picture: the studio's request for the project's character (``studio.characters.draw_request``:
+  its look, style, LoRA) with the shot's prompt, the project's style, the frame's aspect and the
+  project's seed, so the character stays the same from shot to shot. Drawn by ``Studio.generate``
+  (the gallery keeps it too) and copied into the project's folder, so the project reads offline.
+- The narration: the project's voice, else the character's, else the Settings' default voice, else
+  espeak-ng; written as a WAV. The shot then lasts as long as the narration plus ``PAUSE``.
+- The move: a Ken Burns pan or zoom (``motion``), chosen per shot. An image-to-video clip is
+  made only by an engine of kind ``i2v`` on a GPU; with none (the usual case, and every CPU machine)
+  the shot keeps its move.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+from zishu.errors import JobCancelled, UsageError, ZishuError
+from zishu.files import adjacent_tmp_file
+
+from .export import FPS
+from .projects import MAX_DURATION, MIN_DURATION, Storyboards
+from .records import Project, Shot
+
+PAUSE = 0.6  # seconds of quiet after the narration, before the next shot's crossfade
+PICTURE_SIZES = {"16:9": (912, 512), "9:16": (512, 912), "1:1": (512, 512)}  # what is drawn, then scaled
+PARTS = ("image", "narration")
+
+
+def image_request(boards: Storyboards, project: Project, shot: Shot) -> dict[str, Any]:
+    """The studio request that draws ``shot``."""
+    from zishu.studio.characters import draw_request
+
+    character = boards.character_of(project)
+    if character is not None:
+        request = draw_request(character, prompt=shot.prompt, style=project.style)
+    else:
+        request = {"prompt": shot.prompt, **({"style": project.style} if project.style else {})}
+    width, height = PICTURE_SIZES[project.aspect]
+    return {**request, "width": width, "height": height, "seed": project.seed}
+
+
+def narration_seconds(seconds: float) -> float:
+    """A shot's duration for narration of ``seconds``: with the pause, on whole frames, in the limits."""
+    frames = math.ceil((seconds + PAUSE) * FPS)
+    return min(MAX_DURATION, max(MIN_DURATION, frames / FPS))
+
+
+def voice_of(boards: Storyboards, project: Project) -> tuple[str | None, str | None]:
+    """(engine, voice) that speak the project: its own, its character's, the Settings', espeak-ng."""
+    from zishu import settings
+
+    if project.voice:
+        chosen = json.loads(project.voice)
+        return chosen["engine"], chosen.get("voice")
+    character = boards.character_of(project)
+    if character is not None and character.spec.voice is not None:
+        return character.spec.voice.engine, character.spec.voice.voice
+    default = settings.load().companion_voice
+    if default:
+        return default.get("engine"), default.get("voice")
+    return "espeak-ng", None
+
+
+def speak(host: Any, boards: Storyboards, project: Project, shot: Shot) -> tuple[str, float]:
+    """The shot's narration as ``shot-<id>.wav`` in the project's folder: (file name, seconds). The
+    voice is loaded as the companion loads a character's (``use(host, "tts", voice, engine=)``)."""
+    from zishu.audio import write_wav
+    from zishu.engines import use
+
+    engine, voice = voice_of(boards, project)
+    tts = use(host, "tts", voice, engine=engine).handle
+    name = f"shot-{shot.id}.wav"
+    folder = boards.folder(project)
+    folder.mkdir(parents=True, exist_ok=True)
+    _, seconds = write_wav(folder / name, tts.speak(shot.narration))
+    return name, seconds
+
+
+def draw(studio: Any, boards: Storyboards, project: Project, shot: Shot, *,
+         progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None,
+         job_id: int | None = None) -> str:
+    """The shot's picture, drawn by the studio and copied to ``shot-<id>.png``; its file name."""
+    result = studio.generate(image_request(boards, project, shot), job_id=job_id, progress=progress,
+                             cancelled=cancelled)
+    row = result.images[0]
+    if getattr(row, "blocked", False):
+        raise UsageError(f"prompt: the picture of shot {shot.position + 1} was blocked by the safety check "
+                         f"({row.blocked_reason}); change the prompt")
+    name = f"shot-{shot.id}.png"
+    folder = boards.folder(project)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(studio.gallery.folder / row.file, "rb") as source, adjacent_tmp_file(folder / name) as target:
+        shutil.copyfileobj(source, target)
+    return name
+
+
+def make_shot(boards: Storyboards, shot_id: int, *, host: Any = None, studio: Any = None,
+              redo: tuple[str, ...] = (), job_id: int | None = None,
+              progress: Callable[[float, float, str], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> Shot:
+    """Make what shot ``shot_id`` lacks, or again what ``redo`` names ("image", "narration")."""
+    unknown = set(redo) - set(PARTS)
+    if unknown:
+        raise UsageError(f"redo: {sorted(unknown)[0]!r} is not one of: {', '.join(PARTS)}")
+    shot = boards.shot(shot_id)
+    project = shot.project
+    say = progress or (lambda done, total, message: None)
+    boards.set_made(shot.id, status="RUNNING", error=None, job_id=job_id)
+    try:
+        if "narration" in redo or (shot.audio is None and shot.narration.strip()):
+            say(0, 2, f"narrating shot {shot.position + 1}")
+            if not shot.narration.strip():
+                boards.set_made(shot.id, audio=None)
+            else:
+                name, seconds = speak(host, boards, project, shot)
+                shot = boards.set_made(shot.id, audio=name, duration=narration_seconds(seconds))
+        if cancelled is not None and cancelled():
+            raise JobCancelled("cancelled")
+        if "image" in redo or shot.image is None:
+            if studio is None:
+                raise UsageError("image: this Zishu has no studio to draw the shot's picture")
+            say(1, 2, f"drawing shot {shot.position + 1}")
+            name = draw(studio, boards, project, shot, cancelled=cancelled, job_id=job_id)
+            shot = boards.set_made(shot.id, image=name, clip=None)
+        say(2, 2, f"shot {shot.position + 1} is ready")
+        return boards.set_made(shot.id, status="SUCCESS", error=None)
+    except JobCancelled:
+        boards.set_made(shot.id, status="PENDING")
+        raise
+    except ZishuError as e:
+        boards.set_made(shot.id, status="FAILED", error=str(e))
+        raise
+    except Exception as e:
+        boards.set_made(shot.id, status="FAILED", error=f"{type(e).__name__}: {e}")
+        raise
