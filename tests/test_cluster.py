@@ -1,0 +1,261 @@
+"""Several machines on one Redis: signed tasks (a forged pickle never runs), a password, workers with
+ZISHU_HOMEs of their own whose results and files come back to the app, only the job types a worker
+accepts, cancel across machines, and a job requeued after its worker was killed.
+
+The app's side is a ``JobQueue`` in this process (its own SQLite job table); the workers are real
+``zishu worker`` processes with the test plugin ``zishu_test_cluster`` installed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from huey.serializer import SignedSerializer
+
+from zishu.cluster import redisqueue
+from zishu.cluster import secret as cluster_secret
+from zishu.db import open_database
+from zishu.errors import UsageError
+from zishu.jobs import Job, JobQueue
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def start_redis(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int]:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (make test installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    proc, port = start_redis(tmp_path)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def plugin_path(tmp_path) -> str:
+    """A PYTHONPATH on which the distribution ``zishu-test-cluster`` (tests/plugins/zishu_test_cluster) is installed."""
+    site = tmp_path / "site"
+    info = site / "zishu_test_cluster-1.0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zishu-test-cluster\nVersion: 1.0.0\n")
+    (info / "entry_points.txt").write_text("[zishu]\ncluster = zishu_test_cluster\n")
+    return os.pathsep.join([str(site), str(PLUGINS), os.environ.get("PYTHONPATH", "")])
+
+
+@pytest.fixture
+def app_queue(tmp_path, plugin_path, monkeypatch):
+    """The app's side: its own ZISHU_HOME with the cluster secret, a job table, the test job types."""
+    sys.path.insert(0, str(PLUGINS))
+    import zishu_test_cluster as jobs
+
+    home = tmp_path / "app"
+    home.mkdir()
+    cluster_secret.init(home)
+    open_database(home / "zishu.db")
+    made: list[JobQueue] = []
+
+    def make(url: str) -> JobQueue:
+        q = JobQueue(home, url=url, secret=cluster_secret.read(cluster_secret.default_path(home)), accept=[])
+        for name in ("paint", "spin", "burn"):
+            q.register(name, getattr(jobs, name), remote=True)
+        made.append(q)
+        return q
+
+    yield make
+    for q in made:
+        q.stop_consumer()
+    sys.path.remove(str(PLUGINS))
+
+
+def worker(tmp_path: Path, name: str, url: str, plugin_path: str, app_home: Path, *args: str,
+           env: dict | None = None) -> subprocess.Popen:
+    """A ``zishu worker`` with a ZISHU_HOME of its own and a copy of the app's cluster secret."""
+    home = tmp_path / name
+    home.mkdir(exist_ok=True)
+    secret = home / "copied.secret"
+    shutil.copy(app_home / "cluster.secret", secret)
+    secret.chmod(0o600)
+    environ = {**os.environ, "ZISHU_HOME": str(home), "PYTHONPATH": plugin_path, **(env or {})}
+    environ.pop("ZISHU_QUEUE", None)
+    return subprocess.Popen([sys.executable, "-m", "zishu.cli", "worker", "--join", url, "--secret-file", str(secret),
+                             *args], env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait(queue: JobQueue, job_id: int, *statuses: str, timeout: float = 60, procs=()) -> Job:
+    deadline = time.monotonic() + timeout
+    while (job := queue.get(job_id)).status not in statuses:
+        for p in procs:
+            assert p.poll() is None, f"worker exited {p.returncode}: {p.stderr.read()}"
+        assert time.monotonic() < deadline, f"job {job_id} is still {job.status}: {job.message}"
+        time.sleep(0.02)
+    return job
+
+
+def stop(*procs: subprocess.Popen) -> str:
+    out = []
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+        try:
+            out.append(p.communicate(timeout=20)[1] or "")
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out.append(p.communicate()[1] or "")
+    return "\n".join(out)
+
+
+def test_cluster_init_writes_a_private_secret_and_read_refuses_one_others_can_read(tmp_path):
+    path = cluster_secret.init(tmp_path)
+    assert path == tmp_path / "cluster.secret" and (path.stat().st_mode & 0o777) == 0o600
+    first = cluster_secret.read(path)
+    assert cluster_secret.init(tmp_path) == path and cluster_secret.read(path) == first  # kept
+    path.chmod(0o644)
+    with pytest.raises(UsageError, match=r"cluster secret file .*cluster.secret: others may read it"):
+        cluster_secret.read(path)
+    short = tmp_path / "short"
+    short.write_text("abc")
+    short.chmod(0o600)
+    with pytest.raises(UsageError, match="at least 32 are needed"):
+        cluster_secret.read(short)
+    with pytest.raises(UsageError, match="needs the cluster secret"):
+        redisqueue.make("zishu", "redis://127.0.0.1:1/0", "")
+
+
+def test_a_forged_pickle_pushed_into_redis_never_runs(tmp_path, redis_url, app_queue, plugin_path):
+    queue = app_queue(redis_url)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    conn = redis.Redis.from_url(redis_url)
+    # a bare pickle, and one signed with another secret, straight into the queues the worker listens to
+    bare = pickle.dumps(Evil())
+    wrong = SignedSerializer(secret="not-the-cluster-secret-" * 2, salt=redisqueue.SALT).serialize(Evil())
+    for data in (bare, wrong):
+        for key in ("huey.redis.zishu.kind:paint", f"huey.redis.zishu.home:{queue.node}"):
+            conn.zadd(key, {struct.pack(">Q", int(time.time() * 1e6)) + data: 0})
+    w = worker(tmp_path, "w1", redis_url, plugin_path, queue.home, "--accept", "paint")
+    try:
+        job = queue.submit("paint", {"name": "after-the-forgery"})
+        done = wait(queue, job.id, "SUCCESS", "FAILED", procs=[w])  # the worker went on past the forgeries
+        assert done.status == "SUCCESS", done.error
+    finally:
+        log = stop(w)
+    assert not marker.exists()
+    assert "refused a task whose signature does not match" in log
+
+
+def test_two_workers_with_their_own_homes_run_jobs_and_send_the_files_back(tmp_path, redis_url, app_queue,
+                                                                           plugin_path):
+    queue = app_queue(redis_url)
+    workers = [worker(tmp_path, f"w{i}", redis_url, plugin_path, queue.home, "--accept", "paint") for i in (1, 2)]
+    try:
+        jobs = [queue.submit("paint", {"name": f"p{i}", "size": 40_000 + i}) for i in range(6)]
+        done = [wait(queue, j.id, "SUCCESS", "FAILED", procs=workers) for j in jobs]
+    finally:
+        stop(*workers)
+    for i, job in enumerate(done):
+        assert job.status == "SUCCESS", job.error
+        result = job.as_dict()["result"]
+        assert result["files"] == [f"outputs/paint/p{i}.bin"]
+        assert result["painted_by"] in (str(tmp_path / "w1"), str(tmp_path / "w2"))  # not the app's home
+        data = (queue.home / result["files"][0]).read_bytes()
+        assert data == hashlib.sha256(f"p{i}".encode()).digest() * ((40_000 + i) // 32)
+        assert job.attempts == 1 and job.worker
+    assert not (queue.home / "outputs/paint").parent.parent.joinpath("w1").exists()
+    assert not Job.select().where(Job.status == "RUNNING").exists()
+
+
+def test_a_worker_takes_only_the_job_types_it_accepts_and_a_cancel_reaches_it(tmp_path, redis_url, app_queue,
+                                                                            plugin_path):
+    queue = app_queue(redis_url)
+    painter = worker(tmp_path, "painter", redis_url, plugin_path, queue.home, "--accept", "paint")
+    try:
+        spin = queue.submit("spin", {"seconds": 60})
+        paint = queue.submit("paint", {"name": "x"})
+        assert wait(queue, paint.id, "SUCCESS", procs=[painter]).status == "SUCCESS"
+        assert queue.get(spin.id).status == "PENDING"  # nobody accepts spin yet
+        spinner = worker(tmp_path, "spinner", redis_url, plugin_path, queue.home, "--accept", "spin")
+        try:
+            running = wait(queue, spin.id, "RUNNING", procs=[spinner])
+            assert running.worker.split(":")[1] == str(spinner.pid)
+            deadline = time.monotonic() + 20
+            while (queue.get(spin.id).done or 0) < 3:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            queue.cancel(spin.id)
+            assert wait(queue, spin.id, "CANCELLED", timeout=20).message == "cancelled"
+        finally:
+            stop(spinner)
+    finally:
+        stop(painter)
+
+
+def test_a_job_whose_worker_is_killed_is_requeued_and_finished_by_another(tmp_path, redis_url, app_queue,
+                                                                         plugin_path):
+    queue = app_queue(redis_url)
+    fast = {"ZISHU_CLUSTER_CLAIM_TTL": "2"}
+    first = worker(tmp_path, "w1", redis_url, plugin_path, queue.home, "--accept", "spin", env=fast)
+    second = None
+    try:
+        job = queue.submit("spin", {"seconds": 1.5})
+        wait(queue, job.id, "RUNNING", procs=[first])
+        first.kill()  # SIGKILL: its claim is no longer refreshed
+        first.wait()
+        queue.start_relay()
+        second = worker(tmp_path, "w2", redis_url, plugin_path, queue.home, "--accept", "spin", env=fast)
+        back = wait(queue, job.id, "PENDING", "RUNNING", timeout=15)
+        done = wait(queue, job.id, "SUCCESS", "FAILED", timeout=30, procs=[second])
+        assert done.status == "SUCCESS" and done.attempts == 2, (back.message, done.error)
+        assert done.worker.split(":")[1] == str(second.pid)
+        assert done.as_dict()["result"]["pid"] == second.pid
+    finally:
+        stop(first, *([second] if second else []))
+
+
+def test_a_redis_password_is_passed_through_and_never_shown(tmp_path, app_queue, plugin_path):
+    proc, port = start_redis(tmp_path, "--requirepass", "hunter2-pass")
+    try:
+        url = f"redis://:hunter2-pass@127.0.0.1:{port}/0"
+        queue = app_queue(url)
+        assert "hunter2" not in queue.description and "***" in queue.description
+        w = worker(tmp_path, "w1", url, plugin_path, queue.home, "--accept", "paint")
+        try:
+            job = queue.submit("paint", {"name": "secret"})
+            assert wait(queue, job.id, "SUCCESS", "FAILED", procs=[w]).status == "SUCCESS"
+        finally:
+            stop(w)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis.from_url(f"redis://127.0.0.1:{port}/0").zcard("huey.redis.zishu")
+    finally:
+        proc.terminate()
+        proc.wait(10)
