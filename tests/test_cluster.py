@@ -22,7 +22,7 @@ import pytest
 import redis
 from huey.serializer import SignedSerializer
 
-from zishu.cluster import redisqueue
+from zishu.cluster import nodes, redisqueue
 from zishu.cluster import secret as cluster_secret
 from zishu.db import open_database
 from zishu.errors import UsageError
@@ -259,3 +259,41 @@ def test_a_redis_password_is_passed_through_and_never_shown(tmp_path, app_queue,
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_nodes_advertise_themselves_and_vanish_when_killed(tmp_path, redis_url, app_queue, plugin_path):
+    queue = app_queue(redis_url)
+    env = {**os.environ, "ZISHU_QUEUE": redis_url}
+    w = worker(tmp_path, "w1", redis_url, plugin_path, queue.home, "--accept", "paint,spin")
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := [n for n in nodes.status(redis_url) if n["worker"].split(":")[1] == str(w.pid)]):
+            assert time.monotonic() < deadline and w.poll() is None
+            time.sleep(0.1)
+        (node,) = found
+        assert node["accepts"] == ["paint", "spin"] and node["running"] == [] and node["ram_free"] > 0
+        assert "models" in node and "engines" in node and time.time() - node["heartbeat"] < nodes.EXPIRES_AFTER
+        shown = subprocess.run([sys.executable, "-m", "zishu.cli", "cluster", "status"], env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0 and str(w.pid) in shown.stdout and "paint, spin" in shown.stdout
+        w.kill()
+        w.wait()
+        deadline = time.monotonic() + nodes.EXPIRES_AFTER + 5
+        while any(n["worker"] == node["worker"] for n in nodes.status(redis_url)):
+            assert time.monotonic() < deadline, "the dead node's heartbeat did not expire"
+            time.sleep(0.2)
+    finally:
+        stop(w)
+
+
+def test_cluster_init_and_a_join_without_the_secret(tmp_path):
+    env = {**os.environ, "ZISHU_HOME": str(tmp_path / "home")}
+    env.pop("ZISHU_QUEUE", None)
+    made = subprocess.run([sys.executable, "-m", "zishu.cli", "cluster", "init"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert made.returncode == 0 and "wrote a new secret" in made.stdout
+    assert (tmp_path / "home/cluster.secret").stat().st_mode & 0o777 == 0o600
+    env["ZISHU_HOME"] = str(tmp_path / "other")
+    refused = subprocess.run([sys.executable, "-m", "zishu.cli", "worker", "--join", "redis://127.0.0.1:1/0"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--join needs the cluster secret" in refused.stderr

@@ -40,7 +40,8 @@ class Runtime:
         if url:
             found = cluster_secret.find(self.home) or cluster_secret.init(self.home)
             secret = cluster_secret.read(found)
-        self.jobs = JobQueue(self.home, url=url, services={"catalog": self.catalog}, secret=secret, accept=accept)
+        self.jobs = JobQueue(self.home, url=url, services={"catalog": self.catalog, "offers": self.offers},
+                             secret=secret, accept=accept)
         plugins.call_each("register_job_types", register=self.jobs.register)
         self.engines = Engines.from_plugins()
         self.models = ModelCache(config.memory_budget("ram"), config.memory_budget("vram"))
@@ -48,6 +49,13 @@ class Runtime:
     def catalog(self) -> CatalogClient:
         """The catalog this home uses (``zishu.catalog.chosen``); jobs get it as ``ctx.catalog()``."""
         return chosen_catalog(self.home)
+
+    def offers(self) -> dict:
+        """What this node offers the cluster: installed models and voices (id@version), its engines."""
+        installed = self.registry.load()
+        return {"models": sorted(f"{rid}@{v}" for rid, versions in installed.items() for v, rec in versions.items()
+                                 if rec.get("kind") in ("model", "voice", "lora")),
+                "engines": sorted(self.engines.engines)}
 
     def close(self) -> None:
         self.jobs.stop_consumer()

@@ -42,7 +42,7 @@ from huey import SqliteHuey
 from huey.consumer import Consumer, Worker
 
 from zishu import plugins
-from zishu.cluster import redisqueue
+from zishu.cluster import nodes, redisqueue
 from zishu.cluster.node import node_id
 from zishu.cluster.relay import Relay
 from zishu.errors import JobCancelled, NotFound, UsageError, ZishuError
@@ -385,7 +385,25 @@ class JobQueue:
         found = self.recover()
         if found["interrupted"] or found["requeued"]:
             log.warning("jobs found cut off: interrupted %s, queued again %s", found["interrupted"], found["requeued"])
-        Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, **POLLING).run()
+        if self.cluster:
+            threading.Thread(target=self._advertise, name="zishu-heartbeat", daemon=True).start()
+        try:
+            Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, **POLLING).run()
+        finally:
+            if self.cluster:
+                nodes.gone(self.huey.storage.conn, worker_id())
+
+    def _advertise(self) -> None:
+        """A worker's heartbeat: what it offers (``nodes.describe``) every ``nodes.HEARTBEAT_EVERY`` s."""
+        make = self.services.get("offers")
+        while True:
+            try:
+                offers = make() if make is not None else {}
+                nodes.beat(self.huey.storage.conn, nodes.describe(worker_id(), self.node, self.accepted(),
+                                                                  sorted(self._claims), offers))
+            except Exception:
+                log.warning("could not send this node's heartbeat", exc_info=True)
+            time.sleep(nodes.HEARTBEAT_EVERY)
 
     def _enqueue(self, job_id: int, priority: int, task_id: str | None = None) -> None:
         task_id = task_id or uuid.uuid4().hex
