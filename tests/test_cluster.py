@@ -94,14 +94,20 @@ def app_queue(tmp_path, plugin_path, monkeypatch):
     sys.path.remove(str(PLUGINS))
 
 
-def worker(tmp_path: Path, name: str, url: str, plugin_path: str, app_home: Path, *args: str,
-           env: dict | None = None) -> subprocess.Popen:
-    """A ``zishu worker`` with a ZISHU_HOME of its own and a copy of the app's cluster secret."""
+def worker_home(tmp_path: Path, name: str, app_home: Path) -> tuple[Path, Path]:
+    """A worker's own ZISHU_HOME, holding a copy (0600) of the app's cluster secret."""
     home = tmp_path / name
     home.mkdir(exist_ok=True)
     secret = home / "copied.secret"
     shutil.copy(app_home / "cluster.secret", secret)
     secret.chmod(0o600)
+    return home, secret
+
+
+def worker(tmp_path: Path, name: str, url: str, plugin_path: str, app_home: Path, *args: str,
+           env: dict | None = None) -> subprocess.Popen:
+    """A ``zishu worker`` with a ZISHU_HOME of its own and a copy of the app's cluster secret."""
+    home, secret = worker_home(tmp_path, name, app_home)
     environ = {**os.environ, "ZISHU_HOME": str(home), "PYTHONPATH": plugin_path, **(env or {})}
     environ.pop("ZISHU_QUEUE", None)
     return subprocess.Popen([sys.executable, "-m", "zishu.cli", "worker", "--join", url, "--secret-file", str(secret),
@@ -297,3 +303,113 @@ def test_cluster_init_and_a_join_without_the_secret(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "zishu.cli", "worker", "--join", "redis://127.0.0.1:1/0"],
                              env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "--join needs the cluster secret" in refused.stderr
+
+
+def test_a_rediss_url_runs_the_queue_over_tls(tmp_path, app_queue, plugin_path):
+    if shutil.which("openssl") is None or shutil.which("redis-server") is None:
+        pytest.skip("openssl and redis-server are needed to serve Redis over TLS")
+    certs = tmp_path / "tls"
+    certs.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(certs / "key.pem"),
+                    "-out", str(certs / "cert.pem"), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                             "--tls-cert-file", str(certs / "cert.pem"), "--tls-key-file", str(certs / "key.pem"),
+                             "--tls-ca-cert-file", str(certs / "cert.pem"), "--tls-auth-clients", "no",
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={certs / 'cert.pem'}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert redis.Redis.from_url(url).ping()
+                break
+            except redis.exceptions.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start with TLS"
+                time.sleep(0.05)
+        with pytest.raises(redis.exceptions.ConnectionError):  # plain text is refused on that port
+            redis.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=2).ping()
+        queue = app_queue(url)
+        w = worker(tmp_path, "w1", url, plugin_path, queue.home, "--accept", "paint")
+        try:
+            job = queue.submit("paint", {"name": "over-tls"})
+            assert wait(queue, job.id, "SUCCESS", "FAILED", procs=[w]).status == "SUCCESS"
+            assert (queue.home / "outputs/paint/over-tls.bin").exists()
+        finally:
+            stop(w)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_workers_in_network_namespaces_reach_redis_only_over_a_veth_pair(tmp_path, app_queue, plugin_path):
+    """Each worker in a network namespace of its own, with a veth pair to this one: Redis is the only
+    thing they share (no folder, no loopback)."""
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("redis-server") is None:
+        pytest.skip("network namespaces need root and iproute2 (`ip netns`); the same workers run with their "
+                    "own ZISHU_HOME on 127.0.0.1 in test_two_workers_with_their_own_homes_…")
+    tag = f"z{os.getpid() % 100000}"
+    probe = subprocess.run(["ip", "netns", "add", f"{tag}a"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"this machine cannot create network namespaces: {probe.stderr.strip()}")
+    made = [f"{tag}a"]
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    procs: list[subprocess.Popen] = []
+    try:
+        ip("netns", "add", f"{tag}b")
+        made.append(f"{tag}b")
+        for n, ns in enumerate(made):
+            host_end, ns_end, net = f"{tag}h{n}", f"{tag}n{n}", f"10.{200 + n}.77"
+            ip("link", "add", host_end, "type", "veth", "peer", "name", ns_end)
+            ip("link", "set", ns_end, "netns", ns)
+            ip("addr", "add", f"{net}.1/24", "dev", host_end)
+            ip("link", "set", host_end, "up")
+            ip("netns", "exec", ns, "ip", "addr", "add", f"{net}.2/24", "dev", ns_end)
+            ip("netns", "exec", ns, "ip", "link", "set", ns_end, "up")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        procs.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "10.200.77.1", "10.201.77.1",
+                                       "--protected-mode", "no", "--save", "", "--appendonly", "no",
+                                       "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("10.200.77.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        queue = app_queue(f"redis://10.200.77.1:{port}/0")
+        workers = []
+        for n, ns in enumerate(made):
+            url = f"redis://10.{200 + n}.77.1:{port}/0"
+            probe = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c",
+                                    f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=1)"],
+                                   capture_output=True)
+            assert probe.returncode != 0  # the host's loopback is out of reach: only the veth leads to Redis
+            home, secret = worker_home(tmp_path, f"ns{n}", queue.home)
+            environ = {**os.environ, "ZISHU_HOME": str(home), "PYTHONPATH": plugin_path}
+            environ.pop("ZISHU_QUEUE", None)
+            workers.append(subprocess.Popen(
+                ["ip", "netns", "exec", ns, sys.executable, "-m", "zishu.cli", "worker", "--join", url,
+                 "--secret-file", str(secret), "--accept", "paint"],
+                env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        procs.extend(workers)
+        jobs = [queue.submit("paint", {"name": f"ns{i}"}) for i in range(6)]
+        done = [wait(queue, j.id, "SUCCESS", "FAILED", procs=workers) for j in jobs]
+        assert all(j.status == "SUCCESS" for j in done), [j.error for j in done]
+        assert all((queue.home / f"outputs/paint/ns{i}.bin").exists() for i in range(6))
+    finally:
+        stop(*procs)
+        for ns in made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for n in range(len(made)):
+            subprocess.run(["ip", "link", "del", f"{tag}h{n}"], capture_output=True)
