@@ -52,6 +52,7 @@ class LazyGroup(click.Group):
         },
         **{name: f"zishu.commands.app:{name}_command" for name in ("app", "serve", "worker", "plugins", "open")},
         "engines": "zishu.commands.engines:engines_command",
+        "cluster": "zishu.commands.cluster:cluster_command",
         "run": "zishu.commands.run:run_command",
         "chat": "zishu.commands.chat:chat_command",
         "image": "zishu.commands.image:image_command",

@@ -7,6 +7,7 @@ renders what comes back. Logic that is neither parsing nor rendering belongs to 
     app.py        app (the default), serve, worker, plugins, open
     resources.py  search, info, install, uninstall, list, path, update, gc
     engines.py    engines
+    cluster.py    cluster init, cluster status
     run.py        run llm|asr|tts|image|embedding
     chat.py       chat
     live2d.py     live2d core

@@ -47,15 +47,32 @@ def app_command(port, check_path, verbose):
 
 @click.command("worker")
 @click.option("--workers", type=int, default=2, show_default=True, help="Threads running jobs.")
+@click.option("--join", "join_url", metavar="URL",
+              help="The cluster's Redis (redis://[:PASSWORD@]host:port/0, rediss:// for TLS); default: ZISHU_QUEUE.")
+@click.option("--secret-file", type=click.Path(dir_okay=False, exists=True),
+              help="A copy of the cluster secret (`zishu cluster init` made it, mode 0600).")
+@click.option("--accept", "accept", multiple=True, metavar="TYPE",
+              help="A remote job type this node runs for others (repeat; default: all its plugins offer).")
 @click.option("--verbose", "-v", is_flag=True)
-def worker_command(workers, verbose):
-    """Run queued jobs in this process (with ZISHU_QUEUE=redis://… on any machine that shares it)."""
+def worker_command(workers, join_url, secret_file, accept, verbose):
+    """Run queued jobs in this process (with ZISHU_QUEUE=redis://… or --join on any machine that shares it)."""
+    import os
+
+    from zishu.cluster import secret
+    from zishu.errors import UsageError
     from zishu.runtime import Runtime
 
     _logging(verbose)
-    runtime = Runtime()
+    if secret_file:
+        os.environ[secret.SECRET_FILE_ENV] = str(secret_file)
+    if join_url and not secret_file and secret.find(config.home()) is None:
+        raise UsageError("--join needs the cluster secret: copy ZISHU_HOME/cluster.secret from the app's machine "
+                         "(`zishu cluster init` makes it) and pass --secret-file")
+    runtime = Runtime(queue_url=join_url, accept=[a for item in accept for a in item.split(",") if a] or None)
+    cluster = f"; remote job types it runs for others: {', '.join(runtime.jobs.accepted()) or 'none'}" \
+        if runtime.jobs.cluster else ""
     err.print(f"zishu worker: {workers} thread(s) on {runtime.jobs.description}; job types: "
-              f"{', '.join(sorted(runtime.jobs.types))}. Ctrl+C stops after the running jobs.")
+              f"{', '.join(sorted(runtime.jobs.types))}{cluster}. Ctrl+C stops after the running jobs.")
     runtime.jobs.run_worker(workers)
 
 

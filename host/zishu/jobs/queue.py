@@ -14,6 +14,13 @@ A job type registered ``resumable`` (the install job) carries on by itself: when
 off, by a crash or by closing the app, ``recover`` at the next start (the app's, or a
 ``zishu worker``'s) puts it back on the queue instead of leaving it INTERRUPTED for the user to
 retry. A job the user cancelled is never put back, also not when the cancel and a crash crossed.
+
+On Redis (``zishu.cluster``) every task is signed with the cluster secret and goes to a named
+queue: ``home:<node>`` for the jobs of this ZISHU_HOME that must stay on it (installs), and
+``kind:<job type>`` for a ``remote`` job type, taken by any node whose user enabled that type
+(``accept``). A remote job never touches the job table on the worker: the worker reports through
+``zishu.cluster.relay`` (a Redis stream back to the app that asked), and the app's relay thread
+writes what it hears into its own table, fetching the result's files with their sha256 checked.
 """
 
 from __future__ import annotations
@@ -31,13 +38,16 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from huey import PriorityRedisHuey, SqliteHuey
+from huey import SqliteHuey
 from huey.consumer import Consumer, Worker
 
 from zishu import plugins
+from zishu.cluster import nodes, redisqueue
+from zishu.cluster.node import node_id
+from zishu.cluster.relay import Relay
 from zishu.errors import JobCancelled, NotFound, UsageError, ZishuError
 
-from . import records
+from . import records, remote
 from .records import FINISHED, RETRYABLE, Job, Status
 
 log = logging.getLogger(__name__)
@@ -80,6 +90,7 @@ class JobType:
     # check(params, service) -> params: refuse bad parameters at submit, before anything is queued
     # (UsageError naming the field); ``service(name)`` is the queue's service of that name
     check: Callable[[dict, Callable[[str], Any]], dict] | None = None
+    remote: bool = False  # may run on another machine's worker (its result's "files" come back)
 
 
 class JobContext:
@@ -164,12 +175,11 @@ def queue_url() -> str | None:
     return os.environ.get("ZISHU_QUEUE") or None
 
 
-def make_huey(home: Path, url: str | None = None):
-    """The Huey for ``url`` (redis://...) or, by default, SqliteHuey in ``home/queue.db``."""
+def make_huey(home: Path, url: str | None = None, secret: str | None = None):
+    """The Huey for ``url`` (redis://..., tasks signed with ``secret``) or, by default, SqliteHuey
+    in ``home/queue.db``."""
     if url:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise UsageError(f"ZISHU_QUEUE={url!r}: expected a Redis URL like redis://localhost:6379/0")
-        return PriorityRedisHuey("zishu", url=url, results=False)
+        return redisqueue.make("zishu", url, secret or "")
     return _WakingSqliteHuey("zishu", filename=str(Path(home) / "queue.db"), results=False)
 
 
@@ -177,32 +187,45 @@ class JobQueue:
     """The jobs of one ZISHU_HOME: submit, cancel, retry, prioritise, and run them."""
 
     def __init__(self, home: Path, *, url: str | None = None, hook=None,
-                 services: Mapping[str, Callable[[], Any]] | None = None) -> None:
+                 services: Mapping[str, Callable[[], Any]] | None = None, secret: str | None = None,
+                 accept: list[str] | None = None) -> None:
         """``hook``: an object with ``on_job_*`` methods (tests); default: the plugins' hooks.
         ``services``: name → a function making what jobs need (``"catalog"``: the catalog client),
-        which jobs reach through their ``JobContext``."""
+        which jobs reach through their ``JobContext``. On Redis: ``secret`` signs the tasks, and
+        ``accept`` names the remote job types this process takes from other nodes (None: all it has)."""
         self.home = Path(home)
         self.services: dict[str, Callable[[], Any]] = dict(services or {})
         self.url = url if url is not None else queue_url()
-        self.huey = make_huey(self.home, self.url)
+        self.huey = make_huey(self.home, self.url, secret)
+        self.cluster = isinstance(self.huey, redisqueue.ClusterHuey)
+        self.node = node_id(self.home) if self.cluster else ""
+        self.relay = Relay(self.huey.storage.conn) if self.cluster else None
+        self.accept = accept
         self.types: dict[str, JobType] = {}
         self.hook = hook
         self._cancel: set[int] = set()
         self._closing = False
         self._consumer: Consumer | None = None
+        self._relay_thread: threading.Thread | None = None
+        self._relay_stop = threading.Event()
+        self._claims: set[str] = set()  # remote tasks this process runs now (their claims are kept alive)
         self._task = self.huey.task(name="zishu.run_job", retries=0)(self._run)
+        self._remote_task = self.huey.task(name="zishu.run_remote", retries=0)(self._run_remote)
+        self._listen()
 
     @property
     def description(self) -> str:
-        return self.url if self.url else f"SQLite ({self.home / 'queue.db'})"
+        return redisqueue.redacted(self.url) if self.url else f"SQLite ({self.home / 'queue.db'})"
 
     # -- job types --------------------------------------------------------------------------
 
     def register(self, name: str, run: Callable[..., Any], title: Callable[[dict], str] | None = None,
-                 resumable: bool = False, check: Callable[[dict, Callable[[str], Any]], dict] | None = None) -> None:
+                 resumable: bool = False, check: Callable[[dict, Callable[[str], Any]], dict] | None = None,
+                 remote: bool = False) -> None:
         """The ``register`` callback of the ``register_job_types`` hook; the first one wins.
         ``check(params, service)`` returns the parameters to queue, or raises to refuse them."""
-        self.types.setdefault(name, JobType(name, run, title, resumable, check))
+        self.types.setdefault(name, JobType(name, run, title, resumable, check, remote))
+        self._listen()
 
     def service(self, name: str) -> Any:
         """The service ``name`` handed to this queue (``services``), made now."""
@@ -211,6 +234,19 @@ class JobQueue:
             raise UsageError(f"this job queue was given no {name!r} service (known: "
                              f"{', '.join(sorted(self.services)) or 'none'})")
         return make()
+
+    def accepted(self) -> list[str]:
+        """The remote job types this process takes from the cluster's queue."""
+        remote = sorted(n for n, t in self.types.items() if t.remote)
+        return remote if self.accept is None else [n for n in remote if n in self.accept]
+
+    def _listen(self) -> None:
+        if self.cluster:
+            self.huey.listen([f"home:{self.node}", *(f"kind:{k}" for k in self.accepted())])
+
+    def _is_remote(self, kind: str) -> bool:
+        job_type = self.types.get(kind)
+        return self.cluster and job_type is not None and job_type.remote
 
     # -- what the UI and API ask --------------------------------------------------------------
 
@@ -236,6 +272,8 @@ class JobQueue:
         """Cancel a waiting job at once, or ask a running one to stop at its next progress report;
         an INTERRUPTED one becomes CANCELLED, so the next start does not take it up again."""
         job = self.get(job_id)
+        if self.relay is not None and job.task_id and self._is_remote(job.kind):
+            self.relay.request_cancel(job.task_id)  # the worker on another machine hears it there
         if records.update(
             job_id, only_if=(Status.PENDING,), status=Status.CANCELLED.value,
             finished_at=time.time(), message="cancelled before it started",
@@ -284,8 +322,10 @@ class JobQueue:
         too; PENDING jobs the queue lost (queue.db deleted, Redis flushed) are put back on it.
         Returns the ids of the INTERRUPTED jobs and of those put back ("requeued")."""
         interrupted, requeued, ended = [], [], []
+        if self.cluster:
+            self.start_relay()  # it also requeues the remote jobs whose node went silent
         for job in Job.select().where(Job.status == Status.RUNNING.value):
-            if worker_alive(job.worker) is not False:
+            if worker_alive(job.worker) is not False or self._is_remote(job.kind):
                 continue
             if job.cancel_requested:
                 if records.update(job.id, only_if=(Status.RUNNING,), status=Status.CANCELLED.value,
@@ -305,7 +345,9 @@ class JobQueue:
                 requeued.append(job.id)
         waiting = Job.select().where(Job.status == Status.PENDING.value)
         if waiting.exists():
-            queued = {t.id for t in self.huey.pending()}
+            routes = [f"home:{self.node}", *(f"kind:{n}" for n, t in self.types.items() if t.remote)]
+            queued = {t.id for t in (self.huey.pending_in(routes) if isinstance(self.huey, redisqueue.ClusterHuey)
+                                     else self.huey.pending())}
             for job in waiting:
                 if job.id not in requeued and job.task_id not in queued:
                     self._enqueue(job.id, job.priority, job.task_id or uuid.uuid4().hex)
@@ -341,6 +383,7 @@ class JobQueue:
 
     def stop_consumer(self, timeout: float = 5.0) -> None:
         """Ask running jobs to stop (they end INTERRUPTED, retryable) and stop the workers."""
+        self._relay_stop.set()
         if self._consumer is None:
             return
         self._closing = True
@@ -359,12 +402,44 @@ class JobQueue:
         found = self.recover()
         if found["interrupted"] or found["requeued"]:
             log.warning("jobs found cut off: interrupted %s, queued again %s", found["interrupted"], found["requeued"])
-        Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, **POLLING).run()
+        if self.cluster:
+            threading.Thread(target=self._advertise, name="zishu-heartbeat", daemon=True).start()
+        try:
+            Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, **POLLING).run()
+        finally:
+            if self.cluster:
+                nodes.gone(self.huey.storage.conn, worker_id())
+
+    def _advertise(self) -> None:
+        """A worker's heartbeat: what it offers (``nodes.describe``) every ``nodes.HEARTBEAT_EVERY`` s."""
+        make = self.services.get("offers")
+        while True:
+            try:
+                offers = make() if make is not None else {}
+                nodes.beat(self.huey.storage.conn, nodes.describe(worker_id(), self.node, self.accepted(),
+                                                                  sorted(self._claims), offers))
+            except Exception:
+                log.warning("could not send this node's heartbeat", exc_info=True)
+            time.sleep(nodes.HEARTBEAT_EVERY)
 
     def _enqueue(self, job_id: int, priority: int, task_id: str | None = None) -> None:
         task_id = task_id or uuid.uuid4().hex
+        old = Job.get_or_none(Job.id == job_id)
         records.update(job_id, task_id=task_id)
-        self.huey.enqueue(self._task.task_class((job_id, task_id), None, id=task_id, priority=priority))
+        if not self.cluster:
+            self.huey.enqueue(self._task.task_class((job_id, task_id), None, id=task_id, priority=priority))
+            return
+        assert isinstance(self.huey, redisqueue.ClusterHuey) and old is not None
+        if old.task_id and old.task_id != task_id:
+            self.huey.revoke_by_id(old.task_id)  # superseded: no worker anywhere runs it
+        if self._is_remote(old.kind):
+            self.start_relay()
+            task = self._remote_task.task_class(
+                (self.node, job_id, task_id, old.kind, json.loads(old.params)), None, id=task_id, priority=priority)
+            self.huey.enqueue_routed(task, f"kind:{old.kind}")
+        else:
+            task = self._task.task_class((job_id, task_id), None, id=task_id, priority=priority)
+            self.huey.enqueue_routed(task, f"home:{self.node}")
 
     def _run(self, job_id: int, task_id: str) -> None:
         job = Job.get_or_none(Job.id == job_id)
@@ -402,6 +477,17 @@ class JobQueue:
         records.update(job_id, only_if=(Status.RUNNING,), finished_at=time.time(), cancel_requested=False, **fields)
         self._cancel.discard(job_id)
         self._emit("on_job_end", job_id)
+
+    def _run_remote(self, origin: str, job_id: int, task_id: str, kind: str, params: dict) -> None:
+        remote.run(self, origin, job_id, task_id, kind, params)
+
+    def start_relay(self) -> None:
+        """Listen (in a thread) for what workers report about this app's remote jobs."""
+        if self.relay is not None and (self._relay_thread is None or not self._relay_thread.is_alive()):
+            self._relay_stop.clear()
+            self._relay_thread = threading.Thread(target=remote.listen, args=(self,), name="zishu-relay",
+                                                  daemon=True)
+            self._relay_thread.start()
 
     def _emit(self, hook_name: str, job_id: int) -> None:
         """Tell plugins (each on its own: one that raises is recorded, the others still hear it),
