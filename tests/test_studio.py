@@ -261,3 +261,26 @@ def test_the_job_check_fills_in_the_model_and_refuses_bad_input(runtime, tiny):
     with pytest.raises(UsageError, match=r"^batch: "):
         check({"prompt": "a cat", "batch": 0, "model": str(tiny["sd"])}, runtime.jobs.service)
     assert callable(draw_images)
+
+
+def test_safe_mode_refuses_a_filtered_prompt_and_keeps_a_blocked_picture_marked(runtime, tiny):
+    from zishu import plugins
+    from zishu.hookspecs import hookimpl
+
+    with pytest.raises(UsageError, match=r"^prompt: safe mode: the prompt contains nude"):
+        runtime.jobs.submit("image", {"prompt": "a nude figure", "model": str(tiny["sd"]), **SMALL, "steps": 1})
+    assert not records.Job.select().where(records.Job.kind == "image").exists()  # nothing was queued
+
+    class BlockEverything:
+        @hookimpl
+        def check_image(self, image, context):
+            return {"blocked": context["safe_mode"], "reason": "test classifier: blocked", "scores": {"x": 1.0}}
+
+    plugins.pm.register(BlockEverything(), name="block-everything")
+    try:
+        result = runtime.studio.generate({"prompt": "a cat", "model": str(tiny["sd"]), **SMALL, "steps": 1})
+    finally:
+        plugins.pm.unregister(name="block-everything")
+    [row] = result.images
+    assert row.blocked and row.blocked_reason == "test classifier: blocked"
+    assert runtime.studio.gallery.path(row).is_file()  # kept in the gallery, marked, never dropped

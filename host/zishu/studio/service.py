@@ -13,7 +13,8 @@ job, ``zishu image``, and the A1111, OpenAI and MCP surfaces built on them).
 Other wings hook in without this module knowing them: ``expanders`` turn a request's style and
 character into prompt, LoRAs and defaults (run in ``prepare``, before the checks); ``prompt_checks``
 may refuse a request (raise UsageError); ``image_checks`` return a reason to block a picture, which
-then stays in the gallery marked blocked.
+then stays in the gallery marked blocked. Safe mode (``safety``: the prompt filter's word lists and
+the ``check_image`` plugins) is the first of each list.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .gallery import Gallery, StudioImage
 from .hashes import ModelHashes, short
 from .metadata import number, parameters_text
 from .requests import MAX_SIDE, MIN_SIDE, ImageRequest
+from .safety import check_images, check_prompt, image_check_context, safe_mode_for
 
 Progress = Callable[[int, int], None]
 Preview = Callable[[int, int, Any], None]
@@ -75,6 +77,22 @@ class Studio:
         self.home = Path(self.home)
         self.gallery = Gallery(self.home)
         self.hashes = ModelHashes(self.gallery.folder)
+        self.prompt_checks.insert(0, self._prompt_filter)  # safe mode (``safety``) comes first
+        self.image_checks.insert(0, self._image_check)
+
+    def _prompt_filter(self, request: ImageRequest) -> None:
+        """Safe mode's word lists: refuse a prompt that holds one of their entries, naming them."""
+        verdict = check_prompt(request.prompt, safe_mode_for(settings.load()), self.home)
+        if verdict is not None:
+            raise UsageError(f"prompt: {verdict.reason}")
+
+    def _image_check(self, picture: Any, request: ImageRequest) -> str | None:
+        """The ``check_image`` plugins' verdict on one picture: the reason to block it, or None."""
+        chosen = settings.load()
+        context = image_check_context(self.host.registry, chosen, safe_mode=safe_mode_for(chosen),
+                                      prompt=request.prompt, character=request.character)
+        [verdict] = check_images([picture], context)
+        return verdict.reason or "blocked" if verdict.blocked else None
 
     # -- checking ------------------------------------------------------------------------------
 
