@@ -229,6 +229,10 @@ def test_read_package_shows_the_plan_without_installing(world):
     summary = read_package(home, out)
     assert summary["character"]["name"] == "Aria" and summary["mode"] == "standalone"
     assert summary["download_bytes"] == 40_000
+    needs, *tiers = summary["budget"]  # the whole character set against this machine and the tiers
+    assert needs.startswith("needs  disk ") and "RAM" in needs and "VRAM" in needs
+    assert tiers[0].startswith("tiers  CPU") or tiers[0].startswith("tiers  "), tiers
+    assert tiers[1].startswith("here   ") and "this machine" in tiers[1]
     assert not (home / "resources").exists()
 
 

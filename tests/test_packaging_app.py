@@ -149,6 +149,7 @@ def test_pack_button_and_opening_a_package_in_the_window(author, tmp_path, brows
         dialog = page.get_by_test_id("package-dialog")
         expect(dialog.get_by_test_id("package-title")).to_have_text("Install Aria?")
         expect(dialog.get_by_test_id("package-parts")).to_contain_text("qwen/tiny-llm 1.0.0 (model, download)")
+        expect(dialog.get_by_test_id("package-budget")).to_contain_text("needs  disk")
         page.screenshot(path=str(tmp_path / "package-dialog.png"))
         page.evaluate("document.documentElement.dataset.theme = 'dark'")
         page.screenshot(path=str(tmp_path / "package-dialog-dark.png"))

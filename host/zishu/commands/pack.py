@@ -98,6 +98,8 @@ def install_package_file(path: Path, quiet: bool, as_json: bool) -> dict:
     if as_json:
         click.echo(json.dumps(result, indent=1, ensure_ascii=False))
     elif not quiet:
+        for line in result["summary"]["budget"]:  # what it all needs, against this machine and the tiers
+            err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         for r in result["resources"]:
             err.print(f"[green]✓[/] {r['id']}@{r['version']} ({r['how']})")
         if character.get("new"):

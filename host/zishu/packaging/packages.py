@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from zishu import system
 from zishu.errors import UsageError
 from zishu.resources.versions import VersionStore
 
@@ -47,7 +48,7 @@ def read_package(home: Path, path: Path) -> dict:
     """Open and verify ``path`` without installing; its summary (the Install dialog's plan)."""
     where = workdir(home)
     try:
-        return _open(path, where).summary()
+        return _open(path, where).summary(system.summary(home))
     finally:
         cleanup(where)
 
@@ -58,7 +59,7 @@ def install_package_file(store: VersionStore, path: Path, *, installer, progress
     try:
         opened = _open(path, where)
         result = install_package(store, opened, installer, progress)
-        return {**result, "summary": opened.summary()}
+        return {**result, "summary": opened.summary(system.summary(store.home))}
     finally:
         cleanup(where)
 

@@ -275,6 +275,7 @@ function showPlan({ path, plan }) {
     `${plan.file}: ${plan.mode} package, ${formatBytes(plan.embedded_bytes)} inside, ` +
     `${formatBytes(plan.download_bytes)} to download. Nothing you edited is replaced: an installed ` +
     "character gets this as a new version, and Undo takes it back.";
+  $("package-budget", packageDialog).replaceChildren(...(plan.budget || []).map((line) => el("li", {}, line)));
   $("package-parts", packageDialog).replaceChildren(
     el("li", {}, `${plan.character.id} ${plan.character.version} (character)`),
     ...plan.resources.map((r) => el("li", {}, `${r.id} ${r.version} (${r.kind}, ${r.embedded ? "inside" : "download"})`)));
