@@ -272,8 +272,8 @@ const packageInput = $("open-package");
 function showPlan({ path, plan }) {
   $("package-title", packageDialog).textContent = `Install ${plan.character.name}?`;
   $("package-plan", packageDialog).textContent =
-    `${plan.file}: ${plan.mode} package, ${formatBytes(plan.embedded_bytes)} inside, ` +
-    `${formatBytes(plan.download_bytes)} to download. Nothing you edited is replaced: an installed ` +
+    `${plan.file}: ${plan.mode} package, ${plan.embedded_bytes ? `${formatBytes(plan.embedded_bytes)} inside` : "nothing inside"}, ` +
+    `${plan.download_bytes ? `${formatBytes(plan.download_bytes)} to download` : "nothing to download"}. Nothing you edited is replaced: an installed ` +
     "character gets this as a new version, and Undo takes it back.";
   $("package-budget", packageDialog).replaceChildren(...(plan.budget || []).map((line) => el("li", {}, line)));
   $("package-parts", packageDialog).replaceChildren(
