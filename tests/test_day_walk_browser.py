@@ -75,6 +75,7 @@ def test_a_day_with_the_starter_character(browser, app, tmp_path):
         expect(page.get_by_test_id("resource-name")).to_have_text("小雨 Xiaoyu")
         expect(page.get_by_test_id("dependency")).to_have_text(QWEN)
         page.get_by_test_id("install-button").click()
+        page.get_by_test_id("install-confirm").click()  # the Install dialog: what she pulls and needs
         expect(page.get_by_test_id("install-done")).to_contain_text("Installed ✓", timeout=WAIT)
         page.get_by_test_id("library-link").click()
         expect(page.get_by_test_id("library-item")).to_have_count(2)

@@ -154,8 +154,15 @@ def test_dry_run_prints_every_request_and_sends_none(github):
 
 
 def test_no_token_says_the_three_ways_to_give_one(github):
-    result = publish("--license", "CC-BY-4.0")
-    assert result.exit_code == 2
+    from keyring.backends import null
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(null.Keyring())  # whatever another test in this process left: no keyring here
+    try:
+        result = publish("--license", "CC-BY-4.0")
+    finally:
+        keyring.set_keyring(previous)
+    assert result.exit_code == 2, result.output
     assert "gh auth login" in result.output and "ZISHU_GITHUB_TOKEN" in result.output
     assert "keyring set zishu github" in result.output
     assert github.requests == []

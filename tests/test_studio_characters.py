@@ -162,12 +162,15 @@ def test_the_avatar_sheet_route_saves_the_pictures_and_serves_them_per_emotion(r
 def test_submit_expression_sheet_queues_one_image_job_per_emotion(runtime):
     import json
 
+    from zishu.jobs import JobQueue
     from zishu.jobs.records import Job
 
-    # the studio's image job type registers itself; here a job that hands back its params stands in
-    runtime.jobs.register("image", lambda ctx, **params: {"params": params})
+    # the runtime's queue has the studio's real image job (checked against an installed model); on a
+    # queue of its own a job that hands back its params stands in
+    queue = JobQueue(runtime.home)
+    queue.register("image", lambda ctx, **params: {"params": params})
     aoi = make(runtime, emotions={"happy": {}, "sad": {}})
-    ids = drawing.submit_expression_sheet(runtime.jobs, aoi)
+    ids = drawing.submit_expression_sheet(queue, aoi)
     assert list(ids) == ["happy", "sad"]
     jobs = {emotion: Job.get_by_id(job_id) for emotion, job_id in ids.items()}
     assert {job.kind for job in jobs.values()} == {"image"}

@@ -125,3 +125,16 @@ def test_gc_leaves_a_version_being_assembled_alone_and_removes_it_once_abandoned
         assert (staging / "model.bin").exists()
     assert Installer(VersionStore(tmp_path), fetcher=None).gc() == 100  # abandoned: a leftover now
     assert not staging.exists()
+
+
+def test_file_inside_refuses_links_climbs_and_names_the_file_system_refuses(tmp_path):
+    from zishu.resources.versions import file_inside
+
+    folder = tmp_path / "v"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.png").write_bytes(b"png")
+    (folder / "link").symlink_to(tmp_path)
+    assert file_inside(folder, "sub/a.png") == folder / "sub" / "a.png"
+    assert file_inside(folder, "../v/sub/a.png") is None and file_inside(folder, "link/v/sub/a.png") is None
+    assert file_inside(folder, "a" * 5000) is None  # ENAMETOOLONG: refused, not an error
+    assert file_inside(folder, "sub/" + "b" * 300) is None

@@ -61,14 +61,14 @@ def pack_command(character, mode, out, format_, app, app_for, quiet):
         task = bar.add_task(f"packing {rid}", total=None)
         path = pack_character(store, rid, out, mode=mode, format=format_, catalog=chosen_catalog(store.home),
                               progress=lambda done, total, message: bar.update(task, completed=done, total=total))
-    err.print(f"[green]✓[/] wrote {path} ({path.stat().st_size:,} bytes, {mode})")
+    err.print(f"[green]✓[/] wrote {path} ({path.stat().st_size:,} bytes, {mode})", soft_wrap=True)  # paths unbroken
     if app or app_for:
         from zishu.packaging.launchers import write_launcher
 
         name = _character_name(store, rid)
         for system in app_for or (None,):
             launcher = write_launcher(path, name, system)
-            err.print(f"[green]✓[/] wrote {launcher} (opens {name} in Zishu; Zishu must be installed)")
+            err.print(f"[green]✓[/] wrote {launcher} (opens {name} in Zishu; Zishu must be installed)", soft_wrap=True)
 
 
 def _character_name(store: VersionStore, rid: str) -> str:

@@ -277,13 +277,13 @@ def file_inside(folder: Path, relative: str) -> Path | None:
     serves from a resource's files goes through here: a model folder could carry a link to
     /etc/passwd or to /."""
     path = folder
-    for part in relative.split("/"):
-        if part in ("", ".", "..") or "\\" in part or "\0" in part:
-            return None
-        path = path / part
-        if path.is_symlink():
-            return None
     try:
+        for part in relative.split("/"):
+            if part in ("", ".", "..") or "\\" in part or "\0" in part:
+                return None
+            path = path / part
+            if path.is_symlink():  # raises for a name the file system refuses (too long)
+                return None
         inside = path.resolve(strict=True).is_relative_to(folder.resolve(strict=True))
     except (OSError, RuntimeError):
         return None
