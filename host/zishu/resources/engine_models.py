@@ -6,6 +6,7 @@ registered and the registry of installed resources.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from zishu.engines import Engine, Engines
@@ -14,21 +15,26 @@ from .install import manifest_of
 from .versions import VersionStore
 
 
-def installed_models(registry: VersionStore, engine: Engine) -> list[str]:
-    """Installed catalog models whose format and role this engine takes, and the voices that name it."""
-    found = []
+def installed_manifests(registry: VersionStore) -> Iterator[tuple[str, str, Any]]:
+    """(id, version, manifest) of every installed version whose manifest reads, by id."""
     for rid, versions in sorted(registry.load().items()):
         for version in versions:
             try:
-                manifest = manifest_of(registry.version_dir(rid, version))
+                yield rid, version, manifest_of(registry.version_dir(rid, version))
             except (OSError, ValueError):
                 continue
-            spec: Any = getattr(manifest, "spec", None)
-            takes_model = (manifest.kind == "model" and spec.role == engine.info.kind
-                           and spec.format in engine.info.formats)
-            takes_voice = manifest.kind == "voice" and spec.engine == engine.info.name
-            if takes_model or takes_voice:
-                found.append(f"{rid}@{version}")
+
+
+def installed_models(registry: VersionStore, engine: Engine) -> list[str]:
+    """Installed catalog models whose format and role this engine takes, and the voices that name it."""
+    found = []
+    for rid, version, manifest in installed_manifests(registry):
+        spec: Any = getattr(manifest, "spec", None)
+        takes_model = (manifest.kind == "model" and spec.role == engine.info.kind
+                       and spec.format in engine.info.formats)
+        takes_voice = manifest.kind == "voice" and spec.engine == engine.info.name
+        if takes_model or takes_voice:
+            found.append(f"{rid}@{version}")
     return found
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from zishu.engines import CONTROL_KINDS, Engines, ModelRef, resolve_model, use
 from zishu.engines.use import Host
 from zishu.errors import ResourceNotAvailable, UsageError
-from zishu.resources.install import manifest_of
+from zishu.resources.engine_models import installed_manifests
 from zishu.resources.versions import VersionStore
 
 FORMATS = ("png", "webp", "jpeg")
@@ -54,15 +54,10 @@ class Installed:
 def installed_models(registry: VersionStore, role: str) -> list[Installed]:
     """Installed catalog models of ``role``, by id."""
     found = []
-    for rid, versions in sorted(registry.load().items()):
-        for version in versions:
-            try:
-                manifest = manifest_of(registry.version_dir(rid, version))
-            except (OSError, ValueError):
-                continue
-            spec: Any = getattr(manifest, "spec", None)
-            if manifest.kind == "model" and spec.role == role:
-                found.append(Installed(rid, version, role, spec.format, spec.base_model, tuple(manifest.tags)))
+    for rid, version, manifest in installed_manifests(registry):
+        spec: Any = getattr(manifest, "spec", None)
+        if manifest.kind == "model" and spec.role == role:
+            found.append(Installed(rid, version, role, spec.format, spec.base_model, tuple(manifest.tags)))
     return found
 
 
