@@ -15,7 +15,8 @@ from typing import Any
 from zishu.errors import ChecksumMismatch, UsageError
 from zishu.files import write_atomic
 
-MAX_FILE = 64 * 1024 * 1024  # larger files need a pull from the worker (not built yet)
+MAX_FILE = 64 * 1024 * 1024  # larger files come back by a pull from the worker (``pull``)
+MAX_FILE_ENV = "ZISHU_CLUSTER_MAX_FILE"  # a lower limit (bytes), for tests
 FILE_TTL = 3600  # seconds a shipped file waits in Redis for the app
 CLAIM_TTL = int(os.environ.get("ZISHU_CLUSTER_CLAIM_TTL", "15"))  # seconds a claim lives without a heartbeat
 DONE = "done"  # a finished task's claim: kept a day, so a copy of the task never runs again
@@ -82,8 +83,8 @@ class Relay:
         """Put the file ``home/relative`` into Redis; returns what the app needs to fetch it."""
         path = Path(home) / safe_relative(relative)
         size = path.stat().st_size
-        if size > MAX_FILE:
-            raise UsageError(f"result file {relative}: {size} bytes, more than the {MAX_FILE} that travel "
+        if size > max_file():
+            raise UsageError(f"result file {relative}: {size} bytes, more than the {max_file()} that travel "
                              "through Redis")
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
@@ -103,6 +104,14 @@ class Relay:
         write_atomic(target, data)
         self.conn.delete(f"zishu:file:{digest}")
         return target
+
+
+def max_file() -> int:
+    """The largest result file that travels through Redis (``ZISHU_CLUSTER_MAX_FILE`` may lower it)."""
+    try:
+        return min(MAX_FILE, int(os.environ.get(MAX_FILE_ENV, MAX_FILE)))
+    except ValueError:
+        return MAX_FILE
 
 
 def safe_relative(relative: str) -> PurePosixPath:
