@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -88,21 +89,25 @@ class Relay:
                              "through Redis")
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        self.conn.set(f"zishu:file:{digest}", data, ex=FILE_TTL)
-        return {"path": relative, "sha256": digest, "size": len(data)}
+        key = f"zishu:file:{digest}:{secrets.token_hex(8)}"  # one key per shipment: equal files stay apart
+        self.conn.set(key, data, ex=FILE_TTL)
+        return {"path": relative, "sha256": digest, "size": len(data), "key": key}
 
     def receive(self, home: Path, shipped: dict) -> Path:
         """Write a shipped file under ``home`` at its relative path, after checking its sha256."""
         relative, digest = shipped["path"], shipped["sha256"]
         target = Path(home) / safe_relative(relative)
-        data = self.conn.get(f"zishu:file:{digest}")
+        key = str(shipped.get("key") or f"zishu:file:{digest}")
+        if not key.startswith("zishu:file:"):
+            raise UsageError(f"result file {relative}: {key!r} is not a result file's key")
+        data = self.conn.get(key)
         if data is None:
             raise ChecksumMismatch(f"result file {relative}: no longer in Redis (kept {FILE_TTL} s)")
         got = hashlib.sha256(data).hexdigest()
         if got != digest:
             raise ChecksumMismatch(f"result file {relative}: sha256 {got}, expected {digest}")
         write_atomic(target, data)
-        self.conn.delete(f"zishu:file:{digest}")
+        self.conn.delete(key)
         return target
 
 
