@@ -199,7 +199,8 @@ def test_a_pull_needs_the_token_and_a_changed_file_never_lands(tmp_path):
         offered = server.offer("out/a.bin")
         app = tmp_path / "app"
         assert pull.fetch(app, offered, "s" * 40).read_bytes() == b"x" * 5000
-        for bad in ({**offered, "token": "0" * 64}, {**offered, "url": offered["url"].replace("path=out/a.bin", "path=out/b.bin")},
+        for bad in ({**offered, "token": "0" * 64},
+                    {**offered, "url": offered["url"].replace("path=out/a.bin", "path=out/b.bin")},
                     {**offered, "url": offered["url"].replace("expires=", "expires=9")},
                     {**offered, "token": pull.sign("another-secret" * 3, offered["sha256"], "out/a.bin",
                                                    offered["expires"])}):

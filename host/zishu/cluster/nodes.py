@@ -67,7 +67,7 @@ def listing(conn: Any) -> list[dict]:
 
 def public(node: dict, now: float | None = None) -> dict:
     """One node as ``GET /api/cluster/nodes`` shows it."""
-    from datetime import UTC, datetime
+    import datetime as dt
 
     now = time.time() if now is None else now
     beat_at = float(node.get("heartbeat") or 0.0)
@@ -79,7 +79,7 @@ def public(node: dict, now: float | None = None) -> dict:
             "accepts": list(node.get("accepts") or []), "ram_free": node.get("ram_free"),
             "vram_free": gpu.get("vram_free") if gpu else None, "gpu": gpu.get("name") if gpu else None,
             "load": node.get("load"), "running": running,
-            "last_heartbeat": datetime.fromtimestamp(beat_at, UTC).isoformat(timespec="seconds"),
+            "last_heartbeat": dt.datetime.fromtimestamp(beat_at, dt.timezone.utc).isoformat(timespec="seconds"),
             "age_seconds": round(max(0.0, now - beat_at), 3)}
 
 

@@ -4,8 +4,8 @@ no cluster: no nodes, and a ranking with no models, never an error."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from zishu.cluster import nodes, redisqueue, usage
@@ -14,7 +14,7 @@ from .queue import JobQueue
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def cluster_nodes(queue: JobQueue) -> dict:

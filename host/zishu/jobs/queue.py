@@ -218,7 +218,7 @@ class JobQueue:
         self._claims: set[str] = set()  # remote tasks this process runs now (their claims are kept alive)
         self._running: dict[str, dict] = {}  # those tasks: job, kind, model (what the heartbeat shows)
         self._models: list[str] = []  # the models this node listens for (``refresh_routes``)
-        self._refused: dict[int, set[str]] = {}  # app side: the workers that refused each job
+        self._refused: dict[int, dict[str, float]] = {}  # app side: who refused each job, and when
         self._heartbeat: threading.Thread | None = None
         self._task = self.huey.task(name="zishu.run_job", retries=0)(self._run)
         self._remote_task = self.huey.task(name="zishu.run_remote", retries=0)(self._run_remote)
