@@ -104,6 +104,8 @@ class JobContext:
     ``cancelled``, to hand to code that polls) to stop once the user cancels, and the services the
     runtime handed to the queue (``catalog()``), so a job never reaches up to the runtime."""
 
+    remote = False  # True in ``remote.RemoteJobContext``: the run is for another node
+
     def __init__(self, queue: JobQueue, job_id: int) -> None:
         self.queue, self.job_id, self.home = queue, job_id, queue.home
         self._last_write = float("-inf")
@@ -220,6 +222,7 @@ class JobQueue:
         self._models: list[str] = []  # the models this node listens for (``refresh_routes``)
         self._refused: dict[int, dict[str, float]] = {}  # app side: who refused each job, and when
         self._heartbeat: threading.Thread | None = None
+        self.services.setdefault("cluster_models", self.cluster_models)
         self._task = self.huey.task(name="zishu.run_job", retries=0)(self._run)
         self._remote_task = self.huey.task(name="zishu.run_remote", retries=0)(self._run_remote)
         self._listen()
@@ -278,6 +281,12 @@ class JobQueue:
         if found != self._models:
             self._models = found
             self._listen()
+
+    def cluster_models(self) -> list[str]:
+        """The models (``id@version``) the live nodes of this cluster advertise; none off a cluster."""
+        if self.relay is None:
+            return []
+        return sorted({m for n in nodes.listing(self.relay.conn) for m in n.get("models") or []})
 
     def _is_remote(self, kind: str) -> bool:
         job_type = self.types.get(kind)

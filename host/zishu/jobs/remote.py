@@ -45,6 +45,8 @@ REFUSAL_KEPT = 10.0  # seconds a worker that refused a job is not chosen for it 
 class RemoteJobContext:
     """What a remote job sees: the same calls as ``JobContext``, reported through Redis."""
 
+    remote = True  # a job may add what only a run for another node needs (its result's "files")
+
     def __init__(self, queue: JobQueue, origin: str, job_id: int, task_id: str, worker: str) -> None:
         self.queue, self.home, self.job_id = queue, queue.home, job_id
         self.origin, self.task_id, self.worker = origin, task_id, worker
@@ -55,14 +57,18 @@ class RemoteJobContext:
         self._cancelled = False
         self._message = ""
 
-    def progress(self, done: float | None, total: float | None = None, message: str | None = None) -> None:
+    def progress(self, done: float | None, total: float | None = None, message: str | None = None,
+                 extra: dict | None = None) -> None:
         now = time.monotonic()
         changed_message = message is not None and message != self._message
-        if changed_message or now - self._last_write >= PROGRESS_EVERY or (total and done == total):
+        if (changed_message or extra is not None or now - self._last_write >= PROGRESS_EVERY
+                or (total and done == total)):
             self._last_write = now
             fields: dict[str, Any] = {"done": done, "total": total}
             if message is not None:
                 fields["message"] = self._message = message
+            if extra is not None:
+                fields["extra"] = json.dumps(extra)
             try:
                 self.relay.publish(self.origin, {"job": self.job_id, "task": self.task_id, "status": "progress",
                                                  "fields": fields})
@@ -213,7 +219,7 @@ def apply(queue: JobQueue, event: dict) -> None:
                           attempts=job.attempts + 1, message="started"):
             queue._emit("on_job_start", job.id)
     elif status == "progress":
-        fields = {k: v for k, v in event.get("fields", {}).items() if k in ("done", "total", "message")}
+        fields = {k: v for k, v in event.get("fields", {}).items() if k in ("done", "total", "message", "extra")}
         if records.update(job.id, only_if=(Status.RUNNING,), **fields):
             queue._emit("on_job_progress", job.id)
     elif status == "end":
