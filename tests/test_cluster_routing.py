@@ -9,6 +9,7 @@ nodes and the ranking, with and without Redis."""
 from __future__ import annotations
 
 import hashlib
+import socket
 import time
 from pathlib import Path
 
@@ -263,3 +264,24 @@ def test_the_nodes_and_ranking_api_on_a_cluster(tmp_path, redis_url, plugin_path
                       "nodes": [], "eta_seconds": None, "installed_here": False}
     assert tiny["served_hour"] == 1 and tiny["served_day"] == 2 and len(tiny["nodes"]) == 1
     assert tiny["eta_seconds"] == 3.0 and tiny["installed_here"] is False  # (0 queued / 1 node + 1) × 3 s
+
+
+def test_a_redis_that_does_not_answer_is_a_clear_error_not_a_500(tmp_path, monkeypatch):
+    from zishu.runtime import Runtime
+    from zishu.web.app import create_app
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ZISHU_HOME", str(tmp_path / "app"))
+    rt = Runtime(tmp_path / "app", queue_url=f"redis://:hunter2@127.0.0.1:{port}/0", accept=[])
+    try:
+        client = create_app(rt, "s3cret").test_client()
+        client.environ_base.update(HTTP_X_ZISHU_TOKEN="s3cret")
+        for path in ("/api/model-usage/ranking", "/api/cluster/nodes"):
+            answer = client.get(path)
+            assert answer.status_code == 502 and answer.json["error"]["code"] == "REMOTE_FAILED"
+            assert "the cluster's Redis redis://:***@127.0.0.1" in answer.json["error"]["message"]
+            assert "hunter2" not in answer.get_data(as_text=True)
+    finally:
+        rt.close()
