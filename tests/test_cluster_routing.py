@@ -87,17 +87,23 @@ def test_a_job_for_a_model_goes_only_to_a_node_that_has_it(tmp_path, redis_url, 
         advertised(redis_url, lacks, None)
         jobs = [queue.submit("render", {"model": MODEL, "name": f"r{i}"}) for i in range(4)]
         done = [wait(queue, j.id, "SUCCESS", "FAILED", procs=[has, lacks]) for j in jobs]
+        assert not (tmp_path / "lacks" / "resources").exists()
+        # an install on a running node: at its next heartbeat it advertises the model and listens for it
+        stop(has)
+        with_model(tmp_path, "lacks")
+        advertised(redis_url, lacks)
+        later = queue.submit("render", {"model": MODEL, "name": "later"})
+        assert wait(queue, later.id, "SUCCESS", procs=[lacks]).as_dict()["result"]["home"] == str(tmp_path / "lacks")
     finally:
-        stop(has, lacks)
+        stop(*[p for p in (has, lacks) if p.returncode is None])
     for job in done:
         assert job.status == "SUCCESS", job.error
         result = job.as_dict()["result"]
         assert result["home"] == str(tmp_path / "has") and result["model"] == f"{MODEL}@1.0.0"
         assert job.attempts == 1
-    assert not (tmp_path / "lacks" / "resources").exists()
     conn = redis.Redis.from_url(redis_url)
     served = {r["model"]: r for r in usage.ranking(conn, [], lambda route: 0, lambda m: False)}
-    assert served[MODEL]["served_hour"] == 4 and served[MODEL]["unserved"] == 0
+    assert served[MODEL]["served_hour"] == 5 and served[MODEL]["unserved"] == 0
 
 
 def test_a_node_without_the_model_refuses_at_once_and_the_job_is_rerouted_or_waits(
