@@ -291,3 +291,29 @@ def test_a_redis_that_does_not_answer_is_a_clear_error_not_a_500(tmp_path, monke
             assert "hunter2" not in answer.get_data(as_text=True)
     finally:
         rt.close()
+
+
+def test_a_job_type_a_node_does_not_accept_found_in_a_models_queue_is_sent_back(tmp_path, redis_url, render_queue,
+                                                                               plugin_path):
+    """A node that draws images with the model listens to its queue; a ``render`` job for the same
+    model is not one its user enabled: it refuses it (NOT_ACCEPTED) rather than drop or run it."""
+    queue = render_queue(redis_url)
+    with_model(tmp_path, "imager")
+    imager = worker(tmp_path, "imager", redis_url, plugin_path, queue.home, "--accept", "image")
+    procs = [imager]
+    try:
+        advertised(redis_url, imager)
+        job = queue.submit("render", {"model": MODEL, "name": "not-for-imager"})
+        deadline = time.monotonic() + 30
+        while usage.waiting(redis.Redis.from_url(redis_url), queue.node) == []:
+            assert time.monotonic() < deadline, queue.get(job.id).message
+            time.sleep(0.02)
+        assert queue.get(job.id).status == "PENDING"
+        with_model(tmp_path, "renderer")
+        renderer = worker(tmp_path, "renderer", redis_url, plugin_path, queue.home, "--accept", "render")
+        procs.append(renderer)
+        done = wait(queue, job.id, "SUCCESS", "FAILED", procs=procs)
+    finally:
+        log = stop(*procs)
+    assert done.status == "SUCCESS" and done.as_dict()["result"]["home"] == str(tmp_path / "renderer")
+    assert "NOT_ACCEPTED" in log and not (tmp_path / "imager" / "outputs").exists()

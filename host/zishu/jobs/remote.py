@@ -124,6 +124,9 @@ def run(queue: JobQueue, origin: str, job_id: int, task_id: str, kind: str, para
     if job_type is None or kind not in queue.accepted():
         log.warning("refused a %r job: this node does not accept that job type (accepted: %s)",
                     kind, ", ".join(queue.accepted()) or "none")
+        if relay.holder(task_id) is None:  # popped from a model's queue it shares with other types: send it back
+            _refuse(queue, origin, job_id, task_id, worker_id(), queue.needs(kind, params) or "",
+                    f"this node does not accept {kind} jobs", code="NOT_ACCEPTED")
         return
     if relay.cancel_requested(task_id):
         return
@@ -185,10 +188,12 @@ def _ship(queue: JobQueue, relative: str) -> dict:
     return pull.serve(queue.home, queue.relay.conn, queue.secret or "").offer(relative)
 
 
-def _refuse(queue: JobQueue, origin: str, job_id: int, task_id: str, worker: str, model: str, why: str) -> None:
-    """MODEL_NOT_AVAILABLE, at once: stop listening for the model, say so in this node's ad, tell the app."""
+def _refuse(queue: JobQueue, origin: str, job_id: int, task_id: str, worker: str, model: str, why: str,
+            code: str = "MODEL_NOT_AVAILABLE") -> None:
+    """MODEL_NOT_AVAILABLE, at once: stop listening for the model, say so in this node's ad, tell the
+    app (``code`` NOT_ACCEPTED: a job type this node's user did not enable, found in a model's queue)."""
     assert queue.relay is not None
-    log.warning("refused job %s: %s (MODEL_NOT_AVAILABLE; the app sends it elsewhere)", job_id, why)
+    log.warning("refused job %s: %s (%s; the app sends it elsewhere)", job_id, why, code)
     make = queue.services.get("offers")
     try:
         offers = make() if make is not None else {}
@@ -197,7 +202,7 @@ def _refuse(queue: JobQueue, origin: str, job_id: int, task_id: str, worker: str
                                                     list(queue._running.values()), offers))
     except Exception:
         log.warning("could not refresh this node's advertisement", exc_info=True)
-    queue.relay.publish(origin, {"job": job_id, "task": task_id, "status": "refused", "code": "MODEL_NOT_AVAILABLE",
+    queue.relay.publish(origin, {"job": job_id, "task": task_id, "status": "refused", "code": code,
                                  "model": model, "worker": worker, "message": why, "at": time.time()})
 
 
@@ -210,9 +215,9 @@ def apply(queue: JobQueue, event: dict) -> None:
     if job is None or job.task_id != event.get("task"):
         return
     status = event.get("status")
-    if status == "refused":
-        reroute(queue, job, str(event.get("worker") or ""), str(event.get("model") or ""),
-                str(event.get("message") or ""))
+    if status == "refused":  # the app's own job type says which model, whatever the worker knew
+        model = queue.needs(job.kind, json.loads(job.params)) or str(event.get("model") or "")
+        reroute(queue, job, str(event.get("worker") or ""), model, str(event.get("message") or ""))
     elif status == Status.RUNNING.value:
         if records.update(job.id, only_if=(Status.PENDING,), status=Status.RUNNING.value,
                           started_at=event.get("started_at") or time.time(), worker=str(event.get("worker")),
@@ -243,10 +248,10 @@ def apply(queue: JobQueue, event: dict) -> None:
         if records.update(job.id, only_if=(Status.RUNNING,), finished_at=time.time(), cancel_requested=False,
                           **fields):
             queue._refused.pop(job.id, None)
-            model = queue.needs(job.kind, json.loads(job.params))
-            if model and fields.get("status") == Status.SUCCESS.value:
+            needed = queue.needs(job.kind, json.loads(job.params))
+            if needed and fields.get("status") == Status.SUCCESS.value:
                 seconds = event.get("seconds")
-                usage.served(queue.relay.conn, model, float(seconds) if isinstance(seconds, int | float) else None)
+                usage.served(queue.relay.conn, needed, float(seconds) if isinstance(seconds, int | float) else None)
             queue._emit("on_job_end", job.id)
 
 
@@ -262,8 +267,13 @@ def reroute(queue: JobQueue, job: Job, worker: str, model: str, why: str) -> Non
     target = routing.pick(listing, model, job.kind, refused)
     task_id = uuid.uuid4().hex
     host = worker.partition(":")[0]
+    if not model:  # not routed by model: back to its job type's queue, which only accepting nodes read
+        if records.update(job.id, only_if=(Status.PENDING, Status.RUNNING), status=Status.PENDING.value,
+                          worker=None, started_at=None, message=f"{host}: {why}; queued again", task_id=task_id):
+            queue._enqueue(job.id, job.priority, task_id)
+        return
     if target is not None:
-        message = f"{host} lacked {model}; sent to {target.get('host') or target['worker']}"
+        message = f"{host}: {why}; sent to {target.get('host') or target['worker']}"
     else:
         message = f"waiting: no node has {model}"
     if not records.update(job.id, only_if=(Status.PENDING, Status.RUNNING), status=Status.PENDING.value,
