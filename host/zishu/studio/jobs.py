@@ -25,7 +25,8 @@ PREVIEW_QUALITY = 70
 
 def draw_images(ctx: JobContext, **params: Any) -> dict:
     studio = ctx.service("studio")
-    steps = int(params.get("steps", 20))
+    prepared = studio.prepare(params)  # the user's request expanded (style, character) once, here
+    steps = prepared.request.steps
     ctx.progress(0, steps, "loading the model")
 
     def progress(step: int, total: int) -> None:
@@ -35,7 +36,7 @@ def draw_images(ctx: JobContext, **params: Any) -> dict:
     def preview(step: int, total: int, image) -> None:
         ctx.progress(step, total, f"step {step} of {total}", extra={"preview": data_url(image), "step": step})
 
-    result = studio.generate(params, job_id=ctx.job_id, progress=progress, cancelled=ctx.cancelled,
+    result = studio.generate(prepared, job_id=ctx.job_id, progress=progress, cancelled=ctx.cancelled,
                              preview=preview, preview_every=PREVIEW_EVERY)
     ctx.progress(steps, steps, "from the cache" if result.cached else "done", extra={})
     return result.as_dict()
@@ -49,8 +50,9 @@ def data_url(image) -> str:
 
 
 def check(params: dict, service) -> dict:
-    """Refuse a bad request at submit; queue the checked request with its model filled in."""
-    return service("studio").prepare(params).request.params()
+    """Refuse a bad request at submit; queue the user's own fields with the model filled in (the
+    style and character are expanded when the job draws it, so Retry expands them once again)."""
+    return service("studio").prepare(params).queued()
 
 
 def title(params: dict) -> str:
