@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from zishu.companion.avatar import sheet_emotion
 from zishu.errors import NotFound, UsageError
 
 from . import postprocess
@@ -122,6 +123,10 @@ def set_avatar(studio: Studio, rid: str, images: Any) -> dict:
     pictures: dict[str, bytes] = {}
     for emotion, image_id in images.items():
         field = f"images.{emotion}"
+        try:
+            sheet_emotion(emotion)
+        except UsageError as e:
+            raise UsageError(f"{field}: {e}") from None
         if isinstance(image_id, bool) or not isinstance(image_id, int) or image_id < 1:
             raise UsageError(f"{field}: expected a gallery image id (a whole number), got {image_id!r}")
         try:
