@@ -257,6 +257,14 @@ def test_zishu_image_draws_with_a_progress_bar_into_the_gallery_and_out(tmp_path
     assert "from the cache" in again.stderr
     bad = zishu(env, "image", "a cat", "--model", str(tiny["sd"]), "--width", "65", check=False)
     assert bad.returncode == 2 and "width: must be a multiple of 8" in bad.stderr
+    # --style goes through the studio's expanders: its template, and its size and steps where no option is given
+    styles = tmp_path / "home" / "styles"
+    styles.mkdir()
+    (styles / "ink.yaml").write_text("prompt: 'ink drawing of {prompt}'\nwidth: 64\nheight: 72\nsteps: 1\n")
+    inked = zishu(env, "image", "a cat", "--style", "ink", "--model", str(tiny["sd"]), "--height", "64")
+    with Image.open(inked.stdout.split()[0]) as png:
+        read = read_parameters(png.info["parameters"])
+        assert png.size == (64, 64) and read["Prompt"] == "ink drawing of a cat" and read["Steps"] == "1"
 
 
 def test_the_job_check_fills_in_the_model_and_refuses_bad_input(runtime, tiny):
