@@ -103,7 +103,8 @@ def test_upscale_and_background_make_new_gallery_rows(app, runtime, tiny):
     assert app.post("/api/studio/gallery/999/background", json={}).status_code == 404
     blocked = runtime.studio.gallery.mark_blocked(add_picture(runtime).id, "classifier: nsfw")
     refused = app.post(f"/api/studio/gallery/{blocked.id}/upscale", json={})
-    assert refused.status_code == 400 and "was blocked by safe mode (classifier: nsfw)" in refused.json["error"]["message"]
+    assert refused.status_code == 400
+    assert "was blocked by safe mode (classifier: nsfw)" in refused.json["error"]["message"]
 
 
 def test_downloads_carry_the_a1111_parameters_in_each_format(app, runtime):
