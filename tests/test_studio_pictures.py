@@ -122,3 +122,15 @@ def test_a_blocked_picture_is_never_drawn_from(studio):
     with pytest.raises(UsageError, match=rf"^init_image: picture {row.id} was blocked by safe mode "
                                          r"\(classifier: nsfw 0.97\)"):
         studio.prepare({**CAT, "init_image": row.id})
+
+
+def test_a_request_carrying_a_large_picture_is_taken_over_rest(studio, runtime):
+    from zishu.web.app import create_app
+
+    noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (720, 720, 3), dtype=np.uint8))
+    body = {**CAT, "init_image": data_url(noise), "strength": 0.5}
+    assert len(str(body)) > 2**20  # past the app's usual 1 MiB body limit
+    client = create_app(runtime, "s3cret").test_client()
+    answer = client.post("/api/studio/images", json=body, headers={"X-Zishu-Token": "s3cret"})
+    assert answer.status_code == 202, answer.json
+    assert answer.json["job"]["params"]["init_image"] == body["init_image"]

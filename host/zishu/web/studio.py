@@ -1,7 +1,9 @@
 """The studio's JSON API under ``/api/studio`` (behind the launch secret like every route).
 
     POST   /api/studio/images                  a request (``zishu.studio.requests``) → 202 {"job"}; 400 naming
-                                               the field; the job's result lists the pictures
+                                               the field; the job's result lists the pictures. Its pictures
+                                               (init_image, mask, control.image: a gallery id, a data URL or
+                                               base64) make the body larger: up to MAX_REQUEST_BYTES
     GET    /api/studio/options                 samplers, size limits, the default model
     GET    /api/studio/gallery                 ?q= (prompt or character) &character= &favourite=1 &trash=1
                                                &offset= &limit= → {"images", "total"}
@@ -46,6 +48,7 @@ from .app import runtime
 
 studio = Blueprint("studio", __name__, url_prefix="/api/studio")
 MAX_IMAGE_ID = 2**63 - 1
+MAX_REQUEST_BYTES = 64 * 2**20  # a request carrying its pictures as data URLs
 
 
 def _image_id(value: str) -> int:
@@ -62,6 +65,7 @@ def _only(body: dict, *known: str) -> dict:
 
 @studio.post("/images")
 def draw():
+    request.max_content_length = MAX_REQUEST_BYTES
     body = _body()
     priority = body.pop("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
