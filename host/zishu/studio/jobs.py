@@ -33,7 +33,8 @@ PREVIEW_QUALITY = 70
 
 def draw_images(ctx: JobContext, **params: Any) -> dict:
     studio = ctx.service("studio")
-    steps = int(params.get("steps", 20))
+    prepared = studio.prepare(params)  # the user's request expanded (style, character) once, here
+    steps = prepared.request.steps
     ctx.progress(0, steps, "loading the model")
 
     def progress(step: int, total: int) -> None:
@@ -43,7 +44,7 @@ def draw_images(ctx: JobContext, **params: Any) -> dict:
     def preview(step: int, total: int, image) -> None:
         ctx.progress(step, total, f"step {step} of {total}", extra={"preview": data_url(image), "step": step})
 
-    result = studio.generate(params, job_id=ctx.job_id, progress=progress, cancelled=ctx.cancelled,
+    result = studio.generate(prepared, job_id=ctx.job_id, progress=progress, cancelled=ctx.cancelled,
                              preview=preview, preview_every=PREVIEW_EVERY)
     ctx.progress(steps, steps, "from the cache" if result.cached else "done", extra={})
     done = result.as_dict()
@@ -68,15 +69,16 @@ def data_url(image) -> str:
 
 
 def check(params: dict, service) -> dict:
-    """Refuse a bad request at submit; queue the checked request with its model filled in. A model
-    this app lacks but a node of its cluster advertises: the fields are checked here, the rest there."""
+    """Refuse a bad request at submit; queue the user's own fields with the model filled in (the
+    style and character are expanded when the job draws it, so Retry expands them once again). A
+    model this app lacks but a node of its cluster advertises: the fields are checked here, the rest there."""
     try:
-        return service("studio").prepare(params).request.params()
+        return service("studio").prepare(params).queued()
     except ResourceNotAvailable:
         model = catalog_model(params.get("model"))
         if model is None or not holds(service("cluster_models"), model):
             raise
-        return ImageRequest.parse(params).params()
+        return ImageRequest.parse(params).given()
 
 
 def title(params: dict) -> str:
