@@ -33,7 +33,7 @@ def register_engines(register) -> None:
 @hookspec
 def register_job_types(register) -> None:
     """Add kinds of long work: call ``register(name, run, title=None, resumable=False, remote=False,
-    model=None, arrived=None)``. The host
+    model=None, arrived=None, inputs=None)``. The host
     calls ``run(ctx, **params)`` in a worker; ``ctx.progress(done, total, message)`` reports progress
     and raises ``JobCancelled`` once the user cancels. ``title(params)`` names a job for people.
     A ``resumable`` job cut off by a crash or a close runs again by itself at the next start.
@@ -43,7 +43,9 @@ def register_job_types(register) -> None:
     through the same ``ctx``, and the files its result lists as ``result["files"]`` (paths relative to
     ZISHU_HOME) are copied back to the app's ZISHU_HOME. ``model=model(params)`` names the catalog model a
     remote job needs: it goes only to a node that has it (MODEL_NOT_AVAILABLE elsewhere, and rerouted);
-    ``arrived=arrived(result, service)`` runs on the app once a remote job's files are in place.
+    ``arrived=arrived(result, service)`` runs on the app once a remote job's files are in place;
+    ``inputs=inputs(params)`` names the files (relative to ZISHU_HOME) a remote job reads: they travel
+    to the worker with the task, checked by sha256 there.
     The first registration of a name wins (a plugin's before the core's)."""
 
 

@@ -26,7 +26,8 @@ from zishu import hookspecs
 
 log = logging.getLogger(__name__)
 
-INTERNAL = ("zishu.resources.jobs", "zishu.studio.jobs", "zishu.storyboard.jobs", "zishu.web.panels",
+INTERNAL = ("zishu.resources.jobs", "zishu.studio.jobs", "zishu.storyboard.jobs", "zishu.companion.jobs",
+            "zishu.web.panels",
             "zishu.packaging.zpkg", "zishu.packaging.card_format", "zishu.packaging.jobs")
 
 pm = pluggy.PluginManager("zishu")

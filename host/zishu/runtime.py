@@ -43,8 +43,10 @@ class Runtime:
         if url:
             found = cluster_secret.find(self.home) or cluster_secret.init(self.home)
             secret = cluster_secret.read(found)
+        # "engine_host": what ``zishu.engines.use`` needs (registry, engines, model cache): the voice and text jobs
         self.jobs = JobQueue(self.home, url=url, services={"catalog": self.catalog, "offers": self.offers,
-                                       "studio": lambda: self.studio, "storyboards": lambda: self.storyboards},
+                                       "studio": lambda: self.studio, "storyboards": lambda: self.storyboards,
+                                       "engine_host": lambda: self},
                              secret=secret, accept=accept)
         plugins.call_each("register_job_types", register=self.jobs.register)
         self.engines = Engines.from_plugins()

@@ -1,7 +1,8 @@
 """What Huey lacks for work done on another machine, kept in the same Redis: the events of a
 running job back to the app that asked (a Redis stream per app), the user's cancel, the claim that
-keeps a task from running twice, and the files a job made (small ones travel through Redis, checked
-by sha256 when they arrive). Keys all start ``zishu:``; nothing here is pickled: JSON only, so a
+keeps a task from running twice, the files a job made (small ones travel through Redis, checked
+by sha256 when they arrive), and the input files a job reads (a transcription's audio), sent the other
+way: from the app to whichever worker takes the task, checked the same way. Keys all start ``zishu:``; nothing here is pickled: JSON only, so a
 peer without the secret can at worst send the app a wrong event, never run code."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from zishu.files import write_atomic
 MAX_FILE = 64 * 1024 * 1024  # larger files come back by a pull from the worker (``pull``)
 MAX_FILE_ENV = "ZISHU_CLUSTER_MAX_FILE"  # a lower limit (bytes), for tests
 FILE_TTL = 3600  # seconds a shipped file waits in Redis for the app
+INPUT_TTL = 24 * 3600  # seconds a job's input file waits in Redis for a worker (the job may wait for a node)
 CLAIM_TTL = int(os.environ.get("ZISHU_CLUSTER_CLAIM_TTL", "15"))  # seconds a claim lives without a heartbeat
 DONE = "done"  # a finished task's claim: kept a day, so a copy of the task never runs again
 DONE_TTL = 24 * 3600
@@ -95,20 +97,60 @@ class Relay:
 
     def receive(self, home: Path, shipped: dict) -> Path:
         """Write a shipped file under ``home`` at its relative path, after checking its sha256."""
-        relative, digest = shipped["path"], shipped["sha256"]
-        target = Path(home) / safe_relative(relative)
-        key = str(shipped.get("key") or f"zishu:file:{digest}")
+        key = str(shipped.get("key") or f"zishu:file:{shipped['sha256']}")
         if not key.startswith("zishu:file:"):
-            raise UsageError(f"result file {relative}: {key!r} is not a result file's key")
-        data = self.conn.get(key)
-        if data is None:
-            raise ChecksumMismatch(f"result file {relative}: no longer in Redis (kept {FILE_TTL} s)")
-        got = hashlib.sha256(data).hexdigest()
-        if got != digest:
-            raise ChecksumMismatch(f"result file {relative}: sha256 {got}, expected {digest}")
-        write_atomic(target, data)
+            raise UsageError(f"result file {shipped['path']}: {key!r} is not a result file's key")
+        target = self._fetch(home, shipped, key, "result file", FILE_TTL)
         self.conn.delete(key)
         return target
+
+    # -- input files: app -> worker -----------------------------------------------------------------
+
+    def send_input(self, home: Path, origin: str, job_id: int, index: int, relative: str) -> dict:
+        """Put the input file ``home/relative`` of ``origin``'s job ``job_id`` into Redis for the worker
+        that takes it. One key per job and input: sending it again (a reroute, a requeue, a retry)
+        replaces it rather than adding a copy; ``drop_inputs`` removes them when the job ends."""
+        path = Path(home) / safe_relative(relative)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise UsageError(f"input file {relative}: not in {home} (was it removed?)") from None
+        if size > max_file():
+            raise UsageError(f"input file {relative}: {size} bytes, more than the {max_file()} that travel "
+                             "through Redis")
+        data = path.read_bytes()
+        key = input_key(origin, job_id, index)
+        self.conn.set(key, data, ex=INPUT_TTL)
+        return {"path": relative, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "key": key}
+
+    def receive_input(self, home: Path, shipped: dict) -> Path:
+        """Write a job's input file under the worker's ``home``, after checking its sha256 (the key stays:
+        another worker may get the job after a refusal)."""
+        key = str(shipped.get("key") or "")
+        if not key.startswith("zishu:input:"):
+            raise UsageError(f"input file {shipped.get('path')}: {key!r} is not an input file's key")
+        return self._fetch(home, shipped, key, "input file", INPUT_TTL)
+
+    def drop_inputs(self, origin: str, job_id: int, count: int) -> None:
+        if count:
+            self.conn.delete(*(input_key(origin, job_id, i) for i in range(count)))
+
+    def _fetch(self, home: Path, shipped: dict, key: str, what: str, kept: int) -> Path:
+        relative, digest = shipped["path"], shipped["sha256"]
+        target = Path(home) / safe_relative(relative)
+        data = self.conn.get(key)
+        if data is None:
+            raise ChecksumMismatch(f"{what} {relative}: no longer in Redis (kept {kept} s)")
+        got = hashlib.sha256(data).hexdigest()
+        if got != digest:
+            raise ChecksumMismatch(f"{what} {relative}: sha256 {got}, expected {digest}")
+        write_atomic(target, data)
+        return target
+
+
+def input_key(origin: str, job_id: int, index: int) -> str:
+    """Where input ``index`` of ``origin``'s job ``job_id`` waits in Redis."""
+    return f"zishu:input:{origin}:{job_id}:{index}"
 
 
 def max_file() -> int:

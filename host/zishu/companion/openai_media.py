@@ -27,7 +27,7 @@ import json
 import struct
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictFloat, StrictInt
@@ -277,15 +277,14 @@ def _asr_model(runtime: Any, model: str) -> str:
     return find_model(runtime, model, "/v1/audio/transcriptions")["id"]
 
 
-def transcription(runtime: Any, audio: bytes, request: TranscriptionRequest) -> tuple[str | bytes, str]:
-    """The transcript of ``audio`` (the uploaded file's bytes) in ``request.response_format``:
-    (body, media type)."""
+def transcribe_pcm(runtime: Any, pcm: bytes, model: str, language: str = "auto",
+                   progress: Callable[[int, int], None] | None = None) -> dict:
+    """16 kHz mono PCM heard by the ASR ``model``: cut into segments by the first installed voice
+    detector (else one segment), each transcribed with its times. ``{"text", "segments", "language"
+    (as the model tags it, or None), "duration"}``; ``progress(done, total)`` after each segment."""
     from .session import installed_models
 
-    model = _asr_model(runtime, request.model)
-    pcm = decode_audio(audio)
     asr = use(runtime, "asr", model).handle
-    language = (request.language or "auto").lower()
     duration = len(pcm) / 2 / ASR_SAMPLE_RATE
     spans = [(0.0, duration)]
     vads = installed_models(runtime.registry).get("vad", [])
@@ -305,7 +304,20 @@ def transcription(runtime: Any, audio: bytes, request: TranscriptionRequest) -> 
         segments.append({"id": i, "seek": 0, "start": round(start, 3), "end": round(end, 3), "text": text,
                          "tokens": [], "temperature": 0.0, "avg_logprob": 0.0, "compression_ratio": 0.0,
                          "no_speech_prob": 0.0})
-    text = " ".join(t for t in said if t)
+        if progress is not None:
+            progress(i + 1, len(spans))
+    return {"text": " ".join(t for t in said if t), "segments": segments, "language": tagged,
+            "duration": duration}
+
+
+def transcription(runtime: Any, audio: bytes, request: TranscriptionRequest) -> tuple[str | bytes, str]:
+    """The transcript of ``audio`` (the uploaded file's bytes) in ``request.response_format``:
+    (body, media type)."""
+    model = _asr_model(runtime, request.model)
+    pcm = decode_audio(audio)
+    language = (request.language or "auto").lower()
+    heard = transcribe_pcm(runtime, pcm, model, language)
+    text, segments, tagged, duration = heard["text"], heard["segments"], heard["language"], heard["duration"]
     fmt = request.response_format
     if fmt == "text":
         return text + "\n", "text/plain; charset=utf-8"

@@ -97,6 +97,9 @@ class JobType:
     # arrived(result, service) -> result: on the app, once a remote job's files are in its ZISHU_HOME
     # (the studio records the pictures in the app's gallery)
     arrived: Callable[[dict, Callable[[str], Any]], dict] | None = None
+    # inputs(params) -> the files (relative to ZISHU_HOME) a remote job reads: sent through Redis to
+    # the worker that takes it, and checked by sha256 there (a transcription's audio)
+    inputs: Callable[[dict], list[str]] | None = None
 
 
 class JobContext:
@@ -236,12 +239,14 @@ class JobQueue:
     def register(self, name: str, run: Callable[..., Any], title: Callable[[dict], str] | None = None,
                  resumable: bool = False, check: Callable[[dict, Callable[[str], Any]], dict] | None = None,
                  remote: bool = False, model: Callable[[dict], str | None] | None = None,
-                 arrived: Callable[[dict, Callable[[str], Any]], dict] | None = None) -> None:
+                 arrived: Callable[[dict, Callable[[str], Any]], dict] | None = None,
+                 inputs: Callable[[dict], list[str]] | None = None) -> None:
         """The ``register`` callback of the ``register_job_types`` hook; the first one wins.
         ``check(params, service)`` returns the parameters to queue, or raises to refuse them.
         ``model(params)``: the catalog model a remote job needs (routing by model);
-        ``arrived(result, service)``: the app's step once a remote job's files came back."""
-        self.types.setdefault(name, JobType(name, run, title, resumable, check, remote, model, arrived))
+        ``arrived(result, service)``: the app's step once a remote job's files came back;
+        ``inputs(params)``: the files (relative to ZISHU_HOME) a remote job reads, sent to its worker."""
+        self.types.setdefault(name, JobType(name, run, title, resumable, check, remote, model, arrived, inputs))
         self._listen()
 
     def service(self, name: str) -> Any:
@@ -314,6 +319,11 @@ class JobQueue:
             return f"{routing.KIND_PREFIX}{kind}"
         model = self.needs(kind, params)
         return routing.model_route(model) if model else None
+
+    def inputs(self, kind: str, params: dict) -> list[str]:
+        """The input files (relative to ZISHU_HOME) a job of ``kind`` with ``params`` reads."""
+        job_type = self.types.get(kind)
+        return list(job_type.inputs(params)) if job_type is not None and job_type.inputs else []
 
     def _remote_job(self, job: Job) -> bool:
         """Whether this job runs (or ran) through the cluster rather than on this node."""
@@ -536,8 +546,10 @@ class JobQueue:
         if route is not None:
             self.start_relay()
             usage.stop_waiting(self.relay.conn, self.node, job_id)
+            sent = [self.relay.send_input(self.home, self.node, job_id, i, relative)
+                    for i, relative in enumerate(self.inputs(old.kind, params))]
             task = self._remote_task.task_class(
-                (self.node, job_id, task_id, old.kind, params), None, id=task_id, priority=priority)
+                (self.node, job_id, task_id, old.kind, params, sent), None, id=task_id, priority=priority)
             self.huey.enqueue_routed(task, route)
             if route.startswith(routing.MODEL_PREFIX):
                 remote.note_if_unserved(self, job_id, old.kind, self.needs(old.kind, params) or "")
@@ -582,8 +594,9 @@ class JobQueue:
         self._cancel.discard(job_id)
         self._emit("on_job_end", job_id)
 
-    def _run_remote(self, origin: str, job_id: int, task_id: str, kind: str, params: dict) -> None:
-        remote.run(self, origin, job_id, task_id, kind, params)
+    def _run_remote(self, origin: str, job_id: int, task_id: str, kind: str, params: dict,
+                    inputs: list[dict] | None = None) -> None:
+        remote.run(self, origin, job_id, task_id, kind, params, inputs or [])
 
     def start_relay(self) -> None:
         """Listen (in a thread) for what workers report about this app's remote jobs."""

@@ -3,7 +3,9 @@
 The worker (``run``) claims the task (one worker per task, ever), runs the job type with a
 ``RemoteJobContext`` whose progress and cancel go through ``zishu.cluster.relay`` instead of the
 job table (the worker may have a ZISHU_HOME of its own), and ships the files its result lists
-(``result["files"]``: paths relative to ZISHU_HOME). The app (``listen``, a thread) applies those
+(``result["files"]``: paths relative to ZISHU_HOME); the input files the job type names
+(``inputs``, sent by the app with the task) are written into the worker's ZISHU_HOME first, their
+sha256 checked, and removed once the job ends. The app (``listen``, a thread) applies those
 events to its job table, fetches the files into its own ZISHU_HOME with their sha256 checked, and
 puts a job back on the queue when the node running it stopped refreshing its claim (kill -9, a
 pulled cable) or closed while running it.
@@ -114,8 +116,10 @@ def _keep_claims(queue: JobQueue) -> None:
 _heartbeat_started = threading.Lock()
 
 
-def run(queue: JobQueue, origin: str, job_id: int, task_id: str, kind: str, params: dict) -> None:
-    """Run one remote task in this worker (called by Huey with the signed task's arguments)."""
+def run(queue: JobQueue, origin: str, job_id: int, task_id: str, kind: str, params: dict,
+        inputs: list[dict] | None = None) -> None:
+    """Run one remote task in this worker (called by Huey with the signed task's arguments);
+    ``inputs``: the input files the app sent with it (``Relay.send_input``)."""
     from .queue import worker_id
 
     relay = queue.relay
@@ -147,7 +151,10 @@ def run(queue: JobQueue, origin: str, job_id: int, task_id: str, kind: str, para
     shipped: list[dict] = []
     ctx = RemoteJobContext(queue, origin, job_id, task_id, me)
     began = time.monotonic()
+    received: list = []
     try:
+        if origin != queue.node:  # another home's job: its inputs come through Redis (the app's own are here)
+            received = [relay.receive_input(queue.home, shipped) for shipped in inputs or []]
         result = job_type.run(ctx, **params)
         if isinstance(result, dict) and result.get("files"):
             result["files"] = [str(f) for f in result["files"]]
@@ -172,6 +179,9 @@ def run(queue: JobQueue, origin: str, job_id: int, task_id: str, kind: str, para
         log.exception("remote job %s (%s) failed", job_id, kind)
         fields = {"status": Status.FAILED.value, "error": f"{type(e).__name__}: {e}",
                   "error_code": "ZISHU_ERROR", "message": "failed"}
+    finally:
+        for path in received:  # the app's files, not this node's: it keeps none of them
+            path.unlink(missing_ok=True)
     relay.publish(origin, {"job": job_id, "task": task_id, "status": "end", "fields": fields, "files": shipped,
                            "seconds": time.monotonic() - began})
     relay.finish(task_id)
@@ -248,7 +258,9 @@ def apply(queue: JobQueue, event: dict) -> None:
         if records.update(job.id, only_if=(Status.RUNNING,), finished_at=time.time(), cancel_requested=False,
                           **fields):
             queue._refused.pop(job.id, None)
-            needed = queue.needs(job.kind, json.loads(job.params))
+            params = json.loads(job.params)
+            queue.relay.drop_inputs(queue.node, job.id, len(queue.inputs(job.kind, params)))
+            needed = queue.needs(job.kind, params)
             if needed and fields.get("status") == Status.SUCCESS.value:
                 seconds = event.get("seconds")
                 usage.served(queue.relay.conn, needed, float(seconds) if isinstance(seconds, int | float) else None)
