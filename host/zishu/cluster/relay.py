@@ -1,9 +1,10 @@
 """What Huey lacks for work done on another machine, kept in the same Redis: the events of a
 running job back to the app that asked (a Redis stream per app), the user's cancel, the claim that
-keeps a task from running twice, the files a job made (small ones travel through Redis, checked
-by sha256 when they arrive), and the input files a job reads (a transcription's audio), sent the other
-way: from the app to whichever worker takes the task, checked the same way. Keys all start ``zishu:``; nothing here is pickled: JSON only, so a
-peer without the secret can at worst send the app a wrong event, never run code."""
+keeps a task from running twice, the files a job made (small ones travel through Redis, checked by
+sha256 when they arrive), and the input files a job reads (a transcription's audio), sent the other
+way: from the app to whichever worker takes the task, checked the same way. Keys all start
+``zishu:``; nothing here is pickled: JSON only, so a peer without the secret can at worst send the
+app a wrong event, never run code."""
 
 from __future__ import annotations
 
