@@ -50,6 +50,7 @@ REFUSED = [
     ("speech", {**SPEAK, "volume": 3}, 400, '"volume": Extra inputs are not permitted'),
     ("speech", {**SPEAK, "voice": "acme/scripted"}, 400, '"voice": acme/scripted@1.0.0 is a llm model, not tts'),
     ("speech", {**SPEAK, "voice": "acme/nothing"}, 404, '"voice": acme/nothing'),
+    ("speech", {**SPEAK, "voice": "acme/mei"}, 400, '"voice": acme/mei@1.0.0 is a character, not a model'),
     ("transcription", {"model": "acme/ear"}, 400, 'give the audio as "audio"'),
     ("transcription", {"audio": WAV_HEADER_ONLY, "path": "/tmp/x.wav"}, 400, 'give the audio as "audio"'),
     ("transcription", {"audio": "not base64!"}, 400, '"audio" is not base64'),
@@ -77,6 +78,7 @@ REFUSED = [
     ("completion", {"prompt": "hi"}, 400, '"model": Field required'),
     ("completion", {**ASK, "model": "acme/ear"}, 400, '"model": acme/ear@1.0.0 is a asr model, not llm'),
     ("completion", {**ASK, "model": "acme/nothing"}, 404, '"model": acme/nothing'),
+    ("completion", {**ASK, "model": "acme/mei"}, 400, '"model": acme/mei@1.0.0 is a character, not a model'),
 ]
 
 

@@ -52,13 +52,18 @@ Service = Callable[[str], Any]
 def needs_model(service: Service, name: str, role: str, field: str) -> None:
     """Refuse at submit a model that is of another role here, or that neither this app nor a live node
     of its cluster has (ResourceNotAvailable naming ``field``); nothing is downloaded."""
+    registry = service("engine_host").registry
     try:
-        ref = resolve_model(name, service("engine_host").registry)
+        ref = resolve_model(name, registry)
     except ResourceNotAvailable as e:
         model = catalog_model(name)
         if model is not None and holds(service("cluster_models"), model):
             return  # a node has it: that node checks the rest
         raise ResourceNotAvailable(f'"{field}": {e}') from None
+    kind = (registry.load().get(ref.id) or {}).get(ref.version, {}).get("kind") if ref.id else None
+    if kind not in (None, "model", "voice"):
+        raise BadParam(field, f'"{field}": {ref.label} is a {kind}, not a model'
+                              + (" (name its voice)" if role == "tts" else ""))
     if ref.role and ref.role != role:
         raise BadParam(field, f'"{field}": {ref.label} is a {ref.role} model, not {role}')
 

@@ -366,6 +366,8 @@ class JobQueue:
             job_id, only_if=(Status.PENDING,), status=Status.CANCELLED.value,
             finished_at=time.time(), message="cancelled before it started",
         ) or records.update(job_id, only_if=(Status.INTERRUPTED,), status=Status.CANCELLED.value, message="cancelled"):
+            if self.relay is not None and self._remote_job(job):  # its input files wait in Redis for nobody
+                self.relay.drop_inputs(self.node, job_id, len(self.inputs(job.kind, json.loads(job.params))))
             self._emit("on_job_end", job_id)
         elif job.status == Status.RUNNING:
             self._cancel.add(job_id)
