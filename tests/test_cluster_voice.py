@@ -2,7 +2,8 @@
 models) submits ``speech``, ``transcription`` and ``completion`` jobs; of two ``zishu worker``
 processes with ZISHU_HOMEs of their own, the one with the voice and the LLM (``speaker``) speaks and
 answers, the one with the ASR model (``ear``) hears. The audio comes back as a result file, sha256
-checked; the audio to transcribe travels to the worker with the task, sha256 checked there.
+checked; the audio to transcribe travels to the worker with the task, sha256 checked there, and
+still reaches the right node after a node without the model refused it (MODEL_NOT_AVAILABLE).
 Real redis-server, real Piper-format ONNX voice, real FunASR SenseVoice, real llama.cpp."""
 
 from __future__ import annotations
@@ -117,6 +118,26 @@ def test_a_transcription_ships_its_audio_to_the_node_with_the_asr_model_and_retu
     assert not (tmp / "app" / queued["input"]).exists()  # done with: the app's copy is removed
     assert not list((tmp / "ear").glob("audio/inputs/*"))  # and so is the worker's
     assert not redis.Redis.from_url(cluster["url"]).exists(input_key(rt.jobs.node, job.id, 0))
+
+
+def test_a_transcription_sent_to_a_node_without_the_model_is_rerouted_with_its_audio(cluster, tmp_path):
+    from tiny_funasr import speech_wav
+    from zishu.cluster import routing
+    from zishu.jobs import records
+
+    rt = cluster["rt"]
+    speech_wav("一二三", tmp_path / "said.wav")
+    queued = rt.jobs.types["transcription"].check({"path": str(tmp_path / "said.wav"), "model": "acme/ear"},
+                                                  rt.jobs.service)
+    made = records.create("transcription", "stale pick", queued, 0)
+    lacking = advertised(cluster["url"], cluster["speaker"], None)["worker"]
+    rt.jobs._enqueue(made.id, 0, None, route=routing.worker_route(lacking))  # as a stale advertisement would
+    first = rt.jobs.get(made.id).task_id
+    job = finished(cluster, made.id)
+    assert job.task_id != first  # refused (MODEL_NOT_AVAILABLE) and sent on under a new task id
+    assert ran_on(job, cluster["ear"]) and job.attempts == 1  # refused before it ran, then heard once
+    assert isinstance(job.as_dict()["result"]["text"], str)
+    assert not list((cluster["tmp"] / "speaker").glob("audio/inputs/*"))  # the refusing node kept nothing
 
 
 def test_a_completion_runs_on_the_node_with_the_llm(cluster):
