@@ -24,6 +24,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zishu.cluster import nodes, pull, routing, usage
@@ -151,10 +152,11 @@ def run(queue: JobQueue, origin: str, job_id: int, task_id: str, kind: str, para
     shipped: list[dict] = []
     ctx = RemoteJobContext(queue, origin, job_id, task_id, me)
     began = time.monotonic()
-    received: list = []
+    received: list[Path] = []
     try:
         if origin != queue.node:  # another home's job: its inputs come through Redis (the app's own are here)
-            received = [relay.receive_input(queue.home, shipped) for shipped in inputs or []]
+            for sent in inputs or []:
+                received.append(relay.receive_input(queue.home, sent))
         result = job_type.run(ctx, **params)
         if isinstance(result, dict) and result.get("files"):
             result["files"] = [str(f) for f in result["files"]]
