@@ -29,36 +29,82 @@ def init_command(force: bool) -> None:
 
 @cluster_command.command("status")
 @click.option("--join", "url", metavar="URL", help="The cluster's Redis; default: ZISHU_QUEUE.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the nodes as JSON instead of a table.")
 def status_command(url: str | None, as_json: bool) -> None:
-    """The live nodes: their job types, models, running jobs, free memory, GPU, load, last heartbeat."""
+    """The live nodes: their models, running jobs, free memory, GPU, load and last heartbeat."""
     import json
     import os
     import time
 
     from rich.console import Console
-    from rich.table import Table
 
     from zishu.cluster import nodes
-    from zishu.errors import UsageError
+    from zishu.cluster.redisqueue import redacted
 
-    url = url or os.environ.get("ZISHU_QUEUE")
-    if not url:
-        raise UsageError("no cluster: set ZISHU_QUEUE=redis://… or pass --join URL")
+    url = _cluster_url(url, os.environ.get("ZISHU_QUEUE"))
     found = nodes.status(url)
     if as_json:
         click.echo(json.dumps(found, indent=1))
         return
+    out = Console(highlight=False)
     if not found:
-        click.echo("no live nodes (a node shows here while its `zishu worker` runs)")
+        out.print(f"no live nodes on {redacted(url)}: a node shows here while its `zishu worker --join URL "
+                  "--secret-file cluster.secret` runs", markup=False)
         return
-    table = Table(box=None)
-    for col in ("worker", "accepts", "models", "running", "RAM free", "GPU", "load", "heartbeat"):
-        table.add_column(col, overflow="fold")
+    out.print(f"{len(found)} node{'' if len(found) == 1 else 's'} on {redacted(url)}", markup=False)
+    out.print(status_table(found, time.time(), nodes.EXPIRES_AFTER))
+
+
+def _cluster_url(given: str | None, environ: str | None) -> str:
+    """The Redis URL from --join, else ZISHU_QUEUE; refused when neither names a Redis."""
+    from zishu.errors import UsageError
+
+    url, where = (given, "--join") if given else (environ, "ZISHU_QUEUE")
+    if not url:
+        raise UsageError("no cluster: set ZISHU_QUEUE=redis://… or pass --join URL")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise UsageError(f"{where} {url!r}: expected a Redis URL like redis://HOST:6379/0 (rediss:// for TLS)")
+    return url
+
+
+def status_table(found: list[dict], now: float, stale_after: float):
+    """A rich table of heartbeats (``nodes.listing``): one row a node, its heartbeat's age in red
+    once it is older than ``stale_after`` seconds."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from zishu.sizes import byte_size
+
+    table = Table(box=None, pad_edge=False, show_lines=False)
+    for col in ("node", "models", "running", "RAM free", "GPU", "load", "heartbeat"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("RAM free", "load", "heartbeat"))
     for n in found:
-        gpu = n.get("gpu") or {}
-        table.add_row(n["worker"], ", ".join(n.get("accepts", [])) or "-", ", ".join(n.get("models", [])) or "-",
-                      str(len(n.get("running", []))), f"{n.get('ram_free', 0) / 2**30:.1f} GiB",
-                      f"{gpu.get('name')} ({gpu.get('vram_free', 0) / 2**30:.1f} GiB free)" if gpu else "-",
-                      f"{n.get('load') or 0:.2f}", f"{time.time() - n.get('heartbeat', 0):.1f} s ago")
-    Console().print(table)
+        gpu = n.get("gpu") if isinstance(n.get("gpu"), dict) else None
+        age = max(0.0, now - float(n.get("heartbeat") or 0))
+        heartbeat = Text(f"{age:.0f} s ago" if age < 120 else f"{age / 60:.0f} min ago",
+                         style="bold red" if age > stale_after else "green")
+        if age > stale_after:
+            heartbeat.append(" (stale)")
+        node = Text(str(n.get("host") or n.get("worker")), style="bold")
+        node.append(f"\n{n.get('worker')}", style="dim")
+        if n.get("accepts"):
+            node.append(f"\ntakes {', '.join(n['accepts'])}", style="dim")
+        load = n.get("load")
+        table.add_row(node, Text("\n".join(n.get("models") or []) or "-"), Text(_running(n.get("running"))),
+                      byte_size(n.get("ram_free")),
+                      Text(f"{gpu.get('name')}\n{byte_size(gpu.get('vram_free'))} free") if gpu else "-",
+                      f"{load:.2f}" if isinstance(load, (int, float)) else "-", heartbeat)
+    return table
+
+
+def _running(running: list | None) -> str:
+    """A node's running jobs, one a line: "image alice/model #12" (a bare task id when that is all it says)."""
+    lines = []
+    for r in running or []:
+        if isinstance(r, dict):
+            parts = [str(r.get("kind") or "job"), str(r.get("model") or ""),
+                     f"#{r['job']}" if r.get("job") is not None else ""]
+            lines.append(" ".join(p for p in parts if p))
+        else:
+            lines.append(str(r))
+    return "\n".join(lines) or "idle"

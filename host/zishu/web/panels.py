@@ -32,4 +32,5 @@ def register_routes(register) -> None:
     register(studio)
     register(storyboard)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
-                         ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])
+                         ("Nodes", "/nodes"), ("Engines", "/engines"), ("Plugins", "/plugins"),
+                         ("Settings", "/settings")])
