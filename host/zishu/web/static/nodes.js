@@ -52,10 +52,9 @@ function card(node) {
   const load = Number(node.load);
   return el("article", { class: "card node", "data-testid": "node", dataset: { id: node.id } },
     el("header", { class: "row spread" },
-      el("div", {},
-        el("div", { class: "card-title", "data-testid": "node-name" }, node.name || node.id),
-        el("p", { class: "muted mono small", "data-testid": "node-id" }, node.id)),
+      el("div", { class: "card-title", "data-testid": "node-name" }, node.name || node.id),
       el("span", { class: "badge heartbeat", "data-testid": "node-heartbeat", title: node.last_heartbeat || "" })),
+    el("p", { class: "muted mono small node-id", "data-testid": "node-id" }, node.id),
     el("dl", { class: "facts" },
       fact("GPU", gpu || "none", "node-gpu"),
       fact("RAM free", formatBytes(node.ram_free), "node-ram"),
