@@ -2,8 +2,9 @@
 
 The cluster's JSON API is made to answer what each test needs with Playwright's ``page.route`` (nodes
 with and without a GPU, a heartbeat going stale, an error status, bad JSON, no answer at all), so the
-pages are shown to survive every failure and to recover by themselves; one test drives the real routes
-with a real ``redis-server`` and a real ``zishu worker`` of its own ZISHU_HOME.
+pages are shown to survive every failure and to recover by themselves. The last tests drive the real
+routes: without a cluster, and with a real ``redis-server``, a real ``zishu worker`` of its own
+ZISHU_HOME, and a model no node has that Install puts on this app.
 
 ``ZISHU_SCREENSHOTS=folder`` keeps screenshots of both pages, light and dark."""
 
@@ -21,6 +22,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+import redis
 
 from conftest import AppProcess, app_origin, install_resource, watched_page
 
@@ -328,5 +330,46 @@ def test_the_nodes_panel_shows_a_real_worker_on_a_real_redis(browser, tmp_path, 
         if worker is not None and worker.poll() is None:
             worker.kill()
             worker.wait()
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_wanted_models_from_the_real_ranking_install_what_no_node_has(browser, tmp_path, app_env):
+    """The real ranking on a real Redis: a model jobs asked for and no node had shows as wanted,
+    unserved, with no node; Install here puts it on this app, which is a node too, and the row says
+    so; the Nodes panel then lists the model on the app's node."""
+    from playwright.sync_api import expect
+
+    from test_cluster import start_redis
+
+    env, _server, _home = app_env
+    proc, port = start_redis(tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        with AppProcess({**env, "ZISHU_QUEUE": url}) as app:
+            if app.api("GET", "/api/model-usage/ranking").status_code == 404:
+                pytest.skip("GET /api/model-usage/ranking is not on this branch yet (issue 18, cluster routing)")
+            from zishu.cluster import usage
+
+            conn = redis.Redis.from_url(url)
+            for _ in range(2):
+                usage.unserved(conn, "zishu/base-model")  # as the app records a job no node could take
+            with watched_page(browser, app.login_url) as ui:
+                goto(ui, "/library")
+                row = ui.get_by_test_id("wanted-model").filter(has_text="zishu/base-model")
+                expect(row).to_have_count(1, timeout=WAIT)
+                expect(row.get_by_test_id("wanted-unserved")).to_have_text("2")
+                expect(row.get_by_test_id("wanted-nodes")).to_have_text("none")
+                expect(row.get_by_test_id("wanted-eta")).to_have_text("—")
+                expect(ui.get_by_test_id("wanted-unavailable")).to_be_hidden()
+                row.get_by_test_id("wanted-install").click()
+                ui.get_by_test_id("install-confirm").click()
+                expect(row.get_by_test_id("wanted-installed")).to_have_text("Installed here", timeout=WAIT)
+                ranked = app.api("GET", "/api/model-usage/ranking").json()["models"]
+                assert next(r for r in ranked if r["model"] == "zishu/base-model")["installed_here"] is True
+                goto(ui, "/nodes")
+                mine = ui.get_by_test_id("node").filter(has_text="zishu/base-model@1.0.0")
+                expect(mine).to_have_count(1, timeout=WAIT)  # the app's node advertises it at its next beat
+    finally:
         proc.terminate()
         proc.wait(10)
