@@ -197,7 +197,8 @@ def test_nodes_panel_empty_states_say_how_to_add_a_worker(browser, app):
         api.body = {"nodes": [], "queue": None}
         expect(ui.get_by_test_id("nodes-empty-title")).to_have_text("No cluster yet", timeout=WAIT)
         expect(ui.get_by_test_id("nodes-queue")).to_contain_text("no Redis queue is set (ZISHU_QUEUE)")
-        expect(ui.get_by_test_id("nodes-join-command")).to_contain_text("zishu worker --join redis://")
+        expect(ui.get_by_test_id("nodes-join-command")).to_have_text(
+            "zishu worker --join redis://:PASSWORD@HOST:6379/0 --secret-file cluster.secret")
         shoot(ui, "nodes-empty-light")
 
 

@@ -83,15 +83,18 @@ function tick() {
   }
 }
 
+const PLACEHOLDER = "redis://:PASSWORD@HOST:6379/0"; // in the empty state's commands until the queue is known
+
 function showQueue(queue) {
   const where = $("nodes-queue");
   if (queue) {
     where.replaceChildren("Queue: ", el("span", { class: "mono", "data-testid": "nodes-queue-url" }, queue));
-    $("nodes-serve-command").textContent = `ZISHU_QUEUE=${queue} zishu serve`;
-    $("nodes-join-command").textContent = `zishu worker --join ${queue} --secret-file cluster.secret`;
   } else {
     where.textContent = "This app runs its jobs on this machine only: no Redis queue is set (ZISHU_QUEUE).";
   }
+  const url = queue || PLACEHOLDER;
+  $("nodes-serve-command").textContent = `ZISHU_QUEUE=${url} zishu serve`;
+  $("nodes-join-command").textContent = `zishu worker --join ${url} --secret-file cluster.secret`;
 }
 
 function draw(data) {
