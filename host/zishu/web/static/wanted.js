@@ -122,7 +122,10 @@ jobs.subscribe((feed) => {
     const job = feed.byId.get(id);
     if (job && !ACTIVE.has(job.status) && !ended.has(id)) {
       ended.add(id);
-      if (job.status === "SUCCESS") ranking.refresh();
+      if (job.status === "SUCCESS") {
+        toast(`Installed ${model}: reload the Library to see it listed.`, "success");
+        ranking.refresh();
+      }
       else if (job.status === "FAILED") reportError(new Error(`Installing ${model} failed: ${job.error || job.message || ""}`));
     }
   }
