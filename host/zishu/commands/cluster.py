@@ -70,12 +70,13 @@ def _cluster_url(given: str | None, environ: str | None) -> str:
 def status_table(found: list[dict], now: float, stale_after: float):
     """A rich table of heartbeats (``nodes.listing``): one row a node, its heartbeat's age in red
     once it is older than ``stale_after`` seconds."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
     from zishu.sizes import byte_size
 
-    table = Table(box=None, pad_edge=False, show_lines=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_lines=True)
     for col in ("node", "models", "running", "RAM free", "GPU", "load", "heartbeat"):
         table.add_column(col, overflow="fold", no_wrap=col in ("RAM free", "load", "heartbeat"))
     for n in found:
