@@ -1,6 +1,7 @@
 """``zishu cluster status`` against a real ``redis-server`` and a real ``zishu worker`` with a
 ZISHU_HOME of its own: its host, installed model, running job, free memory and heartbeat, as a table
-and as JSON; a node whose clock lags shows a stale heartbeat; and each bad input refused by name."""
+and as JSON (the shape of ``GET /api/cluster/nodes``); a node whose clock lags shows a stale
+heartbeat; and each bad input refused by name."""
 
 from __future__ import annotations
 
@@ -68,17 +69,17 @@ def test_status_shows_a_real_workers_models_running_job_and_heartbeat(tmp_path, 
     assert "takes spin" in text
     assert " s ago" in text and "stale" not in text
 
+    assert f"spin #{job.id}" in text  # the running job: its kind and the app's job id
     assert as_json.exit_code == 0, as_json.output
-    [node] = json.loads(as_json.output)
-    assert node["host"] == socket.gethostname() and node["worker"].startswith(f"{socket.gethostname()}:")
+    [node] = json.loads(as_json.output)  # the shape of GET /api/cluster/nodes
+    assert node["name"] == socket.gethostname() and node["id"].startswith(f"{socket.gethostname()}:{w.pid}:")
     assert node["models"] == ["alice/tiny-llm@1.0.0"]
     assert node["accepts"] == ["spin"]
-    assert len(node["running"]) == 1
-    running = node["running"][0]
-    shown = f"{running.get('kind')} " if isinstance(running, dict) else str(running)
-    assert shown.strip() in text  # the table names the running job as the JSON does
+    assert node["running"] == [{"job": job.id, "kind": "spin", "model": None}]
     assert node["ram_free"] > 0
-    assert 0 <= time.time() - node["heartbeat"] < nodes.EXPIRES_AFTER + 5
+    assert 0 <= node["age_seconds"] < nodes.EXPIRES_AFTER + 5 and node["last_heartbeat"].endswith("+00:00")
+    assert set(node) >= {"id", "name", "models", "engines", "ram_free", "vram_free", "gpu", "load", "running",
+                         "last_heartbeat", "age_seconds"}
 
 
 def test_a_node_whose_heartbeat_is_older_than_the_ttl_shows_stale(redis_url):  # noqa: F811
@@ -98,7 +99,7 @@ def test_a_node_whose_heartbeat_is_older_than_the_ttl_shows_stale(redis_url):  #
     assert "(stale)" not in fresh_line and " s ago" in fresh_line
 
     console = Console(record=True, width=200, color_system="truecolor")
-    console.print(status_table(nodes.status(redis_url), time.time(), nodes.EXPIRES_AFTER))
+    console.print(status_table([nodes.public(n) for n in nodes.status(redis_url)], nodes.EXPIRES_AFTER))
     html = console.export_html(inline_styles=True)
     assert re.search(r'<span style="color: #800000[^"]*font-weight: bold">\d+ s ago \(stale\)', html)  # red
 

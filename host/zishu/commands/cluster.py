@@ -29,7 +29,7 @@ def init_command(force: bool) -> None:
 
 @cluster_command.command("status")
 @click.option("--join", "url", metavar="URL", help="The cluster's Redis; default: ZISHU_QUEUE.")
-@click.option("--json", "as_json", is_flag=True, help="Print the nodes as JSON instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print the nodes as JSON (as GET /api/cluster/nodes lists them).")
 def status_command(url: str | None, as_json: bool) -> None:
     """The live nodes: their models, running jobs, free memory, GPU, load and last heartbeat."""
     import json
@@ -42,7 +42,8 @@ def status_command(url: str | None, as_json: bool) -> None:
     from zishu.cluster.redisqueue import redacted
 
     url = _cluster_url(url, os.environ.get("ZISHU_QUEUE"))
-    found = nodes.status(url)
+    now = time.time()
+    found = [nodes.public(n, now) for n in nodes.status(url)]
     if as_json:
         click.echo(json.dumps(found, indent=1))
         return
@@ -52,7 +53,7 @@ def status_command(url: str | None, as_json: bool) -> None:
                   "--secret-file cluster.secret` runs", markup=False)
         return
     out.print(f"{len(found)} node{'' if len(found) == 1 else 's'} on {redacted(url)}", markup=False)
-    out.print(status_table(found, time.time(), nodes.EXPIRES_AFTER))
+    out.print(status_table(found, nodes.EXPIRES_AFTER))
 
 
 def _cluster_url(given: str | None, environ: str | None) -> str:
@@ -67,9 +68,9 @@ def _cluster_url(given: str | None, environ: str | None) -> str:
     return url
 
 
-def status_table(found: list[dict], now: float, stale_after: float):
-    """A rich table of heartbeats (``nodes.listing``): one row a node, its heartbeat's age in red
-    once it is older than ``stale_after`` seconds."""
+def status_table(found: list[dict], stale_after: float):
+    """A rich table of nodes as ``nodes.public`` gives them: one row a node, its heartbeat's age in
+    red once it is older than ``stale_after`` seconds (a node whose clock lags)."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -80,32 +81,21 @@ def status_table(found: list[dict], now: float, stale_after: float):
     for col in ("node", "models", "running", "RAM free", "GPU", "load", "heartbeat"):
         table.add_column(col, overflow="fold", no_wrap=col in ("RAM free", "load", "heartbeat"))
     for n in found:
-        gpu = n.get("gpu") if isinstance(n.get("gpu"), dict) else None
-        age = max(0.0, now - float(n.get("heartbeat") or 0))
+        age = float(n.get("age_seconds") or 0)
         heartbeat = Text(f"{age:.0f} s ago" if age < 120 else f"{age / 60:.0f} min ago",
                          style="bold red" if age > stale_after else "green")
         if age > stale_after:
             heartbeat.append(" (stale)")
-        node = Text(str(n.get("host") or n.get("worker")), style="bold")
-        node.append(f"\n{n.get('worker')}", style="dim")
+        node = Text(str(n.get("name") or n.get("id")), style="bold")
+        node.append(f"\n{n.get('id')}", style="dim")
         if n.get("accepts"):
             node.append(f"\ntakes {', '.join(n['accepts'])}", style="dim")
         load = n.get("load")
-        table.add_row(node, Text("\n".join(n.get("models") or []) or "-"), Text(_running(n.get("running"))),
+        running = [" ".join(str(p) for p in (r.get("kind") or "job", r.get("model"),
+                                             None if r.get("job") is None else f"#{r['job']}") if p)
+                   for r in n.get("running") or []]
+        table.add_row(node, Text("\n".join(n.get("models") or []) or "-"), Text("\n".join(running) or "idle"),
                       byte_size(n.get("ram_free")),
-                      Text(f"{gpu.get('name')}\n{byte_size(gpu.get('vram_free'))} free") if gpu else "-",
+                      Text(f"{n['gpu']}\n{byte_size(n.get('vram_free'))} free") if n.get("gpu") else "-",
                       f"{load:.2f}" if isinstance(load, (int, float)) else "-", heartbeat)
     return table
-
-
-def _running(running: list | None) -> str:
-    """A node's running jobs, one a line: "image alice/model #12" (a bare task id when that is all it says)."""
-    lines = []
-    for r in running or []:
-        if isinstance(r, dict):
-            parts = [str(r.get("kind") or "job"), str(r.get("model") or ""),
-                     f"#{r['job']}" if r.get("job") is not None else ""]
-            lines.append(" ".join(p for p in parts if p))
-        else:
-            lines.append(str(r))
-    return "\n".join(lines) or "idle"
