@@ -325,6 +325,7 @@ def test_the_nodes_panel_shows_a_real_worker_on_a_real_redis(browser, tmp_path, 
                 expect(card).to_have_attribute("data-stale", "false")
                 expect(ui.get_by_test_id("nodes-queue-url")).to_have_text(url)
                 expect(ui.get_by_test_id("nodes-unavailable")).to_be_hidden()
+                shoot(ui, "nodes-real-light")
                 worker.terminate()  # a worker that stops leaves the panel by itself
                 worker.wait(20)
                 expect(card).to_have_count(0, timeout=WAIT)
@@ -372,6 +373,9 @@ def test_wanted_models_from_the_real_ranking_install_what_no_node_has(browser, t
                 goto(ui, "/nodes")
                 mine = ui.get_by_test_id("node").filter(has_text="zishu/base-model@1.0.0")
                 expect(mine).to_have_count(1, timeout=WAIT)  # the app's node advertises it at its next beat
+                theme(ui, "dark")
+                shoot(ui, "nodes-real-dark")
+                theme(ui, "light")
     finally:
         proc.terminate()
         proc.wait(10)
