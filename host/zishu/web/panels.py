@@ -30,6 +30,6 @@ def register_routes(register) -> None:
     register(safety)
     register(styles)
     register(studio)
-    register(storyboard)
+    register(storyboard, nav=("Storyboard", "/storyboard"))
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
                          ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])
