@@ -53,7 +53,8 @@ def app(tmp_path, writer):
     desktop = tmp_path / "desktop"
     desktop.mkdir()
     opener = desktop / "xdg-open"
-    opener.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{tmp_path / "opened.txt"}"\n', encoding="utf-8")
+    opener.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{tmp_path / "opened.part"}"\n'
+                      f'mv "{tmp_path / "opened.part"}" "{tmp_path / "opened.txt"}"\n', encoding="utf-8")
     opener.chmod(opener.stat().st_mode | stat.S_IXUSR)
     env = {**os.environ, "ZISHU_HOME": str(home), "PATH": f"{desktop}{os.pathsep}{os.environ['PATH']}"}
     env.pop("ZISHU_QUEUE", None)
@@ -120,8 +121,9 @@ def test_a_storyboard_is_made_rendered_and_exported_in_the_panel(browser, app, t
         fake.write_bytes(b"\x00not an mp3" * 100)
         page.get_by_test_id("field-music").set_input_files(str(fake))
         expect(field_error(page, "field-music")).to_contain_text("music: song.mp3 is not an audio file")
+        screenshot(page, "form-errors-light")
         page.get_by_test_id("field-music").set_input_files(str(tone(tmp_path / "waves.wav")))
-        expect(page.get_by_test_id("music-name")).to_contain_text("waves.wav · 3.0 s")
+        expect(page.get_by_test_id("music-name")).to_have_text("waves.wav · 3.0 s")
         expect(field_error(page, "field-music")).to_have_count(0)
 
         page.get_by_test_id("field-title").fill("The bottle")
@@ -225,6 +227,10 @@ def test_a_storyboard_is_made_rendered_and_exported_in_the_panel(browser, app, t
 
         page.get_by_test_id("open-folder").click()
         expect(page.get_by_test_id("toast").last).to_contain_text("Opened")
+        deadline = time.monotonic() + WAIT / 1000
+        while not app.opened.exists():  # xdg-open runs beside the app, as on a desktop
+            assert time.monotonic() < deadline, "xdg-open was not run"
+            time.sleep(0.05)
         assert app.opened.read_text().split() == [str(Path(made["path"]).parent)]
 
         screenshot(page, "light")
@@ -276,7 +282,7 @@ def test_the_language_model_writes_the_shots_and_undo_takes_them_back(browser, a
         for n in range(2):
             assert page.get_by_test_id("shot-prompt").nth(n).input_value().strip()
         expect(page.get_by_test_id("shot-status").first).to_have_text("Not rendered")
+        screenshot(page, "written-light")
         page.get_by_test_id("undo").click()
         expect(page.get_by_test_id("shot")).to_have_count(0)
         expect(page.get_by_test_id("shots-empty")).to_be_visible()
-        screenshot(page, "written-light")

@@ -40,9 +40,9 @@ from flask import Blueprint, current_app, jsonify, render_template, request, sen
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from zishu.errors import UsageError
+from zishu.storyboard.export import CROSSFADE
 from zishu.storyboard.music import MAX_MUSIC_BYTES, keep_music
 from zishu.storyboard.projects import project_dict, shot_dict
-from zishu.storyboard.export import CROSSFADE
 from zishu.storyboard.render import check_export, submit_shots
 from zishu.storyboard.writer import write_storyboard
 

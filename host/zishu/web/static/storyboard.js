@@ -119,7 +119,7 @@ function render() {
   $("project-story").textContent = project.story;
   const facts = [project.aspect, project.resolution, project.style && `style ${project.style}`,
     project.character && `with ${project.character}`, project.voice && `voice ${project.voice.voice || project.voice.engine}`,
-    project.music && `music ${basename(project.music)}`].filter(Boolean);
+    project.music && `music ${musicName(project.music)}`].filter(Boolean);
   $("project-facts").replaceChildren(...facts.map((fact) => el("span", { class: "chip" }, fact)));
   renderShots();
   renderExport();
@@ -128,6 +128,11 @@ function render() {
 
 function basename(path) {
   return String(path || "").split(/[\\/]/).pop();
+}
+
+/** A kept music file's name as the user gave it (without the content hash it is kept under). */
+function musicName(path) {
+  return basename(path).replace(/^[0-9a-f]{12}-/, "");
 }
 
 function seconds(value) {
@@ -191,7 +196,7 @@ function closeForm() {
 }
 
 function showMusic(path, detail = "") {
-  $("music-name").textContent = path ? `${basename(path)}${detail}` : "None";
+  $("music-name").textContent = path ? `${musicName(path)}${detail}` : "None";
   $("music-clear").hidden = !path;
 }
 
@@ -540,8 +545,10 @@ function renderExport() {
   const job = page.exportJob;
   const running = Boolean(job && ACTIVE.has(job.status));
   const music = $("export-music");
+  if (!project.music) music.checked = false;
+  else if (music.disabled) music.checked = true; // music was just chosen
   music.disabled = !project.music;
-  $("export-music-name").textContent = project.music ? `(${basename(project.music)})` : "(none chosen: Edit details)";
+  $("export-music-name").textContent = project.music ? `(${musicName(project.music)})` : "(none chosen: Edit details)";
   $("export").disabled = running || project.shots.length === 0;
   $("export").textContent = running ? "Exporting…" : "Export";
   const cancel = $("export-cancel");
