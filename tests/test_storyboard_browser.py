@@ -98,9 +98,11 @@ def prompts(page) -> list[str]:
     return page.get_by_test_id("shot-prompt").evaluate_all("nodes => nodes.map(n => n.value)")
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, toasts: bool = False) -> None:
     if SHOTS_FOLDER:
-        page.evaluate("() => { document.querySelectorAll('.toast').forEach(t => t.remove()); window.scrollTo(0, 0); }")
+        if not toasts:
+            page.evaluate("() => document.querySelectorAll('.toast').forEach(t => t.remove())")
+        page.evaluate("() => window.scrollTo(0, 0)")
         page.screenshot(path=f"{SHOTS_FOLDER}/storyboard-{name}.png", full_page=True)
 
 
@@ -189,6 +191,13 @@ def test_a_storyboard_is_made_rendered_and_exported_in_the_panel(browser, app, t
         expect(cards.nth(0).get_by_test_id("shot-play")).to_be_visible()
         expect(page.get_by_test_id("slide-image")).to_be_visible()  # the preview before export: the shots
         expect(page.get_by_test_id("slide-caption")).to_have_text(rendered[0]["subtitle"])
+        page.get_by_test_id("slide-play").click()  # the shots one after another, each with its narration
+        page.wait_for_function("() => { const a = document.querySelector('[data-testid=slide-audio]');"
+                               " return a.src.includes('/files/shot-') && a.duration > 0; }", timeout=WAIT)
+        expect(page.get_by_test_id("slide-position")).to_have_text("Shot 2 of 3", timeout=WAIT)
+        expect(page.get_by_test_id("slide-caption")).to_have_text(rendered[1]["subtitle"])
+        page.get_by_test_id("slide-play").click()
+        expect(page.get_by_test_id("slide-play")).to_have_text("▶ Play shots")
 
         # Regenerate one shot's narration: a new job for it alone, and it comes back Ready.
         cards.nth(1).get_by_test_id("shot-regenerate").click()
@@ -282,7 +291,7 @@ def test_the_language_model_writes_the_shots_and_undo_takes_them_back(browser, a
         for n in range(2):
             assert page.get_by_test_id("shot-prompt").nth(n).input_value().strip()
         expect(page.get_by_test_id("shot-status").first).to_have_text("Not rendered")
-        screenshot(page, "written-light")
+        screenshot(page, "written-light", toasts=True)  # with its Undo toast
         page.get_by_test_id("undo").click()
         expect(page.get_by_test_id("shot")).to_have_count(0)
         expect(page.get_by_test_id("shots-empty")).to_be_visible()

@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from zishu.errors import UsageError
 
@@ -41,7 +41,7 @@ def safe_name(filename: str) -> str:
     return f"{stem}.{suffix}" if suffix else stem
 
 
-def keep_music(home: Path, source: BinaryIO, filename: str) -> dict:
+def keep_music(home: Path, source: IO[bytes], filename: str) -> dict:
     """Keep the audio file read from ``source``: {"path", "name", "seconds", "size"}."""
     name = safe_name(filename or "music")
     folder = music_folder(home)
