@@ -456,7 +456,14 @@ function playNarration(shot) {
 }
 
 // Drag and drop: the dragged card moves among the others as the pointer goes; the drop sends the order.
+// A card is draggable only while held by its number or its picture, so text in its fields selects as usual.
 let dragged = null;
+const HANDLES = ".sb-shot-side, .sb-thumb";
+
+shotList.addEventListener("pointerdown", (event) => {
+  const node = event.target.closest(".sb-shot");
+  if (node) node.draggable = Boolean(event.target.closest(HANDLES)) && !event.target.closest("button");
+});
 
 shotList.addEventListener("dragstart", (event) => {
   const node = event.target.closest && event.target.closest(".sb-shot");
@@ -485,6 +492,7 @@ shotList.addEventListener("drop", (event) => {
 shotList.addEventListener("dragend", () => {
   if (!dragged) return;
   dragged.classList.remove("dragging");
+  dragged.draggable = false;
   dragged = null;
   const ids = [...shotList.children].map((node) => Number(node.dataset.shotId));
   const before = page.project.shots.map((s) => s.id);
