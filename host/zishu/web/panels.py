@@ -12,6 +12,7 @@ def register_routes(register) -> None:
     from .characters import characters
     from .companion import companion
     from .engines import engines
+    from .mcp_http import mcp_http
     from .openai_api import openai_api
     from .packages import packages
     from .pages import pages
@@ -22,6 +23,7 @@ def register_routes(register) -> None:
 
     register(api)
     register(openai_api)
+    register(mcp_http)
     register(companion, nav=("Companion", "/companion"))
     register(characters, nav=("Characters", "/characters"))
     register(avatar)
