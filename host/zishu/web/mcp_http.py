@@ -108,9 +108,7 @@ class McpBridge:
                 with contextlib.suppress(RuntimeError):  # the loop already stopped
                     self.portal.call(gone.set)
 
-        response = Response(chunks(), status=start["status"], direct_passthrough=True)
-        for key, value in headers:
-            response.headers.add(key, value)
+        response = Response(chunks(), status=start["status"], headers=headers, direct_passthrough=True)
         if streaming:
             response.headers["X-Accel-Buffering"] = "no"
         return response
