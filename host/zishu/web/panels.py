@@ -13,6 +13,7 @@ def register_routes(register) -> None:
     from .companion import companion
     from .engines import engines
     from .mcp_http import mcp_http
+    from .openapi import openapi
     from .openai_api import openai_api
     from .packages import packages
     from .pages import pages
@@ -24,6 +25,7 @@ def register_routes(register) -> None:
     register(api)
     register(openai_api)
     register(mcp_http)
+    register(openapi)
     register(companion, nav=("Companion", "/companion"))
     register(characters, nav=("Characters", "/characters"))
     register(avatar)
