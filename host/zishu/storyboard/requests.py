@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from zishu.errors import UsageError
 
@@ -41,11 +41,11 @@ class StoryboardRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     story: str = Field(min_length=1, max_length=MAX_STORY)
     title: str | None = Field(None, max_length=MAX_TITLE)
-    aspect: Literal["16:9", "9:16", "1:1"] = "16:9"
-    resolution: Literal["720p", "1080p"] = "720p"
+    aspect: Literal["16:9", "9:16", "1:1"] | None = Field(None, description="default 16:9")
+    resolution: Literal["720p", "1080p"] | None = Field(None, description="default 720p")
     style: str | None = Field(None, max_length=200, description="a studio style preset")
     character: str | None = Field(None, max_length=200, description="an installed character id (acme/mei)")
-    voice: VoiceChoice | None = None
+    voice: VoiceChoice | Literal[""] | None = None
     music: str | None = Field(None, max_length=4096, description="the path of an audio file on this computer")
     shots: int | list[ShotRequest] | None = Field(None, description=f"1 to {MAX_SHOTS}: shots the language model "
                                                   "writes; or the shots themselves")
@@ -69,8 +69,8 @@ class ExportRequest(BaseModel):
     """What an export makes: subtitles burnt into the picture, the project's music under it."""
 
     model_config = ConfigDict(extra="forbid")
-    burn_subtitles: bool = False
-    music: bool = True
+    burn_subtitles: StrictBool = False
+    music: StrictBool = Field(True, description="the project's music under the video, when it has some")
 
     @classmethod
     def parse(cls, data: Any) -> ExportRequest:
@@ -83,7 +83,22 @@ def _parsed(model: Any, data: Any) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
+        errors = e.errors()  # of a union (shots), the branch that got furthest into the input
+        first = max(errors, key=lambda error: (len(error["loc"]), -errors.index(error)))
         where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("int", "list["))) or "request"
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise UsageError(f"{where}: {message[0].lower() + message[1:]}") from None
+        raise UsageError(f"{where}: {_message(first)}") from None
+
+
+def _message(error: Any) -> str:
+    """pydantic's problem in the words ``Storyboards`` uses for the same one."""
+    kind, ctx, given = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    if kind == "string_too_long":
+        return f"at most {ctx['max_length']} characters, got {len(given)}"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected'].replace(' or ', ', ')}, got {given!r}"
+    message = error["msg"]
+    return message[0].lower() + message[1:]

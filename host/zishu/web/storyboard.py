@@ -28,6 +28,7 @@ from flask import Blueprint, current_app, jsonify, request, send_from_directory
 from zishu.errors import UsageError
 from zishu.storyboard.projects import project_dict, shot_dict
 from zishu.storyboard.render import submit_shots
+from zishu.storyboard.requests import ExportRequest, StoryboardRequest
 from zishu.storyboard.writer import write_storyboard
 
 from .api import _body, whole_number
@@ -70,6 +71,7 @@ def list_storyboards():
 def create_storyboard():
     rt = runtime()
     body = _body()
+    StoryboardRequest.parse(body)  # the shape (types, lengths, choices); the service checks the rest
     shots = body.get("shots")
     model = body.pop("model", None)
     if model is not None and not isinstance(model, str):
@@ -165,13 +167,10 @@ def render(pid: str):
 @storyboard.post("/api/storyboards/<pid>/export")
 def export(pid: str):
     rt = runtime()
-    body = _body()
-    burn, music = body.get("burn_subtitles", False), body.get("music", True)
-    for name, value in (("burn_subtitles", burn), ("music", music)):
-        if not isinstance(value, bool):
-            raise UsageError(f"{name}: expected true or false, got {value!r}")
+    asked = ExportRequest.parse(_body())
     rt.storyboards.get(_id(pid))
-    job = rt.jobs.submit("storyboard-export", {"project": _id(pid), "burn_subtitles": burn, "music": music})
+    job = rt.jobs.submit("storyboard-export", {"project": _id(pid), "burn_subtitles": asked.burn_subtitles,
+                                               "music": asked.music})
     return jsonify(job=job.id), 202
 
 
