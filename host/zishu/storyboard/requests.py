@@ -13,8 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from zishu.errors import UsageError
 
-from .projects import (MAX_DURATION, MAX_NARRATION, MAX_PROMPT, MAX_SHOTS, MAX_STORY, MAX_TITLE, MIN_DURATION,
-                       PROJECT_FIELDS)
+from .projects import (
+    MAX_DURATION,
+    MAX_NARRATION,
+    MAX_PROMPT,
+    MAX_SHOTS,
+    MAX_STORY,
+    MAX_TITLE,
+    MIN_DURATION,
+    PROJECT_FIELDS,
+)
 
 
 class ShotRequest(BaseModel):

@@ -268,8 +268,8 @@ def build_document(app: Flask) -> dict:
         "paths": paths,
         "components": {
             "schemas": {**schemas.schemas, "Error": _ERROR},
-            "responses": {"Error": {"description": "the error, its code and message",
-                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "responses": {"Error": {"description": "the error, its code and message", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "the API key (local API port) or the launch secret (the app's port)"},
@@ -304,8 +304,9 @@ def markdown(document: dict) -> str:
     for head in sorted(groups):
         lines += [f"## `{head}`", "", "| method | path | what it does | body |", "|---|---|---|---|"]
         for method, path, operation in groups[head]:
-            body = operation.get("requestBody", {}).get("content", {})
-            schema = next(iter(body.values()), {}).get("schema", {}) if body else {}
+            body: dict[str, Any] = operation.get("requestBody", {}).get("content", {})
+            first: dict[str, Any] = next(iter(body.values()), {})
+            schema: dict[str, Any] = first.get("schema", {})
             ref = schema.get("$ref") or next((s.get("$ref") for s in schema.get("allOf", []) if "$ref" in s), None)
             shown = f"`{ref.rsplit('/', 1)[1]}`" if ref else ("JSON" if body else "")
             text = operation["summary"].replace("|", "\\|")

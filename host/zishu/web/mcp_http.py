@@ -65,11 +65,11 @@ class McpBridge:
 
     def answer(self, environ: dict, body: bytes) -> Response:
         """The SDK's answer to this request, as a Flask response that streams what it sends."""
-        sent: queue.Queue = queue.Queue()
+        sent: queue.Queue[Any] = queue.Queue()
         gone = self.portal.call(anyio.Event)
         given = False
 
-        async def receive() -> dict:
+        async def receive() -> Any:
             nonlocal given
             if not given:
                 given = True
@@ -77,10 +77,15 @@ class McpBridge:
             await gone.wait()
             return {"type": "http.disconnect"}
 
-        async def send(message: dict) -> None:
+        async def send(message: Any) -> None:
             sent.put(message)
 
-        call = self.portal.start_task_soon(self.manager.handle_request, _scope(environ), receive, send)
+        scope = _scope(environ)
+
+        async def handle() -> None:
+            await self.manager.handle_request(scope, receive, send)
+
+        call = self.portal.start_task_soon(handle)
         call.add_done_callback(lambda _: sent.put(_DONE))
         start = sent.get()
         if start is _DONE:

@@ -128,7 +128,8 @@ class ModelTools:
                 except ZishuError as e:  # reaches the client as the tool's error text: code and message
                     raise ToolError(f"{e.code}: {e}") from None
 
-            self.tools.append(Tool(fn=tool, name=name, description=(run.__doc__ or name).strip(),
+            self.tools.append(Tool(fn=tool, name=name, title=None, annotations=None,
+                                   description=(run.__doc__ or name).strip(),
                                    parameters=input_schema(model), fn_metadata=FuncMetadata(arg_model=_Whole),
                                    is_async=True, context_kwarg="ctx"))
             return run

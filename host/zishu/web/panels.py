@@ -13,8 +13,8 @@ def register_routes(register) -> None:
     from .companion import companion
     from .engines import engines
     from .mcp_http import mcp_http
-    from .openapi import openapi
     from .openai_api import openai_api
+    from .openapi import openapi
     from .packages import packages
     from .pages import pages
     from .safety import safety
