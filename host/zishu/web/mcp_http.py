@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 from flask import Blueprint, Flask, Response, current_app, request
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -55,18 +55,41 @@ class McpBridge:
 
     def __init__(self, manager: StreamableHTTPSessionManager) -> None:
         self.manager = manager
-        self._stack = contextlib.ExitStack()
-        self.portal: BlockingPortal = self._stack.enter_context(start_blocking_portal())
-        self._stack.enter_context(self.portal.wrap_async_context_manager(manager.run()))
+        self._ready = threading.Event()
+        self._failed: list[BaseException] = []
+        self.portal: BlockingPortal | None = None
+        # a daemon thread: an app that is never closed (a test client) does not hold the process open
+        self._thread = threading.Thread(target=anyio.run, args=(self._serve,), name="zishu-mcp", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._failed:
+            raise self._failed[0]
+
+    async def _serve(self) -> None:
+        try:
+            async with BlockingPortal() as portal, self.manager.run():
+                self.portal = portal
+                self._ready.set()
+                await portal.sleep_until_stopped()
+        except BaseException as e:
+            self._failed.append(e)
+            raise
+        finally:
+            self._ready.set()
 
     def close(self) -> None:
         """End every session and stop the loop."""
-        self._stack.close()
+        if self.portal is not None:
+            with contextlib.suppress(RuntimeError):  # already stopped
+                self.portal.call(self.portal.stop, True)
+        self._thread.join(timeout=10)
 
     def answer(self, environ: dict, body: bytes) -> Response:
         """The SDK's answer to this request, as a Flask response that streams what it sends."""
+        portal = self.portal
+        assert portal is not None
         sent: queue.Queue[Any] = queue.Queue()
-        gone = self.portal.call(anyio.Event)
+        gone = portal.call(anyio.Event)
         given = False
 
         async def receive() -> Any:
@@ -85,7 +108,7 @@ class McpBridge:
         async def handle() -> None:
             await self.manager.handle_request(scope, receive, send)
 
-        call = self.portal.start_task_soon(handle)
+        call = portal.start_task_soon(handle)
         call.add_done_callback(lambda _: sent.put(_DONE))
         start = sent.get()
         if start is _DONE:
@@ -111,7 +134,7 @@ class McpBridge:
                         return
             finally:
                 with contextlib.suppress(RuntimeError):  # the loop already stopped
-                    self.portal.call(gone.set)
+                    portal.call(gone.set)
 
         response = Response(chunks(), status=start["status"], headers=headers, direct_passthrough=True)
         if streaming:
