@@ -10,6 +10,7 @@ def register_routes(register) -> None:
     from .api import api
     from .avatar import avatar
     from .characters import characters
+    from .cluster import cluster
     from .companion import companion
     from .engines import engines
     from .mcp_http import mcp_http
@@ -35,5 +36,6 @@ def register_routes(register) -> None:
     register(styles)
     register(studio)
     register(storyboard)
+    register(cluster)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
                          ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])
