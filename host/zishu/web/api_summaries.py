@@ -36,4 +36,6 @@ SUMMARIES = {
     "GET api.system_info": "This machine: CPU, memory, GPUs, disk, and the tier it falls in.",
     "GET characters.character_edit": "The form editing a character (a page).",
     "GET characters.character_new": "The form making a new character (a page).",
+    "GET cluster.nodes": "The live nodes of the cluster: job types, models, running jobs, free memory, GPU, load.",
+    "GET cluster.ranking": "The models ranked by how much the cluster's jobs asked for them (Wanted models).",
 }
