@@ -11,6 +11,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 import anyio
 import pytest
@@ -22,6 +23,8 @@ TOOLS = {"search_catalog", "list_characters", "chat_with_character", "job_status
          "transcribe", "create_storyboard", "export_video"}
 DRAW = {"prompt": "a cat", "width": 64, "height": 64, "steps": 3, "guidance": 5.0, "seed": 7}
 PNG = b"\x89PNG\r\n\x1a\n"
+HELLO = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
 
 
 @pytest.fixture(scope="module")
@@ -168,13 +171,10 @@ def test_mcp_over_streamable_http_behind_the_api_key(mcp_home, media_models, run
     runtime.jobs.start_consumer(1)
     server = AppServer(runtime, api=ApiAccess(key="zk-right"), api_port=_free_port()).start()
     url = f"{server.api_url}/mcp"
-    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-             "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                        "clientInfo": {"name": "curl", "version": "1"}}}
     accept = {"Accept": "application/json, text/event-stream"}
     try:
         for headers in ({}, {"Authorization": "Bearer zk-wrong"}, {"X-Zishu-Token": server.secret}):
-            refused = requests.post(url, json=hello, headers={**accept, **headers}, timeout=30)
+            refused = requests.post(url, json=HELLO, headers={**accept, **headers}, timeout=30)
             assert refused.status_code == 401 and refused.json()["error"]["code"] == "INVALID_API_KEY"
 
         def client(key: str):
@@ -190,9 +190,49 @@ def test_mcp_over_streamable_http_behind_the_api_key(mcp_home, media_models, run
 
         anyio.run(main)
         # the window's port serves /mcp too, with its own launch secret
-        window = requests.post(f"{server.url}mcp", json=hello, timeout=30,
+        window = requests.post(f"{server.url}mcp", json=HELLO, timeout=30,
                                headers={**accept, "Authorization": f"Bearer {server.secret}"})
         assert window.status_code == 200 and window.headers["Mcp-Session-Id"]
     finally:
         server.stop()
         runtime.jobs.stop_consumer()
+
+
+def test_a_client_that_leaves_the_event_stream_frees_its_thread_and_slot(runtime, monkeypatch):
+    from zishu.web import mcp_http
+    from zishu.web.security import ApiAccess
+    from zishu.web.server import AppServer
+
+    monkeypatch.setattr(mcp_http, "KEEP_ALIVE", 0.2)
+    server = AppServer(runtime, api=ApiAccess(key="zk-right"), api_port=_free_port()).start()
+    url = f"{server.api_url}/mcp"
+    base = {"Authorization": "Bearer zk-right", "Accept": "application/json, text/event-stream"}
+    try:
+        opened = requests.post(url, json=HELLO, headers=base, timeout=30)
+        assert opened.status_code == 200, opened.text
+        session = {**base, "Mcp-Session-Id": opened.headers["Mcp-Session-Id"], "Mcp-Protocol-Version": "2025-06-18"}
+        ready = requests.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session,
+                              timeout=30)
+        assert ready.status_code == 202, ready.text
+        # the session's GET stream, by hand on a socket, so that closing it really closes the connection
+        client = socket.create_connection(("127.0.0.1", int(server.api_url.rsplit(":", 1)[1])), timeout=30)
+        asked = {**session, "Accept": "text/event-stream", "Host": "127.0.0.1"}
+        client.sendall(("GET /mcp HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in asked.items())
+                        + "\r\n").encode())
+        seen = b""
+        while b": keep-alive" not in seen:
+            seen += client.recv(4096)
+        assert seen.startswith(b"HTTP/1.1 200") and b"text/event-stream" in seen.lower()
+        slots = server.app.config["ZISHU_STREAM_SLOTS"]
+        assert slots.open == 1
+        client.close()  # the client goes away without a word
+        deadline = time.monotonic() + 20
+        while slots.open and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert slots.open == 0  # noticed at the next keep-alive: the worker thread and the slot are free
+        ended = requests.delete(url, headers=session, timeout=30)
+        assert ended.status_code == 200
+        assert requests.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=session,
+                             timeout=30).status_code == 404  # the session is gone
+    finally:
+        server.stop()

@@ -41,10 +41,12 @@ from zishu.companion.openai_media import MAX_AUDIO_BYTES
 from .app import runtime
 from .companion import companion_sessions
 from .streams import stream_slots
+from .studio import MAX_REQUEST_BYTES as STUDIO_REQUEST_BYTES
 
 mcp_http = Blueprint("mcp_http", __name__)
 
-MAX_BODY = MAX_AUDIO_BYTES * 4 // 3 + 1024 * 1024  # a transcribe call carries its audio as base64
+# a JSON-RPC message: a transcribe call carries its audio as base64, generate_image its pictures as data URLs
+MAX_BODY = max(MAX_AUDIO_BYTES * 4 // 3 + 2**20, STUDIO_REQUEST_BYTES)
 KEEP_ALIVE = 15.0  # seconds of silence on an open event stream before a comment line is written
 _DONE = object()
 _lock = threading.Lock()
@@ -136,7 +138,9 @@ class McpBridge:
                 with contextlib.suppress(RuntimeError):  # the loop already stopped
                     portal.call(gone.set)
 
-        response = Response(chunks(), status=start["status"], headers=headers, direct_passthrough=True)
+        # (not direct_passthrough: werkzeug then hands the generator to the server bare, and the
+        # response's call_on_close functions, the stream slot's among them, would never run)
+        response = Response(chunks(), status=start["status"], headers=headers)
         if streaming:
             response.headers["X-Accel-Buffering"] = "no"
         return response
