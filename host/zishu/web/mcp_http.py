@@ -120,27 +120,29 @@ class McpBridge:
         streaming = any(k.lower() == "content-type" and v.startswith("text/event-stream") for k, v in headers)
 
         def chunks() -> Iterator[bytes]:
-            try:
-                while True:
-                    try:
-                        message = sent.get(timeout=KEEP_ALIVE)
-                    except queue.Empty:
-                        if streaming:
-                            yield b": keep-alive\n\n"
-                        continue
-                    if message is _DONE:
-                        return
-                    if message.get("body"):
-                        yield message["body"]
-                    if not message.get("more_body"):
-                        return
-            finally:
-                with contextlib.suppress(RuntimeError):  # the loop already stopped
-                    portal.call(gone.set)
+            while True:
+                try:
+                    message = sent.get(timeout=KEEP_ALIVE)
+                except queue.Empty:
+                    if streaming:
+                        yield b": keep-alive\n\n"
+                    continue
+                if message is _DONE:
+                    return
+                if message.get("body"):
+                    yield message["body"]
+                if not message.get("more_body"):
+                    return
+
+        def disconnected() -> None:
+            """The response is over (sent, or the client went away, or never read: HEAD): tell the SDK."""
+            with contextlib.suppress(RuntimeError):  # the loop already stopped
+                portal.call(gone.set)
 
         # (not direct_passthrough: werkzeug then hands the generator to the server bare, and the
         # response's call_on_close functions, the stream slot's among them, would never run)
         response = Response(chunks(), status=start["status"], headers=headers)
+        response.call_on_close(disconnected)
         if streaming:
             response.headers["X-Accel-Buffering"] = "no"
         return response
