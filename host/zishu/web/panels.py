@@ -38,4 +38,5 @@ def register_routes(register) -> None:
     register(storyboard)
     register(cluster)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
-                         ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])
+                         ("Nodes", "/nodes"), ("Engines", "/engines"), ("Plugins", "/plugins"),
+                         ("Settings", "/settings")])
