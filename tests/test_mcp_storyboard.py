@@ -51,6 +51,7 @@ def test_refusals_name_the_field(runtime, local_files):
                 assert refused.is_error and message in _text(refused), (arguments, _text(refused))
             for arguments, message in (({"storyboard": 999}, "no storyboard 999"),
                                        ({"storyboard": 1, "burn_subtitles": "yes"}, "burn_subtitles: "),
+                                       ({"storyboard": 1, "crossfade": 2.5}, "no storyboard 1"),
                                        ({}, "storyboard: field required")):
                 refused = await client.call_tool("export_video", arguments)
                 assert refused.is_error and message in _text(refused), (arguments, _text(refused))
@@ -91,8 +92,10 @@ def test_create_storyboard_queues_its_shots_and_export_video_follows_the_encode(
 
         async def export():
             async with Client(server) as client:
-                return await client.call_tool("export_video", {"storyboard": project["id"], "burn_subtitles": True},
-                                              progress_callback=progress)
+                too_long = await client.call_tool("export_video", {"storyboard": project["id"], "crossfade": 2.5})
+                assert too_long.is_error and "crossfade: must be 0 to 2 seconds" in _text(too_long), _text(too_long)
+                return await client.call_tool("export_video", {"storyboard": project["id"], "burn_subtitles": True,
+                                                               "crossfade": 0.25}, progress_callback=progress)
 
         exported = anyio.run(export)
 

@@ -79,6 +79,9 @@ class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     burn_subtitles: StrictBool = False
     music: StrictBool = Field(True, description="the project's music under the video, when it has some")
+    crossfade: Any = Field(None, json_schema_extra={"type": "number", "minimum": 0, "maximum": 2},
+                           description="seconds each shot fades into the next, 0 to 2 (default 0.5); "
+                                       "checked with the shots' lengths by render.check_export")
 
     @classmethod
     def parse(cls, data: Any) -> ExportRequest:

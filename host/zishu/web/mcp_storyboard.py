@@ -4,9 +4,10 @@
                         by the language model when ``shots`` is a number), then one ``storyboard-shot``
                         job per shot (picture and narration); with ``wait``, followed until all have
                         ended, with "n of N shots" progress notifications
-    export_video        ExportRequest (POST /api/storyboards/<id>/export) and the project id: the
-                        ``storyboard-export`` job followed to its MP4, with progress notifications
-                        (seconds encoded of the video's length)
+    export_video        ExportRequest (POST /api/storyboards/<id>/export) and the project id: checked
+                        as the route checks it (every shot has its picture, the crossfade fits), then
+                        the ``storyboard-export`` job followed to its MP4, with progress
+                        notifications (seconds encoded of the video's length)
 
 Both answer JSON with the job ids, so ``job_status`` can follow them too.
 """
@@ -14,6 +15,7 @@ Both answer JSON with the job ids, so ``job_status`` can follow them too.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
@@ -21,8 +23,9 @@ from pydantic import Field
 from zishu.errors import UsageError
 from zishu.jobs.records import FINISHED
 from zishu.runtime import Runtime
+from zishu.storyboard.export import CROSSFADE
 from zishu.storyboard.projects import project_dict
-from zishu.storyboard.render import submit_shots
+from zishu.storyboard.render import check_export, submit_shots
 from zishu.storyboard.requests import ExportRequest, StoryboardRequest
 
 from .mcp_tools import ModelTools, finished, follow_job, in_thread
@@ -55,10 +58,7 @@ def add_storyboard_tools(tools: ModelTools, runtime: Runtime, *, local_files: bo
     async def export_video(asked: ExportVideo, ctx: Context) -> str:
         """The storyboard as an MP4 (crossfades, narration, subtitles, music), once its shots are
         made. Sends progress (seconds encoded); answers the job id and the video's path."""
-        await in_thread(runtime.storyboards.get, asked.storyboard)
-        job = await in_thread(runtime.jobs.submit, "storyboard-export",
-                              {"project": asked.storyboard, "burn_subtitles": asked.burn_subtitles,
-                               "music": asked.music})
+        job = await in_thread(_queue_export, runtime, asked)
         done = finished(await follow_job(runtime, job.id, ctx))
         return json.dumps({"job": job.id, "video": done["result"]}, ensure_ascii=False, default=str)
 
@@ -80,6 +80,18 @@ def _create(runtime: Runtime, asked: CreateStoryboard) -> tuple[int, list[int]]:
         raise
     jobs = submit_shots(runtime.jobs, boards, project.id) if asked.shots is not None else []
     return project.id, jobs
+
+
+def _queue_export(runtime: Runtime, asked: ExportVideo) -> Any:
+    """What POST /api/storyboards/<id>/export does: refuse an export that cannot work (a shot
+    without its picture, a crossfade too long), then queue it."""
+    params: dict[str, Any] = {"project": asked.storyboard, "burn_subtitles": asked.burn_subtitles,
+                              "music": asked.music}
+    crossfade = check_export(runtime.storyboards, asked.storyboard,
+                             CROSSFADE if asked.crossfade is None else asked.crossfade)
+    if asked.crossfade is not None:
+        params["crossfade"] = crossfade
+    return runtime.jobs.submit("storyboard-export", params)
 
 
 async def _follow_all(runtime: Runtime, jobs: list[int], ctx: Context) -> None:

@@ -35,7 +35,7 @@ def register_routes(register) -> None:
     register(safety)
     register(styles)
     register(studio)
-    register(storyboard)
+    register(storyboard, nav=("Storyboard", "/storyboard"))
     register(cluster)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
                          ("Nodes", "/nodes"), ("Engines", "/engines"), ("Plugins", "/plugins"),
