@@ -13,7 +13,9 @@ def register_routes(register) -> None:
     from .cluster import cluster
     from .companion import companion
     from .engines import engines
+    from .mcp_http import mcp_http
     from .openai_api import openai_api
+    from .openapi import openapi
     from .packages import packages
     from .pages import pages
     from .safety import safety
@@ -23,6 +25,8 @@ def register_routes(register) -> None:
 
     register(api)
     register(openai_api)
+    register(mcp_http)
+    register(openapi)
     register(companion, nav=("Companion", "/companion"))
     register(characters, nav=("Characters", "/characters"))
     register(avatar)

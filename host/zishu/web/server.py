@@ -52,6 +52,7 @@ from zishu.files import write_atomic
 from zishu.runtime import Runtime
 
 from .app import create_app
+from .mcp_http import close_mcp
 from .security import API_LISTENER, ApiAccess, launch_host
 from .streams import STREAM_LIMIT
 
@@ -206,6 +207,7 @@ class AppServer:
             self.ipv6.stop()
         for server in self.api_servers:
             server.stop()
+        close_mcp(self.app)
         try:
             info = json.loads((self.runtime.home / RUNTIME_FILE).read_text())
             if info.get("pid") == os.getpid():

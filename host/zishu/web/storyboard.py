@@ -34,6 +34,7 @@ Jobs report through the usual job routes and event stream (``/api/jobs``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Blueprint, current_app, jsonify, render_template, request, send_from_directory
@@ -44,6 +45,7 @@ from zishu.storyboard.export import CROSSFADE
 from zishu.storyboard.music import MAX_MUSIC_BYTES, keep_music
 from zishu.storyboard.projects import project_dict, shot_dict
 from zishu.storyboard.render import check_export, submit_shots
+from zishu.storyboard.requests import ExportRequest, StoryboardRequest
 from zishu.storyboard.writer import write_storyboard
 
 from .api import _body, whole_number
@@ -109,6 +111,7 @@ def list_storyboards():
 def create_storyboard():
     rt = runtime()
     body = _body()
+    StoryboardRequest.parse(body)  # the shape (types, lengths, choices); the service checks the rest
     shots = body.get("shots")
     model = body.pop("model", None)
     if model is not None and not isinstance(model, str):
@@ -204,14 +207,10 @@ def render(pid: str):
 @storyboard.post("/api/storyboards/<pid>/export")
 def export(pid: str):
     rt = runtime()
-    body = _body()
-    burn, music = body.get("burn_subtitles", False), body.get("music", True)
-    for name, value in (("burn_subtitles", burn), ("music", music)):
-        if not isinstance(value, bool):
-            raise UsageError(f"{name}: expected true or false, got {value!r}")
-    params = {"project": _id(pid), "burn_subtitles": burn, "music": music}
-    crossfade = check_export(rt.storyboards, _id(pid), body.get("crossfade", CROSSFADE))
-    if "crossfade" in body:
+    asked = ExportRequest.parse(_body())
+    params: dict[str, Any] = {"project": _id(pid), "burn_subtitles": asked.burn_subtitles, "music": asked.music}
+    crossfade = check_export(rt.storyboards, _id(pid), CROSSFADE if asked.crossfade is None else asked.crossfade)
+    if asked.crossfade is not None:
         params["crossfade"] = crossfade
     job = rt.jobs.submit("storyboard-export", params)
     return jsonify(job=job.id), 202
