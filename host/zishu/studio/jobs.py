@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from typing import Any
 
 from zishu.hookspecs import hookimpl
 from zishu.jobs import JobContext
 
+from . import metrics
 from .requests import ImageRequest
 
 PREVIEW_EVERY = 3  # steps between previews
@@ -35,8 +37,11 @@ def draw_images(ctx: JobContext, **params: Any) -> dict:
     def preview(step: int, total: int, image) -> None:
         ctx.progress(step, total, f"step {step} of {total}", extra={"preview": data_url(image), "step": step})
 
+    started = time.perf_counter()
     result = studio.generate(params, job_id=ctx.job_id, progress=progress, cancelled=ctx.cancelled,
                              preview=preview, preview_every=PREVIEW_EVERY)
+    if not result.cached:
+        metrics.observe(time.perf_counter() - started, len(result.images))  # /metrics' histogram
     ctx.progress(steps, steps, "from the cache" if result.cached else "done", extra={})
     return result.as_dict()
 

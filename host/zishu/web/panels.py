@@ -12,16 +12,20 @@ def register_routes(register) -> None:
     from .characters import characters
     from .companion import companion
     from .engines import engines
+    from .metrics import metrics
     from .openai_api import openai_api
     from .packages import packages
     from .pages import pages
     from .safety import safety
+    from .sdapi import sdapi
     from .storyboard import storyboard
     from .studio import studio
     from .styles import styles
 
     register(api)
     register(openai_api)
+    register(sdapi)
+    register(metrics)
     register(companion, nav=("Companion", "/companion"))
     register(characters, nav=("Characters", "/characters"))
     register(avatar)
