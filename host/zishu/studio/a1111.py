@@ -52,8 +52,9 @@ A1111_FIELDS = {"guidance": "cfg_scale", "batch": "batch_size", "scheduler": "sa
                 "model": "override_settings.sd_model_checkpoint",
                 "style": "styles", "loras": "prompt"}
 # Fields that ask for something Zishu does not do: named in info's zishu.ignored when they ask for it
+# (hr_scale, hr_upscaler … go with enable_hr, which is named when it is on)
 IGNORED_WHEN_SET = ("enable_hr", "restore_faces", "tiling", "subseed_strength", "alwayson_scripts", "script_name",
-                    "refiner_checkpoint", "hr_scale", "hr_upscaler", "inpainting_fill", "inpaint_full_res",
+                    "refiner_checkpoint", "inpainting_fill", "inpaint_full_res",
                     "mask_blur", "resize_mode", "image_cfg_scale", "include_init_images")
 SCHEDULERS = {"automatic": "Automatic", "karras": "Karras"}  # A1111 1.9's schedulers this maps
 
