@@ -29,8 +29,8 @@ class RuntimeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("zishu_jobs", "Jobs in the job table by type and state", labels=["type", "status"])
-        counts = (Job.select(Job.kind, Job.status, peewee.fn.COUNT(Job.id).alias("n"))
-                  .group_by(Job.kind, Job.status).tuples())
+        query: Any = Job.select(Job.kind, Job.status, peewee.fn.COUNT(Job.id).alias("n")).group_by(Job.kind, Job.status)
+        counts: list[tuple[str, str, int]] = list(query.tuples())
         waiting = 0
         for kind, status, n in counts:
             jobs.add_metric([kind, status], n)
