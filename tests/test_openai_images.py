@@ -56,6 +56,8 @@ def test_b64_json_pictures_of_the_asked_size_and_number_with_their_parameters(cl
     assert answer.data[0].revised_prompt == "a red cat"
     [job] = records.recent()  # an ordinary image job, shown in the Jobs panel
     assert job.kind == "image" and job.status == "SUCCESS"
+    listed = client.models.retrieve("alice/tiny-sd")  # /v1/models says which models draw
+    assert listed.zishu == {"kind": "model", "role": "image", "endpoints": ["/v1/images/generations"]}
 
 
 def test_url_answers_point_at_this_server_behind_the_key(client, served):
