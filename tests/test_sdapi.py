@@ -254,3 +254,20 @@ def test_progress_shows_the_running_job_with_its_preview_and_interrupt_stops_it(
     assert served.runtime.jobs.get(info["zishu"]["job"]).status == "CANCELLED"
     idle = requests.get(f"{base}/progress", headers=headers, timeout=30).json()
     assert idle["progress"] == 0.0 and idle["state"]["job_count"] == 0 and idle["current_image"] is None
+
+
+def test_a_job_that_fails_answers_with_its_errors_status_in_a1111s_shape(served, tiny):
+    from conftest import install_resource
+
+    # a model folder the engine cannot load (the pipeline one level too deep): the job itself fails
+    install_resource(served.home, "alice/broken-sd", {"format": "diffusers", "role": "image"},
+                     files={"sd": tiny["sd"]})
+    answer = requests.post(f"{served.api_url}/sdapi/v1/txt2img", headers={"Authorization": f"Bearer {served.key}"},
+                           json={"prompt": "a cat", "steps": 1, "width": 64, "height": 64,
+                                 "override_settings": {"sd_model_checkpoint": "alice/broken-sd@1.0.0"}}, timeout=300)
+    assert answer.status_code == 503, answer.text  # EngineError's status
+    error = answer.json()
+    assert error["error"] == "ENGINE_FAILED" and "alice/broken-sd@1.0.0" in error["detail"]
+    assert error["errors"] == error["detail"] and error["body"] == ""
+    [job] = records.recent()
+    assert job.status == "FAILED" and job.error_code == "ENGINE_FAILED"  # the job says so too, in the Jobs panel
