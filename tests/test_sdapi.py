@@ -171,6 +171,8 @@ def test_a_plain_a1111_client_draws_a_batch_with_a_lora_tag_and_img2img(served):
     assert params["strength"] == 0.75 and params["init_image"] == "data:image/png;base64," + result["images"][0]
     assert png(answer.json()["images"][0]).size == (80, 64)
     assert "init_images" not in answer.json()["parameters"]  # not echoed back (megabytes)
+    styles = {s["name"]: s for s in session.get(f"{base}/prompt-styles", timeout=30).json()}
+    assert {"anime", "cartoon", "realistic", "pixel-art"} <= set(styles) and "{prompt}" in styles["anime"]["prompt"]
     assert session.get(f"{base}/loras", timeout=30).json() == [
         {"name": "cats", "alias": "cats", "path": "alice/cats@1.0.0", "metadata": {}}]
 

@@ -5,6 +5,7 @@ its answers built from the gallery, so ``web/sdapi.py`` only parses, calls and r
                                                             {"images": [base64 PNG], "parameters", "info"};
                                                             A1111Error naming A1111's field
     sd_models(studio) · samplers(studio) · schedulers()    the lists A1111 clients read on connect
+    loras(studio) · prompt_styles(studio)
     options(studio) · set_options(studio, body)            the checkpoint is the ``studio_model`` setting
     progress(queue, gallery)                               the running image job: 0..1, eta, preview
 
@@ -342,6 +343,15 @@ def loras(studio: Any) -> list[dict]:
         if "/" not in name:
             seen[full] = {"name": name, "alias": name, "path": full, "metadata": {}}
     return list(seen.values())
+
+
+def prompt_styles(studio: Any) -> list[dict]:
+    """``GET /sdapi/v1/prompt-styles``: Zishu's styles (built-in and the user's), which ``styles``
+    in a payload names; ``prompt`` is the template, ``{prompt}`` standing for the user's prompt."""
+    from .styles import styles
+
+    return [{"name": name, "prompt": style.prompt, "negative_prompt": style.negative}
+            for name, style in styles(studio.home).items()]
 
 
 def options(studio: Any) -> dict:

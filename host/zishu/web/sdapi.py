@@ -9,7 +9,8 @@ call it and render.
     GET  /sdapi/v1/sd-models               installed image models (title: id@version)
     GET  /sdapi/v1/options                 sd_model_checkpoint: the studio's model
     POST /sdapi/v1/options                 {"sd_model_checkpoint": title} sets it (the studio_model setting)
-    GET  /sdapi/v1/samplers | /schedulers | /loras | /upscalers | /latent-upscale-modes | /sd-vae
+    GET  /sdapi/v1/samplers | /schedulers | /loras | /prompt-styles (Zishu's styles) | /upscalers
+         | /latent-upscale-modes | /sd-vae
     POST /sdapi/v1/refresh-checkpoints | /refresh-loras   (nothing to do: the lists are read each time)
 
 Behind the same guard as ``/v1``: on the local API port the key (``Authorization: Bearer <key>``,
@@ -118,9 +119,13 @@ def upscalers():
     return jsonify([{"name": "None", "model_name": None, "model_path": None, "model_url": None, "scale": 4}])
 
 
+@sdapi.get("/prompt-styles")
+def prompt_styles():
+    return jsonify(a1111.prompt_styles(_studio()))
+
+
 @sdapi.get("/latent-upscale-modes")
 @sdapi.get("/sd-vae")
-@sdapi.get("/prompt-styles")
 def empty_list():
     return jsonify([])
 
