@@ -107,7 +107,7 @@ def test_an_image_job_shows_steps_and_previews_and_keeps_its_pictures_with_a1111
     runtime.jobs.hook = heard
     runtime.jobs.start_consumer(1)
     job = runtime.jobs.submit("image", {"prompt": "a red cat", "negative_prompt": "dogs, rain",
-                                        "model": str(tiny["sd"]), "character": "mei", "seed": 42, "batch": 2,
+                                        "model": str(tiny["sd"]), "seed": 42, "batch": 2,
                                         "scheduler": "Euler a",
                                         **SMALL, "steps": 7})
     done = wait(runtime, job.id)
@@ -117,8 +117,7 @@ def test_an_image_job_shows_steps_and_previews_and_keeps_its_pictures_with_a1111
     previews = [j["extra"]["preview"] for j in heard.progress if (j["extra"] or {}).get("preview")]
     assert previews and all(p.startswith("data:image/jpeg;base64,") for p in previews)
     images = done["result"]["images"]
-    assert [(i["seed"], i["width"], i["height"], i["character"]) for i in images] == [(42, 64, 64, "mei"),
-                                                                                      (43, 64, 64, "mei")]
+    assert [(i["seed"], i["width"], i["height"]) for i in images] == [(42, 64, 64), (43, 64, 64)]
     path = runtime.home / "studio" / images[1]["file"]
     with Image.open(path) as png:
         parameters = png.info["parameters"]  # the tEXt chunk A1111, Civitai and ComfyUI read
@@ -203,18 +202,22 @@ def test_rest_refuses_bad_requests_naming_the_field_before_queueing(client, runt
 
 
 def test_the_gallery_over_rest_search_favourite_trash_undo_reuse_and_files(client, runtime, tiny):
+    from zishu.companion.characters import create_character
+
     runtime.jobs.start_consumer(1)
-    made = {}
+    made, ids = {}, {}
     for prompt, character in (("a red cat", "mei"), ("a blue dog", "kai")):
-        answer = client.post("/api/studio/images", json={"prompt": prompt, "character": character, "seed": 9,
+        ids[character] = create_character(runtime, {"name": character.title(), "persona": "A friend.",
+                                                    "image_style": {"prompt_prefix": f"{character} in a hat"}})
+        answer = client.post("/api/studio/images", json={"prompt": prompt, "character": ids[character], "seed": 9,
                                                           "model": str(tiny["sd"]), **SMALL})
         assert answer.status_code == 202
         done = wait(runtime, answer.json["job"]["id"])
         made[character] = done["result"]["images"][0]
     listing = client.get("/api/studio/gallery?q=CAT").json
-    assert listing["total"] == 1 and listing["images"][0]["prompt"] == "a red cat"
-    assert client.get("/api/studio/gallery?q=kai").json["images"][0]["character"] == "kai"  # by character too
-    assert client.get("/api/studio/gallery?character=mei").json["total"] == 1
+    assert listing["total"] == 1 and listing["images"][0]["prompt"] == "mei in a hat, a red cat"  # as drawn
+    assert client.get("/api/studio/gallery?q=kai").json["images"][0]["character"] == ids["kai"]  # by character too
+    assert client.get(f"/api/studio/gallery?character={ids['mei']}").json["total"] == 1
     assert client.get("/api/studio/gallery?limit=1&offset=1").json["images"][0]["id"] == made["mei"]["id"]
     cat = made["mei"]["id"]
     assert client.post(f"/api/studio/gallery/{cat}/favourite", json={"favourite": True}).json["image"]["favourite"]
@@ -225,8 +228,9 @@ def test_the_gallery_over_rest_search_favourite_trash_undo_reuse_and_files(clien
     assert not client.post(f"/api/studio/gallery/{cat}/restore").json["image"]["deleted"]  # Undo
     assert client.get("/api/studio/gallery").json["total"] == 2
     reused = client.get(f"/api/studio/gallery/{cat}/reuse").json["request"]
-    assert reused == {"prompt": "a red cat", "negative_prompt": "", "character": "mei", "loras": [], "width": 64,
-                      "height": 64, "steps": 3, "guidance": 5.0, "seed": 9, "batch": 1, "model": str(tiny["sd"])}
+    # what the user asked (the character expands it again when drawn), with the picture's own seed
+    assert reused == {"prompt": "a red cat", "character": ids["mei"], "width": 64, "height": 64, "steps": 3,
+                      "guidance": 5.0, "seed": 9, "batch": 1, "model": str(tiny["sd"])}
     png = client.get(made["mei"]["url"])
     assert png.status_code == 200 and png.mimetype == "image/png"
     again = runtime.studio.generate(reused)  # reuse draws the same picture (here: from the cache)
@@ -253,11 +257,19 @@ def test_zishu_image_draws_with_a_progress_bar_into_the_gallery_and_out(tmp_path
     assert "from the cache" in again.stderr
     bad = zishu(env, "image", "a cat", "--model", str(tiny["sd"]), "--width", "65", check=False)
     assert bad.returncode == 2 and "width: must be a multiple of 8" in bad.stderr
+    # --style goes through the studio's expanders: its template, and its size and steps where no option is given
+    styles = tmp_path / "home" / "styles"
+    styles.mkdir()
+    (styles / "ink.yaml").write_text("prompt: 'ink drawing of {prompt}'\nwidth: 64\nheight: 72\nsteps: 1\n")
+    inked = zishu(env, "image", "a cat", "--style", "ink", "--model", str(tiny["sd"]), "--height", "64")
+    with Image.open(inked.stdout.split()[0]) as png:
+        read = read_parameters(png.info["parameters"])
+        assert png.size == (64, 64) and read["Prompt"] == "ink drawing of a cat" and read["Steps"] == "1"
 
 
 def test_the_job_check_fills_in_the_model_and_refuses_bad_input(runtime, tiny):
     params = check({"prompt": "a cat", "model": str(tiny["sd"])}, runtime.jobs.service)
-    assert params["model"] == str(tiny["sd"]) and params["width"] == 512
+    assert params == {"prompt": "a cat", "model": str(tiny["sd"])}  # what was asked; defaults filled when drawn
     with pytest.raises(UsageError, match=r"^batch: "):
         check({"prompt": "a cat", "batch": 0, "model": str(tiny["sd"])}, runtime.jobs.service)
     assert callable(draw_images)

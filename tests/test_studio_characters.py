@@ -174,4 +174,7 @@ def test_submit_expression_sheet_queues_one_image_job_per_emotion(runtime):
     assert list(ids) == ["happy", "sad"]
     jobs = {emotion: Job.get_by_id(job_id) for emotion, job_id in ids.items()}
     assert {job.kind for job in jobs.values()} == {"image"}
-    assert json.loads(jobs["sad"].params) == drawing.expression_sheet_requests(aoi)["sad"]
+    # the job keeps what was asked; the studio expands it (appearance, LoRA, seed) when it draws it
+    assert json.loads(jobs["sad"].params) == drawing.sheet_asks(aoi)["sad"] == {
+        "character": aoi.id, "prompt": "sad expression, portrait, upper body"}
+    assert drawing.with_character(drawing.sheet_asks(aoi)["sad"], aoi) == drawing.expression_sheet_requests(aoi)["sad"]

@@ -48,10 +48,15 @@ def picture(width: int = 40, height: int = 24) -> Image.Image:
 def test_capabilities_say_what_to_install_until_it_is(studio, models):
     sd = resolve_model("acme/tiny-sd", studio.registry)
     found = postprocess.capabilities(studio.engines, studio.registry, sd)
-    assert found["img2img"] == found["inpaint"] == found["png"] == found["jpeg"] == "ok"
-    assert "role 'controlnet'" in found["controlnet.canny"] and "acme/tiny-sd or sd15" in found["controlnet.canny"]
-    assert "role 'upscale'" in found["upscale"] and "role 'background'" in found["background"]
-    assert postprocess.capabilities(studio.engines, studio.registry)["controlnet.pose"] == "choose an image model first"
+    assert list(found) == list(postprocess.CAPABILITIES)
+    assert all(found[name].ok for name in ("img2img", "inpaint", "png", "jpeg"))
+    assert found["img2img"].message == "drawn by the diffusers engine"
+    canny = found["controlnet_canny"]
+    assert not canny.ok and "role 'controlnet'" in canny.message and "acme/tiny-sd or sd15" in canny.message
+    assert canny.install is None  # no catalog given: nothing to suggest
+    assert "role 'upscale'" in found["upscale"].message and "role 'background'" in found["background"].message
+    assert postprocess.capabilities(studio.engines, studio.registry)["controlnet_pose"].message == \
+        "choose an image model first"
     install_resource(studio.home, "acme/canny", {"format": "diffusers", "role": "controlnet", "base_model": "sd15"},
                      files={p.name: p for p in models["controlnet"].iterdir()}, tags=["canny"])
     install_resource(studio.home, "acme/up", {"format": "onnx", "role": "upscale"},
@@ -59,8 +64,10 @@ def test_capabilities_say_what_to_install_until_it_is(studio, models):
     install_resource(studio.home, "acme/cut", {"format": "onnx", "role": "background"},
                      files={"seg.onnx": models["segmenter"]})
     found = postprocess.capabilities(studio.engines, studio.registry, sd)
-    assert (found["controlnet.canny"], found["upscale"], found["background"]) == ("ok", "ok", "ok")
-    assert "tagged 'pose'" in found["controlnet.pose"]  # a canny ControlNet does not follow poses
+    assert [(found[k].ok, found[k].message) for k in ("controlnet_canny", "upscale", "background")] == [
+        (True, "acme/canny@1.0.0"), (True, "acme/up@1.0.0"), (True, "acme/cut@1.0.0")]
+    assert not found["controlnet_pose"].ok and "tagged 'pose'" in found["controlnet_pose"].message
+    assert found["upscale"].as_dict() == {"ok": True, "message": "acme/up@1.0.0", "install": None}
 
 
 def test_a_controlnet_is_found_for_the_models_family_and_drawn_with(studio, models):

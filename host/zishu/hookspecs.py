@@ -32,7 +32,8 @@ def register_engines(register) -> None:
 
 @hookspec
 def register_job_types(register) -> None:
-    """Add kinds of long work: call ``register(name, run, title=None, resumable=False, remote=False)``. The host
+    """Add kinds of long work: call ``register(name, run, title=None, resumable=False, remote=False,
+    model=None, arrived=None)``. The host
     calls ``run(ctx, **params)`` in a worker; ``ctx.progress(done, total, message)`` reports progress
     and raises ``JobCancelled`` once the user cancels. ``title(params)`` names a job for people.
     A ``resumable`` job cut off by a crash or a close runs again by itself at the next start.
@@ -40,7 +41,9 @@ def register_job_types(register) -> None:
     or raises (UsageError naming the field), so bad input is refused before it is queued.
     A ``remote`` job may run on another machine's ``zishu worker`` (on a Redis queue): it then reports
     through the same ``ctx``, and the files its result lists as ``result["files"]`` (paths relative to
-    ZISHU_HOME) are copied back to the app's ZISHU_HOME.
+    ZISHU_HOME) are copied back to the app's ZISHU_HOME. ``model=model(params)`` names the catalog model a
+    remote job needs: it goes only to a node that has it (MODEL_NOT_AVAILABLE elsewhere, and rerouted);
+    ``arrived=arrived(result, service)`` runs on the app once a remote job's files are in place.
     The first registration of a name wins (a plugin's before the core's)."""
 
 

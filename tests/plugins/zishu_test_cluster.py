@@ -1,6 +1,7 @@
 """Remote job types for the cluster tests: ``paint`` writes a file into ZISHU_HOME and lists it in
 its result, ``spin`` reports progress until cancelled or ``seconds`` pass, ``burn`` is fixed CPU work
-(the bench's unit)."""
+(the bench's unit), ``render`` needs a catalog model (routed by model): it resolves the model through
+the engines' resolution, as an engine job does, and writes a file naming the version it found."""
 
 from __future__ import annotations
 
@@ -39,8 +40,28 @@ def burn(ctx, rounds: int = 200_000) -> dict:
     return {"digest": digest.hex()}
 
 
+def render(ctx, model: str, name: str = "r", size: int = 1000, uninstall_first: bool = False) -> dict:
+    from zishu.engines import resolve_model
+    from zishu.resources.versions import VersionStore
+
+    store = VersionStore(ctx.home)
+    if uninstall_first:  # the model goes away between the node's check and the engine's load
+        import shutil
+
+        shutil.rmtree(ctx.home / "resources" / model.partition("@")[0])
+        (ctx.home / "registry.json").unlink(missing_ok=True)
+    ref = resolve_model(model, store)  # MODEL_NOT_AVAILABLE when missing; never downloads
+    rel = f"outputs/render/{name}.bin"
+    path = ctx.home / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size)  # sparse: quick at any size
+    return {"files": [rel], "model": ref.key, "home": str(ctx.home), "pid": os.getpid()}
+
+
 @hookimpl
 def register_job_types(register) -> None:
     register("paint", paint, title=lambda p: f"Paint {p.get('name')}", remote=True)
     register("spin", spin, remote=True)
     register("burn", burn, remote=True)
+    register("render", render, remote=True, model=lambda p: p.get("model"))

@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 
-HEARTBEAT_EVERY = 2.0
+HEARTBEAT_EVERY = float(os.environ.get("ZISHU_CLUSTER_HEARTBEAT", "2"))  # seconds (tests may slow it)
 EXPIRES_AFTER = 3 * HEARTBEAT_EVERY
 
 
@@ -32,9 +32,10 @@ def _gpu() -> dict[str, Any] | None:
         return None
 
 
-def describe(worker: str, node: str, accepts: list[str], running: list[str], offers: dict | None = None) -> dict:
-    """What a worker advertises: who it is, the remote job types it takes, what it runs now, free
-    RAM, the GPU, load, and what the runtime offers (``models`` as id@version, ``engines``)."""
+def describe(worker: str, node: str, accepts: list[str], running: list[dict], offers: dict | None = None) -> dict:
+    """What a worker advertises: who it is, the remote job types it takes, what it runs now
+    (``{"job", "kind", "model", ...}`` each), free RAM, the GPU, load, and what the runtime offers
+    (``models`` as id@version, ``engines``)."""
     return {
         "worker": worker, "node": node, "host": worker.partition(":")[0], "accepts": accepts, "running": running,
         "ram_free": psutil.virtual_memory().available, "gpu": _gpu(),
@@ -62,6 +63,24 @@ def listing(conn: Any) -> list[dict]:
             except ValueError:
                 continue
     return sorted(found, key=lambda n: (n.get("host", ""), n.get("worker", "")))
+
+
+def public(node: dict, now: float | None = None) -> dict:
+    """One node as ``GET /api/cluster/nodes`` shows it."""
+    import datetime as dt
+
+    now = time.time() if now is None else now
+    beat_at = float(node.get("heartbeat") or 0.0)
+    gpu = node.get("gpu") if isinstance(node.get("gpu"), dict) else None
+    running = [{"job": r.get("job"), "kind": r.get("kind"), "model": r.get("model")}
+               for r in node.get("running") or [] if isinstance(r, dict)]
+    return {"id": node.get("worker"), "name": node.get("host") or node.get("worker"), "node": node.get("node"),
+            "models": list(node.get("models") or []), "engines": list(node.get("engines") or []),
+            "accepts": list(node.get("accepts") or []), "ram_free": node.get("ram_free"),
+            "vram_free": gpu.get("vram_free") if gpu else None, "gpu": gpu.get("name") if gpu else None,
+            "load": node.get("load"), "running": running,
+            "last_heartbeat": dt.datetime.fromtimestamp(beat_at, dt.timezone.utc).isoformat(timespec="seconds"),
+            "age_seconds": round(max(0.0, now - beat_at), 3)}
 
 
 def status(url: str) -> list[dict]:

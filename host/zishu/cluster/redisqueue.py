@@ -79,10 +79,15 @@ class ClusterHuey(PriorityRedisHuey):
         self.storage.enqueue_to(route, self.serialize_task(task), task.priority)
 
     def pending_in(self, routes: Iterable[str]) -> list:
-        """The tasks waiting in these routes' queues (those with a bad signature left out)."""
+        """The tasks waiting in these routes' queues (those with a bad signature left out); a route
+        ending in ``*`` names every queue it matches."""
         found = []
-        for route in routes:
-            for item in self.storage.conn.zrange(self.storage.route_key(route), 0, -1):
+        keys: list = []
+        for route in routes:  # a route may end in * (all ``worker:*`` queues)
+            key = self.storage.route_key(route)
+            keys += self.storage.conn.scan_iter(match=key, count=500) if "*" in route else [key]
+        for key in keys:
+            for item in self.storage.conn.zrange(key, 0, -1):
                 task = self.deserialize_task(item[8:])
                 if task is not None:
                     found.append(task)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from zishu.errors import ChecksumMismatch, UsageError
 from zishu.files import write_atomic
 
-MAX_FILE = 64 * 1024 * 1024  # larger files need a pull from the worker (not built yet)
+MAX_FILE = 64 * 1024 * 1024  # larger files come back by a pull from the worker (``pull``)
+MAX_FILE_ENV = "ZISHU_CLUSTER_MAX_FILE"  # a lower limit (bytes), for tests
 FILE_TTL = 3600  # seconds a shipped file waits in Redis for the app
 CLAIM_TTL = int(os.environ.get("ZISHU_CLUSTER_CLAIM_TTL", "15"))  # seconds a claim lives without a heartbeat
 DONE = "done"  # a finished task's claim: kept a day, so a copy of the task never runs again
@@ -82,27 +84,39 @@ class Relay:
         """Put the file ``home/relative`` into Redis; returns what the app needs to fetch it."""
         path = Path(home) / safe_relative(relative)
         size = path.stat().st_size
-        if size > MAX_FILE:
-            raise UsageError(f"result file {relative}: {size} bytes, more than the {MAX_FILE} that travel "
+        if size > max_file():
+            raise UsageError(f"result file {relative}: {size} bytes, more than the {max_file()} that travel "
                              "through Redis")
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        self.conn.set(f"zishu:file:{digest}", data, ex=FILE_TTL)
-        return {"path": relative, "sha256": digest, "size": len(data)}
+        key = f"zishu:file:{digest}:{secrets.token_hex(8)}"  # one key per shipment: equal files stay apart
+        self.conn.set(key, data, ex=FILE_TTL)
+        return {"path": relative, "sha256": digest, "size": len(data), "key": key}
 
     def receive(self, home: Path, shipped: dict) -> Path:
         """Write a shipped file under ``home`` at its relative path, after checking its sha256."""
         relative, digest = shipped["path"], shipped["sha256"]
         target = Path(home) / safe_relative(relative)
-        data = self.conn.get(f"zishu:file:{digest}")
+        key = str(shipped.get("key") or f"zishu:file:{digest}")
+        if not key.startswith("zishu:file:"):
+            raise UsageError(f"result file {relative}: {key!r} is not a result file's key")
+        data = self.conn.get(key)
         if data is None:
             raise ChecksumMismatch(f"result file {relative}: no longer in Redis (kept {FILE_TTL} s)")
         got = hashlib.sha256(data).hexdigest()
         if got != digest:
             raise ChecksumMismatch(f"result file {relative}: sha256 {got}, expected {digest}")
         write_atomic(target, data)
-        self.conn.delete(f"zishu:file:{digest}")
+        self.conn.delete(key)
         return target
+
+
+def max_file() -> int:
+    """The largest result file that travels through Redis (``ZISHU_CLUSTER_MAX_FILE`` may lower it)."""
+    try:
+        return min(MAX_FILE, int(os.environ.get(MAX_FILE_ENV, MAX_FILE)))
+    except ValueError:
+        return MAX_FILE
 
 
 def safe_relative(relative: str) -> PurePosixPath:

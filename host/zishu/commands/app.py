@@ -68,6 +68,10 @@ def worker_command(workers, join_url, secret_file, accept, verbose):
     if join_url and not secret_file and secret.find(config.home()) is None:
         raise UsageError("--join needs the cluster secret: copy ZISHU_HOME/cluster.secret from the app's machine "
                          "(`zishu cluster init` makes it) and pass --secret-file")
+    if join_url or os.environ.get("ZISHU_QUEUE"):
+        # a cluster's worker runs only what is installed here: the model libraries never fetch from a hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     runtime = Runtime(queue_url=join_url, accept=[a for item in accept for a in item.split(",") if a] or None)
     cluster = f"; remote job types it runs for others: {', '.join(runtime.jobs.accepted()) or 'none'}" \
         if runtime.jobs.cluster else ""

@@ -42,7 +42,7 @@ from huey import SqliteHuey
 from huey.consumer import Consumer, Worker
 
 from zishu import plugins
-from zishu.cluster import nodes, redisqueue
+from zishu.cluster import nodes, redisqueue, routing, usage
 from zishu.cluster.node import node_id
 from zishu.cluster.relay import Relay
 from zishu.errors import JobCancelled, NotFound, UsageError, ZishuError
@@ -91,12 +91,20 @@ class JobType:
     # (UsageError naming the field); ``service(name)`` is the queue's service of that name
     check: Callable[[dict, Callable[[str], Any]], dict] | None = None
     remote: bool = False  # may run on another machine's worker (its result's "files" come back)
+    # model(params) -> the catalog id (``owner/name[@version]``) a remote job needs: it then goes to
+    # the queue ``model:<id>``, taken only by a node that has it (``zishu.cluster.routing``)
+    model: Callable[[dict], str | None] | None = None
+    # arrived(result, service) -> result: on the app, once a remote job's files are in its ZISHU_HOME
+    # (the studio records the pictures in the app's gallery)
+    arrived: Callable[[dict, Callable[[str], Any]], dict] | None = None
 
 
 class JobContext:
     """What a running job sees: ``home`` (ZISHU_HOME), ``progress`` to report, ``check`` (or
     ``cancelled``, to hand to code that polls) to stop once the user cancels, and the services the
     runtime handed to the queue (``catalog()``), so a job never reaches up to the runtime."""
+
+    remote = False  # True in ``remote.RemoteJobContext``: the run is for another node
 
     def __init__(self, queue: JobQueue, job_id: int) -> None:
         self.queue, self.job_id, self.home = queue, job_id, queue.home
@@ -197,6 +205,7 @@ class JobQueue:
         self.services: dict[str, Callable[[], Any]] = dict(services or {})
         self.url = url if url is not None else queue_url()
         self.huey = make_huey(self.home, self.url, secret)
+        self.secret = secret  # signs tasks, and the tokens of large result files pulled from workers
         self.cluster = isinstance(self.huey, redisqueue.ClusterHuey)
         self.node = node_id(self.home) if self.cluster else ""
         self.relay = Relay(self.huey.storage.conn) if self.cluster else None
@@ -209,6 +218,11 @@ class JobQueue:
         self._relay_thread: threading.Thread | None = None
         self._relay_stop = threading.Event()
         self._claims: set[str] = set()  # remote tasks this process runs now (their claims are kept alive)
+        self._running: dict[str, dict] = {}  # those tasks: job, kind, model (what the heartbeat shows)
+        self._models: list[str] = []  # the models this node listens for (``refresh_routes``)
+        self._refused: dict[int, dict[str, float]] = {}  # app side: who refused each job, and when
+        self._heartbeat: threading.Thread | None = None
+        self.services.setdefault("cluster_models", self.cluster_models)
         self._task = self.huey.task(name="zishu.run_job", retries=0)(self._run)
         self._remote_task = self.huey.task(name="zishu.run_remote", retries=0)(self._run_remote)
         self._listen()
@@ -221,10 +235,13 @@ class JobQueue:
 
     def register(self, name: str, run: Callable[..., Any], title: Callable[[dict], str] | None = None,
                  resumable: bool = False, check: Callable[[dict, Callable[[str], Any]], dict] | None = None,
-                 remote: bool = False) -> None:
+                 remote: bool = False, model: Callable[[dict], str | None] | None = None,
+                 arrived: Callable[[dict, Callable[[str], Any]], dict] | None = None) -> None:
         """The ``register`` callback of the ``register_job_types`` hook; the first one wins.
-        ``check(params, service)`` returns the parameters to queue, or raises to refuse them."""
-        self.types.setdefault(name, JobType(name, run, title, resumable, check, remote))
+        ``check(params, service)`` returns the parameters to queue, or raises to refuse them.
+        ``model(params)``: the catalog model a remote job needs (routing by model);
+        ``arrived(result, service)``: the app's step once a remote job's files came back."""
+        self.types.setdefault(name, JobType(name, run, title, resumable, check, remote, model, arrived))
         self._listen()
 
     def service(self, name: str) -> Any:
@@ -242,11 +259,71 @@ class JobQueue:
 
     def _listen(self) -> None:
         if self.cluster:
-            self.huey.listen([f"home:{self.node}", *(f"kind:{k}" for k in self.accepted())])
+            accepted = self.accepted()
+            kinds = [k for k in accepted if self.types[k].model is None]
+            by_model = any(self.types[k].model is not None for k in accepted)
+            self.huey.listen(routing.listen_routes(self.node, worker_id(), kinds, self._models, by_model))
+
+    def installed_models(self) -> list[str]:
+        """The models this node has (``id@version``), from the runtime's ``offers`` service."""
+        make = self.services.get("offers")
+        if make is None:
+            return []
+        try:
+            return list(make().get("models") or [])
+        except Exception:
+            log.warning("could not list this node's models", exc_info=True)
+            return []
+
+    def refresh_routes(self, models: list[str] | None = None) -> None:
+        """Listen to ``model:<id>`` for the models installed now (after an install, an uninstall, a refusal)."""
+        found = sorted(self.installed_models() if models is None else models)
+        if found != self._models:
+            self._models = found
+            self._listen()
+
+    def cluster_models(self) -> list[str]:
+        """The models (``id@version``) the live nodes of this cluster advertise; none off a cluster."""
+        if self.relay is None:
+            return []
+        return sorted({m for n in nodes.listing(self.relay.conn) for m in n.get("models") or []})
 
     def _is_remote(self, kind: str) -> bool:
         job_type = self.types.get(kind)
         return self.cluster and job_type is not None and job_type.remote
+
+    def needs(self, kind: str, params: dict) -> str | None:
+        """The catalog model (``owner/name[@version]``) a job of ``kind`` with ``params`` needs, or None."""
+        job_type = self.types.get(kind)
+        if job_type is None or job_type.model is None:
+            return None
+        try:
+            return routing.catalog_model(job_type.model(params))
+        except Exception:
+            log.warning("the %s job type could not say which model it needs", kind, exc_info=True)
+            return None
+
+    def route_for(self, kind: str, params: dict) -> str | None:
+        """The named queue a job goes to on the cluster: ``model:<id>`` for a job that needs a catalog
+        model, ``kind:<type>`` for another remote job, None for one that stays on this node (not
+        remote, or a model given as a path here)."""
+        if not self._is_remote(kind):
+            return None
+        job_type = self.types[kind]
+        if job_type.model is None:
+            return f"{routing.KIND_PREFIX}{kind}"
+        model = self.needs(kind, params)
+        return routing.model_route(model) if model else None
+
+    def _remote_job(self, job: Job) -> bool:
+        """Whether this job runs (or ran) through the cluster rather than on this node."""
+        if not self._is_remote(job.kind):
+            return False
+        try:
+            params = json.loads(job.params)
+        except ValueError:
+            return False
+        return self.route_for(job.kind, params) is not None
 
     # -- what the UI and API ask --------------------------------------------------------------
 
@@ -272,8 +349,9 @@ class JobQueue:
         """Cancel a waiting job at once, or ask a running one to stop at its next progress report;
         an INTERRUPTED one becomes CANCELLED, so the next start does not take it up again."""
         job = self.get(job_id)
-        if self.relay is not None and job.task_id and self._is_remote(job.kind):
-            self.relay.request_cancel(job.task_id)  # the worker on another machine hears it there
+        if self.relay is not None and job.task_id and self._remote_job(job):
+            self.relay.request_cancel(job.task_id)
+            usage.stop_waiting(self.relay.conn, self.node, job_id)  # the worker on another machine hears it there
         if records.update(
             job_id, only_if=(Status.PENDING,), status=Status.CANCELLED.value,
             finished_at=time.time(), message="cancelled before it started",
@@ -325,7 +403,7 @@ class JobQueue:
         if self.cluster:
             self.start_relay()  # it also requeues the remote jobs whose node went silent
         for job in Job.select().where(Job.status == Status.RUNNING.value):
-            if worker_alive(job.worker) is not False or self._is_remote(job.kind):
+            if worker_alive(job.worker) is not False or self._remote_job(job):
                 continue
             if job.cancel_requested:
                 if records.update(job.id, only_if=(Status.RUNNING,), status=Status.CANCELLED.value,
@@ -346,10 +424,19 @@ class JobQueue:
         waiting = Job.select().where(Job.status == Status.PENDING.value)
         if waiting.exists():
             routes = [f"home:{self.node}", *(f"kind:{n}" for n, t in self.types.items() if t.remote)]
-            queued = {t.id for t in (self.huey.pending_in(routes) if isinstance(self.huey, redisqueue.ClusterHuey)
-                                     else self.huey.pending())}
+            parked: set[int] = set()
+            if isinstance(self.huey, redisqueue.ClusterHuey):
+                assert self.relay is not None
+                parked = {int(w["job"]) for w in usage.waiting(self.relay.conn, self.node)}
+                for job in waiting:
+                    if self._remote_job(job):
+                        routes.append(self.route_for(job.kind, json.loads(job.params)) or "")
+                routes.append(routing.worker_route("*"))
+                queued = {t.id for t in self.huey.pending_in(sorted(set(routes) - {""}))}
+            else:
+                queued = {t.id for t in self.huey.pending()}
             for job in waiting:
-                if job.id not in requeued and job.task_id not in queued:
+                if job.id not in requeued and job.task_id not in queued and job.id not in parked:
                     self._enqueue(job.id, job.priority, job.task_id or uuid.uuid4().hex)
                     requeued.append(job.id)
         for job_id in ended:
@@ -377,6 +464,9 @@ class JobQueue:
     def start_consumer(self, workers: int = 2) -> None:
         """Run jobs in this process, in ``workers`` threads."""
         self._closing = False
+        if self.cluster and self.accepted():  # this app runs jobs for the cluster too: it is a node
+            self.refresh_routes()
+            self._start_heartbeat()
         self._consumer = _InAppConsumer(self.huey, workers=workers, worker_type="thread", periodic=False,
                                         check_worker_health=False, **POLLING)
         self._consumer.start()
@@ -403,40 +493,54 @@ class JobQueue:
         if found["interrupted"] or found["requeued"]:
             log.warning("jobs found cut off: interrupted %s, queued again %s", found["interrupted"], found["requeued"])
         if self.cluster:
-            threading.Thread(target=self._advertise, name="zishu-heartbeat", daemon=True).start()
+            self.refresh_routes()
+            self._start_heartbeat()
         try:
             Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, **POLLING).run()
         finally:
             if self.cluster:
                 nodes.gone(self.huey.storage.conn, worker_id())
 
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None or not self._heartbeat.is_alive():
+            self._heartbeat = threading.Thread(target=self._advertise, name="zishu-heartbeat", daemon=True)
+            self._heartbeat.start()
+
     def _advertise(self) -> None:
-        """A worker's heartbeat: what it offers (``nodes.describe``) every ``nodes.HEARTBEAT_EVERY`` s."""
+        """A worker's heartbeat: what it offers (``nodes.describe``) every ``nodes.HEARTBEAT_EVERY`` s,
+        listening to the queues of the models it has now (an install or uninstall shows at the next beat)."""
         make = self.services.get("offers")
-        while True:
+        while not self._relay_stop.is_set():
             try:
                 offers = make() if make is not None else {}
+                self.refresh_routes(list(offers.get("models") or []))
                 nodes.beat(self.huey.storage.conn, nodes.describe(worker_id(), self.node, self.accepted(),
-                                                                  sorted(self._claims), offers))
+                                                                  list(self._running.values()), offers))
             except Exception:
                 log.warning("could not send this node's heartbeat", exc_info=True)
-            time.sleep(nodes.HEARTBEAT_EVERY)
+            self._relay_stop.wait(nodes.HEARTBEAT_EVERY)
 
-    def _enqueue(self, job_id: int, priority: int, task_id: str | None = None) -> None:
+    def _enqueue(self, job_id: int, priority: int, task_id: str | None = None, route: str | None = None) -> None:
+        """Queue a job under a (new) task id; on the cluster to ``route`` (default: ``route_for``)."""
         task_id = task_id or uuid.uuid4().hex
         old = Job.get_or_none(Job.id == job_id)
         records.update(job_id, task_id=task_id)
         if not self.cluster:
             self.huey.enqueue(self._task.task_class((job_id, task_id), None, id=task_id, priority=priority))
             return
-        assert isinstance(self.huey, redisqueue.ClusterHuey) and old is not None
+        assert isinstance(self.huey, redisqueue.ClusterHuey) and old is not None and self.relay is not None
         if old.task_id and old.task_id != task_id:
             self.huey.revoke_by_id(old.task_id)  # superseded: no worker anywhere runs it
-        if self._is_remote(old.kind):
+        params = json.loads(old.params)
+        route = route or self.route_for(old.kind, params)
+        if route is not None:
             self.start_relay()
+            usage.stop_waiting(self.relay.conn, self.node, job_id)
             task = self._remote_task.task_class(
-                (self.node, job_id, task_id, old.kind, json.loads(old.params)), None, id=task_id, priority=priority)
-            self.huey.enqueue_routed(task, f"kind:{old.kind}")
+                (self.node, job_id, task_id, old.kind, params), None, id=task_id, priority=priority)
+            self.huey.enqueue_routed(task, route)
+            if route.startswith(routing.MODEL_PREFIX):
+                remote.note_if_unserved(self, job_id, old.kind, self.needs(old.kind, params) or "")
         else:
             task = self._task.task_class((job_id, task_id), None, id=task_id, priority=priority)
             self.huey.enqueue_routed(task, f"home:{self.node}")

@@ -7,6 +7,13 @@ job table (the worker may have a ZISHU_HOME of its own), and ships the files its
 events to its job table, fetches the files into its own ZISHU_HOME with their sha256 checked, and
 puts a job back on the queue when the node running it stopped refreshing its claim (kill -9, a
 pulled cable) or closed while running it.
+
+Routing by model (``zishu.cluster.routing``): a worker handed a job for a model it does not have
+answers MODEL_NOT_AVAILABLE at once (a ``refused`` event), before claiming it and without
+downloading anything; so does a job whose model resolution (``zishu.engines.resolve``, which never
+downloads) finds it missing while it runs. The app (``reroute``) sends the job to a node that
+advertises the model, or keeps it waiting, counted as unserved, until one shows up (``sweep``).
+Files over the relay's limit come back by an authenticated pull from the worker (``zishu.cluster.pull``).
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from zishu.cluster import nodes, pull, routing, usage
 from zishu.cluster import relay as relay_keys
-from zishu.errors import JobCancelled, UsageError, ZishuError
+from zishu.errors import JobCancelled, ResourceNotAvailable, UsageError, ZishuError
 
 from . import records
 from .records import Job, Status
@@ -31,10 +39,13 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.1
 CANCEL_CHECK_EVERY = 0.25
 SWEEP_EVERY = 1.0  # seconds between the app's looks for jobs whose node went silent
+REFUSAL_KEPT = 10.0  # seconds a worker that refused a job is not chosen for it again (its ad may lag)
 
 
 class RemoteJobContext:
     """What a remote job sees: the same calls as ``JobContext``, reported through Redis."""
+
+    remote = True  # a job may add what only a run for another node needs (its result's "files")
 
     def __init__(self, queue: JobQueue, origin: str, job_id: int, task_id: str, worker: str) -> None:
         self.queue, self.home, self.job_id = queue, queue.home, job_id
@@ -46,14 +57,18 @@ class RemoteJobContext:
         self._cancelled = False
         self._message = ""
 
-    def progress(self, done: float | None, total: float | None = None, message: str | None = None) -> None:
+    def progress(self, done: float | None, total: float | None = None, message: str | None = None,
+                 extra: dict | None = None) -> None:
         now = time.monotonic()
         changed_message = message is not None and message != self._message
-        if changed_message or now - self._last_write >= PROGRESS_EVERY or (total and done == total):
+        if (changed_message or extra is not None or now - self._last_write >= PROGRESS_EVERY
+                or (total and done == total)):
             self._last_write = now
             fields: dict[str, Any] = {"done": done, "total": total}
             if message is not None:
                 fields["message"] = self._message = message
+            if extra is not None:
+                fields["extra"] = json.dumps(extra)
             try:
                 self.relay.publish(self.origin, {"job": self.job_id, "task": self.task_id, "status": "progress",
                                                  "fields": fields})
@@ -109,13 +124,21 @@ def run(queue: JobQueue, origin: str, job_id: int, task_id: str, kind: str, para
     if job_type is None or kind not in queue.accepted():
         log.warning("refused a %r job: this node does not accept that job type (accepted: %s)",
                     kind, ", ".join(queue.accepted()) or "none")
+        if relay.holder(task_id) is None:  # popped from a model's queue it shares with other types: send it back
+            _refuse(queue, origin, job_id, task_id, worker_id(), queue.needs(kind, params) or "",
+                    f"this node does not accept {kind} jobs", code="NOT_ACCEPTED")
         return
     if relay.cancel_requested(task_id):
         return
     me = worker_id()
+    model = queue.needs(kind, params)
+    if model and not routing.holds(queue.installed_models(), model):
+        _refuse(queue, origin, job_id, task_id, me, model, f"{model} is not installed on this node")
+        return
     if not relay.claim(task_id, me):
         return  # another worker has it, or it already ran
     queue._claims.add(task_id)
+    queue._running[task_id] = {"job": job_id, "kind": kind, "model": model, "task": task_id, "origin": origin}
     if _heartbeat_started.acquire(blocking=False):
         threading.Thread(target=_keep_claims, args=(queue,), name="zishu-claims", daemon=True).start()
     relay.publish(origin, {"job": job_id, "task": task_id, "status": Status.RUNNING.value, "worker": me,
@@ -123,12 +146,21 @@ def run(queue: JobQueue, origin: str, job_id: int, task_id: str, kind: str, para
     fields: dict[str, Any]
     shipped: list[dict] = []
     ctx = RemoteJobContext(queue, origin, job_id, task_id, me)
+    began = time.monotonic()
     try:
         result = job_type.run(ctx, **params)
         if isinstance(result, dict) and result.get("files"):
             result["files"] = [str(f) for f in result["files"]]
-            shipped = [relay.ship(queue.home, f) for f in result["files"]]
+            shipped = [_ship(queue, f) for f in result["files"]]
         fields = {"status": Status.SUCCESS.value, "result": json.dumps(result), "message": "done"}
+    except ResourceNotAvailable as e:
+        if model:  # the model went missing here (resolution refuses, never downloads): another node runs it
+            relay.conn.delete(f"zishu:claim:{task_id}")
+            queue._claims.discard(task_id)
+            queue._running.pop(task_id, None)
+            _refuse(queue, origin, job_id, task_id, me, model, str(e))
+            return
+        fields = {"status": Status.FAILED.value, "error": str(e), "error_code": e.code, "message": "failed"}
     except JobCancelled:
         if queue._closing and not relay.cancel_requested(task_id):
             fields = {"status": Status.INTERRUPTED.value, "message": "its worker was stopped"}
@@ -140,9 +172,38 @@ def run(queue: JobQueue, origin: str, job_id: int, task_id: str, kind: str, para
         log.exception("remote job %s (%s) failed", job_id, kind)
         fields = {"status": Status.FAILED.value, "error": f"{type(e).__name__}: {e}",
                   "error_code": "ZISHU_ERROR", "message": "failed"}
-    relay.publish(origin, {"job": job_id, "task": task_id, "status": "end", "fields": fields, "files": shipped})
+    relay.publish(origin, {"job": job_id, "task": task_id, "status": "end", "fields": fields, "files": shipped,
+                           "seconds": time.monotonic() - began})
     relay.finish(task_id)
     queue._claims.discard(task_id)
+    queue._running.pop(task_id, None)
+
+
+def _ship(queue: JobQueue, relative: str) -> dict:
+    """A result file on its way to the app: through Redis when small, else offered for a pull."""
+    assert queue.relay is not None
+    path = queue.home / relay_keys.safe_relative(relative)
+    if path.stat().st_size <= relay_keys.max_file():
+        return queue.relay.ship(queue.home, relative)
+    return pull.serve(queue.home, queue.relay.conn, queue.secret or "").offer(relative)
+
+
+def _refuse(queue: JobQueue, origin: str, job_id: int, task_id: str, worker: str, model: str, why: str,
+            code: str = "MODEL_NOT_AVAILABLE") -> None:
+    """MODEL_NOT_AVAILABLE, at once: stop listening for the model, say so in this node's ad, tell the
+    app (``code`` NOT_ACCEPTED: a job type this node's user did not enable, found in a model's queue)."""
+    assert queue.relay is not None
+    log.warning("refused job %s: %s (%s; the app sends it elsewhere)", job_id, why, code)
+    make = queue.services.get("offers")
+    try:
+        offers = make() if make is not None else {}
+        queue.refresh_routes(list(offers.get("models") or []))
+        nodes.beat(queue.relay.conn, nodes.describe(worker, queue.node, queue.accepted(),
+                                                    list(queue._running.values()), offers))
+    except Exception:
+        log.warning("could not refresh this node's advertisement", exc_info=True)
+    queue.relay.publish(origin, {"job": job_id, "task": task_id, "status": "refused", "code": code,
+                                 "model": model, "worker": worker, "message": why, "at": time.time()})
 
 
 # -- the app's side --------------------------------------------------------------------------------
@@ -154,13 +215,16 @@ def apply(queue: JobQueue, event: dict) -> None:
     if job is None or job.task_id != event.get("task"):
         return
     status = event.get("status")
-    if status == Status.RUNNING.value:
+    if status == "refused":  # the app's own job type says which model, whatever the worker knew
+        model = queue.needs(job.kind, json.loads(job.params)) or str(event.get("model") or "")
+        reroute(queue, job, str(event.get("worker") or ""), model, str(event.get("message") or ""))
+    elif status == Status.RUNNING.value:
         if records.update(job.id, only_if=(Status.PENDING,), status=Status.RUNNING.value,
                           started_at=event.get("started_at") or time.time(), worker=str(event.get("worker")),
                           attempts=job.attempts + 1, message="started"):
             queue._emit("on_job_start", job.id)
     elif status == "progress":
-        fields = {k: v for k, v in event.get("fields", {}).items() if k in ("done", "total", "message")}
+        fields = {k: v for k, v in event.get("fields", {}).items() if k in ("done", "total", "message", "extra")}
         if records.update(job.id, only_if=(Status.RUNNING,), **fields):
             queue._emit("on_job_progress", job.id)
     elif status == "end":
@@ -170,14 +234,95 @@ def apply(queue: JobQueue, event: dict) -> None:
             requeue(queue, job, "its worker was stopped while running it; queued again")
             return
         assert queue.relay is not None
+        job_type = queue.types.get(job.kind)
         try:
             for shipped in event.get("files") or []:
-                queue.relay.receive(queue.home, shipped)
+                if shipped.get("url"):
+                    pull.fetch(queue.home, shipped, queue.secret or "")
+                else:
+                    queue.relay.receive(queue.home, shipped)
+            if fields.get("status") == Status.SUCCESS.value and job_type is not None and job_type.arrived:
+                fields["result"] = json.dumps(job_type.arrived(json.loads(fields["result"]), queue.service))
         except ZishuError as e:
             fields = {"status": Status.FAILED.value, "error": str(e), "error_code": e.code, "message": "failed"}
         if records.update(job.id, only_if=(Status.RUNNING,), finished_at=time.time(), cancel_requested=False,
                           **fields):
+            queue._refused.pop(job.id, None)
+            needed = queue.needs(job.kind, json.loads(job.params))
+            if needed and fields.get("status") == Status.SUCCESS.value:
+                seconds = event.get("seconds")
+                usage.served(queue.relay.conn, needed, float(seconds) if isinstance(seconds, int | float) else None)
             queue._emit("on_job_end", job.id)
+
+
+def reroute(queue: JobQueue, job: Job, worker: str, model: str, why: str) -> None:
+    """A worker refused ``job`` (MODEL_NOT_AVAILABLE): send it under a new task id to a node that
+    advertises ``model`` (by that worker's own queue), or keep it waiting for one, counted as unserved."""
+    import uuid
+
+    assert queue.relay is not None
+    refused = queue._refused.setdefault(job.id, {})
+    refused[worker] = time.monotonic()
+    listing = nodes.listing(queue.relay.conn)
+    target = routing.pick(listing, model, job.kind, refused)
+    task_id = uuid.uuid4().hex
+    host = worker.partition(":")[0]
+    if not model:  # not routed by model: back to its job type's queue, which only accepting nodes read
+        if records.update(job.id, only_if=(Status.PENDING, Status.RUNNING), status=Status.PENDING.value,
+                          worker=None, started_at=None, message=f"{host}: {why}; queued again", task_id=task_id):
+            queue._enqueue(job.id, job.priority, task_id)
+        return
+    if target is not None:
+        message = f"{host}: {why}; sent to {target.get('host') or target['worker']}"
+    else:
+        message = f"waiting: no node has {model}"
+    if not records.update(job.id, only_if=(Status.PENDING, Status.RUNNING), status=Status.PENDING.value,
+                          worker=None, started_at=None, message=message, task_id=task_id):
+        return
+    if target is not None:
+        queue._enqueue(job.id, job.priority, task_id, route=routing.worker_route(target["worker"]))
+    else:
+        usage.unserved(queue.relay.conn, model)
+        usage.wait_for_node(queue.relay.conn, queue.node, job.id, model, job.kind)
+        log.warning("job %s waits: no node has %s (%s)", job.id, model, why)
+    queue._emit("on_job_progress", job.id)
+
+
+def note_if_unserved(queue: JobQueue, job_id: int, kind: str, model: str) -> None:
+    """At submit: when no live node advertises ``model``, say that the job waits for one and count it
+    unserved (it stays in ``model:<id>``, where a node that installs the model will find it)."""
+    assert queue.relay is not None
+    if not model:
+        return
+    listing = nodes.listing(queue.relay.conn)
+    if any(kind in (n.get("accepts") or []) for n in routing.nodes_with(listing, model)):
+        return
+    usage.unserved(queue.relay.conn, model)
+    records.update(job_id, only_if=(Status.PENDING,), message=f"waiting: no node has {model}")
+
+
+def dispatch_waiting(queue: JobQueue) -> list[int]:
+    """Send the jobs waiting for a node to one that advertises their model now."""
+    assert queue.relay is not None
+    entries = usage.waiting(queue.relay.conn, queue.node)
+    if not entries:
+        return []
+    listing = nodes.listing(queue.relay.conn)
+    sent = []
+    now = time.monotonic()
+    for entry in entries:
+        job = Job.get_or_none(Job.id == entry.get("job"))
+        if job is None or job.status != Status.PENDING.value:
+            usage.stop_waiting(queue.relay.conn, queue.node, int(entry.get("job") or 0))
+            continue
+        recent = {w for w, at in queue._refused.get(job.id, {}).items() if now - at < REFUSAL_KEPT}
+        target = routing.pick(listing, str(entry.get("model")), job.kind, recent)
+        if target is not None:
+            where = target.get("host") or target["worker"]
+            records.update(job.id, only_if=(Status.PENDING,), message=f"sent to {where}")
+            queue._enqueue(job.id, job.priority, None, route=routing.worker_route(target["worker"]))
+            sent.append(job.id)
+    return sent
 
 
 def requeue(queue: JobQueue, job: Job, message: str) -> bool:
@@ -197,7 +342,7 @@ def sweep(queue: JobQueue) -> list[int]:
     assert queue.relay is not None
     back = []
     for job in Job.select().where(Job.status == Status.RUNNING.value):
-        if (queue._is_remote(job.kind) and job.task_id and queue.relay.holder(job.task_id) is None
+        if (queue._remote_job(job) and job.task_id and queue.relay.holder(job.task_id) is None
                 and requeue(queue, job, "its node stopped answering; queued again")):
             log.warning("job %s: its node %s stopped answering; queued again", job.id, job.worker)
             back.append(job.id)
@@ -220,6 +365,7 @@ def listen(queue: JobQueue) -> None:
             if time.monotonic() - last_sweep >= SWEEP_EVERY:
                 last_sweep = time.monotonic()
                 sweep(queue)
+                dispatch_waiting(queue)
         except Exception:
             if queue._relay_stop.is_set():
                 return

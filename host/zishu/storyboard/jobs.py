@@ -1,7 +1,7 @@
 """The storyboard's job types, an internal plugin (``trylast``) like the ``install`` job:
 
 - ``storyboard-shot`` ``{"project", "shot", "redo": []}``: make one shot (``shots.make_shot``).
-- ``storyboard-export`` ``{"project", "burn_subtitles", "music"}``: the MP4 (``render.export_project``).
+- ``storyboard-export`` ``{"project", "burn_subtitles", "music", "crossfade"}``: the MP4 (``render.export_project``).
 
 Both are ``resumable``: after a crash (kill -9) or a close, the next start queues them again. A shot
 job then makes only what its shot still lacks; an export starts its encode afresh, because the
@@ -16,6 +16,7 @@ from typing import Any
 from zishu.hookspecs import hookimpl
 from zishu.jobs import JobContext
 
+from .export import CROSSFADE
 from .render import export_project
 from .shots import make_shot
 
@@ -32,10 +33,11 @@ def shot_job(ctx: JobContext, project: int, shot: int, redo: list[str] | None = 
     return shot_dict(made)
 
 
-def export_job(ctx: JobContext, project: int, burn_subtitles: bool = False, music: bool = True) -> dict:
+def export_job(ctx: JobContext, project: int, burn_subtitles: bool = False, music: bool = True,
+               crossfade: float = CROSSFADE) -> dict:
     boards = ctx.service("storyboards")
     ctx.progress(0, None, "starting ffmpeg")
-    made = export_project(boards, project, burn_subtitles=burn_subtitles, music=music,
+    made = export_project(boards, project, burn_subtitles=burn_subtitles, music=music, crossfade=crossfade,
                           progress=lambda done, total: ctx.progress(round(done, 2), total,
                                                                     f"encoding {done:.1f} of {total:.1f} s"),
                           cancelled=ctx.cancelled)

@@ -14,7 +14,7 @@ from typing import Any
 
 from zishu.errors import UsageError
 
-from .export import ExportSettings, ShotMedia, export_video
+from .export import CROSSFADE, ExportSettings, ShotMedia, export_video, shot_frames
 from .projects import Storyboards
 
 
@@ -41,18 +41,44 @@ def shot_media(boards: Storyboards, project_id: int) -> list[ShotMedia]:
     return media
 
 
+MAX_CROSSFADE = 2.0  # seconds
+
+
+def crossfade_seconds(value: Any) -> float:
+    """How long two shots overlap, checked: 0 (a cut) to ``MAX_CROSSFADE`` seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_CROSSFADE:
+        raise UsageError(f"crossfade: must be 0 to {MAX_CROSSFADE:g} seconds, got {value!r}")
+    return float(value)
+
+
+def check_export(boards: Storyboards, project_id: int, crossfade: Any = CROSSFADE) -> float:
+    """Refuse, before an export job is queued, one that cannot work: a shot without its picture
+    (``shots.N``), a crossfade out of range or too long for the shortest shot (``crossfade``).
+    The crossfade in seconds."""
+    seconds = crossfade_seconds(crossfade)
+    media = shot_media(boards, project_id)
+    overlap = shot_frames(seconds)
+    for n, shot in enumerate(media):
+        if len(media) > 1 and shot_frames(shot.duration) <= 2 * overlap:
+            raise UsageError(f"crossfade: {seconds:g} s at both ends is too long for shot {n + 1} "
+                             f"({shot.duration:g} s); choose a shorter crossfade")
+    return seconds
+
+
 def export_project(boards: Storyboards, project_id: int, *, burn_subtitles: bool = False, music: bool = True,
-                   out: Path | None = None, progress: Callable[[float, float], None] | None = None,
+                   crossfade: float = CROSSFADE, out: Path | None = None,
+                   progress: Callable[[float, float], None] | None = None,
                    cancelled: Callable[[], bool] | None = None) -> dict:
     project = boards.get(project_id)
     media = shot_media(boards, project_id)
     settings = ExportSettings(aspect=project.aspect, resolution=project.resolution, burn_subtitles=burn_subtitles,
-                              music=Path(project.music) if music and project.music else None)
+                              music=Path(project.music) if music and project.music else None,
+                              crossfade=crossfade_seconds(crossfade))
     target = Path(out) if out is not None else export_path(boards, project_id, project.title)
     made = export_video(media, target, settings, progress=progress, cancelled=cancelled)
     record = {"path": str(made.path), "subtitles": str(made.subtitles), "duration": made.duration,
               "width": made.width, "height": made.height, "burn_subtitles": burn_subtitles,
-              "music": settings.music is not None, "finished": time.time()}
+              "crossfade": settings.crossfade, "music": settings.music is not None, "finished": time.time()}
     project.export = json.dumps(record, ensure_ascii=False)
     project.save()
     return record

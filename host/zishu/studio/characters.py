@@ -6,14 +6,21 @@
     ``image_style`` (the style it names, its negative prompt, its LoRA and weight) and a seed
     derived from its id (``character_seed``), so the same character comes out the same.
 
-``expression_sheet_requests(character)``
+``with_character(fields, character)``
+    What ``Studio`` does with a request's ``character``: ``fields`` (only those the user set)
+    merged with ``draw_request``: the appearance before the user's prompt (once: a prompt that
+    already starts with it keeps it as is), the negative prompts joined, the character's LoRA added,
+    its seed and style only where the user set none.
+
+``sheet_asks(character)`` and ``expression_sheet_requests(character)``
     One request per emotion in the character's emotion map (``zishu.companion.expressions``, the
     calibration included), keyed by the emotion's name as the companion's emotion events carry it
     (``happy`` for ``[开心]``): the same seed and LoRA, the emotion's words added. A character with
     no emotion map gets ``DEFAULT_SHEET``.
 
 ``submit_expression_sheet(queue, character)``
-    Queues the sheet as ``image`` jobs; returns emotion → job id.
+    Queues the sheet as ``image`` jobs (the asks: the studio expands each when it draws it);
+    returns emotion → job id.
 
 ``set_avatar_sheet(runtime, rid, pictures)``
     Saves the pictures (emotion → image bytes) with the character as its picture avatar plus
@@ -21,8 +28,8 @@
     Characters panel's Undo takes it back. The companion page then shows the emotion's picture on
     each emotion event (``zishu.companion.avatar``).
 
-The style a request names is not applied here: the image job applies it like any request's
-(``zishu.studio.styles.apply_style``).
+The style a request names is not applied here: the studio applies it like any request's
+(``zishu.studio.styles.apply_style``), after the character.
 """
 
 from __future__ import annotations
@@ -46,6 +53,20 @@ MAX_APPEARANCE = 300  # characters of persona used as the appearance when the ch
 SHEET_FOLDER = "sheet"  # the sheet's pictures, inside the character's version folder
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s*")
 _PLACEHOLDER = re.compile(r"\{\{\s*(char|user)\s*\}\}", re.I)
+
+
+def character_of(registry: Any, rid: str) -> Any:
+    """The installed character ``rid`` (``zishu.companion.brain.Character``); refused naming the field
+    ``character`` (ResourceNotAvailable when it is not installed, UsageError when it is no character)."""
+    from zishu.companion.brain import Character
+    from zishu.errors import ResourceNotAvailable
+
+    try:
+        return Character.installed(registry, rid)
+    except ResourceNotAvailable as e:
+        raise ResourceNotAvailable(f"character: {e}", install=e.install) from None
+    except UsageError as e:
+        raise UsageError(f"character: {e}") from None
 
 
 def character_seed(rid: str) -> int:
@@ -88,6 +109,28 @@ def draw_request(character: Any, *, prompt: str = "", style: str | None = None) 
     return fields
 
 
+def with_character(fields: Mapping[str, Any], character: Any) -> dict[str, Any]:
+    """``fields`` (a request's fields the user set) drawn as ``character``: its appearance before the
+    prompt, its negative prompt and LoRA added, its seed and style where ``fields`` has none."""
+    prompt = str(fields.get("prompt") or "")
+    look = appearance(character)
+    if look and prompt.strip().startswith(look):  # already drawn as the character (draw_request's fields)
+        prompt = prompt.strip()[len(look):].strip().lstrip(",").strip()
+    base = draw_request(character, prompt=prompt, style=fields.get("style") or None)
+    out = dict(fields)
+    out["prompt"] = base["prompt"]
+    out["negative_prompt"] = join_prompts(fields.get("negative_prompt"), base["negative_prompt"])
+    loras = list(fields.get("loras") or [])
+    have = {lora.get("id") if isinstance(lora, Mapping) else getattr(lora, "id", None) for lora in loras}
+    out["loras"] = loras + [lora for lora in base["loras"] if lora["id"] not in have]
+    if "seed" not in fields:  # an explicit seed (None/-1: random) wins
+        out["seed"] = base["seed"]
+    if base.get("style") and not fields.get("style"):
+        out["style"] = base["style"]
+    out["character"] = character.id
+    return out
+
+
 def sheet_emotions(character: Any) -> dict[str, str]:
     """The emotions of ``character``'s sheet: name (as the emotion events carry it) → the words
     added to the prompt. From its emotion map (calibration included), else ``DEFAULT_SHEET``."""
@@ -104,11 +147,20 @@ def sheet_emotions(character: Any) -> dict[str, str]:
     return found
 
 
-def expression_sheet_requests(character: Any, *, prompt: str = "", style: str | None = None) -> dict[str, dict]:
-    """emotion name → the request fields that draw ``character`` showing it (same seed and LoRA)."""
-    base = draw_request(character, prompt=prompt, style=style)
-    return {name: {**base, "prompt": join_prompts(base["prompt"], f"{words} expression", "portrait, upper body")}
+def sheet_asks(character: Any, *, prompt: str = "", style: str | None = None) -> dict[str, dict]:
+    """emotion name → the request to queue for it: the character, the emotion's words after
+    ``prompt``, and ``style`` when given (the studio adds the character's appearance, LoRA and seed)."""
+    return {name: {"character": character.id,
+                   "prompt": join_prompts(prompt, f"{words} expression", "portrait, upper body"),
+                   **({"style": style} if style else {})}
             for name, words in sheet_emotions(character).items()}
+
+
+def expression_sheet_requests(character: Any, *, prompt: str = "", style: str | None = None) -> dict[str, dict]:
+    """emotion name → the request fields that draw ``character`` showing it (same seed and LoRA):
+    what the studio makes of each of ``sheet_asks``."""
+    return {name: with_character(ask, character)
+            for name, ask in sheet_asks(character, prompt=prompt, style=style).items()}
 
 
 def character_requests(character: Any, *, prompt: str = "", style: str | None = None,
@@ -122,8 +174,8 @@ def character_requests(character: Any, *, prompt: str = "", style: str | None = 
 def submit_expression_sheet(queue: Any, character: Any, *, prompt: str = "",
                             style: str | None = None) -> dict[str, int]:
     """Queue ``character``'s expression sheet as ``image`` jobs; emotion → job id."""
-    requests = expression_sheet_requests(character, prompt=prompt, style=style)
-    return {name: queue.submit("image", params).id for name, params in requests.items()}
+    asks = sheet_asks(character, prompt=prompt, style=style)
+    return {name: queue.submit("image", params).id for name, params in asks.items()}
 
 
 def set_avatar_sheet(runtime: Any, rid: str, pictures: Mapping[str, bytes]) -> dict:

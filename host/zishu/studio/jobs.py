@@ -6,6 +6,11 @@ bad input alike, naming the field, before anything is queued. While it runs, pro
 denoising step over the steps, and every few steps the job's ``extra`` holds ``preview``: a small
 JPEG data URL of the picture so far, which the job event stream carries to the window. Cancel stops
 it between two steps; Retry draws it again. The result lists the pictures (``Result.as_dict``).
+
+On a cluster (``ZISHU_QUEUE=redis://…``) the job is remote and routed by its model: a node that
+has the model draws it into its own gallery, the pictures come back as the result's ``files``, and
+``arrived`` records them in the app's gallery with the settings that made them. An app that lacks
+the model itself checks the request's fields at submit, and the node that draws checks the rest.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ import io
 import time
 from typing import Any
 
+from zishu.cluster.routing import catalog_model, holds
+from zishu.errors import ResourceNotAvailable
 from zishu.hookspecs import hookimpl
 from zishu.jobs import JobContext
 
 from . import metrics
+from .gallery import FOLDER, StudioImage
 from .requests import ImageRequest
 
 PREVIEW_EVERY = 3  # steps between previews
@@ -27,7 +35,8 @@ PREVIEW_QUALITY = 70
 
 def draw_images(ctx: JobContext, **params: Any) -> dict:
     studio = ctx.service("studio")
-    steps = int(params.get("steps", 20))
+    prepared = studio.prepare(params)  # the user's request expanded (style, character) once, here
+    steps = prepared.request.steps
     ctx.progress(0, steps, "loading the model")
 
     def progress(step: int, total: int) -> None:
@@ -38,12 +47,23 @@ def draw_images(ctx: JobContext, **params: Any) -> dict:
         ctx.progress(step, total, f"step {step} of {total}", extra={"preview": data_url(image), "step": step})
 
     started = time.perf_counter()
-    result = studio.generate(params, job_id=ctx.job_id, progress=progress, cancelled=ctx.cancelled,
+    result = studio.generate(prepared, job_id=ctx.job_id, progress=progress, cancelled=ctx.cancelled,
                              preview=preview, preview_every=PREVIEW_EVERY)
     if not result.cached:
         metrics.observe(time.perf_counter() - started, len(result.images))  # /metrics' histogram
     ctx.progress(steps, steps, "from the cache" if result.cached else "done", extra={})
-    return result.as_dict()
+    done = result.as_dict()
+    if getattr(ctx, "remote", False):  # drawn for another node: the pictures and their rows go back
+        done["files"] = [f"{FOLDER}/{row.file}" for row in result.images]
+        done["records"] = [{k: v for k, v in row.__data__.items() if k != "id"} for row in result.images]
+    return done
+
+
+def arrived(result: dict, service) -> dict:
+    """On the app, once a remote job's pictures are in its ZISHU_HOME: record them in its gallery."""
+    rows = [StudioImage.create(**{k: v for k, v in record.items() if k in StudioImage._meta.fields})
+            for record in result.pop("records", [])]
+    return {**result, "images": [row.as_dict() for row in rows]}
 
 
 def data_url(image) -> str:
@@ -54,8 +74,16 @@ def data_url(image) -> str:
 
 
 def check(params: dict, service) -> dict:
-    """Refuse a bad request at submit; queue the checked request with its model filled in."""
-    return service("studio").prepare(params).request.params()
+    """Refuse a bad request at submit; queue the user's own fields with the model filled in (the
+    style and character are expanded when the job draws it, so Retry expands them once again). A
+    model this app lacks but a node of its cluster advertises: the fields are checked here, the rest there."""
+    try:
+        return service("studio").prepare(params).queued()
+    except ResourceNotAvailable:
+        model = catalog_model(params.get("model"))
+        if model is None or not holds(service("cluster_models"), model):
+            raise
+        return ImageRequest.parse(params).given()
 
 
 def title(params: dict) -> str:
@@ -65,7 +93,8 @@ def title(params: dict) -> str:
 
 @hookimpl(trylast=True)
 def register_job_types(register) -> None:
-    register("image", draw_images, title=title, check=check)
+    register("image", draw_images, title=title, check=check, remote=True, model=lambda p: p.get("model"),
+             arrived=arrived)
 
 
 __all__ = ["ImageRequest", "check", "data_url", "draw_images", "register_job_types"]

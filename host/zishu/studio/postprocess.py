@@ -11,8 +11,9 @@
   the installed ControlNet (catalog role ``controlnet``) made
   for an image model's family (its ``base_model`` is the model's id or the model's own
   ``base_model``), following ``kind`` pictures (tagged "canny", "pose" or "depth", or untagged);
-- ``capabilities(engines, registry, model)``: each control and post-processing capability as "ok" or
-  what to install, so the UI can say it.
+- ``capabilities(engines, registry, model, catalog)``: each control and post-processing capability
+  (``CAPABILITIES``) as a ``Capability``: ok, what is used or what to install, and a catalog id to
+  install when the catalog has one (``suggest_install``), so the UI can say it and offer Install.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from typing import Any
 
 from zishu.engines import CONTROL_KINDS, Engines, ModelRef, resolve_model, use
 from zishu.engines.use import Host
-from zishu.errors import ResourceNotAvailable, UsageError
+from zishu.errors import ResourceNotAvailable, UsageError, ZishuError
 from zishu.resources.engine_models import installed_manifests
 from zishu.resources.versions import VersionStore
 
 FORMATS = ("png", "webp", "jpeg")
-OK = "ok"
 EXIF_IFD = 0x8769  # the Exif sub-IFD
 USER_COMMENT = 0x9286
+MAX_SUGGESTIONS = 20  # catalog manifests read to suggest one model to install
 INSTALL_HINTS = {
     "upscale": "install an upscaler: a catalog model of role 'upscale' (format onnx, a Real-ESRGAN-family "
                "export), e.g. `zishu search upscale`",
@@ -99,31 +100,88 @@ def controlnet_hint(model: ModelRef, kind: str) -> str:
             f"{family}, tagged '{kind}'")
 
 
-def capabilities(engines: Engines, registry: VersionStore, model: ModelRef | None = None) -> dict[str, str]:
-    """``{capability: "ok" or what to install}`` for img2img, inpaint, controlnet.<kind> (for ``model``,
-    the image model in use), upscale, background and each save format."""
-    image_engines = [e for e in engines.of_kind("image") if not _unavailable(e)]
+@dataclass(frozen=True)
+class Capability:
+    """Whether the studio can do one thing here: ``message`` says what is used, or what is missing;
+    ``install`` is a catalog id whose install would make it work, when the catalog offers one."""
+
+    ok: bool
+    message: str
+    install: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "message": self.message, "install": self.install}
+
+
+CAPABILITIES = ("img2img", "inpaint", *(f"controlnet_{kind}" for kind in CONTROL_KINDS), "upscale", "background",
+                *FORMATS)
+
+
+def capabilities(engines: Engines, registry: VersionStore, model: ModelRef | None = None,
+                 catalog: Any = None) -> dict[str, Capability]:
+    """Each of ``CAPABILITIES`` here, for ``model`` (the image model in use; None: any image engine):
+    img2img, inpaint, controlnet_<kind>, upscale, background, and each save format. ``catalog`` (a
+    ``CatalogClient``, optional) is asked for a model to install where one is missing."""
+    if model is not None:
+        image_engines = [engines.choose("image", model)]
+    else:
+        image_engines = [e for e in engines.of_kind("image") if not _unavailable(e)]
     declared = set().union(*(e.info.capabilities for e in image_engines)) if image_engines else set()
-    found: dict[str, str] = {}
+    found: dict[str, Capability] = {}
+    no_engine = "install the diffusers plugin (pip install 'zishu[image]')"
     for name in ("img2img", "inpaint"):
-        found[name] = OK if name in declared else f"no image engine here can do {name}: install the diffusers plugin"
+        found[name] = (Capability(True, f"drawn by the {image_engines[0].info.name} engine") if name in declared
+                       else Capability(False, f"no image engine here can do {name}: {no_engine}"))
     for kind in CONTROL_KINDS:
-        key = f"controlnet.{kind}"
+        key = f"controlnet_{kind}"
+        chosen = controlnet_for(registry, model, kind) if model is not None and "controlnet" in declared else None
         if "controlnet" not in declared:
-            found[key] = "no image engine here can follow a control picture: install the diffusers plugin"
+            found[key] = Capability(False, f"no image engine here can follow a control picture: {no_engine}")
         elif model is None:
-            found[key] = "choose an image model first"
+            found[key] = Capability(False, "choose an image model first")
+        elif chosen is not None:
+            found[key] = Capability(True, f"{chosen.id}@{chosen.version}")
         else:
-            found[key] = OK if controlnet_for(registry, model, kind) else controlnet_hint(model, kind)
+            found[key] = Capability(False, controlnet_hint(model, kind),
+                                    suggest_install(catalog, "controlnet", model, kind))
     for kind in ("upscale", "background"):
         usable = [e for e in engines.of_kind(kind) if not _unavailable(e)]
+        models = installed_models(registry, kind)
         if not usable:
-            found[kind] = f"no {kind} engine can run here: pip install 'zishu[image]' (onnxruntime)"
+            found[kind] = Capability(False, f"no {kind} engine can run here: pip install 'zishu[image]' (onnxruntime)")
+        elif models:
+            found[kind] = Capability(True, f"{models[0].id}@{models[0].version}")
         else:
-            found[kind] = OK if installed_models(registry, kind) else INSTALL_HINTS[kind]
+            found[kind] = Capability(False, INSTALL_HINTS[kind], suggest_install(catalog, kind))
     for name in FORMATS:
-        found[name] = OK if _can_save(name) else f"this Pillow cannot write {name.upper()}"
+        found[name] = (Capability(True, f"saved as {name.upper()} with its parameters") if _can_save(name)
+                       else Capability(False, f"this Pillow cannot write {name.upper()}"))
     return found
+
+
+def suggest_install(catalog: Any, role: str, model: ModelRef | None = None, kind: str | None = None) -> str | None:
+    """A catalog model of ``role`` to install (for ``model``'s family and tagged ``kind`` when given),
+    or None. Reads the index, then the manifests of at most ``MAX_SUGGESTIONS`` likely entries (those
+    tagged with the role or kind, or made for the family); an unreachable catalog suggests nothing."""
+    if catalog is None:
+        return None
+    family = family_of(model) if model is not None else set()
+    words = {role, *([kind] if kind else [])}
+    try:
+        entries = [e for e in catalog.index() if isinstance(e, dict) and e.get("kind") == "model"]
+    except (ZishuError, OSError, ValueError):
+        return None
+    likely = [e for e in entries if (not family or e.get("base_model") in family)
+              and (set(e.get("tags") or ()) & words or family)]
+    for entry in likely[:MAX_SUGGESTIONS]:
+        try:
+            spec = catalog.resource(str(entry.get("id"))).spec
+        except (ZishuError, OSError, ValueError, AttributeError):
+            continue
+        if getattr(spec, "role", None) == role and (kind is None or kind in (entry.get("tags") or ())
+                                                    or not set(entry.get("tags") or ()) & set(CONTROL_KINDS)):
+            return str(entry["id"])
+    return None
 
 
 def upscale(host: Host, image: Any, scale: float | None = None, model: str | None = None) -> Any:
@@ -210,5 +268,5 @@ def _unavailable(engine: Any) -> str | None:
         return f"its availability check failed: {e}"
 
 
-__all__ = ["FORMATS", "Installed", "capabilities", "controlnet_for", "controlnet_model", "encode", "installed_models",
-           "read_parameters", "remove_background", "upscale"]
+__all__ = ["CAPABILITIES", "FORMATS", "Capability", "Installed", "capabilities", "controlnet_for", "controlnet_model",
+           "encode", "installed_models", "read_parameters", "remove_background", "suggest_install", "upscale"]

@@ -5,13 +5,17 @@ CLI, the A1111 and OpenAI adapters, MCP).
 raises ``UsageError`` naming the field; ``Studio.prepare`` then checks them against the model
 (sizes within its limits, the sampler among its engine's, each LoRA made for its base model)
 before anything is queued.
+
+A request remembers which fields its sender set (pydantic's ``model_fields_set``): ``given()`` is
+those alone, what a queued job and the gallery's "reuse these settings" keep, so that a style's or a
+character's defaults fill only what the user left unset, once, when the request is drawn.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from zishu.errors import UsageError
 
@@ -43,16 +47,23 @@ class ControlChoice(BaseModel):
     model: str | None = Field(default=None, max_length=1000)
     weight: float = Field(default=1.0, ge=0, le=2, allow_inf_nan=False)
 
+    @field_validator("image", mode="before")
+    @classmethod
+    def _gallery_id(cls, value: Any) -> Any:
+        return _id_text(value)
+
 
 class ImageRequest(BaseModel):
     """One request for ``batch`` pictures. ``model`` is a catalog id or a local path (default: the
     Settings' studio model, else the first image model installed). ``seed`` None (or -1, as A1111
     clients send) draws a random one. ``init_image``/``mask``/``strength``/``control`` are for
-    img2img, inpainting and ControlNet (an engine with those capabilities draws them)."""
+    img2img, inpainting and ControlNet (an engine with those capabilities draws them): each picture
+    is a gallery image id, a ``data:`` URL or plain base64 (as A1111 clients send). The prompt may be
+    left out when ``character`` is given: the character's appearance is then the prompt."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
+    prompt: str = Field(default="", max_length=MAX_PROMPT)
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT)
     style: str | None = Field(default=None, max_length=200)
     character: str | None = Field(default=None, max_length=200)
@@ -69,6 +80,12 @@ class ImageRequest(BaseModel):
     mask: str | None = Field(default=None, max_length=20_000_000)
     strength: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     control: ControlChoice | None = None
+    _expanded: bool = PrivateAttr(False)  # set by the studio's expanders: never expanded twice
+
+    @property
+    def expanded(self) -> bool:
+        """Whether the studio's expanders already turned its style and character into its fields."""
+        return self._expanded
 
     @field_validator("width", "height", "steps", "batch", "seed", mode="before")
     @classmethod
@@ -76,6 +93,11 @@ class ImageRequest(BaseModel):
         if isinstance(value, bool) or (value is not None and not isinstance(value, int)):
             raise ValueError(f"must be a whole number, got {value!r}")
         return value
+
+    @field_validator("init_image", "mask", mode="before")
+    @classmethod
+    def _gallery_id(cls, value: Any) -> Any:
+        return _id_text(value)
 
     @field_validator("width", "height")
     @classmethod
@@ -89,12 +111,13 @@ class ImageRequest(BaseModel):
     def _random(cls, value: int | None) -> int | None:
         return None if value == -1 else value
 
-    @field_validator("prompt")
-    @classmethod
-    def _something(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    @model_validator(mode="after")
+    def _something(self) -> ImageRequest:
+        if not self.prompt.strip() and not self.character:
+            given = "prompt" in self.model_fields_set
+            raise ValueError(f"prompt: {'must not be empty' if given else 'required'} (or give a character, "
+                             "whose appearance is then the prompt)")
+        return self
 
     @classmethod
     def parse(cls, data: Any) -> ImageRequest:
@@ -109,8 +132,17 @@ class ImageRequest(BaseModel):
             raise UsageError(_first_problem(e)) from None
 
     def params(self) -> dict:
-        """The request as JSON-able job parameters (what ``parse`` reads back)."""
+        """The request as JSON-able job parameters (what ``parse`` reads back), defaults included."""
         return self.model_dump(mode="json", exclude_none=True)
+
+    def given(self) -> dict:
+        """Only the fields the sender set, JSON-able (``parse`` reads it back with the same fields set)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+def _id_text(value: Any) -> Any:
+    """A picture given as a gallery image id number, as text ("12"); anything else as it is."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _first_problem(error: ValidationError) -> str:
@@ -119,6 +151,8 @@ def _first_problem(error: ValidationError) -> str:
     where = ".".join(str(part) for part in first["loc"]) or "request"
     cause = (first.get("ctx") or {}).get("error")
     message = str(cause) if cause is not None else first["msg"]
+    if not first["loc"] and cause is not None and str(cause).split(":", 1)[0] in ImageRequest.model_fields:
+        return str(cause)  # a check across fields names its field itself
     if first["type"] == "extra_forbidden":
         message = f"unknown field (known: {', '.join(ImageRequest.model_fields)})"
     elif first["type"] == "missing":

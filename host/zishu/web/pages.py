@@ -1,4 +1,4 @@
-"""The app's pages: Discover, a resource's page, Library, Jobs, Plugins, Settings.
+"""The app's pages: Discover, a resource's page, Library, Jobs, Nodes, Plugins, Settings.
 
 Jinja renders what the server already knows (the shell, the library, plugins, settings, a
 resource's manifest); the static ES modules fill the live parts (search, install progress, jobs)
@@ -93,6 +93,15 @@ def library():
 @pages.get("/jobs")
 def jobs():
     return render_template("jobs.html", title="Jobs", active="/jobs")
+
+
+@pages.get("/nodes")
+def nodes_panel():
+    """The cluster's nodes; ``nodes.js`` reads them from ``/api/cluster/nodes`` every few seconds and
+    marks a heartbeat older than the time a node's entry lives in Redis as stale."""
+    from zishu.cluster.nodes import EXPIRES_AFTER
+
+    return render_template("nodes.html", title="Nodes", active="/nodes", stale_after=EXPIRES_AFTER)
 
 
 @pages.get("/plugins")

@@ -10,6 +10,7 @@ def register_routes(register) -> None:
     from .api import api
     from .avatar import avatar
     from .characters import characters
+    from .cluster import cluster
     from .companion import companion
     from .engines import engines
     from .metrics import metrics
@@ -34,6 +35,8 @@ def register_routes(register) -> None:
     register(safety)
     register(styles)
     register(studio)
-    register(storyboard)
+    register(storyboard, nav=("Storyboard", "/storyboard"))
+    register(cluster)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
-                         ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])
+                         ("Nodes", "/nodes"), ("Engines", "/engines"), ("Plugins", "/plugins"),
+                         ("Settings", "/settings")])

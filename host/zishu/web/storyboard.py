@@ -1,5 +1,7 @@
-"""Storyboards over HTTP, behind the launch secret (the work is ``zishu.storyboard``'s)::
+"""The Storyboard panel (``/storyboard``) and storyboards over HTTP, behind the launch secret (the work
+is ``zishu.storyboard``'s)::
 
+    GET    /storyboard                               the panel (``?project=<id>`` opens that project)
     GET    /api/storyboards                          {"storyboards": [project]}
     POST   /api/storyboards                          {story, title?, aspect?, resolution?, style?, character?,
                                                      voice?, music?, shots: N (the LLM writes them; model?)
@@ -15,19 +17,33 @@
     POST   /api/storyboards/<id>/order               {order: [shot ids]} → the project
     POST   /api/storyboards/<id>/undo                → {"undone": label, ...project}
     POST   /api/storyboards/<id>/render              {shots?: [ids], redo?: ["image", "narration"]} → 202 {"jobs"}
-    POST   /api/storyboards/<id>/export              {burn_subtitles?, music?} → 202 {"job"}
+    POST   /api/storyboards/<id>/export              {burn_subtitles?, music?, crossfade? (0 to 2 s)} → 202 {"job"}
+    POST   /api/storyboards/<id>/open                asks the desktop to show the export's folder (else the
+                                                     project's) → {"path", "opened"}
     GET    /api/storyboards/<id>/files/<path>        a made file (picture, narration, the MP4 and its SRT)
+    POST   /api/storyboards/music                    multipart "file": background music kept for projects
+                                                     → 201 {"path", "name", "seconds", "size"}
+
+A project as JSON carries ``can_undo`` (the label of the edit Undo takes back) and, once exported,
+``export.url``/``export.subtitles_url`` (where this app serves the MP4 and its SRT; null when the
+file is gone or was written outside the project's folder).
 
 Jobs report through the usual job routes and event stream (``/api/jobs``).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request, send_from_directory
+from pathlib import Path
+
+import click
+from flask import Blueprint, current_app, jsonify, render_template, request, send_from_directory
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from zishu.errors import UsageError
+from zishu.storyboard.export import CROSSFADE
+from zishu.storyboard.music import MAX_MUSIC_BYTES, keep_music
 from zishu.storyboard.projects import project_dict, shot_dict
-from zishu.storyboard.render import submit_shots
+from zishu.storyboard.render import check_export, submit_shots
 from zishu.storyboard.writer import write_storyboard
 
 from .api import _body, whole_number
@@ -35,6 +51,7 @@ from .app import runtime
 
 storyboard = Blueprint("storyboard", __name__)
 MAX_ID = 2**62
+FORM_OVERHEAD = 64 * 1024  # the multipart form around an uploaded file
 
 
 def _id(value: str, what: str = "storyboard id") -> int:
@@ -57,7 +74,29 @@ def _list_body() -> list:
 
 def _project(pid: int):
     boards = runtime().storyboards
-    return project_dict(boards.get(pid), boards.shots(pid)) | {"can_undo": boards.can_undo(pid)}
+    out = project_dict(boards.get(pid), boards.shots(pid)) | {"can_undo": boards.can_undo(pid)}
+    if out["export"]:
+        folder = boards.folder(pid)
+        out["export"] |= {"url": _file_url(pid, folder, out["export"].get("path")),
+                          "subtitles_url": _file_url(pid, folder, out["export"].get("subtitles"))}
+    return out
+
+
+def _file_url(pid: int, folder: Path, path: str | None) -> str | None:
+    """Where ``files/`` serves ``path``: None when it is gone or lies outside the project's folder."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        inside = Path(path).resolve().relative_to(folder.resolve())
+    except ValueError:
+        return None
+    return f"/api/storyboards/{pid}/files/{inside.as_posix()}"
+
+
+@storyboard.get("/storyboard")
+def panel():
+    engines = sorted(engine.info.name for engine in runtime().engines.of_kind("tts"))
+    return render_template("storyboard.html", title="Storyboard", active="/storyboard", voice_engines=engines)
 
 
 @storyboard.get("/api/storyboards")
@@ -170,9 +209,36 @@ def export(pid: str):
     for name, value in (("burn_subtitles", burn), ("music", music)):
         if not isinstance(value, bool):
             raise UsageError(f"{name}: expected true or false, got {value!r}")
-    rt.storyboards.get(_id(pid))
-    job = rt.jobs.submit("storyboard-export", {"project": _id(pid), "burn_subtitles": burn, "music": music})
+    params = {"project": _id(pid), "burn_subtitles": burn, "music": music}
+    crossfade = check_export(rt.storyboards, _id(pid), body.get("crossfade", CROSSFADE))
+    if "crossfade" in body:
+        params["crossfade"] = crossfade
+    job = rt.jobs.submit("storyboard-export", params)
     return jsonify(job=job.id), 202
+
+
+@storyboard.post("/api/storyboards/<pid>/open")
+def open_folder(pid: str):
+    """Show the folder in the desktop's file manager, as the Library's "Open folder" does."""
+    boards = runtime().storyboards
+    project = _project(_id(pid))
+    made = (project["export"] or {}).get("path")
+    folder = Path(made).parent if made and Path(made).is_file() else boards.folder(_id(pid))
+    folder.mkdir(parents=True, exist_ok=True)
+    opened = click.launch(str(folder)) == 0
+    return jsonify(path=str(folder), opened=opened)
+
+
+@storyboard.post("/api/storyboards/music")
+def upload_music():
+    request.max_content_length = MAX_MUSIC_BYTES + FORM_OVERHEAD
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        raise RequestEntityTooLarge(f"music: the file is too big (at most {MAX_MUSIC_BYTES // 2**20} MiB)") from None
+    if upload is None:
+        raise UsageError("music: send the song as a multipart form field named 'file'")
+    return jsonify(keep_music(runtime().home, upload.stream, upload.filename or "music")), 201
 
 
 @storyboard.get("/api/storyboards/<pid>/files/<path:name>")

@@ -1,0 +1,297 @@
+"""The Storyboard panel in headless Chromium against a real ``zishu serve`` with tiny models: a project
+made in the form (field errors from 400s shown on their fields, background music uploaded), shots
+added by hand, dragged and moved with the keyboard, deleted and brought back with Undo, every shot
+rendered by its job (espeak-ng narration; the durations follow it) with its status live on its card,
+one narration regenerated alone, one full export whose progress reaches done and whose MP4 plays in
+the preview's <video>, Open folder, then an export cancelled half way. A second test has the tiny
+GGUF write the shots under the JSON grammar, and Undo them.
+
+The shots' pictures are put in place as the studio leaves them: drawing even a tiny random Stable
+Diffusion at the shots' 912×512 takes minutes on a shared CPU. The picture step through the studio
+is tested in the storyboard's own tests.
+
+Screenshots go to ``ZISHU_SCREENSHOTS`` (light and dark) when it is set, to look at them."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import AppProcess, app_origin, install_resource, watched_page
+
+pytestmark = pytest.mark.browser
+
+WAIT = 60_000  # ms
+RENDER_WAIT = 180_000  # ms: three narrations and an encode on a CPU shared with other tests
+SHOTS_FOLDER = os.environ.get("ZISHU_SCREENSHOTS")
+STORY = "The lighthouse keeper found a message in a bottle. She sailed to the island it named. A friend waited there."
+SHOTS = [("a lighthouse at dusk", "The keeper found a bottle."),
+         ("a small boat at sea", "She sailed away."),
+         ("two friends on a beach", "A friend waited.")]
+
+
+@pytest.fixture(scope="module")
+def writer(tmp_path_factory):
+    """A random-weight GGUF: left alone it writes noise; under the grammar, shots."""
+    from tiny_gguf import write_tiny_gguf
+
+    folder = tmp_path_factory.mktemp("storyboard-models")
+    return write_tiny_gguf(folder / "writer.gguf", dim=128, layers=2, heads=4, ffn=256, context=4096)
+
+
+@pytest.fixture
+def app(tmp_path, writer):
+    """``zishu serve`` over a home with the tiny GGUF, and an ``xdg-open`` first on PATH that writes
+    down what the desktop was asked to open."""
+    home = tmp_path / "home"
+    install_resource(home, "alice/writer", {"format": "gguf", "role": "llm"}, files={"m.gguf": writer})
+    desktop = tmp_path / "desktop"
+    desktop.mkdir()
+    opener = desktop / "xdg-open"
+    opener.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{tmp_path / "opened.part"}"\n'
+                      f'mv "{tmp_path / "opened.part"}" "{tmp_path / "opened.txt"}"\n', encoding="utf-8")
+    opener.chmod(opener.stat().st_mode | stat.S_IXUSR)
+    env = {**os.environ, "ZISHU_HOME": str(home), "PATH": f"{desktop}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("ZISHU_QUEUE", None)
+    with AppProcess(env) as app:
+        app.opened = tmp_path / "opened.txt"
+        app.home = home
+        yield app
+
+
+def pictures(home: Path, pid: int) -> None:
+    """Each shot's picture as the studio's job leaves it: shot-<id>.png in the project's folder."""
+    from PIL import Image
+
+    from zishu.db import open_database
+    from zishu.storyboard.projects import Storyboards
+
+    db = open_database(home / "zishu.db")
+    try:
+        boards = Storyboards(home)
+        for n, shot in enumerate(boards.shots(pid)):
+            picture = Image.new("RGB", (912, 512), (40 + 70 * n, 90, 200 - 60 * n))
+            picture.save(boards.folder(pid) / f"shot-{shot.id}.png")
+            boards.set_made(shot.id, image=f"shot-{shot.id}.png")
+    finally:
+        db.close()
+
+
+def tone(path: Path, seconds: float = 3.0) -> Path:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}",
+                    str(path)], check=True)
+    return path
+
+
+def field_error(page, testid: str):
+    """The error shown on the field that holds the element ``testid``."""
+    return page.get_by_test_id(testid).locator("xpath=ancestor-or-self::*[contains(@class,'field')][1]") \
+        .get_by_test_id("field-error")
+
+
+def prompts(page) -> list[str]:
+    return page.get_by_test_id("shot-prompt").evaluate_all("nodes => nodes.map(n => n.value)")
+
+
+def screenshot(page, name: str, toasts: bool = False) -> None:
+    if SHOTS_FOLDER:
+        if not toasts:
+            page.evaluate("() => document.querySelectorAll('.toast').forEach(t => t.remove())")
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=f"{SHOTS_FOLDER}/storyboard-{name}.png", full_page=True)
+
+
+def test_a_storyboard_is_made_rendered_and_exported_in_the_panel(browser, app, tmp_path):
+    from playwright.sync_api import expect
+
+    with watched_page(browser, app.login_url) as page:
+        page.set_viewport_size({"width": 1280, "height": 1600})  # every card in view: a drag needs no scrolling
+        page.get_by_test_id("nav-storyboard").click()
+        form = page.get_by_test_id("project-form")
+        expect(form).to_be_visible()  # no storyboard yet: the form for the first one
+
+        # A 400 naming a field is shown on that field.
+        page.get_by_test_id("project-save").click()
+        expect(field_error(page, "field-story")).to_contain_text("story: must not be empty")
+        expect(page.get_by_test_id("field-story")).to_have_attribute("aria-invalid", "true")
+        fake = tmp_path / "song.mp3"
+        fake.write_bytes(b"\x00not an mp3" * 100)
+        page.get_by_test_id("field-music").set_input_files(str(fake))
+        expect(field_error(page, "field-music")).to_contain_text("music: song.mp3 is not an audio file")
+        screenshot(page, "form-errors-light")
+        page.get_by_test_id("field-music").set_input_files(str(tone(tmp_path / "waves.wav")))
+        expect(page.get_by_test_id("music-name")).to_have_text("waves.wav · 3.0 s")
+        expect(field_error(page, "field-music")).to_have_count(0)
+
+        page.get_by_test_id("field-title").fill("The bottle")
+        page.get_by_test_id("field-story").fill(STORY)
+        page.get_by_test_id("field-aspect").select_option("16:9")
+        page.get_by_test_id("project-save").click()
+        expect(page.get_by_test_id("project-title")).to_have_text("The bottle")
+        expect(page.get_by_test_id("project-facts")).to_contain_text("music")
+        pid = app.api("GET", "/api/storyboards").json()["storyboards"][0]["id"]
+        assert page.url.endswith(f"/storyboard?project={pid}")
+
+        # Shots by hand; a refused one names its field.
+        page.get_by_test_id("add-shot-box").locator("summary").click()
+        page.get_by_test_id("add-narration").fill("No picture asked for.")
+        page.get_by_test_id("add-shot").click()
+        expect(field_error(page, "add-prompt")).to_contain_text("prompt: must not be empty")
+        for prompt, narration in SHOTS:
+            page.get_by_test_id("add-prompt").fill(prompt)
+            page.get_by_test_id("add-narration").fill(narration)
+            page.get_by_test_id("add-shot").click()
+            expect(page.get_by_test_id("shot-prompt").last).to_have_value(prompt)
+        expect(page.get_by_test_id("shot")).to_have_count(3)
+        assert prompts(page) == [p for p, _ in SHOTS]
+
+        # Drag the third card above the first; then move the first down with the keyboard's button.
+        cards = page.get_by_test_id("shot")
+        cards.nth(2).get_by_test_id("shot-number").drag_to(cards.nth(0).get_by_test_id("shot-thumb"),
+                                                            target_position={"x": 5, "y": 2})
+        expect(page.get_by_test_id("shot-prompt").first).to_have_value(SHOTS[2][0])
+        expect(page.get_by_test_id("undo-edit")).to_have_text("Undo: reorder the shots")  # the server has it
+        order = [s["prompt"] for s in app.api("GET", f"/api/storyboards/{pid}").json()["shots"]]
+        assert order == [SHOTS[2][0], SHOTS[0][0], SHOTS[1][0]]
+        cards.nth(0).get_by_test_id("shot-down").click()
+        expect(page.get_by_test_id("shot-prompt").nth(1)).to_have_value(SHOTS[2][0])
+        expect(cards.nth(1).get_by_test_id("shot-down")).to_be_focused()  # focus follows the moved card
+        assert prompts(page) == [SHOTS[0][0], SHOTS[2][0], SHOTS[1][0]]
+
+        # Delete with Undo; an edited narration is kept.
+        cards.nth(2).get_by_test_id("shot-delete").click()
+        expect(page.get_by_test_id("shot")).to_have_count(2)
+        page.get_by_test_id("undo").click()
+        expect(page.get_by_test_id("shot")).to_have_count(3)
+        assert prompts(page) == [SHOTS[0][0], SHOTS[2][0], SHOTS[1][0]]
+        narration = page.get_by_test_id("shot-narration").first
+        narration.fill("The keeper found a bottle on the rocks.")
+        narration.blur()
+        expect(page.get_by_test_id("undo-edit")).to_have_text("Undo: edit a shot")
+        shots = app.api("GET", f"/api/storyboards/{pid}").json()["shots"]
+        assert shots[0]["narration"] == "The keeper found a bottle on the rocks."
+
+        # Render all: every card goes to Ready, live, with its picture, and its duration follows the narration.
+        pictures(app.home, pid)
+        page.get_by_test_id("render-all").click()
+        expect(page.get_by_test_id("render-all")).to_have_text("Rendering…")
+        for n in range(3):
+            expect(cards.nth(n).get_by_test_id("shot-status")).to_have_text("Ready", timeout=RENDER_WAIT)
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=shot-image]')]"
+                               ".every(i => !i.hidden && i.complete && i.naturalWidth === 912)", timeout=WAIT)
+        expect(page.get_by_test_id("shots-summary")).to_contain_text("3 of 3 ready")
+        rendered = app.api("GET", f"/api/storyboards/{pid}").json()["shots"]
+        assert all(s["audio"] == f"shot-{s['id']}.wav" and s["status"] == "SUCCESS" for s in rendered)
+        expect(cards.nth(0).get_by_test_id("shot-duration")).to_have_text(f"{rendered[0]['duration']:.1f} s")
+        expect(cards.nth(0).get_by_test_id("shot-play")).to_be_visible()
+        expect(page.get_by_test_id("slide-image")).to_be_visible()  # the preview before export: the shots
+        expect(page.get_by_test_id("slide-caption")).to_have_text(rendered[0]["subtitle"])
+        page.get_by_test_id("slide-play").click()  # the shots one after another, each with its narration
+        page.wait_for_function("() => { const a = document.querySelector('[data-testid=slide-audio]');"
+                               " return a.src.includes('/files/shot-') && a.duration > 0; }", timeout=WAIT)
+        expect(page.get_by_test_id("slide-position")).to_have_text("Shot 2 of 3", timeout=WAIT)
+        expect(page.get_by_test_id("slide-caption")).to_have_text(rendered[1]["subtitle"])
+        page.get_by_test_id("slide-play").click()
+        expect(page.get_by_test_id("slide-play")).to_have_text("▶ Play shots")
+
+        # Regenerate one shot's narration: a new job for it alone, and it comes back Ready.
+        cards.nth(1).get_by_test_id("shot-regenerate").click()
+        cards.nth(1).get_by_test_id("regenerate-narration").click()
+        again = rendered
+        deadline = time.monotonic() + WAIT / 1000
+        while again[1]["job_id"] == rendered[1]["job_id"]:  # the click queued a new job for shot 2
+            assert time.monotonic() < deadline, "Regenerate queued no job"
+            time.sleep(0.1)
+            again = app.api("GET", f"/api/storyboards/{pid}").json()["shots"]
+        assert app.wait_job(again[1]["job_id"], timeout=RENDER_WAIT / 1000)["status"] == "SUCCESS"
+        expect(cards.nth(1).get_by_test_id("shot-status")).to_have_text("Ready", timeout=WAIT)
+        assert [again[0]["job_id"], again[2]["job_id"]] == [rendered[0]["job_id"], rendered[2]["job_id"]]
+
+        # One full export, with every option.
+        page.get_by_test_id("export-burn").check()
+        page.get_by_test_id("export-crossfade").select_option("1")
+        page.get_by_test_id("export").click()  # longer than half the shortest shot: refused on the field
+        expect(field_error(page, "export-crossfade")).to_contain_text("crossfade: 1 s at both ends is too long")
+        page.get_by_test_id("export-crossfade").select_option("0.5")
+        page.get_by_test_id("export").click()
+        expect(page.get_by_test_id("export-done")).to_be_visible(timeout=RENDER_WAIT)
+        expect(page.get_by_test_id("export-status")).to_have_text("Exported.")
+        made = app.api("GET", f"/api/storyboards/{pid}").json()["export"]
+        assert made["crossfade"] == 0.5 and made["burn_subtitles"] and made["music"]
+        assert (made["width"], made["height"]) == (1280, 720)
+        expect(page.get_by_test_id("preview-video")).to_be_visible()
+        page.wait_for_function("() => { const v = document.querySelector('[data-testid=preview-video]');"
+                               " return v.readyState >= 1 && v.duration > 0; }", timeout=WAIT)
+        duration = page.get_by_test_id("preview-video").evaluate("v => v.duration")
+        assert abs(duration - made["duration"]) < 0.2
+        href = page.get_by_test_id("download").get_attribute("href")
+        got = app.api("GET", href)
+        assert got.status_code == 200 and got.headers["Content-Type"] == "video/mp4" and len(got.content) > 1000
+        assert page.get_by_test_id("download-srt").get_attribute("href").endswith(".srt")
+
+        page.get_by_test_id("open-folder").click()
+        expect(page.get_by_test_id("toast").last).to_contain_text("Opened")
+        deadline = time.monotonic() + WAIT / 1000
+        while not app.opened.exists():  # xdg-open runs beside the app, as on a desktop
+            assert time.monotonic() < deadline, "xdg-open was not run"
+            time.sleep(0.05)
+        assert app.opened.read_text().split() == [str(Path(made["path"]).parent)]
+
+        screenshot(page, "light")
+        page.get_by_test_id("theme-toggle").click()
+        expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        screenshot(page, "dark")
+        page.get_by_test_id("project-edit").click()
+        expect(page.get_by_test_id("field-title")).to_have_value("The bottle")
+        screenshot(page, "form-dark")
+        page.get_by_test_id("project-form-close").click()
+
+        # A long export is cancelled half way: the old MP4 stays, nothing half written looks finished.
+        for shot in shots:
+            assert app.api("PATCH", f"/api/storyboards/{pid}/shots/{shot['id']}",
+                           json={"duration": 60}).status_code == 200
+        page.reload()
+        page.get_by_test_id("export-burn").uncheck()
+        page.get_by_test_id("export").click()
+        expect(page.get_by_test_id("export-percent")).to_have_text(lambda_percent(), timeout=WAIT)
+        page.get_by_test_id("export-cancel").click()
+        expect(page.get_by_test_id("export-message")).to_have_text("Export cancelled: no video was written.",
+                                                                   timeout=WAIT)
+        expect(page.get_by_test_id("export-done")).to_be_visible()
+        folder = Path(made["path"]).parent
+        assert sorted(p.name for p in folder.iterdir()) == sorted([Path(made["path"]).name,
+                                                                   Path(made["subtitles"]).name])
+
+
+def lambda_percent():
+    import re
+
+    return re.compile(r"^[1-9]\d? %$")  # some progress, not yet done
+
+
+def test_the_language_model_writes_the_shots_and_undo_takes_them_back(browser, app):
+    from playwright.sync_api import expect
+
+    made = app.api("POST", "/api/storyboards", json={"story": STORY, "title": "Written"})
+    assert made.status_code == 201, made.text
+    with watched_page(browser, app.login_url) as page:
+        page.goto(f"{app_origin(page)}/storyboard?project={made.json()['id']}")
+        expect(page.get_by_test_id("shots-empty")).to_be_visible()
+        page.get_by_test_id("write-count").fill("30")
+        page.get_by_test_id("write-shots").click()
+        expect(field_error(page, "write-count")).to_contain_text("shots: must be a whole number from 1 to 24")
+        page.get_by_test_id("write-count").fill("2")
+        page.get_by_test_id("write-shots").click()
+        expect(page.get_by_test_id("shot")).to_have_count(2, timeout=RENDER_WAIT)
+        for n in range(2):
+            assert page.get_by_test_id("shot-prompt").nth(n).input_value().strip()
+        expect(page.get_by_test_id("shot-status").first).to_have_text("Not rendered")
+        screenshot(page, "written-light", toasts=True)  # with its Undo toast
+        page.get_by_test_id("undo").click()
+        expect(page.get_by_test_id("shot")).to_have_count(0)
+        expect(page.get_by_test_id("shots-empty")).to_be_visible()
