@@ -190,7 +190,7 @@ def test_a_plain_a1111_client_draws_a_batch_with_a_lora_tag_and_img2img(served):
     ({"prompt": "a cat", "styles": ["a", "b"]}, ["styles"], "one style at a time"),
     ({"prompt": "a cat <lora:dogs:1>"}, ["prompt"], "<lora:dogs> is not an installed LoRA (installed: alice/cats"),
     ({"prompt": "a cat <lora:cats:much>"}, ["prompt"], "the weight must be a number"),
-    ({"prompt": ""}, ["prompt"], "at least 1 character"),
+    ({"prompt": ""}, ["prompt"], "must not be empty"),
     ({"prompt": "a cat", "override_settings": {"sd_model_checkpoint": "sdxl-base"}}, ["sd_model_checkpoint"],
      "'sdxl-base' is not an installed image model"),
     ({"prompt": "a cat", "seed": 2**40}, ["seed"], "less than or equal to"),
