@@ -170,6 +170,9 @@ def test_a_plain_a1111_client_draws_a_batch_with_a_lora_tag_and_img2img(served):
     params = served.runtime.jobs.get(drawn["zishu"]["job"]).as_dict()["params"]
     assert params["strength"] == 0.75 and params["init_image"] == "data:image/png;base64," + result["images"][0]
     assert png(answer.json()["images"][0]).size == (80, 64)
+    plain = session.post(f"{base}/txt2img", json={"prompt": "a cat", "steps": 4, "width": 80, "height": 64,
+                                                  "seed": 3}, timeout=300).json()["images"][0]
+    assert png(plain).tobytes() != png(answer.json()["images"][0]).tobytes()  # the init picture made a difference
     assert "init_images" not in answer.json()["parameters"]  # not echoed back (megabytes)
     styles = {s["name"]: s for s in session.get(f"{base}/prompt-styles", timeout=30).json()}
     assert {"anime", "cartoon", "realistic", "pixel-art"} <= set(styles) and "{prompt}" in styles["anime"]["prompt"]
