@@ -32,7 +32,8 @@ if [[ "${1:-}" == "wheels" ]]; then
 fi
 
 PYTHON=${PYTHON:-python3}
-if [[ -d .whl ]] && ls .whl/*.whl >/dev/null 2>&1; then
+if ! "$PYTHON" -c "import diffusers, huey, peewee, pydantic, zishu_diffusers" 2>/dev/null; then
+  ls .whl/*.whl >/dev/null 2>&1 || { echo "this Python lacks Zishu's packages: run 'bash bench/gpu/studio.sh wheels' here first, then carry .whl"; exit 1; }
   started=$(date +%s)
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir \
