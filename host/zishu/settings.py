@@ -47,6 +47,7 @@ storage, before the page paints.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -55,7 +56,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from zishu import plugins
-from zishu.db import get_setting, set_setting
+from zishu.db import Setting, get_setting, set_setting
 from zishu.errors import NotFound, UsageError
 from zishu.ids import ID_PATTERN
 
@@ -225,8 +226,9 @@ def _message(error: ValidationError) -> str:
 def load() -> Settings:
     """The settings as stored, each unreadable one replaced by its default."""
     values: dict[str, Any] = {}
+    found = _stored()
     for field, key in KEYS.items():
-        stored = get_setting(key)
+        stored = found.get(key)
         if stored is None:
             continue
         try:
@@ -236,6 +238,13 @@ def load() -> Settings:
             continue
         values[field] = stored
     return Settings.model_validate(values)
+
+
+def _stored() -> dict[str, Any]:
+    """Every stored setting of ``KEYS``, read in one query (the studio loads the settings for each
+    picture it draws)."""
+    rows = Setting.select().where(Setting.key.in_(list(KEYS.values())))
+    return {row.key: json.loads(row.value) for row in rows}
 
 
 def change(values: Mapping[str, Any], allowed: Iterable[str] | None = None) -> Settings:

@@ -39,7 +39,7 @@ OPENAI_TRANSCRIPTION_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-tr
 LISTED = 20  # model ids an error message names at most
 # what each role of raw model serves, as /v1/models tells it
 ROLE_ENDPOINTS = {"embedding": ["/v1/embeddings"], "tts": ["/v1/audio/speech"], "asr": ["/v1/audio/transcriptions"],
-                  "llm": [], "image": [], "vad": []}
+                  "llm": [], "image": ["/v1/images/generations"], "vad": []}
 
 
 # -- errors -----------------------------------------------------------------------------------------

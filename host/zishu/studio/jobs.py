@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from typing import Any
 
 from zishu.cluster.routing import catalog_model, holds
@@ -24,6 +25,7 @@ from zishu.errors import ResourceNotAvailable
 from zishu.hookspecs import hookimpl
 from zishu.jobs import JobContext
 
+from . import metrics
 from .gallery import FOLDER, StudioImage
 from .requests import ImageRequest
 
@@ -44,8 +46,11 @@ def draw_images(ctx: JobContext, **params: Any) -> dict:
     def preview(step: int, total: int, image) -> None:
         ctx.progress(step, total, f"step {step} of {total}", extra={"preview": data_url(image), "step": step})
 
+    started = time.perf_counter()
     result = studio.generate(prepared, job_id=ctx.job_id, progress=progress, cancelled=ctx.cancelled,
                              preview=preview, preview_every=PREVIEW_EVERY)
+    if not result.cached:
+        metrics.observe(time.perf_counter() - started, len(result.images))  # /metrics' histogram
     ctx.progress(steps, steps, "from the cache" if result.cached else "done", extra={})
     done = result.as_dict()
     if getattr(ctx, "remote", False):  # drawn for another node: the pictures and their rows go back

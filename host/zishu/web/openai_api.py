@@ -9,6 +9,9 @@ client) can talk to Zishu's characters and models:
     POST /v1/audio/speech            voice: a Zishu voice or character; mp3, opus, aac, flac, wav, pcm,
                                      sent in chunks as they are synthesised
     POST /v1/audio/transcriptions    multipart; json, text, verbose_json (segments), srt, vtt
+    POST /v1/images/generations      prompt, model, n (1–8), size "WxH", response_format b64_json | url
+                                     (``zishu.studio.openai_images``); waits for the image job
+    GET  /v1/images/files/<file>     a picture a ``url`` answer names (behind the same key)
 
 Routes parse, call ``zishu.companion.openai_compat``/``openai_media`` and render. Errors come in
 OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with the HTTP status of the
@@ -36,6 +39,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from zishu.companion import openai_compat as compat
 from zishu.companion import openai_media as media
 from zishu.errors import ZishuError
+from zishu.studio import openai_images as images
+from zishu.studio.waiting import picture_png
 
 from .api import _body
 from .app import runtime
@@ -125,3 +130,19 @@ def transcriptions():
     asked = compat.parsed(media.TranscriptionRequest, request.form.to_dict())
     body, media_type = media.transcription(runtime(), upload.read(), asked)
     return Response(body, content_type=media_type)
+
+
+@openai_api.post("/v1/images/generations")
+def image_generations():
+    """Pictures from the studio; ``url`` answers point at ``/v1/images/files`` on this same server."""
+    rt = runtime()
+    asked = compat.parsed(images.ImageGenerationRequest, _body())
+    base = request.host_url.rstrip("/")
+    return jsonify(images.generate(rt.studio, rt.jobs, asked, lambda row: f"{base}/v1/images/files/{row.file}",
+                                   stopping=rt.stopping))
+
+
+@openai_api.get("/v1/images/files/<path:relative>")
+def image_file(relative: str):
+    gallery = runtime().studio.gallery
+    return Response(picture_png(gallery, images.picture_at(gallery, relative)), mimetype="image/png")

@@ -14,11 +14,13 @@ def register_routes(register) -> None:
     from .companion import companion
     from .engines import engines
     from .mcp_http import mcp_http
+    from .metrics import metrics
     from .openai_api import openai_api
     from .openapi import openapi
     from .packages import packages
     from .pages import pages
     from .safety import safety
+    from .sdapi import sdapi
     from .storyboard import storyboard
     from .studio import studio
     from .styles import styles
@@ -27,6 +29,8 @@ def register_routes(register) -> None:
     register(openai_api)
     register(mcp_http)
     register(openapi)
+    register(sdapi)
+    register(metrics)
     register(companion, nav=("Companion", "/companion"))
     register(characters, nav=("Characters", "/characters"))
     register(avatar)

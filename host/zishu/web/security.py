@@ -26,16 +26,20 @@ the same app with ``API_LISTENER`` set in each request's environ, and checks ins
 
 1. the Host header, as above;
 2. the path is one meant for tools (``TOOL_PATHS``: /v1, /sdapi, /mcp, /api/openapi.json,
-   /api/health), else 404: the app's pages and its own /api never answer on that port;
+   /api/health, /metrics), else 404: the app's pages and its own /api never answer on that port;
 3. a request with an Origin (a browser tool such as SillyTavern) comes from one of the allowed
    origins, else 403 with no CORS headers; a CORS preflight (OPTIONS) from an allowed origin is
    answered 204 with the CORS headers, before the key is asked for (browsers send none on it);
 4. ``Authorization: Bearer <API key>`` (``zishu.api_key``), else 401. Nothing else is accepted
-   there: not the window's secret, not its cookie, not ``X-Zishu-Token``.
+   there: not the window's secret, not its cookie, not ``X-Zishu-Token``. On ``/sdapi`` alone, HTTP
+   Basic auth with the key as its password counts too (``_basic_password``): AUTOMATIC1111 clients
+   such as SillyTavern send only that. The app's own port takes its secret the same way there.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import secrets
 from dataclasses import dataclass, field
@@ -50,7 +54,8 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 FOREIGN_SITES = {"cross-site", "same-site"}  # Sec-Fetch-Site values of requests another page made
 API_LISTENER = "zishu.api_listener"  # environ key the local API listener sets on its requests
-TOOL_PATHS = ("/v1/", "/sdapi/", "/mcp/", "/api/openapi.json", "/api/health")
+TOOL_PATHS = ("/v1/", "/sdapi/", "/mcp/", "/api/openapi.json", "/api/health", "/metrics")
+BASIC_AUTH_PATHS = ("/sdapi/",)  # A1111 clients send HTTP Basic auth; the key (or secret) is its password
 CORS_HEADERS = "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID"
 CORS_EXPOSED = "Mcp-Session-Id, X-Zishu-Note"
 
@@ -92,6 +97,21 @@ def _same(a: str | None, b: str) -> bool:
     return a is not None and hmac.compare_digest(a.encode(), b.encode())
 
 
+def _basic_password() -> str | None:
+    """On ``/sdapi`` only: the password of HTTP Basic auth (``Authorization: Basic base64(user:pw)``),
+    which is how AUTOMATIC1111 clients authenticate (SillyTavern sends its "auth" field so); the user
+    name is not checked. None on other paths, or without Basic auth."""
+    header = request.headers.get("Authorization", "")
+    if not request.path.startswith(BASIC_AUTH_PATHS) or not header.startswith("Basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header.removeprefix("Basic ").strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    password = decoded.partition(":")[2]
+    return password or None
+
+
 def is_tool_path(path: str) -> bool:
     return path.startswith(TOOL_PATHS) or path == "/mcp"
 
@@ -103,7 +123,8 @@ def check_tool_request() -> BaseResponse | None:
         return _forbidden("FORBIDDEN_HOST", f"Host {request.host!r} is not this machine; use http://127.0.0.1")
     if not is_tool_path(request.path):
         response = jsonify(error={"code": "NOT_FOUND", "message": f"{request.path} is not on the local API port, "
-                                  "which serves /v1, /sdapi, /mcp and /api/openapi.json; the app is on its own port"})
+                                  "which serves /v1, /sdapi, /mcp, /metrics and /api/openapi.json; the app is on its "
+                                  "own port"})
         response.status_code = 404
         return response
     access: ApiAccess = current_app.config["ZISHU_API"]
@@ -114,7 +135,7 @@ def check_tool_request() -> BaseResponse | None:
     if request.method == "OPTIONS" and origin is not None and "Access-Control-Request-Method" in request.headers:
         return Response(status=204)  # the preflight: add_headers gives it the CORS headers
     bearer = request.headers.get("Authorization", "")
-    key = bearer.removeprefix("Bearer ").strip() if bearer.startswith("Bearer ") else None
+    key = bearer.removeprefix("Bearer ").strip() if bearer.startswith("Bearer ") else _basic_password()
     if not _same(key, access.key):
         what = "a wrong API key" if key else "no API key"
         response = jsonify(error={"code": "INVALID_API_KEY", "type": "authentication_error", "param": None,
@@ -153,7 +174,8 @@ def check_request() -> BaseResponse | None:
     if site in FOREIGN_SITES:
         return _forbidden("FORBIDDEN_ORIGIN", f"a request another page made ({site}); Zishu answers only its own pages")
     bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or None
-    by_header = _same(request.headers.get(HEADER), secret) or _same(bearer, secret)
+    by_header = (_same(request.headers.get(HEADER), secret) or _same(bearer, secret)
+                 or _same(_basic_password(), secret))
     by_cookie = _same(request.cookies.get(COOKIE), secret)
     if not (by_header or by_cookie):
         token = request.args.get("token")
