@@ -28,4 +28,5 @@ def _registry() -> CollectorRegistry:
 
 @metrics.get("/metrics")
 def exposition():
+    """Prometheus text: jobs by type and state, queue depth, loaded models, generation seconds."""
     return Response(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -79,6 +79,7 @@ def progress():
 @sdapi.post("/interrupt")
 @sdapi.post("/skip")
 def interrupt():
+    """Stop the running image job between two steps (A1111's interrupt and skip)."""
     return jsonify(a1111.interrupt(runtime().jobs) and None)
 
 
@@ -105,32 +106,37 @@ def samplers():
 
 @sdapi.get("/schedulers")
 def schedulers():
+    """The noise schedules A1111 clients may name (only "Automatic" changes nothing here)."""
     return jsonify(a1111.schedulers())
 
 
 @sdapi.get("/loras")
 def loras():
+    """The installed LoRAs, as A1111 lists them for a `<lora:name:weight>` tag."""
     return jsonify(a1111.loras(_studio()))
 
 
 @sdapi.get("/upscalers")
 def upscalers():
-    # none a txt2img draws with (enable_hr is ignored); "None" is A1111's own first entry
+    """The hires-fix upscalers: only A1111's own "None" (enable_hr is ignored)."""
     return jsonify([{"name": "None", "model_name": None, "model_path": None, "model_url": None, "scale": 4}])
 
 
 @sdapi.get("/prompt-styles")
 def prompt_styles():
+    """The studio's styles as A1111 prompt styles (name, prompt, negative_prompt)."""
     return jsonify(a1111.prompt_styles(_studio()))
 
 
 @sdapi.get("/latent-upscale-modes")
 @sdapi.get("/sd-vae")
 def empty_list():
+    """Lists A1111 clients ask for that Zishu has nothing in (VAEs, latent upscale modes): []."""
     return jsonify([])
 
 
 @sdapi.post("/refresh-checkpoints")
 @sdapi.post("/refresh-loras")
 def refresh():
+    """A1111's refresh of its model lists: Zishu reads the installed models at each request."""
     return jsonify(None)
