@@ -1,4 +1,4 @@
-"""The app's pages: Discover, a resource's page, Library, Jobs, Plugins, Settings.
+"""The app's pages: Discover, a resource's page, Library, Jobs, Plugins, Settings, Studio.
 
 Jinja renders what the server already knows (the shell, the library, plugins, settings, a
 resource's manifest); the static ES modules fill the live parts (search, install progress, jobs)
@@ -93,6 +93,12 @@ def library():
 @pages.get("/jobs")
 def jobs():
     return render_template("jobs.html", title="Jobs", active="/jobs")
+
+
+@pages.get("/studio")
+def studio():
+    """The Studio panel (``static/studio.js``): it draws through ``/api/studio`` and the job stream."""
+    return render_template("studio.html", title="Studio", active="/studio")
 
 
 @pages.get("/plugins")

@@ -29,7 +29,7 @@ def register_routes(register) -> None:
     register(engines)
     register(safety)
     register(styles)
-    register(studio)
+    register(studio, nav=("Studio", "/studio"))  # the page itself is in pages.py
     register(storyboard)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
                          ("Engines", "/engines"), ("Plugins", "/plugins"), ("Settings", "/settings")])

@@ -1,0 +1,187 @@
+"""The Studio panel in headless Chromium against a real ``zishu serve`` drawing with the real
+diffusers engine on a tiny random SD pipeline (``tiny_diffusers``): a refused field shown beside
+the field, Generate with live progress and latent previews, the picture in the gallery, its details
+(parameters copied to the clipboard, Reuse filling the form), Delete with Undo, and a mask painted
+over a gallery picture sent with the request. Screenshots (light and dark) go to
+``ZISHU_SCREENSHOTS`` when it is set."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import AppProcess, app_origin, install_resource, watched_page
+from tiny_diffusers import write_tiny_sd
+
+pytestmark = pytest.mark.browser
+
+WAIT = 60_000  # ms
+TINY_SD = {"format": "diffusers", "role": "image", "base_model": "runwayml/stable-diffusion-v1-5"}
+
+# Every value the page's progress bars and preview pictures take, as the page shows them.
+RECORD = """
+window.__seen = {progress: [], previews: []};
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    const node = change.target;
+    if (!node.dataset) continue;
+    if (node.dataset.testid === 'run-progress' && node.hasAttribute('value')) window.__seen.progress.push(node.value);
+    if (node.dataset.testid === 'run-preview') window.__seen.previews.push(node.getAttribute('src'));
+  }
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ['value', 'src']});
+"""
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """``zishu serve`` over a home with the tiny SD model installed (the studio's default) and Mimi."""
+    root = tmp_path_factory.mktemp("studio-browser")
+    home = root / "home"
+    install_resource(home, "alice/tiny-sd", TINY_SD, files={"sd": write_tiny_sd(root / "sd")})
+    env = {**os.environ, "ZISHU_HOME": str(home)}
+    env.pop("ZISHU_QUEUE", None)
+    with AppProcess(env) as app:
+        made = app.api("POST", "/api/characters", json={"name": "Mimi", "persona": "A kind fox."})
+        assert made.status_code == 201, made.text
+        yield app
+
+
+def shot(page, tmp_path: Path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    folder = os.environ.get("ZISHU_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"studio-{name}.png"), full_page=True)
+
+
+def test_generate_with_progress_then_details_copy_reuse_and_delete_with_undo(browser, app, tmp_path):
+    from playwright.sync_api import expect
+
+    with watched_page(browser, app.login_url) as page:
+        page.set_viewport_size({"width": 1360, "height": 1000})
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page.add_init_script(RECORD)
+        page.goto(f"{app_origin(page)}/studio")
+        expect(page.get_by_test_id("nav-studio")).to_have_attribute("aria-current", "page")
+        expect(page.get_by_test_id("studio-form")).to_have_attribute("data-ready", "true", timeout=WAIT)
+        expect(page.get_by_test_id("field-model").locator("option").first).to_have_text(
+            "Default (alice/tiny-sd@1.0.0)")
+        expect(page.get_by_test_id("size-preset").first).to_have_text("Square 512×512")
+        expect(page.get_by_test_id("gallery-empty")).to_be_visible()
+
+        # a size the model refuses: the server's message shows beside the width, nothing is queued
+        page.get_by_test_id("field-prompt").fill("a red cat")
+        page.get_by_test_id("field-width").fill("100")
+        page.get_by_test_id("field-height").fill("64")
+        page.get_by_test_id("generate").click()
+        expect(page.get_by_test_id("error-width")).to_have_text("must be a multiple of 8, got 100")
+        expect(page.get_by_test_id("field-width")).to_have_attribute("aria-invalid", "true")
+        expect(page.get_by_test_id("run")).to_have_count(0)
+
+        page.get_by_test_id("field-width").fill("64")
+        page.get_by_test_id("advanced").locator("summary").click()
+        page.get_by_test_id("field-steps").fill("12")
+        page.get_by_test_id("field-seed").fill("7")
+        page.get_by_test_id("generate").click()
+        expect(page.get_by_test_id("error-width")).to_be_hidden()
+        run = page.get_by_test_id("run")
+        expect(run.get_by_test_id("run-status")).to_have_text("Done", timeout=WAIT)
+        expect(run.get_by_test_id("run-picture")).to_have_count(1)
+        seen = page.evaluate("window.__seen")
+        assert any(0 < value < 100 for value in seen["progress"]), seen["progress"]  # it moved while drawing
+        assert seen["previews"] and all(p.startswith("data:image/jpeg;base64,") for p in seen["previews"])
+        expect(run.get_by_test_id("run-percent")).to_have_text("100 %")
+
+        item = page.get_by_test_id("gallery-item")
+        expect(item).to_have_count(1)
+        expect(page.get_by_test_id("gallery-total")).to_have_text("1 picture")
+        image_id = int(item.get_attribute("data-image-id"))
+        page.wait_for_function("() => document.querySelector('[data-testid=gallery-item] img').naturalWidth === 64")
+        shot(page, tmp_path, "light")
+
+        page.get_by_test_id("theme-toggle").click()
+        expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        item.get_by_test_id("gallery-open").click()
+        details = page.get_by_test_id("details")
+        expect(details).to_be_visible()
+        parameters = app.api("GET", f"/api/studio/gallery/{image_id}").json()["image"]["parameters"]
+        assert parameters.startswith("a red cat\n") and "Seed: 7" in parameters and "Size: 64x64" in parameters
+        expect(details.get_by_test_id("details-parameters")).to_have_text(parameters)
+        expect(details.get_by_test_id("details-download")).to_have_attribute(
+            "href", f"/api/studio/gallery/{image_id}/download?format=png")
+        details.get_by_test_id("download-format").select_option("webp")
+        expect(details.get_by_test_id("details-download")).to_have_attribute(
+            "href", f"/api/studio/gallery/{image_id}/download?format=webp")
+        details.get_by_test_id("details-copy").click()
+        expect(page.get_by_text("Parameters copied.")).to_be_visible()
+        assert page.evaluate("navigator.clipboard.readText()") == parameters
+        details.get_by_test_id("details-favourite").click()
+        expect(details.get_by_test_id("details-favourite")).to_have_attribute("aria-pressed", "true")
+        assert app.api("GET", f"/api/studio/gallery/{image_id}").json()["image"]["favourite"] is True
+        shot(page, tmp_path, "details-dark")
+
+        # Reuse puts the picture's request back in a form that has since changed
+        page.get_by_test_id("field-prompt").fill("something else")
+        page.get_by_test_id("field-steps").fill("30")
+        details.get_by_test_id("details-reuse").click()
+        expect(details).to_be_hidden()
+        expect(page.get_by_test_id("field-prompt")).to_have_value("a red cat")
+        expect(page.get_by_test_id("field-steps")).to_have_value("12")
+        expect(page.get_by_test_id("field-seed")).to_have_value("7")
+        expect(page.get_by_test_id("field-width")).to_have_value("64")
+        shot(page, tmp_path, "dark")
+
+        # Delete, then Undo from the toast
+        item.get_by_test_id("gallery-open").click()
+        details.get_by_test_id("details-delete").click()
+        expect(page.get_by_test_id("gallery-item")).to_have_count(0)
+        assert app.api("GET", f"/api/studio/gallery/{image_id}").json()["image"]["deleted"] is True
+        page.get_by_test_id("undo").click()
+        expect(page.get_by_test_id("gallery-item")).to_have_count(1)
+        assert app.api("GET", f"/api/studio/gallery/{image_id}").json()["image"]["deleted"] is False
+
+
+def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, app):
+    from playwright.sync_api import expect
+
+    made = app.api("POST", "/api/studio/images", json={"prompt": "a blue dog", "width": 64, "height": 64,
+                                                      "steps": 1, "seed": 3})
+    assert made.status_code == 202, made.text
+    image = app.wait_job(made.json()["job"]["id"])["result"]["images"][0]
+
+    with watched_page(browser, app.login_url) as page:
+        page.goto(f"{app_origin(page)}/studio")
+        expect(page.get_by_test_id("studio-form")).to_have_attribute("data-ready", "true", timeout=WAIT)
+        page.locator(f"[data-image-id='{image['id']}'] [data-testid=gallery-open]").click()
+        page.get_by_test_id("details-edit").click()
+        editor = page.get_by_test_id("mask-editor")
+        expect(editor).to_be_visible()
+        expect(page.get_by_test_id("field-prompt")).to_have_value("a blue dog")  # the picture's own request
+        editor.get_by_test_id("mask-brush").fill("128")
+        # paint a stroke across the top left quarter of the picture
+        box = editor.get_by_test_id("mask-canvas").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.2, steps=5)
+        page.mouse.up()
+        editor.get_by_test_id("mask-done").click()
+        expect(page.get_by_test_id("source-mode")).to_contain_text(f"Inpainting picture #{image['id']}")
+        page.get_by_test_id("field-strength").fill("0.5")
+
+        with page.expect_request(lambda r: r.url.endswith("/api/studio/images") and r.method == "POST") as sent:
+            page.get_by_test_id("generate").click()
+        body = sent.value.post_data_json
+        assert body["init_image"] == str(image["id"]) and body["strength"] == 0.5
+        assert body["width"] == 64 and body["height"] == 64 and body["prompt"] == "a blue dog"
+        header, _, data = body["mask"].partition(",")
+        assert header == "data:image/png;base64"
+        mask = Image.open(io.BytesIO(base64.b64decode(data))).convert("L")
+        assert mask.size == (64, 64)
+        assert mask.getpixel((16, 13)) == 255  # painted: redraw
+        assert mask.getpixel((48, 48)) == 0 and mask.getpixel((16, 50)) == 0  # not painted: keep
+        assert 0 < sum(p > 127 for p in mask.getdata()) < 64 * 64 / 2  # a stroke, not the whole picture
