@@ -119,36 +119,32 @@ async function loadModels() {
   }
 }
 
+/** Square, portrait and landscape sizes, multiples of the model's step within its limits. */
 function sizePresets() {
   const m = options.size_multiple;
   const round = (n) => Math.round(n / m) * m;
-  const within = ([w, h]) => Math.min(w, h) >= options.min_side && Math.max(w, h) <= options.max_side;
+  const within = (w, h) => Math.min(w, h) >= options.min_side && Math.max(w, h) <= options.max_side;
   const sizes = [];
   for (const side of [512, 768, 1024]) {
     const long = round(side * 1.5);
     sizes.push(["Square", side, side], ["Portrait", side, long], ["Landscape", long, side]);
   }
-  const box = $("size-presets");
-  box.replaceChildren(...sizes.filter(([, w, h]) => within([w, h])).map(([name, w, h]) => el("button", {
-    type: "button", class: "ghost small-button", "data-testid": "size-preset", dataset: { width: w, height: h },
-    title: `${name} ${w}×${h}` }, `${name} ${w}×${h}`)));
+  const select = $("size-preset");
+  fill(select, sizes.filter(([, w, h]) => within(w, h)).map(([name, w, h]) => new Option(`${name} ${w}×${h}`, `${w}x${h}`)));
   markPreset();
 }
 
 function markPreset() {
-  for (const button of $("size-presets").children) {
-    const on = button.dataset.width === fields.width.value && button.dataset.height === fields.height.value;
-    button.classList.toggle("active", on);
-    button.setAttribute("aria-pressed", String(on));
-  }
+  const select = $("size-preset");
+  const size = `${fields.width.value}x${fields.height.value}`;
+  select.value = [...select.options].some((o) => o.value === size) ? size : "";
 }
 
-$("size-presets").addEventListener("click", (event) => {
-  const button = event.target.closest("button[data-width]");
-  if (!button) return;
-  fields.width.value = button.dataset.width;
-  fields.height.value = button.dataset.height;
-  markPreset();
+$("size-preset").addEventListener("change", (event) => {
+  if (!event.target.value) return;
+  const [width, height] = event.target.value.split("x");
+  fields.width.value = width;
+  fields.height.value = height;
 });
 for (const name of ["width", "height"]) {
   fields[name].addEventListener("input", markPreset);
