@@ -154,9 +154,12 @@ def test_generate_with_progress_then_details_copy_reuse_and_delete_with_undo(bro
         assert app.api("GET", f"/api/studio/gallery/{image_id}").json()["image"]["deleted"] is False
 
 
-def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, app):
+def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, app, tmp_path):
     from playwright.sync_api import expect
 
+    style = {"title": "Watercolor", "prompt": "watercolor painting of {prompt}", "width": 64, "height": 64,
+             "steps": 2, "loras": [{"id": "acme/watercolor-lora", "weight": 0.7}]}
+    assert app.api("PUT", "/api/studio/styles/watercolor", json=style).status_code == 200
     made = app.api("POST", "/api/studio/images", json={"prompt": "a blue dog", "width": 64, "height": 64,
                                                       "steps": 1, "seed": 3})
     assert made.status_code == 202, made.text
@@ -165,6 +168,15 @@ def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, ap
     with watched_page(browser, app.login_url) as page:
         page.goto(f"{app_origin(page)}/studio")
         expect(page.get_by_test_id("studio-form")).to_have_attribute("data-ready", "true", timeout=WAIT)
+        # a style whose LoRA is not installed says so, with the install button; picking it fills its settings
+        page.get_by_test_id("field-style").select_option("watercolor")
+        missing = page.get_by_test_id("style-missing")
+        expect(missing).to_contain_text("This style uses the LoRA acme/watercolor-lora, which is not installed.")
+        expect(missing.get_by_test_id("install-missing")).to_have_text("Install acme/watercolor-lora")
+        expect(page.get_by_test_id("field-steps")).to_have_value("2")
+        page.get_by_test_id("field-style").select_option("")
+        expect(missing).to_be_hidden()
+
         page.locator(f"[data-image-id='{image['id']}'] [data-testid=gallery-open]").click()
         page.get_by_test_id("details-edit").click()
         editor = page.get_by_test_id("mask-editor")
@@ -177,6 +189,7 @@ def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, ap
         page.mouse.down()
         page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.2, steps=5)
         page.mouse.up()
+        shot(page, tmp_path, "mask-light")
         editor.get_by_test_id("mask-done").click()
         expect(page.get_by_test_id("source-mode")).to_contain_text(f"Inpainting picture #{image['id']}")
         page.get_by_test_id("field-strength").fill("0.5")
