@@ -1,7 +1,7 @@
 """The Studio panel in headless Chromium against a real ``zishu serve`` drawing with the real
 diffusers engine on a tiny random SD pipeline (``tiny_diffusers``): a refused field shown beside
 the field, Generate with live progress and latent previews, the picture in the gallery, its details
-(parameters copied to the clipboard, Reuse filling the form), Delete with Undo, and a mask painted
+(parameters copied to the clipboard, Reuse filling the form), Delete with Undo, Cancel and Retry, and a mask painted
 over a gallery picture sent with the request. Screenshots (light and dark) go to
 ``ZISHU_SCREENSHOTS`` when it is set."""
 
@@ -152,6 +152,23 @@ def test_generate_with_progress_then_details_copy_reuse_and_delete_with_undo(bro
         page.get_by_test_id("undo").click()
         expect(page.get_by_test_id("gallery-item")).to_have_count(1)
         assert app.api("GET", f"/api/studio/gallery/{image_id}").json()["image"]["deleted"] is False
+
+        # a long draw: Cancel once its first preview shows, then Retry queues it again
+        page.get_by_test_id("field-steps").fill("150")
+        page.get_by_test_id("field-seed").fill("")
+        page.get_by_test_id("generate").click()
+        long = page.get_by_test_id("run").first
+        expect(long.get_by_test_id("run-preview")).to_be_visible(timeout=WAIT)
+        long.get_by_test_id("run-cancel").click()
+        expect(long.get_by_test_id("run-status")).to_have_text("Cancelled", timeout=WAIT)
+        expect(long.get_by_test_id("run-preview")).to_have_count(0)
+        long.get_by_test_id("run-retry").click()
+        expect(long.get_by_test_id("run-retry")).to_be_hidden()
+        # drawing again (cancelling it just as a worker takes it can be missed: jobs.queue's cancel race)
+        expect(long.get_by_test_id("run-preview")).to_be_visible(timeout=WAIT)
+        long.get_by_test_id("run-cancel").click()
+        expect(long.get_by_test_id("run-status")).to_have_text("Cancelled", timeout=WAIT)
+        expect(page.get_by_test_id("gallery-item")).to_have_count(1)  # a cancelled draw keeps nothing
 
 
 def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, app, tmp_path):

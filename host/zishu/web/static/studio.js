@@ -509,7 +509,7 @@ function showRun(job) {
         title: image.blocked ? `Blocked: ${image.blocked_reason}` : image.prompt })));
     }
     if (before !== "SUCCESS") refreshGallery();
-  } else if (preview) {
+  } else if (preview && job.status === "RUNNING") {
     let img = $("run-preview", pictures);
     if (!img) {
       img = el("img", { alt: "The picture so far", "data-testid": "run-preview" });
@@ -518,7 +518,7 @@ function showRun(job) {
     pictures.dataset.shows = "preview";
     if (img.getAttribute("src") !== preview) img.src = preview;
     img.dataset.step = job.extra.step ?? "";
-  } else if (pictures.dataset.shows === "result" || job.status === "PENDING") {
+  } else if (pictures.dataset.shows) { // waiting again, or stopped: a stale preview would mislead
     pictures.dataset.shows = "";
     pictures.replaceChildren();
   }
