@@ -1,8 +1,9 @@
 """The Studio panel in headless Chromium against a real ``zishu serve`` drawing with the real
 diffusers engine on a tiny random SD pipeline (``tiny_diffusers``): a refused field shown beside
 the field, Generate with live progress and latent previews, the picture in the gallery, its details
-(parameters copied to the clipboard, Reuse filling the form), Delete with Undo, Cancel and Retry, and a mask painted
-over a gallery picture sent with the request. Screenshots (light and dark) go to
+(parameters copied to the clipboard, Reuse filling the form), Delete with Undo, Cancel and Retry; a style's missing LoRA
+offered for install, a mask painted over a gallery picture sent with the request, and a picture
+safe mode blocked shown blurred with its reason. Screenshots (light and dark) go to
 ``ZISHU_SCREENSHOTS`` when it is set."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import AppProcess, app_origin, install_resource, watched_page
+from tiny_classifier import write_classifier
 from tiny_diffusers import write_tiny_sd
 
 pytestmark = pytest.mark.browser
@@ -224,3 +226,25 @@ def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, ap
         assert mask.getpixel((48, 48)) == 0 and mask.getpixel((16, 50)) == 0  # not painted: keep
         painted = int((np.asarray(mask) > 127).sum())
         assert 0 < painted < 64 * 64 / 2  # a stroke, not the whole picture
+
+        # a picture safe mode blocks (a classifier whose threshold everything passes) stays listed, blurred
+        classifier = tmp_path / "check.onnx"
+        write_classifier(classifier)
+        chosen = app.api("PUT", "/api/settings", json={"studio_image_check": {"model": str(classifier),
+                                                                              "threshold": 0.01}})
+        assert chosen.status_code == 200, chosen.text
+        page.get_by_test_id("clear-source").click()
+        page.get_by_test_id("field-steps").fill("1")
+        page.get_by_test_id("field-seed").fill("11")
+        page.get_by_test_id("generate").click()
+        expect(page.get_by_test_id("run").first.get_by_test_id("run-status")).to_have_text("Done", timeout=WAIT)
+        blocked = page.get_by_test_id("gallery-item").first
+        expect(blocked).to_have_class(re.compile(r"\bblocked\b"))
+        expect(blocked.get_by_test_id("gallery-blocked")).to_have_text("Blocked by safe mode")
+        expect(blocked.get_by_test_id("gallery-blocked")).to_have_attribute("title", re.compile("threshold 0.01"))
+        blocked.get_by_test_id("gallery-open").click()
+        expect(page.get_by_test_id("details-blocked")).to_contain_text("Blocked by safe mode: ")
+        expect(page.get_by_test_id("details-blocked")).to_contain_text("(threshold 0.01)")
+        expect(page.get_by_test_id("details-image")).to_have_class(re.compile(r"\bblurred\b"))
+        expect(page.get_by_test_id("details-edit")).to_be_disabled()
+        shot(page, tmp_path, "blocked-light")

@@ -351,6 +351,7 @@ function fillForm(req) {
   for (const name of ["steps", "guidance", "seed"]) {
     fields[name].value = req[name] === null || req[name] === undefined ? "" : req[name];
   }
+  if (["steps", "guidance", "seed", "scheduler"].some((name) => fields[name].value)) $("advanced").open = true;
   fields.batch.value = req.batch || 1;
   $("batch-shown").textContent = fields.batch.value;
   $("lora-list").replaceChildren();

@@ -36,7 +36,8 @@ function thumb(image) {
   img.height = image.height;
   const blocked = $("gallery-blocked", node);
   blocked.hidden = !image.blocked;
-  blocked.textContent = image.blocked ? `Blocked: ${image.blocked_reason || "safe mode"}` : "";
+  blocked.textContent = image.blocked ? "Blocked by safe mode" : "";
+  blocked.title = image.blocked ? image.blocked_reason || "" : "";
   $("gallery-star", node).hidden = !image.favourite;
   $("gallery-open", node).title = image.prompt;
   return node;
