@@ -119,10 +119,13 @@ function showDetails(image) {
   const missing = ["upscale", "background"].map((name) => hooks.capability(name)).filter(Boolean);
   note.replaceChildren(...missing.map((m) => hooks.offerInstall(m)));
   note.hidden = missing.length === 0;
-  $("details-upscale", drawer).disabled = Boolean(hooks.capability("upscale"));
-  $("details-background", drawer).disabled = Boolean(hooks.capability("background"));
+  // a blocked picture is kept to be seen blurred, not to be worked on or taken out of the gallery
+  $("details-upscale", drawer).disabled = image.blocked || Boolean(hooks.capability("upscale"));
+  $("details-background", drawer).disabled = image.blocked || Boolean(hooks.capability("background"));
   $("details-edit", drawer).disabled = image.blocked;
   $("details-avatar", drawer).disabled = image.blocked;
+  $("details-download", drawer).hidden = image.blocked;
+  $("download-format", drawer).disabled = image.blocked;
 }
 
 function open(image) {
