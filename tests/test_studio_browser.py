@@ -21,6 +21,7 @@ from PIL import Image
 from conftest import AppProcess, app_origin, install_resource, watched_page
 from tiny_classifier import write_classifier
 from tiny_diffusers import write_tiny_sd
+from tiny_postprocess import write_tiny_segmenter, write_tiny_upscaler
 
 pytestmark = pytest.mark.browser
 
@@ -248,3 +249,80 @@ def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, ap
         expect(page.get_by_test_id("details-image")).to_have_class(re.compile(r"\bblurred\b"))
         expect(page.get_by_test_id("details-edit")).to_be_disabled()
         shot(page, tmp_path, "blocked-light")
+
+
+def test_upscale_background_download_avatar_and_drawing_a_character_from_the_panel(browser, app, tmp_path):
+    """The studio service's routes behind the panel's buttons (``web/studio.py``: capabilities,
+    upscale, background, download, a character's picture, sheet and avatar)."""
+    from playwright.sync_api import expect
+
+    if app.api("GET", "/api/studio/capabilities").status_code == 404:
+        pytest.skip("this tree's studio has no capabilities, upscale or character routes yet (studio-service)")
+    tiny = {"title": "Tiny", "prompt": "{prompt}", "width": 64, "height": 64, "steps": 1}
+    assert app.api("PUT", "/api/studio/styles/tiny", json=tiny).status_code == 200
+    made = app.api("POST", "/api/studio/images", json={"prompt": "a green frog", "style": "tiny", "seed": 21})
+    assert made.status_code == 202, made.text
+    image = app.wait_job(made.json()["job"]["id"], timeout=240)["result"]["images"][0]
+
+    with watched_page(browser, app.login_url) as page:
+        page.set_viewport_size({"width": 1360, "height": 1100})
+        page.goto(f"{app_origin(page)}/studio")
+        expect(page.get_by_test_id("studio-form")).to_have_attribute("data-ready", "true", timeout=WAIT)
+        opener = page.locator(f"[data-image-id='{image['id']}'] [data-testid=gallery-open]")
+        opener.click()
+        details = page.get_by_test_id("details")
+        # nothing installed upscales or clears backgrounds yet: the drawer says so and offers nothing to click
+        expect(details.get_by_test_id("improve-capability")).to_be_visible()
+        expect(details.get_by_test_id("improve-capability")).to_contain_text("upscale")
+        expect(details.get_by_test_id("details-upscale")).to_be_disabled()
+        details.get_by_test_id("details-close").click()
+
+        home = Path(app.env["ZISHU_HOME"])
+        install_resource(home, "acme/up", {"format": "onnx", "role": "upscale"},
+                         files={"up.onnx": write_tiny_upscaler(tmp_path / "up.onnx")})
+        install_resource(home, "acme/cut", {"format": "onnx", "role": "background"},
+                         files={"seg.onnx": write_tiny_segmenter(tmp_path / "seg.onnx")})
+        page.reload()
+        expect(page.get_by_test_id("studio-form")).to_have_attribute("data-ready", "true", timeout=WAIT)
+        opener.click()
+        expect(details.get_by_test_id("improve-capability")).to_be_hidden()
+        details.get_by_test_id("details-upscale").click()
+        expect(page.get_by_text("Upscaled to 128×128")).to_be_visible(timeout=WAIT)
+        expect(details.get_by_test_id("details-title")).not_to_have_text(f"Picture #{image['id']}")
+        expect(details.get_by_test_id("details-image")).to_have_js_property("naturalWidth", 128)
+        details.get_by_test_id("details-background").click()
+        expect(page.get_by_text("Background removed")).to_be_visible(timeout=WAIT)
+        expect(page.get_by_test_id("gallery-item")).to_have_count(3)
+
+        details.get_by_test_id("download-format").select_option("webp")
+        with page.expect_download() as download:
+            details.get_by_test_id("details-download").click()
+        with Image.open(download.value.path()) as webp:
+            assert webp.format == "WEBP" and webp.size == (128, 128)
+
+        details.get_by_test_id("avatar-character").select_option("local/mimi")
+        details.get_by_test_id("avatar-emotion").select_option("happy")
+        details.get_by_test_id("details-avatar").click()
+        expect(page.get_by_text("now shows this picture when happy")).to_be_visible()
+        details.get_by_test_id("details-close").click()
+
+        # Mimi drawn, then her expression sheet, which becomes her avatar
+        page.get_by_test_id("field-character").select_option("local/mimi")
+        page.get_by_test_id("field-style").select_option("tiny")
+        page.get_by_test_id("draw-character").click()
+        drawn = page.get_by_test_id("run").first
+        expect(drawn.get_by_test_id("run-status")).to_have_text("Done", timeout=WAIT)
+        expect(drawn.get_by_test_id("run-picture")).to_have_count(1)
+        page.get_by_test_id("expression-sheet").click()
+        sheet = page.get_by_test_id("sheet")
+        expect(sheet.get_by_test_id("sheet-use")).to_be_enabled(timeout=WAIT)
+        emotions = [run.get_attribute("data-emotion") for run in sheet.get_by_test_id("run").all()]
+        assert len(emotions) >= 2 and "happy" in emotions, emotions
+        expect(sheet.get_by_test_id("run").first.get_by_test_id("run-title")).to_contain_text(f"{emotions[0]} · ")
+        sheet.get_by_test_id("sheet-use").click()
+        expect(page.get_by_text("local/mimi shows the new expression sheet.")).to_be_visible()
+        shot(page, tmp_path, "character-light")
+    assert app.api("GET", "/api/characters/local/mimi").json()["character"]["avatar"]["image"]
+    for emotion in emotions:  # each emotion's picture is the companion's now
+        picture = app.api("GET", f"/api/avatar/local/mimi/sheet/{emotion}")
+        assert picture.status_code == 200 and Image.open(io.BytesIO(picture.content)).size == (64, 64), emotion

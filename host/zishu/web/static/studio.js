@@ -448,7 +448,11 @@ function sheetCard(rid, sheetJobs) {
   const card = el("div", { class: "card run stack", "data-testid": "sheet" },
     el("div", { class: "row spread" }, el("span", { class: "job-title" }, `Expression sheet for ${rid}`), use));
   runs.prepend(card);
-  for (const [, job] of entries.reverse()) track(job, card);
+  for (const [emotion, job] of entries) {
+    track(job, card);
+    tracked.get(job.id).dataset.emotion = emotion;
+    showRun(jobs.byId.get(job.id) || job);
+  }
   const ready = () => entries.every(([, job]) => (jobs.byId.get(job.id) || job).status === "SUCCESS");
   jobs.subscribe(() => { use.disabled = !ready(); });
   use.addEventListener("click", async () => {
@@ -486,7 +490,8 @@ function showRun(job) {
   if (!card) return;
   const before = card.dataset.status;
   card.dataset.status = job.status;
-  $("run-title", card).textContent = job.title || `Picture job #${job.id}`;
+  const title = job.title || `Picture job #${job.id}`;
+  $("run-title", card).textContent = card.dataset.emotion ? `${card.dataset.emotion} · ${title}` : title;
   const badge = $("run-status", card);
   badge.textContent = STATUS_LABEL[job.status] || job.status;
   badge.className = `badge status-${job.status.toLowerCase()}`;
