@@ -445,11 +445,12 @@ function sheetCard(rid, sheetJobs) {
   const entries = Object.entries(sheetJobs);
   const use = el("button", { type: "button", class: "primary", "data-testid": "sheet-use", disabled: true },
     "Use the sheet as avatar");
+  const tiles = el("div", { class: "sheet-runs" });
   const card = el("div", { class: "card run stack", "data-testid": "sheet" },
-    el("div", { class: "row spread" }, el("span", { class: "job-title" }, `Expression sheet for ${rid}`), use));
+    el("div", { class: "row spread" }, el("span", { class: "job-title" }, `Expression sheet for ${rid}`), use), tiles);
   runs.prepend(card);
   for (const [emotion, job] of entries) {
-    track(job, card);
+    track(job, tiles);
     tracked.get(job.id).dataset.emotion = emotion;
     showRun(jobs.byId.get(job.id) || job);
   }
@@ -491,7 +492,9 @@ function showRun(job) {
   const before = card.dataset.status;
   card.dataset.status = job.status;
   const title = job.title || `Picture job #${job.id}`;
-  $("run-title", card).textContent = card.dataset.emotion ? `${card.dataset.emotion} · ${title}` : title;
+  const shown = card.dataset.emotion ? `${card.dataset.emotion} · ${title}` : title;
+  $("run-title", card).textContent = shown;
+  $("run-title", card).title = shown;
   const badge = $("run-status", card);
   badge.textContent = STATUS_LABEL[job.status] || job.status;
   badge.className = `badge status-${job.status.toLowerCase()}`;
