@@ -491,10 +491,11 @@ function showRun(job) {
   if (!card) return;
   const before = card.dataset.status;
   card.dataset.status = job.status;
-  const title = job.title || `Picture job #${job.id}`;
-  const shown = card.dataset.emotion ? `${card.dataset.emotion} · ${title}` : title;
-  $("run-title", card).textContent = shown;
-  $("run-title", card).title = shown;
+  const asked = job.params || {};
+  let title = job.title || `Picture job #${job.id}`;
+  if (!asked.prompt && asked.character) title = `Draw ${asked.character}`; // the character says what to draw
+  $("run-title", card).textContent = card.dataset.emotion || title; // a sheet's tile: its emotion
+  $("run-title", card).title = title;
   const badge = $("run-status", card);
   badge.textContent = STATUS_LABEL[job.status] || job.status;
   badge.className = `badge status-${job.status.toLowerCase()}`;
