@@ -5,7 +5,7 @@
 import {
   $, ACTIVE, RETRYABLE, STATUS_LABEL, api, el, idPath, jobs, reportError, showProgress, toast,
 } from "./app.js";
-import { refreshGallery, startGallery } from "./studio_gallery.js";
+import { openPicture, refreshGallery, startGallery } from "./studio_gallery.js";
 import { editMask, forgetMask } from "./studio_mask.js";
 
 const form = $("studio-form");
@@ -474,14 +474,16 @@ function sheetCard(rid, sheetJobs) {
 
 // -- runs: a job's progress, previews, pictures, Cancel and Retry ----------------------------------------------
 
+/** Show ``job`` as a card (in ``into``, else first among the runs) that follows it. */
 function track(job, into = null) {
-  if (!tracked.has(job.id)) {
-    const card = runTemplate.content.firstElementChild.cloneNode(true);
+  let card = tracked.get(job.id);
+  if (!card) {
+    card = runTemplate.content.firstElementChild.cloneNode(true);
     card.dataset.jobId = job.id;
     tracked.set(job.id, card);
-    if (into) into.append(card);
-    else runs.prepend(card);
+    runs.prepend(card);
   }
+  if (into && card.parentElement !== into) into.append(card); // the job stream may have shown it first
   jobs.put(job);
   showRun(jobs.byId.get(job.id) || job);
 }
@@ -535,6 +537,11 @@ function showRun(job) {
 }
 
 runs.addEventListener("click", async (event) => {
+  const picture = event.target.closest("img[data-image-id]");
+  if (picture) {
+    openPicture(picture.dataset.imageId);
+    return;
+  }
   const button = event.target.closest("button[data-action]");
   const card = event.target.closest("[data-job-id]");
   if (!button || !card) return;
@@ -554,6 +561,10 @@ runs.addEventListener("click", async (event) => {
 });
 
 jobs.subscribe((feed) => {
+  // every drawing in progress shows here: from before this page was opened, or queued by another tool
+  for (const job of feed.list().reverse()) {
+    if (job.kind === "image" && ACTIVE.has(job.status) && !tracked.has(job.id)) track(job);
+  }
   for (const id of tracked.keys()) {
     const job = feed.byId.get(id);
     if (job) showRun(job);

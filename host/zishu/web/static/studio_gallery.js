@@ -261,6 +261,16 @@ $("details-avatar", drawer).addEventListener("click", async () => {
   }
 });
 
+/** Open the details of gallery picture ``id`` (a run's picture, which the grid may not show). */
+export async function openPicture(id) {
+  try {
+    const { image } = await api(`/api/studio/gallery/${id}`);
+    open(image);
+  } catch (error) {
+    reportError(error);
+  }
+}
+
 /** Start the gallery: ``options`` are the page's hooks (reuse, edit, capability, offerInstall) and the
  * characters for "Use as avatar". */
 export function startGallery(options, characters) {
