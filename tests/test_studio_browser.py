@@ -317,6 +317,10 @@ def test_upscale_background_download_avatar_and_drawing_a_character_from_the_pan
         drawn = page.get_by_test_id("run").first
         expect(drawn.get_by_test_id("run-status")).to_have_text("Done", timeout=WAIT)
         expect(drawn.get_by_test_id("run-picture")).to_have_count(1)
+        expect(drawn.get_by_test_id("run-title")).to_have_text("Draw local/mimi")
+        drawn.get_by_test_id("run-picture").click()  # its details, Mimi's appearance in its prompt
+        expect(details.get_by_test_id("details-parameters")).to_contain_text("fox")
+        details.get_by_test_id("details-close").click()
         page.get_by_test_id("expression-sheet").click()
         sheet = page.get_by_test_id("sheet")
         expect(sheet.get_by_test_id("sheet-use")).to_be_enabled(timeout=WAIT)
