@@ -2,8 +2,8 @@
 diffusers engine on a tiny random SD pipeline (``tiny_diffusers``): a refused field shown beside
 the field, Generate with live progress and latent previews, the picture in the gallery, its details
 (parameters copied to the clipboard, Reuse filling the form), Delete with Undo, Cancel and Retry; a style's missing LoRA
-offered for install, a mask painted over a gallery picture sent with the request, and a picture
-safe mode blocked shown blurred with its reason. Screenshots (light and dark) go to
+offered for install, a mask painted over a gallery picture and a ControlNet guide sent with the
+request, and a picture safe mode blocked shown blurred with its reason. Screenshots (light and dark) go to
 ``ZISHU_SCREENSHOTS`` when it is set."""
 
 from __future__ import annotations
@@ -228,13 +228,34 @@ def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, ap
         painted = int((np.asarray(mask) > 127).sum())
         assert 0 < painted < 64 * 64 / 2  # a stroke, not the whole picture
 
+        # a ControlNet guide: the chosen picture goes scaled to the requested size, with its kind and weight
+        page.get_by_test_id("clear-source").click()
+        expect(page.get_by_test_id("source")).to_be_hidden()
+        page.get_by_test_id("controlnet").locator("summary").click()
+        guide = io.BytesIO()
+        Image.new("RGB", (256, 128), (250, 250, 250)).save(guide, "PNG")
+        page.get_by_test_id("control-kind").select_option("pose")
+        page.get_by_test_id("control-file").set_input_files(
+            files=[{"name": "pose.png", "mimeType": "image/png", "buffer": guide.getvalue()}])
+        expect(page.get_by_test_id("control-preview")).to_be_visible()
+        page.get_by_test_id("control-weight").fill("0.8")
+        with page.expect_request(lambda r: r.url.endswith("/api/studio/images") and r.method == "POST") as sent:
+            page.get_by_test_id("generate").click()
+        control = sent.value.post_data_json["control"]
+        assert "init_image" not in sent.value.post_data_json and "mask" not in sent.value.post_data_json
+        assert control["type"] == "pose" and control["weight"] == 0.8
+        header, _, data = control["image"].partition(",")
+        assert header == "data:image/png;base64"
+        assert Image.open(io.BytesIO(base64.b64decode(data))).size == (64, 32)  # fit in 64×64, its shape kept
+        page.get_by_test_id("control-clear").click()
+        expect(page.get_by_test_id("control-preview")).to_be_hidden()
+
         # a picture safe mode blocks (a classifier whose threshold everything passes) stays listed, blurred
         classifier = tmp_path / "check.onnx"
         write_classifier(classifier)
         chosen = app.api("PUT", "/api/settings", json={"studio_image_check": {"model": str(classifier),
                                                                               "threshold": 0.01}})
         assert chosen.status_code == 200, chosen.text
-        page.get_by_test_id("clear-source").click()
         page.get_by_test_id("field-steps").fill("1")
         page.get_by_test_id("field-seed").fill("11")
         page.get_by_test_id("generate").click()
