@@ -247,6 +247,8 @@ def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, ap
         header, _, data = control["image"].partition(",")
         assert header == "data:image/png;base64"
         assert Image.open(io.BytesIO(base64.b64decode(data))).size == (64, 32)  # fit in 64×64, its shape kept
+        expect(page.get_by_test_id("generate")).to_be_enabled()
+        shot(page, tmp_path, "controlnet-light")
         page.get_by_test_id("control-clear").click()
         expect(page.get_by_test_id("control-preview")).to_be_hidden()
 
