@@ -34,7 +34,8 @@ function capability(name) {
 
 /** A note saying what is missing, with an Install button for the catalog id that cures it. */
 function offerInstall({ message, install }) {
-  const note = el("div", { class: "row", "data-testid": "capability-note" }, el("span", { class: "grow" }, message));
+  const text = message ? message[0].toUpperCase() + message.slice(1) : "";
+  const note = el("div", { class: "row", "data-testid": "capability-note" }, el("span", { class: "grow" }, text));
   if (install) {
     const button = el("button", { type: "button", class: "primary", "data-testid": "install-missing",
       dataset: { install } }, `Install ${install}`);
