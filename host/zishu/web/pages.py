@@ -1,4 +1,4 @@
-"""The app's pages: Discover, a resource's page, Library, Jobs, Nodes, Plugins, Settings.
+"""The app's pages: Discover, a resource's page, Library, Jobs, Nodes, Plugins, Settings, Studio.
 
 Jinja renders what the server already knows (the shell, the library, plugins, settings, a
 resource's manifest); the static ES modules fill the live parts (search, install progress, jobs)
@@ -102,6 +102,12 @@ def nodes_panel():
     from zishu.cluster.nodes import EXPIRES_AFTER
 
     return render_template("nodes.html", title="Nodes", active="/nodes", stale_after=EXPIRES_AFTER)
+
+
+@pages.get("/studio")
+def studio():
+    """The Studio panel (``static/studio.js``): it draws through ``/api/studio`` and the job stream."""
+    return render_template("studio.html", title="Studio", active="/studio")
 
 
 @pages.get("/plugins")

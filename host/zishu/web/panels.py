@@ -38,7 +38,7 @@ def register_routes(register) -> None:
     register(engines)
     register(safety)
     register(styles)
-    register(studio)
+    register(studio, nav=("Studio", "/studio"))  # the page itself is in pages.py
     register(storyboard, nav=("Storyboard", "/storyboard"))
     register(cluster)
     register(pages, nav=[("Discover", "/discover"), ("Library", "/library"), ("Jobs", "/jobs"),
