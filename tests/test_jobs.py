@@ -111,6 +111,26 @@ def test_cancel_a_waiting_job_and_it_never_runs(queue):
     assert queue.ran == ["after"]
 
 
+def test_a_cancel_is_kept_when_a_worker_starts_the_job_while_it_is_asked(queue, monkeypatch):
+    """The worker takes the job between the cancel's read (PENDING) and its update: the running
+    job still hears the cancel instead of it being lost."""
+    from zishu.jobs import records
+    from zishu.jobs.records import Status
+
+    job = queue.submit("steps", {"name": "raced"})
+    real_update = records.update
+
+    def worker_starts_first(job_id, only_if=None, **fields):
+        if only_if == (Status.PENDING,):
+            real_update(job_id, only_if=(Status.PENDING,), status=Status.RUNNING.value)
+        return real_update(job_id, only_if=only_if, **fields)
+
+    monkeypatch.setattr(records, "update", worker_starts_first)
+    cancelled = queue.cancel(job.id)
+    assert cancelled.status == "RUNNING" and cancelled.cancel_requested
+    assert cancelled.message == "cancelling…"
+
+
 def test_cancel_a_running_job_then_retry_it(queue):
     queue.start_consumer()
     job = queue.submit("steps", {"wait_gate": True})

@@ -71,6 +71,11 @@ def load_plugins(disabled: Iterable[str] = (), folders: Iterable[Path] = ()) -> 
     return pm
 
 
+def listening(hook_name: str) -> bool:
+    """Whether any plugin implements hook ``hook_name`` (so a caller can skip building its arguments)."""
+    return bool(getattr(pm.hook, hook_name).get_hookimpls())
+
+
 def call_each(hook_name: str, **kwargs) -> None:
     """Call one hook plugin by plugin (in pluggy's order); a plugin that raises is recorded."""
     for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):

@@ -369,7 +369,7 @@ class JobQueue:
             if self.relay is not None and self._remote_job(job):  # its input files wait in Redis for nobody
                 self.relay.drop_inputs(self.node, job_id, len(self.inputs(job.kind, json.loads(job.params))))
             self._emit("on_job_end", job_id)
-        elif job.status == Status.RUNNING:
+        elif self.get(job_id).status == Status.RUNNING:  # read again: a worker may have started it meanwhile
             self._cancel.add(job_id)
             records.update(job_id, only_if=(Status.RUNNING,), cancel_requested=True, message="cancelling…")
         return self.get(job_id)
@@ -610,7 +610,9 @@ class JobQueue:
 
     def _emit(self, hook_name: str, job_id: int) -> None:
         """Tell plugins (each on its own: one that raises is recorded, the others still hear it),
-        or the ``hook`` object given to the queue."""
+        or the ``hook`` object given to the queue. No listener: nothing is read."""
+        if self.hook is None and not plugins.listening(hook_name):
+            return
         job = self.get(job_id).as_dict()
         if self.hook is None:
             plugins.call_each(hook_name, job=job)

@@ -3,9 +3,10 @@
 An internal plugin (``trylast``), registered like the ``install`` job. Its ``check`` runs at submit
 (``Studio.prepare``), so ``POST /api/jobs {"kind": "image"}`` and ``POST /api/studio/images`` refuse
 bad input alike, naming the field, before anything is queued. While it runs, progress is the
-denoising step over the steps, and every few steps the job's ``extra`` holds ``preview``: a small
-JPEG data URL of the picture so far, which the job event stream carries to the window. Cancel stops
-it between two steps; Retry draws it again. The result lists the pictures (``Result.as_dict``).
+denoising step over the steps, and every few steps (at most every ``PREVIEW_GAP`` seconds) the
+job's ``extra`` holds ``preview``: a small JPEG data URL of the picture so far, which the job
+event stream carries to the window. Cancel stops it between two steps; Retry draws it again. The
+result lists the pictures (``Result.as_dict``).
 
 On a cluster (``ZISHU_QUEUE=redis://…``) the job is remote and routed by its model: a node that
 has the model draws it into its own gallery, the pictures come back as the result's ``files``, and
@@ -30,6 +31,7 @@ from .gallery import FOLDER, StudioImage
 from .requests import ImageRequest
 
 PREVIEW_EVERY = 3  # steps between previews
+PREVIEW_GAP = 0.25  # seconds at least between two previews
 PREVIEW_QUALITY = 70
 
 
@@ -39,12 +41,22 @@ def draw_images(ctx: JobContext, **params: Any) -> dict:
     steps = prepared.request.steps
     ctx.progress(0, steps, "loading the model")
 
+    # one message while it draws, so each step's report is throttled like any job's (a new message
+    # is always written); the window shows the step from ``done`` and ``total``
     def progress(step: int, total: int) -> None:
         ctx.check()
-        ctx.progress(step, total, f"step {step} of {total}")
+        ctx.progress(step, total, "drawing")
+
+    last_preview = [0.0]
 
     def preview(step: int, total: int, image) -> None:
-        ctx.progress(step, total, f"step {step} of {total}", extra={"preview": data_url(image), "step": step})
+        # every few steps, and no more often than PREVIEW_GAP: a fast model's steps come quicker than
+        # anyone can see, and each preview is a JPEG and a write to the job table
+        now = time.monotonic()
+        if now - last_preview[0] < PREVIEW_GAP:
+            return  # the step itself was reported by ``progress``
+        last_preview[0] = now
+        ctx.progress(step, total, "drawing", extra={"preview": data_url(image), "step": step})
 
     started = time.perf_counter()
     result = studio.generate(prepared, job_id=ctx.job_id, progress=progress, cancelled=ctx.cancelled,

@@ -503,7 +503,8 @@ function showRun(job) {
   badge.textContent = STATUS_LABEL[job.status] || job.status;
   badge.className = `badge status-${job.status.toLowerCase()}`;
   showProgress($("run-progress", card), $("run-percent", card), job);
-  $("run-message", card).textContent = job.message || "";
+  const step = job.status === "RUNNING" && job.total && job.done ? ` · step ${Math.round(job.done)} of ${job.total}` : "";
+  $("run-message", card).textContent = (job.message || "") + step;
   $("run-error", card).textContent = job.error || "";
   const cancel = $("run-cancel", card);
   cancel.hidden = !ACTIVE.has(job.status);
