@@ -82,6 +82,13 @@ def test_a_search_limit_that_is_not_a_small_whole_number_is_a_400(client, limit)
     assert client.get("/api/catalog/search?limit=2").status_code == 200
 
 
+@pytest.mark.parametrize(("query", "named"), [("kind=spaceship", "kind: unknown kind 'spaceship'"),
+                                               ("sort=newest-first", "sort: unknown sort 'newest-first'"),
+                                               ("q=" + "x" * 501, "query: String should have at most 500")])
+def test_a_search_is_checked_by_the_model_the_mcp_tool_uses_too(client, query, named):
+    assert named in refused(client.get(f"/api/catalog/search?{query}"))
+
+
 @pytest.mark.parametrize("priority", [10**30, -(10**30), 2**63, 1_000_001, True, 1.5, "1"])
 def test_a_priority_out_of_range_or_of_another_type_is_a_400(client, priority):
     for path, body in (("/api/jobs", {"kind": "install", "params": {}, "priority": priority}),

@@ -70,6 +70,13 @@ async def _exercise(client, wav, *, local_files: bool) -> None:
     assert tools["generate_image"].input_schema["properties"] == ImageRequest.model_json_schema()["properties"]
     assert set(SpeechRequest.model_fields) <= set(tools["speak"].input_schema["properties"])
     assert "memory" in tools["chat_with_character"].input_schema["properties"]
+    from zishu.catalog.search import CatalogQuery
+    from zishu.jobs.records import JobRef
+
+    assert tools["search_catalog"].input_schema["properties"] == CatalogQuery.model_json_schema()["properties"]
+    assert tools["job_status"].input_schema["properties"] == JobRef.model_json_schema()["properties"]
+    unknown_kind = await client.call_tool("search_catalog", {"query": "mei", "kind": "spaceship"})
+    assert unknown_kind.is_error and "kind: unknown kind 'spaceship'" in _text(unknown_kind)
 
     listed = await client.call_tool("list_characters", {})
     assert [c["id"] for c in json.loads(listed.content[0].text)] == ["acme/mei"]

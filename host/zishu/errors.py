@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -304,3 +304,13 @@ def exit_status_help() -> str:
     width = max(len(code) for _, code, _ in rows)
     lines = [f"  {status:<3}{code:<{width}}  {summary}".rstrip() for status, code, summary in rows]
     return "\b\nExit status:\n" + "\n".join(lines) + "\n"
+
+
+def field_problem(error: Any) -> UsageError:
+    """The first problem of a pydantic ``ValidationError`` as a UsageError naming its field
+    ("limit: Input should be less than or equal to 200"), for request models' ``parse``."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "request"
+    cause = (first.get("ctx") or {}).get("error")
+    message = "required" if first["type"] == "missing" else str(cause) if cause is not None else first["msg"]
+    return UsageError(f"{where}: {message}")

@@ -19,10 +19,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
-from zishu.errors import UsageError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from zishu.errors import UsageError, field_problem
 
 from .manifest import KINDS
+
+MAX_RESULTS = 10_000  # results one search answers at most
 
 SORTS = {
     # name: (key, descending)
@@ -132,3 +137,40 @@ def facets(entries: Iterable[dict], top_tags: int = 60) -> dict[str, list[str]]:
         "licenses": sorted({e.get("license", "") for e in entries} - {""}),
         "base_models": sorted({e.get("base_model") or "" for e in entries} - {""}),
     }
+
+
+class CatalogQuery(BaseModel):
+    """One catalog search, as ``GET /api/catalog/search`` (``?q=``) and the MCP tool
+    ``search_catalog`` take it: the same checks and the same refusals for both."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field("", max_length=500, description="words to look for, with kind:/tag:/license:/base: "
+                                                      "filters; empty: everything")
+    kind: str | None = Field(None, description=f"one of: {', '.join(KINDS)}")
+    tag: str | None = Field(None, max_length=100)
+    license: str | None = Field(None, max_length=100)
+    base_model: str | None = Field(None, max_length=200)
+    sort: str = Field("popular", description=f"one of: {', '.join(SORTS)}")
+    limit: int = Field(60, ge=0, le=MAX_RESULTS, description="results at most")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str | None) -> str | None:
+        if value is not None and value not in KINDS:
+            raise ValueError(f"unknown kind {value!r}; choose one of: {', '.join(KINDS)}")
+        return value
+
+    @field_validator("sort")
+    @classmethod
+    def _known_sort(cls, value: str) -> str:
+        if value not in SORTS:
+            raise ValueError(f"unknown sort {value!r}; choose one of: {', '.join(SORTS)}")
+        return value
+
+    @classmethod
+    def parse(cls, values: Any) -> CatalogQuery:
+        """``values`` checked; a UsageError naming the field otherwise."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as e:
+            raise field_problem(e) from None

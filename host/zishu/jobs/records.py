@@ -20,10 +20,28 @@ import time
 from enum import Enum
 
 import peewee
+import pydantic
 
 from zishu.db import BaseModel
+from zishu.errors import field_problem
 
 from .events import changes
+
+MAX_JOB_ID = 2**63 - 1  # SQLite's largest INTEGER
+
+
+class JobRef(pydantic.BaseModel):
+    """A job id, as ``GET /api/jobs/<id>`` and the MCP tool ``job_status`` take it."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+    job_id: int = pydantic.Field(..., ge=1, le=MAX_JOB_ID, description="a job id other calls returned")
+
+    @classmethod
+    def parse(cls, values: object) -> JobRef:
+        try:
+            return cls.model_validate(values)
+        except pydantic.ValidationError as e:
+            raise field_problem(e) from None
 
 
 class Status(str, Enum):

@@ -18,12 +18,13 @@ from flask import Blueprint, current_app, jsonify, request
 
 from zishu import config, plugins, system
 from zishu import settings as user_settings
-from zishu.catalog.search import facets
+from zishu.catalog.search import MAX_RESULTS, CatalogQuery, facets
 from zishu.companion import characters as user_characters
 from zishu.errors import NotFound, UsageError
 from zishu.ids import VERSION_PATTERN, parse_id, parse_request
 from zishu.jobs import changes_since, records
 from zishu.jobs.events import changes
+from zishu.jobs.records import MAX_JOB_ID, JobRef
 from zishu.resources.library import Library
 from zishu.resources.overview import install_overview
 
@@ -35,9 +36,7 @@ api = Blueprint("api", __name__, url_prefix="/api")
 VERSION = re.compile(VERSION_PATTERN)
 STREAM_POLL = 0.5  # seconds: how often the job stream looks at the table for other processes' changes
 HEARTBEAT = 15.0
-MAX_JOB_ID = 2**63 - 1  # SQLite's largest INTEGER
 PRIORITY_RANGE = 1_000_000
-MAX_LIMIT = 10_000  # results one catalog search answers at most
 
 
 def _id(owner: str, name: str) -> str:
@@ -96,12 +95,15 @@ def _library() -> Library:
 @api.get("/catalog/search")
 def catalog_search():
     args = request.args
+    asked = CatalogQuery.parse({
+        "query": args.get("q", ""), "kind": args.get("kind") or None, "tag": args.get("tag") or None,
+        "license": args.get("license") or None, "base_model": args.get("base_model") or None,
+        "sort": args.get("sort") or "popular",
+        "limit": whole_number(args.get("limit", "60"), "limit", low=0, high=MAX_RESULTS)})
     client = runtime().catalog()
-    limit = whole_number(args.get("limit", "60"), "limit", low=0, high=MAX_LIMIT)
-    found = client.search(args.get("q", ""), kind=args.get("kind") or None, tag=args.get("tag") or None,
-                          license=args.get("license") or None, base_model=args.get("base_model") or None,
-                          sort=args.get("sort") or "popular")
-    results = _library().mark_installed(found[:limit])
+    found = client.search(asked.query, kind=asked.kind, tag=asked.tag, license=asked.license,
+                          base_model=asked.base_model, sort=asked.sort)
+    results = _library().mark_installed(found[:asked.limit])
     return jsonify(results=results, total=len(found), source=client.source_used, warning=client.warning)
 
 
@@ -199,7 +201,7 @@ def open_folder(owner: str, name: str):
 def _job_id(value: str) -> int:
     if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_JOB_ID:
         raise UsageError(f"{_shown(value)} is not a job id (a whole number)")
-    return int(value)
+    return JobRef.parse({"job_id": int(value)}).job_id
 
 
 @api.get("/jobs")

@@ -6,11 +6,11 @@ Every tool takes its arguments as one pydantic request model, the one the REST r
 action validates with (``ModelTools``): the model's JSON Schema is the tool's input schema, and the
 model checks the arguments, so a bad one is refused with the same "field: problem" text as REST.
 
-    search_catalog        SearchCatalog (GET /api/catalog's query)       the catalog's matching entries
+    search_catalog        CatalogQuery (GET /api/catalog/search)          the catalog's matching entries
     list_characters       (none)                                          the installed characters
     chat_with_character   ChatWithCharacter (/v1/chat/completions, one    one reply; ``memory`` false keeps
                           user message)                                   it out of the character's memory
-    job_status            JobStatus (GET /api/jobs/<id>)                  a job's status and progress
+    job_status            JobRef (GET /api/jobs/<id>)                     a job's status and progress
     generate_image        ImageRequest (POST /api/studio/images)          the pictures, as image content,
                                                                           with progress notifications
     speak                 SpeechRequest (POST /v1/audio/speech)           audio content
@@ -39,25 +39,16 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zishu import __version__
+from zishu.catalog.search import CatalogQuery
 from zishu.errors import UsageError, ZishuError
 from zishu.jobs.events import changes
-from zishu.jobs.records import FINISHED
+from zishu.jobs.records import FINISHED, JobRef
 from zishu.runtime import Runtime
 
 INSTRUCTIONS = ("Zishu runs AI characters on this computer. list_characters gives the ids chat_with_character "
                 "and speak take; search_catalog finds characters and models to install; generate_image draws "
                 "with the installed image model; job_status follows the jobs other tools start.")
 JOB_POLL = 0.5  # seconds between looks at a followed job's row (changes here wake it at once)
-
-
-class SearchCatalog(BaseModel):
-    """The catalog search (as GET /api/catalog and `zishu search` take it)."""
-
-    model_config = ConfigDict(extra="forbid")
-    query: str = Field("", max_length=500, description="words to look for; empty: everything")
-    kind: str | None = Field(None, description="character, model, voice, ...")
-    tag: str | None = None
-    limit: int = Field(20, ge=1, le=200)
 
 
 class ChatWithCharacter(BaseModel):
@@ -68,13 +59,6 @@ class ChatWithCharacter(BaseModel):
     message: str = Field(..., min_length=1, max_length=4000)
     memory: bool = Field(True, description="false: the exchange is not written to the character's memory")
     max_tokens: int = Field(256, ge=1, le=4096)
-
-
-class JobStatus(BaseModel):
-    """A job id, as GET /api/jobs/<id> takes it."""
-
-    model_config = ConfigDict(extra="forbid")
-    job_id: int = Field(..., ge=1, le=2**63 - 1)
 
 
 class NoArguments(BaseModel):
@@ -172,10 +156,11 @@ def build_server(runtime: Runtime, sessions: Any, *, local_files: bool = True) -
     computer (stdio, whose client is the user's own program; not over HTTP)."""
     tools = ModelTools()
 
-    @tools.add("search_catalog", SearchCatalog)
-    async def search_catalog(asked: SearchCatalog, ctx: Context) -> str:
+    @tools.add("search_catalog", CatalogQuery)
+    async def search_catalog(asked: CatalogQuery, ctx: Context) -> str:
         """Search Zishu's catalog of characters, models and voices; JSON entries (id, kind, name, summary)."""
         found = await in_thread(runtime.catalog().search, asked.query, kind=asked.kind, tag=asked.tag,
+                                license=asked.license, base_model=asked.base_model, sort=asked.sort,
                                 limit=asked.limit)
         keep = ("id", "kind", "name", "summary", "tags", "license")
         return json.dumps([{k: e.get(k) for k in keep if k in e} for e in found], ensure_ascii=False)
@@ -191,8 +176,8 @@ def build_server(runtime: Runtime, sessions: Any, *, local_files: bool = True) -
         character's memory untouched."""
         return await in_thread(_chat, sessions, asked)
 
-    @tools.add("job_status", JobStatus)
-    async def job_status(asked: JobStatus, ctx: Context) -> str:
+    @tools.add("job_status", JobRef)
+    async def job_status(asked: JobRef, ctx: Context) -> str:
         """A job's status, progress and result (JSON), for the job ids other tools return."""
         job = await in_thread(runtime.jobs.get, asked.job_id)
         return json.dumps(job.as_dict(), ensure_ascii=False, default=str)
