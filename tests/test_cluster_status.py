@@ -153,3 +153,23 @@ def test_status_with_the_password_in_zishu_queue_never_prints_it(tmp_path):
     assert f"no live nodes on redis://:***@127.0.0.1:{port}/0" in result.output and "hunter2" not in result.output
     assert wrong.exit_code == exit_status(RemoteError("x")) and "not-it" not in wrong.output
     assert os.environ.get("ZISHU_QUEUE") != url  # CliRunner's env did not leak into this process
+
+
+def test_a_heartbeat_reads_the_gpu_with_nvidia_smi_at_most_every_few_seconds(tmp_path, monkeypatch):
+    """A node beats every 2 s; nvidia-smi, which takes a good part of a second, runs once per
+    GPU_READ_EVERY, and what it said is advertised in between."""
+    from zishu.cluster import nodes
+
+    calls = tmp_path / "calls"
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text(f'#!/bin/sh\necho x >> "{calls}"\necho "NVIDIA H200, 1024, 2048"\n')
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{smi.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(nodes, "_gpu_read", [float("-inf"), None])
+    seen = [nodes.describe("w:1", "n", [], [])["gpu"] for _ in range(5)]
+    assert seen == [{"name": "NVIDIA H200", "vram_free": 2**30, "vram_total": 2**31}] * 5
+    assert calls.read_text().count("x") == 1
+    monkeypatch.setattr(nodes, "GPU_READ_EVERY", 0.0)
+    nodes.describe("w:1", "n", [], [])
+    assert calls.read_text().count("x") == 2

@@ -18,8 +18,20 @@ HEARTBEAT_EVERY = float(os.environ.get("ZISHU_CLUSTER_HEARTBEAT", "2"))  # secon
 EXPIRES_AFTER = 3 * HEARTBEAT_EVERY
 
 
+GPU_READ_EVERY = 15.0  # seconds between two runs of nvidia-smi (a heartbeat comes every 2 s)
+_gpu_read: list[Any] = [float("-inf"), None]  # when, what
+
+
 def _gpu() -> dict[str, Any] | None:
-    """The first NVIDIA GPU's name and free VRAM (bytes), from ``nvidia-smi``; None without one."""
+    """The first NVIDIA GPU's name and free VRAM (bytes), from ``nvidia-smi`` at most every
+    ``GPU_READ_EVERY`` seconds (it takes a good part of a second); None without one."""
+    now = time.monotonic()
+    if now - _gpu_read[0] >= GPU_READ_EVERY:
+        _gpu_read[:] = [now, _read_gpu()]
+    return _gpu_read[1]
+
+
+def _read_gpu() -> dict[str, Any] | None:
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
