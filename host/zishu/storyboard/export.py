@@ -15,18 +15,27 @@ what ``timeline`` returns and what the ffprobe test checks to within 50 ms. Shot
 ``sum(d_j - X for j < i)``; its subtitle shows from there until the next shot starts (the last one
 to the end).
 
-The file is written as a hidden temporary file beside the target and renamed into place only when
-ffmpeg has finished, so a cancelled or crashed export never leaves a file that looks complete. The
-SRT is written beside the MP4 (same name, ``.srt``), atomically.
+The file is written as a hidden temporary file beside the target (``.NAME.mp4.<pid>.partial``) and
+renamed into place only when ffmpeg has finished, so a cancelled or crashed export never leaves a
+file that looks complete. The SRT is written beside the MP4 (same name, ``.srt``), atomically.
+
+A crash (kill -9 of the app or worker) must not leave ffmpeg running on: on Linux it is started
+under ``setpriv --pdeathsig KILL`` (util-linux), so the kernel ends it with the process that
+started it. The partial file carries the pid of the process that writes it, so an export run
+again after a crash never shares a file with an encoder that might still be ending, and the next
+export of the same file removes partial files whose process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +86,7 @@ class Exported:
     width: int
     height: int
     command: list[str] = field(default_factory=list)
+    encode_seconds: float = 0.0  # how long ffmpeg ran (the benchmark's "time inside ffmpeg")
 
 
 def frame_size(aspect: str, resolution: str) -> tuple[int, int]:
@@ -218,22 +228,53 @@ def export_video(shots: list[ShotMedia], out: Path, settings: ExportSettings | N
         if settings.burn_subtitles and text:
             burned = Path(work) / "subtitles.srt"  # a plain path: no quoting surprises inside the filter
             burned.write_text(text, encoding="utf-8")
-        partial = out.with_name(f".{out.name}.partial")
+        remove_stale_partials(out)
+        partial = partial_path(out)
         args = command(shots, partial, settings, burned)
+        began = time.monotonic()
         try:
             _run(args, total, progress, cancelled, Path(work) / "ffmpeg.log")
+            seconds = time.monotonic() - began
             os.replace(partial, out)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
     write_atomic(subtitles, text)
-    return Exported(out, subtitles, total, width, height, args)
+    return Exported(out, subtitles, total, width, height, args, seconds)
+
+
+def partial_path(out: Path) -> Path:
+    """Where this process's ffmpeg writes ``out`` until it is complete: hidden, named for the pid."""
+    return out.with_name(f".{out.name}.{os.getpid()}.partial")
+
+
+def remove_stale_partials(out: Path) -> list[Path]:
+    """Remove the partial files of ``out`` whose writing process is gone (a crashed export's)."""
+    import psutil
+
+    removed = []
+    for found in out.parent.glob(f".{out.name}.*.partial"):
+        pid = found.name[len(out.name) + 2:-len(".partial")]
+        if pid.isdigit() and psutil.pid_exists(int(pid)):
+            continue  # a live process is writing it
+        with contextlib.suppress(FileNotFoundError):
+            found.unlink()
+            removed.append(found)
+    return removed
+
+
+def dies_with_parent(args: list[str]) -> list[str]:
+    """``args`` run so that the kernel kills the program when the process that started it dies
+    (Linux: util-linux's ``setpriv --pdeathsig KILL``, which then execs it); elsewhere unchanged."""
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, "--pdeathsig", "KILL", "--", *args] if setpriv else args
 
 
 def _run(args: list[str], total: float, progress: Callable[[float, float], None] | None,
          cancelled: Callable[[], bool] | None, log: Path) -> None:
     with open(log, "w+b") as errors:
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(dies_with_parent(args), stdout=subprocess.PIPE, stderr=errors,
+                                   stdin=subprocess.DEVNULL)
         stop = threading.Event()
         watcher = None
         if cancelled is not None:

@@ -6,7 +6,8 @@ finished shot is never redone; regenerating one shot touches no other.
 
 - The picture: the studio's request for the project's character (``studio.characters.draw_request``:
   its look, style, LoRA) with the shot's prompt, the project's style, the frame's aspect and the
-  project's seed, so the character stays the same from shot to shot. Drawn by ``Studio.generate``
+  project's seed, so the character stays the same from shot to shot. Its short side is the
+  ``storyboard_picture_side`` setting (512 by default: SD 1.5's size; export scales it to the video). Drawn by ``Studio.generate``
   (the gallery keeps it too) and copied into the project's folder, so the project reads offline.
 - The narration: the project's voice, else the character's, else the Settings' default voice, else
   espeak-ng; written as a WAV. The shot then lasts as long as the narration plus ``PAUSE``.
@@ -28,10 +29,9 @@ from zishu.files import adjacent_tmp_file
 
 from .export import FPS
 from .projects import MAX_DURATION, MIN_DURATION, Storyboards
-from .records import Project, Shot
+from .records import ASPECTS, Project, Shot
 
 PAUSE = 0.6  # seconds of quiet after the narration, before the next shot's crossfade
-PICTURE_SIZES = {"16:9": (912, 512), "9:16": (512, 912), "1:1": (512, 512)}  # what is drawn, then scaled
 PARTS = ("image", "narration")
 
 
@@ -44,8 +44,18 @@ def image_request(boards: Storyboards, project: Project, shot: Shot) -> dict[str
         request = draw_request(character, prompt=shot.prompt, style=project.style)
     else:
         request = {"prompt": shot.prompt, **({"style": project.style} if project.style else {})}
-    width, height = PICTURE_SIZES[project.aspect]
+    from zishu import settings
+
+    width, height = picture_size(project.aspect, settings.load().storyboard_picture_side)
     return {**request, "width": width, "height": height, "seed": project.seed}
+
+
+def picture_size(aspect: str, side: int = 512) -> tuple[int, int]:
+    """What is drawn for a frame of ``aspect``: ``side`` pixels on the short side, the long side to
+    the aspect on a multiple of 8 (512 at 16:9 is 912×512); export then scales it to the video."""
+    a, b = ASPECTS[aspect]
+    long = round(side * max(a, b) / min(a, b) / 8) * 8
+    return (long, side) if a > b else (side, long) if a < b else (side, side)
 
 
 def narration_seconds(seconds: float) -> float:
