@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import install_resource
+from zishu import settings
 from tiny_diffusers import write_tiny_sd
 from zishu.storyboard.export import CROSSFADE
 from zishu.storyboard.media import probe
@@ -69,6 +70,7 @@ def until(condition, what: str, proc: subprocess.Popen, log: Path, seconds: floa
 
 def test_a_worker_killed_while_it_makes_the_shots_is_carried_on_shot_by_shot(runtime, tiny_sd, tmp_path):
     install_resource(runtime.home, "acme/tiny-sd", {"format": "diffusers", "role": "image"}, files=parts(tiny_sd))
+    settings.change({"storyboard_picture_side": 64})  # the size the tiny model draws at (the worker reads it too)
     boards, jobs = runtime.storyboards, runtime.jobs
     project = boards.create({"story": "A kitten is lost. It meets a dog. They walk home.", "aspect": "1:1"})
     shots = boards.replace_shots(project.id, SHOTS)
