@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from conftest import install_resource
-from zishu import settings
 from tiny_diffusers import write_tiny_sd
+from zishu import settings
 from zishu.storyboard.export import CROSSFADE
 from zishu.storyboard.media import probe
 
@@ -137,7 +137,7 @@ def test_a_worker_killed_while_it_exports_leaves_no_mp4_and_the_export_is_done_a
         worker.wait()
     finally:
         stop_worker(worker)
-    gone, alive = psutil.wait_procs(encoders, timeout=10)
+    _, alive = psutil.wait_procs(encoders, timeout=10)
     assert not alive, "ffmpeg outlived the worker that started it"
     assert not list(export.glob("*.mp4")) and not list(export.glob("*.srt"))  # nothing looks finished
     assert jobs.get(job.id).status == "RUNNING" and boards.get(project.id).export is None

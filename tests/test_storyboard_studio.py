@@ -15,8 +15,8 @@ from PIL import Image
 
 from conftest import install_resource
 from tiny_diffusers import write_tiny_lora, write_tiny_sd
-from zishu.companion import characters as chars
 from zishu import settings
+from zishu.companion import characters as chars
 from zishu.storyboard.shots import image_request, picture_size
 from zishu.studio.characters import character_seed
 from zishu.studio.metadata import read_parameters
