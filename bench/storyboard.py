@@ -238,7 +238,7 @@ def main() -> None:
         runtime = Runtime(home)
         settings.change({"storyboard_picture_side": 64})  # the size the tiny pipeline draws at
         print(f"tiny models: SD (UNet 32/64 channels) drawn at 64 px, espeak-ng narration; "
-              f" OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; "
+              f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
         project_id = overhead(runtime, args.shots)
         if not args.skip_export_bench:
