@@ -14,7 +14,7 @@
     DELETE /api/storyboards/<id>/shots/<shot>        → the project
     POST   /api/storyboards/<id>/order               {order: [shot ids]} → the project
     POST   /api/storyboards/<id>/undo                → {"undone": label, ...project}
-    POST   /api/storyboards/<id>/render              {shots?: [ids], redo?: ["image", "narration"]} → 202 {"jobs"}
+    POST   /api/storyboards/<id>/render              {shots?: [ids], redo?: [image|narration|clip]} → 202 {"jobs"}
     POST   /api/storyboards/<id>/export              {burn_subtitles?, music?} → 202 {"job"}
     GET    /api/storyboards/<id>/files/<path>        a made file (picture, narration, the MP4 and its SRT)
 
