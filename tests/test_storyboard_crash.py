@@ -155,3 +155,20 @@ def test_a_worker_killed_while_it_exports_leaves_no_mp4_and_the_export_is_done_a
     found = probe(mp4)
     assert abs(float(found["format"]["duration"]) - (3 * 8.0 - 2 * CROSSFADE)) <= 0.050
     assert sorted(s["codec_name"] for s in found["streams"]) == ["aac", "h264"]
+
+
+def test_only_partial_files_whose_process_is_gone_are_cleared(tmp_path):
+    from zishu.storyboard.export import partial_path, remove_stale_partials
+
+    out = tmp_path / "export" / "A [draft].mp4"
+    out.parent.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = out.with_name(f".{out.name}.{dead.pid}.partial")
+    live = partial_path(out)  # this very process's: an export in progress
+    other = out.with_name(".B.mp4.1.partial")  # another file's
+    for path in (stale, live, other):
+        path.write_bytes(b"\0" * 16)
+    assert live.name == f".A [draft].mp4.{os.getpid()}.partial"
+    assert remove_stale_partials(out) == [stale]
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([live.name, other.name])

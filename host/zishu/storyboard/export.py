@@ -250,10 +250,12 @@ def partial_path(out: Path) -> Path:
 
 def remove_stale_partials(out: Path) -> list[Path]:
     """Remove the partial files of ``out`` whose writing process is gone (a crashed export's)."""
+    import glob
+
     import psutil
 
     removed = []
-    for found in out.parent.glob(f".{out.name}.*.partial"):
+    for found in out.parent.glob(f".{glob.escape(out.name)}.*.partial"):
         pid = found.name[len(out.name) + 2:-len(".partial")]
         if pid.isdigit() and psutil.pid_exists(int(pid)):
             continue  # a live process is writing it
