@@ -13,9 +13,11 @@
    *host overhead = wall time - time inside model calls - time inside ffmpeg*. Target: ≤ 5 % of
    the wall time.
 2. **Export against ffmpeg alone.** The same shots set to last 60 s in all (720p, crossfades, Ken
-   Burns moves, narration) are exported; then the exported frames and audio, decoded once to raw
-   video and PCM, are encoded by ffmpeg alone with the same encoder settings (libx264 veryfast
-   CRF 20, AAC 160 kb/s, faststart). Target: export ≤ 1.2 × ffmpeg alone.
+   Burns moves, narration) are exported; then ffmpeg alone encodes the exported frames and audio
+   with the same encoder settings (libx264 veryfast CRF 20, AAC 160 kb/s, faststart), two ways:
+   from a raw file (the frames and PCM decoded once; reading 2.5 GB costs time of its own), and
+   from the exported MP4 less the time decoding it takes. The faster of the two is the baseline.
+   Target: export ≤ 1.2 × ffmpeg alone.
 
 Torch runs one math thread unless OMP_NUM_THREADS says otherwise (on a shared machine more threads
 only fight over the cores; see tests/conftest.py).
@@ -188,27 +190,37 @@ def export_against_ffmpeg(runtime: Any, project_id: int, rounds: int, work: Path
     exported = work / "export.mp4"
     found = probe(exported)
     video = next(s for s in found["streams"] if s["codec_type"] == "video")
-    raw = work / "frames-and-audio.nut"  # the exported frames and sound, decoded once: nothing left to filter
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(exported),
-                    "-c:v", "rawvideo", "-c:a", "pcm_s16le", str(raw)], check=True)
-    alone = []
     settings = ExportSettings()
-    for _ in range(rounds):
+    encode = ["-c:v", "libx264", "-preset", settings.preset, "-crf", "20", "-pix_fmt", "yuv420p", "-r", str(FPS),
+              "-c:a", "aac", "-b:a", "160k", "-ar", "44100", "-movflags", "+faststart", "-f", "mp4"]
+    quiet = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+
+    def timed(args: list[str]) -> float:
         started = time.perf_counter()
-        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(raw),
-                        "-c:v", "libx264", "-preset", settings.preset, "-crf", "20", "-pix_fmt", "yuv420p",
-                        "-r", str(FPS), "-c:a", "aac", "-b:a", "160k", "-ar", "44100", "-movflags", "+faststart",
-                        "-f", "mp4", str(work / "alone.mp4")], check=True)
-        alone.append(time.perf_counter() - started)
+        subprocess.run(args, check=True)
+        return time.perf_counter() - started
+
+    raw = work / "frames-and-audio.nut"  # the exported frames and sound, decoded once: nothing left to filter
+    subprocess.run([*quiet, "-i", str(exported), "-c:v", "rawvideo", "-c:a", "pcm_s16le", str(raw)], check=True)
+    from_raw, from_mp4, decode = [], [], []
+    for _ in range(rounds):
+        from_raw.append(timed([*quiet, "-i", str(raw), *encode, str(work / "alone.mp4")]))
+        from_mp4.append(timed([*quiet, "-i", str(exported), *encode, str(work / "alone.mp4")]))
+        decode.append(timed([*quiet, "-i", str(exported), "-f", "null", "-"]))
+    raw_size = raw.stat().st_size
     raw.unlink()
-    ratio = statistics.median(ours) / statistics.median(alone)
+    median = statistics.median
+    alone = min(median(from_raw), median(from_mp4) - median(decode))  # the stricter of the two
+    ratio = median(ours) / alone
     print(f"\n2. export of {float(found['format']['duration']):.2f} s at {video['width']}x{video['height']} "
           f"({n} shots, crossfades, Ken Burns, narration), median of {rounds}")
-    print(f"   zishu export (whole call)  {statistics.median(ours):8.2f} s   "
-          f"(ffmpeg ran {statistics.median(encodes):.2f} s)")
-    print(f"   ffmpeg alone, same frames  {statistics.median(alone):8.2f} s   "
-          "(raw video + PCM in, same encoder settings)")
-    print(f"   ratio                      {ratio:8.2f} ×  (target ≤ 1.2 ×: {'met' if ratio <= 1.2 else 'MISSED'})")
+    print(f"   zishu export (whole call)  {median(ours):8.2f} s   (ffmpeg ran {median(encodes):.2f} s)")
+    print(f"   ffmpeg alone, raw frames   {median(from_raw):8.2f} s   (the frames and PCM decoded to a "
+          f"{raw_size / 2**30:.1f} GiB file, same encoder settings)")
+    print(f"   ffmpeg alone, from the MP4 {median(from_mp4):8.2f} s   (decoding it takes {median(decode):.2f} s "
+          f"of that: {median(from_mp4) - median(decode):.2f} s encoding)")
+    print(f"   ratio                      {ratio:8.2f} ×  against the faster baseline, {alone:.2f} s "
+          f"(target ≤ 1.2 ×: {'met' if ratio <= 1.2 else 'MISSED'})")
 
 
 def main() -> None:

@@ -1,11 +1,12 @@
 """The MP4: a project's shots joined by Debian's ffmpeg CLI in one run.
 
-Why the CLI and not PyAV: every piece this needs is an ffmpeg *filter* (``zoompan`` for the Ken Burns
-move, ``xfade``/``acrossfade`` for crossfades, ``subtitles`` through libass for burned-in CJK text,
-``sidechaincompress`` for ducking the music). The CLI's ``-filter_complex`` runs them in ffmpeg's own
-threads, at the encoder's speed, with no frames crossing into Python; PyAV would have us decode,
-filter and encode frame by frame from Python (its filter graph API is thinner and its wheels bring
-their own ffmpeg without the distribution's libass and fonts). The CLI also gives progress
+Why the CLI and not PyAV: every piece this needs is an ffmpeg *filter* (``crop`` and ``zoompan`` for
+the Ken Burns move, ``motion.still_filters``; ``xfade``/``acrossfade`` for crossfades, ``subtitles``
+through libass for burned-in CJK text, ``sidechaincompress`` for ducking the music). The CLI's
+``-filter_complex`` runs them in ffmpeg's own threads, at the encoder's speed, with no frames
+crossing into Python; PyAV would have us decode, filter and encode frame by frame from Python (its
+filter graph API is thinner and its wheels bring their own ffmpeg without the distribution's libass
+and fonts). The CLI also gives progress
 (``-progress pipe:1``) and a clean cancel (end the process) for free.
 
 The timeline, in frames at ``FPS`` so that every length is exact: shot *i* lasts ``d_i`` (its
@@ -44,13 +45,12 @@ from zishu.errors import EngineError, JobCancelled, UsageError
 from zishu.files import write_atomic
 
 from .media import tool
-from .motion import zoompan
+from .motion import still_filters
 from .records import ASPECTS, RESOLUTIONS
 
 FPS = 30
 CROSSFADE = 0.5  # seconds two shots overlap
 SAMPLE_RATE = 44100
-OVERSCAN = 1.5  # pictures are scaled this much larger than the frame before the move, so it is smooth
 MUSIC_VOLUME = 0.3
 SUBTITLE_FONT = "Noto Sans CJK SC"  # Debian's fonts-noto-cjk: Chinese, Japanese, Korean and Latin
 
@@ -149,7 +149,6 @@ def command(shots: list[ShotMedia], out: Path, settings: ExportSettings, subtitl
     args = [tool("ffmpeg"), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1",
             "-nostats"]
     graph: list[str] = []
-    big_w, big_h = _even(width * OVERSCAN), _even(height * OVERSCAN)
     inputs = 0
     for i, shot in enumerate(shots):
         seconds = frames[i] / fps
@@ -160,8 +159,7 @@ def command(shots: list[ShotMedia], out: Path, settings: ExportSettings, subtitl
                          f"trim=end_frame={frames[i]},setpts=N/({fps}*TB),format=yuv420p[v{i}]")
         else:
             args += ["-i", str(shot.image)]
-            graph.append(f"[{inputs}:v]scale={big_w}:{big_h}:force_original_aspect_ratio=increase,"
-                         f"crop={big_w}:{big_h},setsar=1,{zoompan(shot.move, frames[i], width, height, fps)},"
+            graph.append(f"[{inputs}:v]{still_filters(shot.move, frames[i], width, height, fps)},"
                          f"format=yuv420p,settb=1/{fps}[v{i}]")
         inputs += 1
         if shot.audio is not None:
@@ -194,7 +192,10 @@ def command(shots: list[ShotMedia], out: Path, settings: ExportSettings, subtitl
         graph.append("[voice][ducked]amix=inputs=2:duration=first:normalize=0[mixed]")
         audio = "mixed"
         inputs += 1
-    args += ["-filter_complex", ";".join(graph), "-map", f"[{video}]", "-map", f"[{audio}]",
+    # bilinear for the scaling each zoom does per frame: a slow zoom shows no difference, and it is
+    # the one filter whose cost grows with the video's length besides the encoder
+    args += ["-filter_complex", "sws_flags=bilinear;" + ";".join(graph),
+             "-map", f"[{video}]", "-map", f"[{audio}]",
              "-c:v", "libx264", "-preset", settings.preset, "-crf", "20", "-pix_fmt", "yuv420p",
              "-r", str(fps), "-c:a", "aac", "-b:a", "160k", "-ar", str(SAMPLE_RATE),
              "-movflags", "+faststart", "-f", "mp4", str(out)]
