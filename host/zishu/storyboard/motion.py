@@ -7,7 +7,8 @@ the ffmpeg filters that make ``frames`` frames of ``width``×``height`` from one
 scales the picture once, ``PAN_ZOOM`` times the frame, and moves a frame-sized ``crop`` across it
 (no scaling per frame, so it costs the encoder nothing); a zoom needs a new scale every frame,
 which ``zoompan`` does from the picture scaled once to ``1 + ZOOM`` times the frame (enough for
-the closest view to be sharp). ``zoompan`` alone is kept for a move given by name.
+the closest view to be sharp). The picture is turned into the video's yuv420p once, before the
+move, so no frame is converted after it. ``zoompan`` alone is kept for a move given by name.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ def still_filters(move: str, frames: int, width: int, height: int, fps: int) -> 
         x = {"pan-right": f"(iw-ow)*{t}", "pan-left": f"(iw-ow)*(1-{t})"}.get(move, "(iw-ow)/2")
         y = {"pan-down": f"(ih-oh)*{t}", "pan-up": f"(ih-oh)*(1-{t})"}.get(move, "(ih-oh)/2")
         return (f"scale={big_w}:{big_h}:force_original_aspect_ratio=increase:flags=bicubic,"
-                f"crop={big_w}:{big_h},setsar=1,loop=loop={last}:size=1:start=0,setpts=N/({fps}*TB),fps={fps},"
+                f"crop={big_w}:{big_h},setsar=1,format=yuv420p,loop=loop={last}:size=1:start=0,setpts=N/({fps}*TB),fps={fps},"
                 f"crop={width}:{height}:x='{x}':y='{y}'")
     big_w, big_h = _even(width * (1 + ZOOM)), _even(height * (1 + ZOOM))
     return (f"scale={big_w}:{big_h}:force_original_aspect_ratio=increase:flags=bicubic,"
-            f"crop={big_w}:{big_h},setsar=1,{zoompan(move, frames, width, height, fps)}")
+            f"crop={big_w}:{big_h},setsar=1,format=yuv420p,{zoompan(move, frames, width, height, fps)}")
 
 
 def zoompan(move: str, frames: int, width: int, height: int, fps: int) -> str:
