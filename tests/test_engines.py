@@ -135,8 +135,8 @@ def test_choosing_an_engine_by_name_kind_and_format(tmp_path):
 
 
 def test_engine_info_is_checked():
-    with pytest.raises(ValueError, match="kind 'video'"):
-        EngineInfo(kind="video", name="x", formats=())
+    with pytest.raises(ValueError, match="kind 'hologram'"):
+        EngineInfo(kind="hologram", name="x", formats=())
     with pytest.raises(ValueError, match="unknown capabilities"):
         EngineInfo(kind="llm", name="x", formats=(), capabilities=frozenset({"telepathy"}))
 

@@ -25,7 +25,8 @@ def test_nothing_stored_reads_as_the_defaults(db):
                                             "companion_voice": {}, "catalog_url": "", "companion_turn_seconds": 120,
                                             "studio_safe_mode": True, "studio_image_check": {},
                                             "local_api_enabled": False, "local_api_port": settings.LOCAL_API_PORT,
-                                            "local_api_origins": [], "studio_model": ""}
+                                            "local_api_origins": [], "studio_model": "",
+                                            "storyboard_picture_side": 512}
 
 
 
@@ -48,6 +49,11 @@ def test_a_change_is_validated_stored_under_the_old_keys_and_read_back(db):
 
 
 REJECTED = [  # field, value, what the message says
+    ("storyboard_picture_side", 500, "storyboard_picture_side must be a whole number of pixels from 64 to 2048, a "
+                                     "multiple of 8"),
+    ("storyboard_picture_side", 4096, "storyboard_picture_side must be a whole number of pixels from 64 to 2048"),
+    ("storyboard_picture_side", "512", "storyboard_picture_side must be a whole number of pixels"),
+    ("storyboard_picture_side", True, "storyboard_picture_side must be a whole number of pixels"),
     ("catalog_url", "ftp://example.org/", "catalog_url must be an http(s):// or file:// URL"),
     ("catalog_url", "example.org", "catalog_url must be an http(s):// or file:// URL"),
     ("catalog_url", "https://exa mple.org", "catalog_url must be an http(s):// or file:// URL"),
@@ -156,7 +162,7 @@ def test_the_settings_api_refuses_each_bad_value_with_400_usage(server):
     assert unknown.json()["error"]["message"] == (
         "unknown settings: plugins_disabled (known: catalog_url, companion_models, companion_devices, companion_voice, "
         "companion_turn_seconds, studio_safe_mode, studio_image_check, local_api_enabled, local_api_port, "
-        "local_api_origins)"
+        "local_api_origins, storyboard_picture_side)"
     )
     ok = put_settings(server, {"catalog_url": "https://example.org/c/"})
     assert ok.status_code == 200 and ok.json()["catalog_url"] == "https://example.org/c/"

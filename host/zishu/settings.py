@@ -27,6 +27,11 @@ key (the key names are the ones earlier versions wrote, so existing databases re
                                             each picture (a catalog id or a path to an .onnx file;
                                             {} = the first installed model of role image-check) and
                                             the score from which a label blocks (0 < t < 1)
+    storyboard_picture_side "storyboard.picture_side"
+                                            the short side, in pixels, of the picture drawn for each
+                                            storyboard shot (64 to 2048, a multiple of 8; 512, the
+                                            size SD 1.5 and SD-Turbo draw best; 1024 for SDXL); the
+                                            long side follows the project's aspect
     local_api_enabled  "local_api.enabled"  whether ``zishu serve``/``zishu app`` also listen on the fixed
                                             port for other tools (the key: ``zishu.api_key``)
     local_api_port     "local_api.port"     that port, on 127.0.0.1 (default ``LOCAL_API_PORT``)
@@ -67,6 +72,7 @@ KEYS = {"catalog_url": "catalog_url", "plugins_disabled": "plugins.disabled", "c
         "companion_devices": "companion.devices", "companion_voice": "companion.voice",
         "companion_turn_seconds": "companion.turn_seconds", "studio_safe_mode": "studio.safe_mode",
         "studio_image_check": "studio.image_check", "studio_model": "studio.model",
+        "storyboard_picture_side": "storyboard.picture_side",
         "local_api_enabled": "local_api.enabled",
         "local_api_port": "local_api.port", "local_api_origins": "local_api.origins"}
 # The local API's default port: none of the tools people run beside Zishu use it (Ollama 11434, LM Studio
@@ -128,6 +134,16 @@ class Settings(BaseModel):
         if not isinstance(value, str) or len(value) > 1000:
             raise ValueError("studio_model must be a catalog id (owner/name[@version]) or a path, or empty")
         return value.strip()
+
+    storyboard_picture_side: int = 512
+
+    @field_validator("storyboard_picture_side", mode="before")
+    @classmethod
+    def _storyboard_picture_side(cls, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 64 <= value <= 2048 or value % 8:
+            raise ValueError("storyboard_picture_side must be a whole number of pixels from 64 to 2048, "
+                             f"a multiple of 8 (512 for SD 1.5, 1024 for SDXL), got {value!r}")
+        return value
 
     local_api_enabled: bool = False
     local_api_port: int = LOCAL_API_PORT

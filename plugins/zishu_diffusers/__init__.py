@@ -5,7 +5,8 @@ here, how much memory a pipeline needs (``memory``), loading a pipeline and its 
 folder or a single checkpoint file, offline (``pipeline``), and drawing with it (``draw``: the
 ``image`` kind's ``draw(request, progress, cancelled)``, with samplers by name from ``schedulers``
 and a live preview from ``preview``), from a picture too (``control``: img2img, inpainting,
-ControlNet). torch and diffusers are imported only when
+ControlNet), and a second engine, ``diffusers-svd`` (``video``: image to video with Stable Video
+Diffusion). torch and diffusers are imported only when
 a model is loaded, so the host starts fast and lists the engine without them.
 """
 
@@ -50,4 +51,7 @@ class DiffusersEngine(Engine):
 
 @hookimpl
 def register_engines(register):
+    from .video import VideoEngine
+
     register(DiffusersEngine())
+    register(VideoEngine())

@@ -304,9 +304,10 @@ class LoraSpec(Strict):
 ModelFormat = Literal["gguf", "funasr", "diffusers", "safetensors", "onnx", "ckpt", "pytorch", "other"]
 # image-check: an image classifier for the studio's safe mode (plugins/zishu_image_check)
 # controlnet: a ControlNet for an image model (base_model names its family; a tag "canny", "pose" or
-# "depth" says which control pictures it follows); upscale, background: post-processing models
+# "depth" says which control pictures it follows); upscale, background: post-processing models;
+# video: an image-to-video model (Stable Video Diffusion) a storyboard makes its shots' clips with
 ModelRole = Literal["llm", "asr", "tts", "image", "embedding", "vad", "controlnet", "upscale", "background",
-                    "image-check"]
+                    "image-check", "video"]
 
 
 class ModelSpec(Strict):

@@ -94,10 +94,12 @@ def shots_command(project, as_json):
 @storyboard_command.command("render")
 @click.argument("project", type=int)
 @click.option("--shot", "shot_ids", type=int, multiple=True, help="Only this shot (repeat for several).")
-@click.option("--redo", type=click.Choice(["image", "narration"]), multiple=True,
+@click.option("--redo", type=click.Choice(["image", "narration", "clip"]), multiple=True,
               help="Make this again even where it is made.")
 def render_command(project, shot_ids, redo):
-    """Make each shot's picture and narration (only what is missing, unless --redo)."""
+    """Make each shot's picture and narration, and its image-to-video clip where a GPU and a video
+    model allow (only what is missing, unless --redo)."""
+    from zishu.storyboard.clips import video_choice
     from zishu.storyboard.shots import make_shot
 
     rt = _runtime()
@@ -107,12 +109,13 @@ def render_command(project, shot_ids, redo):
     if unknown:
         raise UsageError(f"--shot: storyboard {project} has no shot {sorted(unknown)[0]}")
     studio = getattr(rt, "studio", None)
+    video = video_choice(rt)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
         task = bar.add_task("shots", total=len(chosen))
         for shot in chosen:
             bar.update(task, description=f"shot {shot.position + 1}")
-            make_shot(rt.storyboards, shot.id, host=rt, studio=studio, redo=tuple(redo),
+            make_shot(rt.storyboards, shot.id, host=rt, studio=studio, redo=tuple(redo), video=video,
                       progress=lambda done, total, message: bar.update(task, description=message))
             bar.advance(task)
     click.echo(f"{len(chosen)} shot(s) made")

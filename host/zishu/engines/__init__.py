@@ -7,10 +7,19 @@ Engines never import the web app; the web app and the CLI reach engines through 
 from .api import CAPABILITIES, KINDS, Engine, EngineInfo, MemoryNeed, ModelRef
 from .cache import ModelCache
 from .catalog import Engines
-from .kinds import ASR_SAMPLE_RATE, CONTROL_KINDS, AudioChunk, ChatOptions, ImageRequest, Transcript, texts_to_embed
+from .kinds import (
+    ASR_SAMPLE_RATE,
+    CONTROL_KINDS,
+    AudioChunk,
+    ChatOptions,
+    ImageRequest,
+    Transcript,
+    VideoRequest,
+    texts_to_embed,
+)
 from .resolve import resolve_model
 from .use import Ready, use
 
 __all__ = ["ASR_SAMPLE_RATE", "CAPABILITIES", "CONTROL_KINDS", "KINDS", "AudioChunk", "ChatOptions", "Engine",
            "EngineInfo", "Engines", "ImageRequest", "MemoryNeed", "ModelCache", "ModelRef", "Ready", "Transcript",
-           "resolve_model", "texts_to_embed", "use"]
+           "VideoRequest", "resolve_model", "texts_to_embed", "use"]

@@ -17,10 +17,12 @@ from typing import Any
 
 from zishu.errors import EngineError
 
-KINDS = ("llm", "asr", "tts", "image", "embedding", "vad", "upscale", "background")
+KINDS = ("llm", "asr", "tts", "image", "embedding", "vad", "upscale", "background", "video")
 # img2img, inpaint, controlnet: an image engine that draws from a start picture, repaints a masked part,
 # or follows a control picture (ImageRequest.init_image / mask_image / control_image)
-CAPABILITIES = ("streaming", "lora", "voices", "emotions", "languages", "gpu", "img2img", "inpaint", "controlnet")
+# i2v: a video engine that makes a clip from a picture (VideoRequest.image)
+CAPABILITIES = ("streaming", "lora", "voices", "emotions", "languages", "gpu", "img2img", "inpaint", "controlnet",
+                "i2v")
 
 
 @dataclass(frozen=True)

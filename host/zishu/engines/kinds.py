@@ -16,6 +16,9 @@ Engines return objects with these methods (duck-typed; the Protocols below are t
     vad        speech(pcm) -> list[tuple[float, float]]           speech segments, in seconds
     upscale    upscale(image, scale) -> PIL.Image.Image           ``scale`` times as wide and high
     background remove_background(image) -> PIL.Image.Image        RGBA: the subject kept, the rest clear
+    video      animate(request, progress, cancelled) -> list[PIL.Image.Image]
+                                                                 a clip's frames from one picture
+                                                                 (engines with "i2v"; ``VideoRequest``)
 
 Audio crosses this boundary as 16-bit little-endian mono PCM ``bytes`` (what a WebSocket carries
 and a WAV file holds), with its sample rate; ASR input is 16 kHz.
@@ -207,6 +210,30 @@ class ImageGenerator(Protocol):
              cancelled: Callable[[], bool] | None = None) -> list:
         """Images for ``request``; ``progress(step, steps)`` after each step; raises JobCancelled
         between steps once ``cancelled()`` is true."""
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """One clip made from a picture (image to video): ``frames`` frames of ``width`` × ``height``,
+    meant to play at ``fps``, in ``steps`` denoising steps. ``motion`` (0 to 255, Stable Video
+    Diffusion's motion bucket) says how much moves; ``seed`` None draws a random one."""
+
+    image: Any  # PIL.Image.Image: the first frame, scaled to width × height by the engine
+    width: int = 1024
+    height: int = 576
+    frames: int = 14
+    fps: int = 7
+    steps: int = 25
+    motion: int = 127
+    seed: int | None = None
+    extra: dict = field(default_factory=dict, compare=False)  # engine-specific settings
+
+
+class VideoGenerator(Protocol):
+    def animate(self, request: VideoRequest, progress: Callable[[int, int], None] | None = None,
+                cancelled: Callable[[], bool] | None = None) -> list:
+        """The clip's frames (PIL images) for ``request``; ``progress(step, steps)`` after each
+        step; raises JobCancelled between steps once ``cancelled()`` is true."""
 
 
 class VoiceActivity(Protocol):

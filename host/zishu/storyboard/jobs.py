@@ -1,6 +1,7 @@
 """The storyboard's job types, an internal plugin (``trylast``) like the ``install`` job:
 
-- ``storyboard-shot`` ``{"project", "shot", "redo": []}``: make one shot (``shots.make_shot``).
+- ``storyboard-shot`` ``{"project", "shot", "redo": []}``: make one shot (``shots.make_shot``), with
+  an image-to-video clip where ``clips.video_choice`` finds an I2V engine, its model and a GPU.
 - ``storyboard-export`` ``{"project", "burn_subtitles", "music", "crossfade"}``: the MP4 (``render.export_project``).
 
 Both are ``resumable``: after a crash (kill -9) or a close, the next start queues them again. A shot
@@ -22,12 +23,14 @@ from .shots import make_shot
 
 
 def shot_job(ctx: JobContext, project: int, shot: int, redo: list[str] | None = None) -> dict:
+    from .clips import video_choice
     from .projects import shot_dict
 
     boards = ctx.service("storyboards")
     boards.shot(shot, project)
     studio = ctx.service("studio") if "studio" in ctx.queue.services else None
     made = make_shot(boards, shot, host=boards.host, studio=studio, redo=tuple(redo or ()), job_id=ctx.job_id,
+                     video=video_choice(boards.host),
                      progress=lambda done, total, message: ctx.progress(done, total, message),
                      cancelled=ctx.cancelled)
     return shot_dict(made)

@@ -2,8 +2,13 @@
 pans across, so a shot without an image-to-video clip still moves.
 
 The move is chosen per shot from the project's seed and the shot's id (``choose_move``), so it stays
-the same between exports and a regenerated shot keeps its move. ``zoompan`` turns a move into
-ffmpeg's ``zoompan`` filter for ``frames`` frames of ``width``×``height``.
+the same between exports and a regenerated shot keeps its move. ``still_filters`` turns a move into
+the ffmpeg filters that make ``frames`` frames of ``width``×``height`` from one picture: a pan
+scales the picture once, ``PAN_ZOOM`` times the frame, and moves a frame-sized ``crop`` across it
+(no scaling per frame, so it costs the encoder nothing); a zoom needs a new scale every frame,
+which ``zoompan`` does from the picture scaled once to ``1 + ZOOM`` times the frame (enough for
+the closest view to be sharp). The picture is turned into the video's yuv420p once, before the
+move, so no frame is converted after it. ``zoompan`` alone is kept for a move given by name.
 """
 
 from __future__ import annotations
@@ -18,6 +23,26 @@ PAN_ZOOM = 1.15  # a pan moves a picture enlarged this much from one side to the
 def choose_move(seed: int, shot_id: int) -> str:
     digest = hashlib.sha256(f"{seed}:{shot_id}".encode()).digest()
     return MOVES[digest[0] % len(MOVES)]
+
+
+def _even(value: float) -> int:
+    return round(value / 2) * 2
+
+
+def still_filters(move: str, frames: int, width: int, height: int, fps: int) -> str:
+    """The filters, after an input picture, that give ``frames`` frames of ``move`` at ``fps``."""
+    last = max(1, frames - 1)
+    if move in ("pan-left", "pan-right", "pan-up", "pan-down"):
+        big_w, big_h = _even(width * PAN_ZOOM), _even(height * PAN_ZOOM)
+        t = f"(n/{last})"
+        x = {"pan-right": f"(iw-ow)*{t}", "pan-left": f"(iw-ow)*(1-{t})"}.get(move, "(iw-ow)/2")
+        y = {"pan-down": f"(ih-oh)*{t}", "pan-up": f"(ih-oh)*(1-{t})"}.get(move, "(ih-oh)/2")
+        return (f"scale={big_w}:{big_h}:force_original_aspect_ratio=increase:flags=bicubic,"
+                f"crop={big_w}:{big_h},setsar=1,format=yuv420p,loop=loop={last}:size=1:start=0,setpts=N/({fps}*TB),fps={fps},"
+                f"crop={width}:{height}:x='{x}':y='{y}'")
+    big_w, big_h = _even(width * (1 + ZOOM)), _even(height * (1 + ZOOM))
+    return (f"scale={big_w}:{big_h}:force_original_aspect_ratio=increase:flags=bicubic,"
+            f"crop={big_w}:{big_h},setsar=1,format=yuv420p,{zoompan(move, frames, width, height, fps)}")
 
 
 def zoompan(move: str, frames: int, width: int, height: int, fps: int) -> str:

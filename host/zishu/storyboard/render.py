@@ -1,7 +1,7 @@
 """A project's shots as an MP4: ``export_project`` gathers what each shot made (``export.ShotMedia``),
 refuses a project whose shots are not ready (naming the shot), and writes
 ``storyboards/<id>/export/<title>.mp4`` with its ``.srt`` beside it. The project remembers the
-last export (path, duration, settings)."""
+last export (path, duration, settings, and how long ffmpeg took: ``encode_seconds``)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ def export_project(boards: Storyboards, project_id: int, *, burn_subtitles: bool
     made = export_video(media, target, settings, progress=progress, cancelled=cancelled)
     record = {"path": str(made.path), "subtitles": str(made.subtitles), "duration": made.duration,
               "width": made.width, "height": made.height, "burn_subtitles": burn_subtitles,
-              "crossfade": settings.crossfade, "music": settings.music is not None, "finished": time.time()}
+              "crossfade": settings.crossfade, "music": settings.music is not None, "finished": time.time(),
+              "encode_seconds": round(made.encode_seconds, 3)}
     project.export = json.dumps(record, ensure_ascii=False)
     project.save()
     return record

@@ -6,13 +6,16 @@ finished shot is never redone; regenerating one shot touches no other.
 
 - The picture: the studio's request for the project's character (``studio.characters.draw_request``:
   its look, style, LoRA) with the shot's prompt, the project's style, the frame's aspect and the
-  project's seed, so the character stays the same from shot to shot. Drawn by ``Studio.generate``
-  (the gallery keeps it too) and copied into the project's folder, so the project reads offline.
+  project's seed, so the character stays the same from shot to shot. Its short side is the
+  ``storyboard_picture_side`` setting (512 by default: SD 1.5's size; export scales it to the
+  video). Drawn by ``Studio.generate`` (the gallery keeps it too) and copied into the project's
+  folder, so the project reads offline.
 - The narration: the project's voice, else the character's, else the Settings' default voice, else
   espeak-ng; written as a WAV. The shot then lasts as long as the narration plus ``PAUSE``.
-- The move: a Ken Burns pan or zoom (``motion``), chosen per shot. An image-to-video clip is
-  made only by an engine of kind ``i2v`` on a GPU; with none (the usual case, and every CPU machine)
-  the shot keeps its move.
+- The clip: an image-to-video clip of the picture (``clips``), made only where ``video`` (what
+  ``clips.video_choice`` found: a ``video`` engine with the ``i2v`` capability, its model installed
+  and a GPU) is given; otherwise, as on every CPU-only machine, the shot keeps its Ken Burns pan or
+  zoom (``motion``), chosen per shot. A new picture drops the old clip, so the clip follows it.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from typing import Any
 from zishu.errors import JobCancelled, UsageError, ZishuError
 from zishu.files import adjacent_tmp_file
 
+from .clips import VideoChoice, make_clip
 from .export import FPS
 from .projects import MAX_DURATION, MIN_DURATION, Storyboards
-from .records import Project, Shot
+from .records import ASPECTS, Project, Shot
 
 PAUSE = 0.6  # seconds of quiet after the narration, before the next shot's crossfade
-PICTURE_SIZES = {"16:9": (912, 512), "9:16": (512, 912), "1:1": (512, 512)}  # what is drawn, then scaled
-PARTS = ("image", "narration")
+PARTS = ("image", "narration", "clip")
 
 
 def image_request(boards: Storyboards, project: Project, shot: Shot) -> dict[str, Any]:
@@ -44,8 +47,18 @@ def image_request(boards: Storyboards, project: Project, shot: Shot) -> dict[str
         request = draw_request(character, prompt=shot.prompt, style=project.style)
     else:
         request = {"prompt": shot.prompt, **({"style": project.style} if project.style else {})}
-    width, height = PICTURE_SIZES[project.aspect]
+    from zishu import settings
+
+    width, height = picture_size(project.aspect, settings.load().storyboard_picture_side)
     return {**request, "width": width, "height": height, "seed": project.seed}
+
+
+def picture_size(aspect: str, side: int = 512) -> tuple[int, int]:
+    """What is drawn for a frame of ``aspect``: ``side`` pixels on the short side, the long side to
+    the aspect on a multiple of 8 (512 at 16:9 is 912×512); export then scales it to the video."""
+    a, b = ASPECTS[aspect]
+    long = round(side * max(a, b) / min(a, b) / 8) * 8
+    return (long, side) if a > b else (side, long) if a < b else (side, side)
 
 
 def narration_seconds(seconds: float) -> float:
@@ -104,20 +117,22 @@ def draw(studio: Any, boards: Storyboards, project: Project, shot: Shot, *,
 
 
 def make_shot(boards: Storyboards, shot_id: int, *, host: Any = None, studio: Any = None,
-              redo: tuple[str, ...] = (), job_id: int | None = None,
+              redo: tuple[str, ...] = (), job_id: int | None = None, video: VideoChoice | None = None,
               progress: Callable[[float, float, str], None] | None = None,
               cancelled: Callable[[], bool] | None = None) -> Shot:
-    """Make what shot ``shot_id`` lacks, or again what ``redo`` names ("image", "narration")."""
+    """Make what shot ``shot_id`` lacks, or again what ``redo`` names ("image", "narration", "clip");
+    ``video``: what makes its clip (``clips.video_choice``), None for the Ken Burns move alone."""
     unknown = set(redo) - set(PARTS)
     if unknown:
         raise UsageError(f"redo: {sorted(unknown)[0]!r} is not one of: {', '.join(PARTS)}")
     shot = boards.shot(shot_id)
     project = shot.project
     say = progress or (lambda done, total, message: None)
+    parts = 3 if video is not None else 2
     boards.set_made(shot.id, status="RUNNING", error=None, job_id=job_id)
     try:
         if "narration" in redo or (shot.audio is None and shot.narration.strip()):
-            say(0, 2, f"narrating shot {shot.position + 1}")
+            say(0, parts, f"narrating shot {shot.position + 1}")
             if not shot.narration.strip():
                 boards.set_made(shot.id, audio=None)
             else:
@@ -128,10 +143,18 @@ def make_shot(boards: Storyboards, shot_id: int, *, host: Any = None, studio: An
         if "image" in redo or shot.image is None:
             if studio is None:
                 raise UsageError("image: this Zishu has no studio to draw the shot's picture")
-            say(1, 2, f"drawing shot {shot.position + 1}")
+            say(1, parts, f"drawing shot {shot.position + 1}")
             name = draw(studio, boards, project, shot, cancelled=cancelled, job_id=job_id)
             shot = boards.set_made(shot.id, image=name, clip=None)
-        say(2, 2, f"shot {shot.position + 1} is ready")
+        if video is not None and ("clip" in redo or shot.clip is None):
+            if cancelled is not None and cancelled():
+                raise JobCancelled("cancelled")
+            say(2, parts, f"animating shot {shot.position + 1}")
+            picture = boards.file(project.id, shot.image)
+            name = make_clip(boards.host if host is None else host, boards.folder(project), shot.id, picture, video,
+                             seed=project.seed, cancelled=cancelled)
+            shot = boards.set_made(shot.id, clip=name)
+        say(parts, parts, f"shot {shot.position + 1} is ready")
         return boards.set_made(shot.id, status="SUCCESS", error=None)
     except JobCancelled:
         boards.set_made(shot.id, status="PENDING")

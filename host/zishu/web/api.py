@@ -311,12 +311,14 @@ def current_settings() -> dict:
             "companion_voice": chosen.companion_voice, "companion_turn_seconds": chosen.companion_turn_seconds,
             "studio_safe_mode": chosen.studio_safe_mode, "studio_image_check": chosen.studio_image_check,
             "local_api_enabled": chosen.local_api_enabled, "local_api_port": chosen.local_api_port,
-            "local_api_origins": chosen.local_api_origins}
+            "local_api_origins": chosen.local_api_origins,
+            "storyboard_picture_side": chosen.storyboard_picture_side}
 
 
 # what PUT /api/settings changes (plugins have their own route)
 EDITABLE = ("catalog_url", "companion_models", "companion_devices", "companion_voice", "companion_turn_seconds",
-            "studio_safe_mode", "studio_image_check", "local_api_enabled", "local_api_port", "local_api_origins")
+            "studio_safe_mode", "studio_image_check", "local_api_enabled", "local_api_port", "local_api_origins",
+            "storyboard_picture_side")
 
 
 @api.put("/settings")

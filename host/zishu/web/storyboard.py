@@ -16,7 +16,7 @@ is ``zishu.storyboard``'s)::
     DELETE /api/storyboards/<id>/shots/<shot>        → the project
     POST   /api/storyboards/<id>/order               {order: [shot ids]} → the project
     POST   /api/storyboards/<id>/undo                → {"undone": label, ...project}
-    POST   /api/storyboards/<id>/render              {shots?: [ids], redo?: ["image", "narration"]} → 202 {"jobs"}
+    POST   /api/storyboards/<id>/render              {shots?: [ids], redo?: [image|narration|clip]} → 202 {"jobs"}
     POST   /api/storyboards/<id>/export              {burn_subtitles?, music?, crossfade? (0 to 2 s)} → 202 {"job"}
     POST   /api/storyboards/<id>/open                asks the desktop to show the export's folder (else the
                                                      project's) → {"path", "opened"}
