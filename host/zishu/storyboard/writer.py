@@ -34,10 +34,17 @@ def shot_count(value: Any) -> int:
     return value
 
 
+def _plain_text(most: int) -> dict:
+    """A string of 1 to ``most`` characters with no escapes and no control characters: under the
+    grammar every token then writes at least one counted character, so ``most`` also bounds the
+    tokens (a JSON escape such as \\u00e9 is one character but several tokens, and a model that
+    kept writing them ran past max_tokens and was cut off mid-string)."""
+    return {"type": "string", "pattern": r'^[^"\\\x00-\x1f]' + f"{{1,{most}}}$"}
+
+
 def shots_schema(count: int) -> dict:
     shot = {"type": "object",
-            "properties": {"prompt": {"type": "string", "minLength": 1, "maxLength": PROMPT_CHARS},
-                           "narration": {"type": "string", "minLength": 1, "maxLength": NARRATION_CHARS}},
+            "properties": {"prompt": _plain_text(PROMPT_CHARS), "narration": _plain_text(NARRATION_CHARS)},
             "required": ["prompt", "narration"], "additionalProperties": False}
     return {"type": "object",
             "properties": {"shots": {"type": "array", "items": shot, "minItems": count, "maxItems": count}},
