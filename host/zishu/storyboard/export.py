@@ -194,7 +194,9 @@ def command(shots: list[ShotMedia], out: Path, settings: ExportSettings, subtitl
         inputs += 1
     # bilinear for the scaling each zoom does per frame: a slow zoom shows no difference, and it is
     # the one filter whose cost grows with the video's length besides the encoder
-    args += ["-filter_complex", "sws_flags=bilinear;" + ";".join(graph),
+    # the graph's slice-threaded filters (scale, crop, xfade, format) on every core, not only the main thread
+    args += ["-filter_complex_threads", str(os.cpu_count() or 1),
+             "-filter_complex", "sws_flags=bilinear;" + ";".join(graph),
              "-map", f"[{video}]", "-map", f"[{audio}]",
              "-c:v", "libx264", "-preset", settings.preset, "-crf", "20", "-pix_fmt", "yuv420p",
              "-r", str(fps), "-c:a", "aac", "-b:a", "160k", "-ar", str(SAMPLE_RATE),
