@@ -11,20 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("spandrel")
-
-from conftest import install_resource  # noqa: E402
-from tiny_postprocess import write_tiny_esrgan, write_tiny_upscaler  # noqa: E402
-from zishu.engines import ModelRef, use  # noqa: E402
-from zishu.errors import EngineError  # noqa: E402
-from zishu.studio import postprocess  # noqa: E402
-from zishu_onnx_vision import register_engines as register_onnx  # noqa: E402
-from zishu_spandrel import SpandrelUpscaleEngine  # noqa: E402
-from zishu_spandrel import register_engines as register_spandrel  # noqa: E402
+from conftest import install_resource
+from tiny_postprocess import write_tiny_esrgan, write_tiny_upscaler
+from zishu.engines import ModelRef, use
+from zishu.errors import EngineError
+from zishu.studio import postprocess
+from zishu_onnx_vision import register_engines as register_onnx
+from zishu_spandrel import SpandrelUpscaleEngine
+from zishu_spandrel import register_engines as register_spandrel
 
 
 def ref(path: Path, **spec) -> ModelRef:
-    return ModelRef(key=str(path), path=path, label=path.name, spec=spec)
+    return ModelRef(key=str(path), path=path, spec=spec)
 
 
 def picture(width: int = 50, height: int = 30, seed: int = 0, alpha: bool = False) -> Image.Image:
@@ -106,13 +104,15 @@ def test_the_gallery_upscale_route_uses_it(runtime, models):
     client = create_app(runtime, "s3cret").test_client()
     client.environ_base.update(HTTP_X_ZISHU_TOKEN="s3cret")
     row = runtime.studio.gallery.add(picture(24, 16), parameters="a cat", fields={
-        "prompt": "a cat", "seed": 7, "width": 24, "height": 16, "batch_index": 0})
+        "prompt": "a cat", "negative_prompt": "", "character": None, "model": "acme/tiny-sd@1.0.0",
+        "model_hash": "0123456789", "seed": 7, "width": 24, "height": 16, "steps": 4, "guidance": 5.0,
+        "request": '{"prompt": "a cat", "seed": 7}', "batch_index": 0})
     answer = client.post(f"/api/studio/gallery/{row.id}/upscale", json={"scale": 2, "model": "acme/esrgan"})
     assert answer.status_code == 201, answer.json
     bigger = answer.json["image"]
     assert bigger["id"] != row.id and (bigger["width"], bigger["height"]) == (48, 32)
     with Image.open(runtime.home / "studio" / bigger["file"]) as png:
-        assert png.size == (48, 32) and np.asarray(png).std() > 1
+        assert png.size == (48, 32) and png.info["parameters"] == "a cat" and np.asarray(png).std() > 1
 
 
 def test_what_is_not_an_upscaler_is_refused_by_name(models, tmp_path):

@@ -95,19 +95,14 @@ class Upscaler:
         return result if result.size == target else result.resize(target, Image.Resampling.LANCZOS)
 
     def _run(self, window: Any) -> Any:
-        """The model's output for one H×W×3 window, as an array ``factor`` times larger."""
+        """The model's output for one H×W×3 window, as an array ``factor`` times larger (spandrel pads a
+        window to the architecture's size requirements and crops the padding off again)."""
         import torch
 
-        height, width = window.shape[:2]
-        need = self.descriptor.size_requirements
-        tall, wide = need.get_padding(height, width) if hasattr(need, "get_padding") else (0, 0)
         batch = torch.from_numpy(window.transpose(2, 0, 1).copy())[None].to(self.device)
-        if tall or wide:
-            batch = torch.nn.functional.pad(batch, (0, wide, 0, tall), mode="replicate")
         with torch.inference_mode():
             out = self.descriptor(batch)
-        out = out[..., :height * self.factor, :width * self.factor]
-        return out[0].float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+        return out[0].float().cpu().numpy().transpose(1, 2, 0)
 
     def _tiles(self, rgb: Any) -> Any:
         """``rgb`` (H×W×3) upscaled by ``factor``, one tile with its margin at a time."""
