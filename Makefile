@@ -10,12 +10,9 @@ LOCK   := requirements.lock
 # pip's cache lives in the project so llama-cpp-python, which compiles llama.cpp for minutes, is built
 # once per checkout
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
-# The lock pins torch's CPU build (torch==2.13.0+cpu; the registry's torch pulls several GB of CUDA
-# packages). Where the machine has that wheel (pip's find-links: /opt/wheels here and on CI) pip takes
-# it from there, else from PyTorch's CPU index.
-CPU_WHEELS  ?= /opt/wheels
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
-TORCH_FROM  := $(if $(wildcard $(CPU_WHEELS)/torch-2.13.0+cpu-*.whl),--find-links $(CPU_WHEELS),--extra-index-url $(TORCH_INDEX))
+# The lock pins the registry's torch 2.14.1 and torchvision 0.29.1 (spandrel, the upscaler, imports
+# torchvision; no CPU-only pair of the two installs here). That is a CUDA build: it brings nvidia-* and
+# triton packages (about 5.5 GB in the venv) and runs on the CPU as well as on a GPU.
 # the tool that compiles the lock, itself pinned
 UV     := uv==0.13.9
 
@@ -25,7 +22,7 @@ UV     := uv==0.13.9
 $(STAMP): $(LOCK) pyproject.toml package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --no-deps $(TORCH_FROM) -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -r $(LOCK)
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m pip check
 	npm ci --no-audit --no-fund --silent
@@ -48,9 +45,8 @@ lock:
 	$(PY) -m pip install -q '$(UV)'
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) --quiet \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-	  $(TORCH_FROM) --overrides scripts/lock-overrides.txt \
+	  --overrides scripts/lock-overrides.txt \
 	  --custom-compile-command 'make lock' --output-file $(LOCK)
-	! grep -Eq '^(nvidia-|triton==)' $(LOCK) || { echo '$(LOCK) pulls CUDA packages' >&2; exit 1; }
 
 # all three run, each reporting everything it finds; the target fails if any of them did
 check: $(STAMP)

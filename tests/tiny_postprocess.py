@@ -3,8 +3,9 @@
 ``write_tiny_controlnet`` (a diffusers ControlNet made from a tiny pipeline's UNet, so it fits that
 pipeline's family), ``write_tiny_upscaler`` (an ONNX Real-ESRGAN-shaped upscaler: a convolution to
 3·s² channels and DepthToSpace, so the output is ``s`` times the input) and ``write_tiny_segmenter``
-(an ONNX U²-Net-shaped segmenter: one RGB input, a one-channel sigmoid mask of the same size). Nothing
-is downloaded.
+(an ONNX U²-Net-shaped segmenter: one RGB input, a one-channel sigmoid mask of the same size) and
+``write_tiny_esrgan`` (spandrel's own ESRGAN/Real-ESRGAN architecture, 8 filters and one block, its
+state dict saved as ``.pth`` or ``.safetensors`` the way Real-ESRGAN releases are). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -81,3 +82,21 @@ def write_tiny_segmenter(path: Path, side: int | None = 32, seed: int = 0) -> Pa
         [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, *dims[2:]])],
         [numpy_helper.from_array(weight, "weight")])
     return _save(graph, Path(path))
+
+
+def write_tiny_esrgan(path: Path, scale: int = 2, seed: int = 0) -> Path:
+    """A random-weight ESRGAN (RRDBNet: 8 filters, 1 block) of ``scale``, its state dict saved at ``path``
+    (``.safetensors`` with safetensors, anything else with ``torch.save``)."""
+    import torch
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    torch.manual_seed(seed)
+    net = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=scale)
+    state = {name: tensor.contiguous() for name, tensor in net.state_dict().items()}
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return Path(path)

@@ -6,10 +6,8 @@ ONNX, drawn in tiles) and the ``onnx-background`` engine (``background``: U²-Ne
 segmenters exported to ONNX, their mask applied as alpha). onnxruntime is imported only when a model
 is loaded.
 
-Why ONNX and not spandrel (which loads Real-ESRGAN ``.pth`` weights directly): spandrel imports
-torchvision when it is imported (for its RestoreFormer and LaMa architectures), and there is no CPU
-build of torchvision for the torch Zishu pins, so spandrel cannot even be imported here. Real-ESRGAN's
-models are published as ONNX exports too, and onnxruntime runs them on the CPU or a GPU.
+Upscalers published as ``.pth``/``.safetensors`` weights go to ``spandrel-upscale``
+(zishu_spandrel); this engine takes the models' ONNX exports.
 """
 
 from __future__ import annotations

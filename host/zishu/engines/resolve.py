@@ -43,7 +43,8 @@ def resolve_model(name: str, registry: Installed) -> ModelRef:
                     engine=spec.get("engine") if manifest.get("kind") == "voice" else None)
 
 
-_SUFFIX_FORMATS = {".gguf": "gguf", ".onnx": "onnx", ".safetensors": "safetensors", ".ckpt": "ckpt"}
+_SUFFIX_FORMATS = {".gguf": "gguf", ".onnx": "onnx", ".safetensors": "safetensors", ".ckpt": "ckpt",
+                   ".pth": "pytorch"}
 _IGNORED = {MANIFEST}
 
 

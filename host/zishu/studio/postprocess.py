@@ -1,8 +1,9 @@
 """What the studio does to a picture after (or around) drawing it, and what it can do here.
 
 - ``upscale(host, image, scale, model)`` and ``remove_background(host, image, model)``: through the
-  ``upscale`` and ``background`` engines (plugins/zishu_onnx_vision), with an installed model of
-  that catalog role (the first installed one when none is named);
+  ``upscale`` and ``background`` engines (plugins/zishu_spandrel for ``.pth``/``.safetensors``
+  upscalers, plugins/zishu_onnx_vision for ``.onnx`` ones, chosen by the model's format), with an
+  installed model of that catalog role (the first installed one when none is named);
 - ``encode(image, format, quality, parameters)``: PNG, WebP or JPEG bytes carrying the
   AUTOMATIC1111 ``parameters`` text (a PNG ``parameters`` text chunk; WebP and JPEG: EXIF
   UserComment, UNICODE-prefixed UTF-16, as A1111 writes it). JPEG has no alpha: it is flattened
@@ -33,8 +34,8 @@ EXIF_IFD = 0x8769  # the Exif sub-IFD
 USER_COMMENT = 0x9286
 MAX_SUGGESTIONS = 20  # catalog manifests read to suggest one model to install
 INSTALL_HINTS = {
-    "upscale": "install an upscaler: a catalog model of role 'upscale' (format onnx, a Real-ESRGAN-family "
-               "export), e.g. `zishu search upscale`",
+    "upscale": "install an upscaler: a catalog model of role 'upscale' (Real-ESRGAN-family weights, format "
+               "pytorch or safetensors, or an onnx export), e.g. `zishu search upscale`",
     "background": "install a background remover: a catalog model of role 'background' (format onnx, a "
                   "U²-Net/BiRefNet-family segmenter), e.g. `zishu search background`",
 }
@@ -148,7 +149,8 @@ def capabilities(engines: Engines, registry: VersionStore, model: ModelRef | Non
         usable = [e for e in engines.of_kind(kind) if not _unavailable(e)]
         models = installed_models(registry, kind)
         if not usable:
-            found[kind] = Capability(False, f"no {kind} engine can run here: pip install 'zishu[image]' (onnxruntime)")
+            found[kind] = Capability(False, f"no {kind} engine can run here: pip install 'zishu[image]' (onnxruntime)"
+                                    + (" or 'zishu[upscale]' (spandrel)" if kind == "upscale" else ""))
         elif models:
             found[kind] = Capability(True, f"{models[0].id}@{models[0].version}")
         else:
