@@ -82,9 +82,9 @@ def subjobs(job) -> dict[str, int]:
     return json.loads(job.extra or "{}").get("subjobs") or {}
 
 
-def project(rt, voice: str = VOICE):
+def project(rt, voice: str = VOICE, character: str | None = None):
     boards = rt.storyboards
-    made = boards.create({"story": "A fox finds a lantern.", "aspect": "1:1",
+    made = boards.create({"story": "A fox finds a lantern.", "aspect": "1:1", "character": character,
                           "voice": {"engine": "piper", "voice": voice}})
     return made, boards.replace_shots(made.id, SHOTS)
 
@@ -92,8 +92,12 @@ def project(rt, voice: str = VOICE):
 def test_each_shots_picture_and_narration_are_made_on_the_worker_and_arrive_in_the_app(cluster):
     from zishu.storyboard.render import submit_shots
 
+    from zishu.companion import characters as chars
+
     rt, tmp = cluster["rt"], cluster["tmp"]
-    made, shots = project(rt)
+    aoi = chars.create_character(rt, {"name": "Aoi", "persona": "You are {{char}}, a fox spirit.", "image_style": {
+        "prompt_prefix": "1girl, fox ears", "negative_prompt": "extra tails"}})  # the app's: the worker lacks her
+    made, shots = project(rt, character=aoi)
     job_ids = submit_shots(rt.jobs, rt.storyboards, made.id)
     for job_id in job_ids:
         job = finished(cluster, job_id)
@@ -111,6 +115,7 @@ def test_each_shots_picture_and_narration_are_made_on_the_worker_and_arrive_in_t
         drawn = json.loads(image.result)["images"][0]  # the app's own gallery row
         row = rt.studio.gallery.get(drawn["id"])
         assert row.model.startswith(SD) and shot.prompt in row.prompt and row.seed == made.seed
+        assert row.prompt.startswith("1girl, fox ears") and "extra tails" in row.negative_prompt  # drawn as Aoi
         picture = rt.storyboards.file(made.id, shot.image)
         assert shot.image == f"shot-{shot.id}.png"
         assert picture.read_bytes() == rt.studio.gallery.path(row).read_bytes()
@@ -125,7 +130,7 @@ def test_each_shots_picture_and_narration_are_made_on_the_worker_and_arrive_in_t
         with wave.open(str(narration)) as w:
             assert w.getnframes() > 0
         assert shot.duration >= spoken["seconds"]  # the narration and its pause
-    assert not (tmp / "app" / "resources").exists()  # the app had neither model
+    assert not (tmp / "app" / "resources" / "acme").exists()  # the app had neither model (only Aoi)
     assert len(list((tmp / "maker" / "studio").rglob("*.png"))) == len(shots)
     assert len(list((tmp / "maker" / "audio" / "speech").iterdir())) == len(shots)
 

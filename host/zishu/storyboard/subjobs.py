@@ -65,14 +65,15 @@ class SubJobs:
 
     def run(self, part: str, kind: str, params: dict, label: str) -> dict:
         """The result of the ``kind`` sub-job making ``part`` (the recorded one, else a new one)."""
-        job_id = self.recorded.get(part)
-        try:
-            known = self.queue.get(job_id) if job_id is not None else None
-        except NotFound:  # cleared from the job list meanwhile
-            known = None
+        known = None
+        if part in self.recorded:
+            try:
+                known = self.queue.get(self.recorded[part])
+            except NotFound:  # cleared from the job list meanwhile
+                pass
         if known is None or known.kind != kind or known.status not in REUSABLE:
-            job_id = self.queue.submit(kind, params).id
-            self.recorded[part] = job_id
+            self.recorded[part] = self.queue.submit(kind, params).id
+        job_id = self.recorded[part]
         self.ctx.progress(0, None, f"{label}: job {job_id}", extra={"subjobs": self.recorded})
         return self.wait(job_id, label)
 
