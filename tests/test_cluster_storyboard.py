@@ -90,9 +90,8 @@ def project(rt, voice: str = VOICE, character: str | None = None):
 
 
 def test_each_shots_picture_and_narration_are_made_on_the_worker_and_arrive_in_the_app(cluster):
-    from zishu.storyboard.render import submit_shots
-
     from zishu.companion import characters as chars
+    from zishu.storyboard.render import submit_shots
 
     rt, tmp = cluster["rt"], cluster["tmp"]
     aoi = chars.create_character(rt, {"name": "Aoi", "persona": "You are {{char}}, a fox spirit.", "image_style": {

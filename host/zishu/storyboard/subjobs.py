@@ -23,6 +23,7 @@ does not cancel sub-jobs: only the user's cancel (``cancel_requested`` on the sh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -67,10 +68,8 @@ class SubJobs:
         """The result of the ``kind`` sub-job making ``part`` (the recorded one, else a new one)."""
         known = None
         if part in self.recorded:
-            try:
+            with contextlib.suppress(NotFound):  # cleared from the job list meanwhile
                 known = self.queue.get(self.recorded[part])
-            except NotFound:  # cleared from the job list meanwhile
-                pass
         if known is None or known.kind != kind or known.status not in REUSABLE:
             self.recorded[part] = self.queue.submit(kind, params).id
         job_id = self.recorded[part]
