@@ -169,6 +169,26 @@ def test_a_voice_no_node_has_fails_the_shot_naming_it(cluster):
     assert shot.status == "FAILED" and "acme/absent-voice" in shot.error and shot.audio is None
 
 
+def test_a_subjob_that_fails_on_the_worker_fails_the_shot_with_its_message(cluster):
+    from zishu import settings
+
+    rt = cluster["rt"]
+    made, shots = project(rt)
+    settings.change({"studio_model": VOICE})  # the worker has it, and finds it is no image model
+    try:
+        job = finished(cluster, rt.jobs.submit("storyboard-shot", {"project": made.id, "shot": shots[0].id}).id)
+    finally:
+        settings.change({"studio_model": SD})
+    image = rt.jobs.get(subjobs(job)["image"])
+    assert image.status == "FAILED" and image.worker.split(":")[1] == str(cluster["maker"].pid), image.error
+    assert job.status == "FAILED" and job.error_code == image.error_code
+    assert job.error == f"drawing shot 1 (job {image.id}): {image.error}"
+    assert "not image" in image.error  # "piper is a tts engine, not image"
+    shot = rt.storyboards.shot(shots[0].id)
+    assert shot.status == "FAILED" and shot.error == job.error
+    assert shot.audio == f"shot-{shot.id}.wav" and shot.image is None  # the narration it made is kept
+
+
 def test_cancelling_a_shot_job_cancels_its_subjob(cluster):
     rt, maker = cluster["rt"], cluster["maker"]
     made, shots = project(rt)
