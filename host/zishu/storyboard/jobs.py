@@ -8,6 +8,11 @@ Both are ``resumable``: after a crash (kill -9) or a close, the next start queue
 job then makes only what its shot still lacks; an export starts its encode afresh, because the
 temporary file of the one cut off never became the MP4. Cancel stops a shot between its picture and
 its narration (and the picture between two steps), and an export by ending ffmpeg.
+
+On a cluster (``ZISHU_QUEUE=redis://…``) the shot job stays on the app, whose SQLite holds the
+project, and makes its picture and narration through ``image`` and ``speech`` sub-jobs routed by
+model (``subjobs``): the shot job's cancel cancels them, their progress is its progress, their
+failure its failure, and a resumed shot job waits for the sub-job it had submitted.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from zishu.jobs import JobContext
 from .export import CROSSFADE
 from .render import export_project
 from .shots import make_shot
+from .subjobs import SubJobs
 
 
 def shot_job(ctx: JobContext, project: int, shot: int, redo: list[str] | None = None) -> dict:
@@ -32,7 +38,7 @@ def shot_job(ctx: JobContext, project: int, shot: int, redo: list[str] | None = 
     made = make_shot(boards, shot, host=boards.host, studio=studio, redo=tuple(redo or ()), job_id=ctx.job_id,
                      video=video_choice(boards.host),
                      progress=lambda done, total, message: ctx.progress(done, total, message),
-                     cancelled=ctx.cancelled)
+                     cancelled=ctx.cancelled, subjobs=SubJobs(ctx) if ctx.queue.cluster else None)
     return shot_dict(made)
 
 

@@ -16,6 +16,11 @@ finished shot is never redone; regenerating one shot touches no other.
   ``clips.video_choice`` found: a ``video`` engine with the ``i2v`` capability, its model installed
   and a GPU) is given; otherwise, as on every CPU-only machine, the shot keeps its Ken Burns pan or
   zoom (``motion``), chosen per shot. A new picture drops the old clip, so the clip follows it.
+
+On a cluster (``ZISHU_QUEUE=redis://…``) the picture and the narration are made by ``image`` and
+``speech`` sub-jobs routed by model (``subjobs``), since the app that runs the shot job may have
+neither model; on a single machine they are made in-process, as before: no queue round trip, no
+extra rows in the job list, and the same code the single-machine tests cover.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from .clips import VideoChoice, make_clip
 from .export import FPS
 from .projects import MAX_DURATION, MIN_DURATION, Storyboards
 from .records import ASPECTS, Project, Shot
+from .subjobs import SubJobs
 
 PAUSE = 0.6  # seconds of quiet after the narration, before the next shot's crossfade
 PARTS = ("image", "narration", "clip")
@@ -83,33 +89,42 @@ def voice_of(boards: Storyboards, project: Project) -> tuple[str | None, str | N
     return "espeak-ng", None
 
 
-def speak(host: Any, boards: Storyboards, project: Project, shot: Shot) -> tuple[str, float]:
+def speak(host: Any, boards: Storyboards, project: Project, shot: Shot,
+          subjobs: SubJobs | None = None) -> tuple[str, float]:
     """The shot's narration as ``shot-<id>.wav`` in the project's folder: (file name, seconds). The
-    voice is loaded as the companion loads a character's (``use(host, "tts", voice, engine=)``)."""
+    voice is loaded as the companion loads a character's (``use(host, "tts", voice, engine=)``), or,
+    on a cluster (``subjobs``) and for a catalog voice, spoken by a ``speech`` sub-job where it is."""
     from zishu.audio import write_wav
     from zishu.engines import use
 
     engine, voice = voice_of(boards, project)
-    tts = use(host, "tts", voice, engine=engine).handle
     name = f"shot-{shot.id}.wav"
     folder = boards.folder(project)
     folder.mkdir(parents=True, exist_ok=True)
+    if subjobs is not None:
+        seconds = subjobs.speak(shot.narration, voice, folder / name, f"narrating shot {shot.position + 1}")
+        if seconds is not None:
+            return name, seconds
+    tts = use(host, "tts", voice, engine=engine).handle
     _, seconds = write_wav(folder / name, tts.speak(shot.narration))
     return name, seconds
 
 
 def draw(studio: Any, boards: Storyboards, project: Project, shot: Shot, *,
          progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None,
-         job_id: int | None = None) -> str:
-    """The shot's picture, drawn by the studio and copied to ``shot-<id>.png``; its file name."""
-    result = studio.generate(image_request(boards, project, shot), job_id=job_id, progress=progress,
-                             cancelled=cancelled)
+         job_id: int | None = None, subjobs: SubJobs | None = None) -> str:
+    """The shot's picture, drawn by the studio and copied to ``shot-<id>.png``; its file name. On a
+    cluster (``subjobs``) it is drawn by an ``image`` sub-job on a node that has the model."""
+    name = f"shot-{shot.id}.png"
+    folder = boards.folder(project)
+    request = image_request(boards, project, shot)
+    if subjobs is not None and subjobs.draw(studio, request, folder / name, f"drawing shot {shot.position + 1}"):
+        return name
+    result = studio.generate(request, job_id=job_id, progress=progress, cancelled=cancelled)
     row = result.images[0]
     if getattr(row, "blocked", False):
         raise UsageError(f"prompt: the picture of shot {shot.position + 1} was blocked by the safety check "
                          f"({row.blocked_reason}); change the prompt")
-    name = f"shot-{shot.id}.png"
-    folder = boards.folder(project)
     folder.mkdir(parents=True, exist_ok=True)
     with open(studio.gallery.folder / row.file, "rb") as source, adjacent_tmp_file(folder / name) as target:
         shutil.copyfileobj(source, target)
@@ -119,9 +134,10 @@ def draw(studio: Any, boards: Storyboards, project: Project, shot: Shot, *,
 def make_shot(boards: Storyboards, shot_id: int, *, host: Any = None, studio: Any = None,
               redo: tuple[str, ...] = (), job_id: int | None = None, video: VideoChoice | None = None,
               progress: Callable[[float, float, str], None] | None = None,
-              cancelled: Callable[[], bool] | None = None) -> Shot:
+              cancelled: Callable[[], bool] | None = None, subjobs: SubJobs | None = None) -> Shot:
     """Make what shot ``shot_id`` lacks, or again what ``redo`` names ("image", "narration", "clip");
-    ``video``: what makes its clip (``clips.video_choice``), None for the Ken Burns move alone."""
+    ``video``: what makes its clip (``clips.video_choice``), None for the Ken Burns move alone;
+    ``subjobs``: on a cluster, the picture and narration are made by sub-jobs (``subjobs``)."""
     unknown = set(redo) - set(PARTS)
     if unknown:
         raise UsageError(f"redo: {sorted(unknown)[0]!r} is not one of: {', '.join(PARTS)}")
@@ -136,7 +152,7 @@ def make_shot(boards: Storyboards, shot_id: int, *, host: Any = None, studio: An
             if not shot.narration.strip():
                 boards.set_made(shot.id, audio=None)
             else:
-                name, seconds = speak(host, boards, project, shot)
+                name, seconds = speak(host, boards, project, shot, subjobs)
                 shot = boards.set_made(shot.id, audio=name, duration=narration_seconds(seconds))
         if cancelled is not None and cancelled():
             raise JobCancelled("cancelled")
@@ -144,7 +160,7 @@ def make_shot(boards: Storyboards, shot_id: int, *, host: Any = None, studio: An
             if studio is None:
                 raise UsageError("image: this Zishu has no studio to draw the shot's picture")
             say(1, parts, f"drawing shot {shot.position + 1}")
-            name = draw(studio, boards, project, shot, cancelled=cancelled, job_id=job_id)
+            name = draw(studio, boards, project, shot, cancelled=cancelled, job_id=job_id, subjobs=subjobs)
             shot = boards.set_made(shot.id, image=name, clip=None)
         if video is not None and ("clip" in redo or shot.clip is None):
             if cancelled is not None and cancelled():
