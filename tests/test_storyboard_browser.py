@@ -6,9 +6,10 @@ one narration regenerated alone, one full export whose progress reaches done and
 the preview's <video>, Open folder, then an export cancelled half way. A second test has the tiny
 GGUF write the shots under the JSON grammar, and Undo them.
 
-The shots' pictures are put in place as the studio leaves them: drawing even a tiny random Stable
-Diffusion at the shots' 912×512 takes minutes on a shared CPU. The picture step through the studio
-is tested in the storyboard's own tests.
+Render all draws every shot's picture through the studio (``Studio.generate``, a gallery row made by
+the shot's job) with a tiny random Stable Diffusion (``tiny_diffusers``), the studio's default as the
+only image model installed, at a ``storyboard_picture_side`` of 64 (set with PUT /api/settings):
+112×64 for 16:9, the size the tiny model draws at in seconds on a CPU. Export scales it to 720p.
 
 Screenshots go to ``ZISHU_SCREENSHOTS`` (light and dark) when it is set, to look at them."""
 
@@ -23,11 +24,14 @@ from pathlib import Path
 import pytest
 
 from conftest import AppProcess, app_origin, install_resource, watched_page
+from zishu.storyboard.shots import picture_size
 
 pytestmark = pytest.mark.browser
 
 WAIT = 60_000  # ms
-RENDER_WAIT = 180_000  # ms: three narrations and an encode on a CPU shared with other tests
+RENDER_WAIT = 300_000  # ms: three pictures, three narrations and an encode on a CPU shared with other tests
+SIDE = 64  # the shots' short side (storyboard_picture_side): the tiny SD model draws it in seconds
+TINY_SD = {"format": "diffusers", "role": "image", "base_model": "runwayml/stable-diffusion-v1-5"}
 SHOTS_FOLDER = os.environ.get("ZISHU_SCREENSHOTS")
 STORY = "The lighthouse keeper found a message in a bottle. She sailed to the island it named. A friend waited there."
 SHOTS = [("a lighthouse at dusk", "The keeper found a bottle."),
@@ -44,42 +48,37 @@ def writer(tmp_path_factory):
     return write_tiny_gguf(folder / "writer.gguf", dim=128, layers=2, heads=4, ffn=256, context=4096)
 
 
+@pytest.fixture(scope="module")
+def painter(tmp_path_factory):
+    """A random-weight Stable Diffusion in diffusers' layout: it draws noise, but draws it for real."""
+    from tiny_diffusers import write_tiny_sd
+
+    return write_tiny_sd(tmp_path_factory.mktemp("storyboard-sd") / "sd")
+
+
 @pytest.fixture
-def app(tmp_path, writer):
-    """``zishu serve`` over a home with the tiny GGUF, and an ``xdg-open`` first on PATH that writes
-    down what the desktop was asked to open."""
+def app(tmp_path, writer, painter):
+    """``zishu serve`` over a home with the tiny GGUF and the tiny SD model (the studio's default),
+    shots drawn ``SIDE`` pixels high, and an ``xdg-open`` first on PATH that writes down what the
+    desktop was asked to open."""
     home = tmp_path / "home"
     install_resource(home, "alice/writer", {"format": "gguf", "role": "llm"}, files={"m.gguf": writer})
+    install_resource(home, "alice/tiny-sd", TINY_SD, files={part.name: part for part in painter.iterdir()})
     desktop = tmp_path / "desktop"
     desktop.mkdir()
     opener = desktop / "xdg-open"
     opener.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{tmp_path / "opened.part"}"\n'
                       f'mv "{tmp_path / "opened.part"}" "{tmp_path / "opened.txt"}"\n', encoding="utf-8")
     opener.chmod(opener.stat().st_mode | stat.S_IXUSR)
-    env = {**os.environ, "ZISHU_HOME": str(home), "PATH": f"{desktop}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "ZISHU_HOME": str(home), "PATH": f"{desktop}{os.pathsep}{os.environ['PATH']}",
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     env.pop("ZISHU_QUEUE", None)
     with AppProcess(env) as app:
+        chosen = app.api("PUT", "/api/settings", json={"storyboard_picture_side": SIDE})
+        assert chosen.status_code == 200 and chosen.json()["storyboard_picture_side"] == SIDE, chosen.text
         app.opened = tmp_path / "opened.txt"
         app.home = home
         yield app
-
-
-def pictures(home: Path, pid: int) -> None:
-    """Each shot's picture as the studio's job leaves it: shot-<id>.png in the project's folder."""
-    from PIL import Image
-
-    from zishu.db import open_database
-    from zishu.storyboard.projects import Storyboards
-
-    db = open_database(home / "zishu.db")
-    try:
-        boards = Storyboards(home)
-        for n, shot in enumerate(boards.shots(pid)):
-            picture = Image.new("RGB", (912, 512), (40 + 70 * n, 90, 200 - 60 * n))
-            picture.save(boards.folder(pid) / f"shot-{shot.id}.png")
-            boards.set_made(shot.id, image=f"shot-{shot.id}.png")
-    finally:
-        db.close()
 
 
 def tone(path: Path, seconds: float = 3.0) -> Path:
@@ -176,17 +175,30 @@ def test_a_storyboard_is_made_rendered_and_exported_in_the_panel(browser, app, t
         shots = app.api("GET", f"/api/storyboards/{pid}").json()["shots"]
         assert shots[0]["narration"] == "The keeper found a bottle on the rocks."
 
-        # Render all: every card goes to Ready, live, with its picture, and its duration follows the narration.
-        pictures(app.home, pid)
+        # Render all: every card goes to Ready, live, with the picture the studio drew for it by the
+        # shot's job, and its duration follows the narration.
+        assert app.api("GET", "/api/studio/gallery").json()["total"] == 0
         page.get_by_test_id("render-all").click()
         expect(page.get_by_test_id("render-all")).to_have_text("Rendering…")
         for n in range(3):
             expect(cards.nth(n).get_by_test_id("shot-status")).to_have_text("Ready", timeout=RENDER_WAIT)
-        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=shot-image]')]"
-                               ".every(i => !i.hidden && i.complete && i.naturalWidth === 912)", timeout=WAIT)
+        width, height = picture_size("16:9", SIDE)
+        page.wait_for_function("([w, h]) => [...document.querySelectorAll('[data-testid=shot-image]')]"
+                               ".every(i => !i.hidden && i.complete && i.naturalWidth === w && i.naturalHeight === h)",
+                               arg=[width, height], timeout=WAIT)
         expect(page.get_by_test_id("shots-summary")).to_contain_text("3 of 3 ready")
         rendered = app.api("GET", f"/api/storyboards/{pid}").json()["shots"]
         assert all(s["audio"] == f"shot-{s['id']}.wav" and s["status"] == "SUCCESS" for s in rendered)
+        drawn = {row["job_id"]: row for row in app.api("GET", "/api/studio/gallery").json()["images"]}
+        assert len(drawn) == 3
+        for n, shot in enumerate(rendered):
+            assert shot["image"] == f"shot-{shot['id']}.png"
+            row = drawn[shot["job_id"]]  # the studio drew it in the shot's own job, and the gallery keeps it
+            assert shot["prompt"] in row["prompt"] and row["model"].startswith("alice/tiny-sd")
+            assert (row["width"], row["height"], row["seed"]) == (width, height, project_seed(app, pid))
+            card = app.api("GET", cards.nth(n).get_by_test_id("shot-image").get_attribute("src"))
+            assert card.status_code == 200 and card.content == app.api("GET", row["url"]).content
+        screenshot(page, "rendered-light")
         expect(cards.nth(0).get_by_test_id("shot-duration")).to_have_text(f"{rendered[0]['duration']:.1f} s")
         expect(cards.nth(0).get_by_test_id("shot-play")).to_be_visible()
         expect(page.get_by_test_id("slide-image")).to_be_visible()  # the preview before export: the shots
@@ -211,6 +223,7 @@ def test_a_storyboard_is_made_rendered_and_exported_in_the_panel(browser, app, t
         assert app.wait_job(again[1]["job_id"], timeout=RENDER_WAIT / 1000)["status"] == "SUCCESS"
         expect(cards.nth(1).get_by_test_id("shot-status")).to_have_text("Ready", timeout=WAIT)
         assert [again[0]["job_id"], again[2]["job_id"]] == [rendered[0]["job_id"], rendered[2]["job_id"]]
+        assert app.api("GET", "/api/studio/gallery").json()["total"] == 3  # the narration alone: no new picture
 
         # One full export, with every option.
         page.get_by_test_id("export-burn").check()
@@ -266,6 +279,10 @@ def test_a_storyboard_is_made_rendered_and_exported_in_the_panel(browser, app, t
         folder = Path(made["path"]).parent
         assert sorted(p.name for p in folder.iterdir()) == sorted([Path(made["path"]).name,
                                                                    Path(made["subtitles"]).name])
+
+
+def project_seed(app, pid: int) -> int:
+    return app.api("GET", f"/api/storyboards/{pid}").json()["seed"]
 
 
 def lambda_percent():
