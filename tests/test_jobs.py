@@ -225,7 +225,10 @@ def test_recover_puts_resumable_jobs_back_on_the_queue_but_never_a_cancelled_one
     Job.update(status="RUNNING", worker=DEAD_WORKER, cancel_requested=True).where(Job.id == cancelled.id).execute()
     queue.huey.flush()
     found = queue.recover()
-    assert found["interrupted"] == [plain.id] and sorted(found["requeued"]) == [crashed.id, closed.id]
+    # Both cut-off jobs are recorded INTERRUPTED; the resumable one (and the one closing the app cut
+    # off) goes back on the queue, the plain one waits for Retry.
+    assert sorted(found["interrupted"]) == sorted([crashed.id, plain.id])
+    assert sorted(found["requeued"]) == [crashed.id, closed.id]
     back = queue.get(crashed.id)
     assert back.status == "PENDING" and back.done == 5 and "continuing where it left off" in back.message
     assert queue.get(cancelled.id).status == "CANCELLED"  # the user's cancel crossed the crash: it stands

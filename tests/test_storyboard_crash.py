@@ -104,7 +104,8 @@ def test_a_worker_killed_while_it_makes_the_shots_is_carried_on_shot_by_shot(run
     finally:
         stop_worker(again)
     said = log.read_text(errors="replace")
-    assert f"queued again [{job_ids[1]}]" in said  # the new worker found the cut-off job and took it up
+    # The new worker found the cut-off job, recorded it INTERRUPTED and took it up again.
+    assert f"interrupted [{job_ids[1]}], queued again [{job_ids[1]}]" in said
     done = [jobs.get(j) for j in job_ids]
     assert [j.status for j in done] == ["SUCCESS"] * 3, [(j.status, j.error) for j in done]
     assert [j.attempts for j in done] == [1, 2, 1]  # only the cut-off shot ran twice
@@ -147,6 +148,7 @@ def test_a_worker_killed_while_it_exports_leaves_no_mp4_and_the_export_is_done_a
         until(lambda: jobs.get(job.id).status not in ("PENDING", "RUNNING"), "the export", again, log, 300)
     finally:
         stop_worker(again)
+    assert f"interrupted [{job.id}], queued again [{job.id}]" in log.read_text(errors="replace")
     done = jobs.get(job.id)
     assert done.status == "SUCCESS" and done.attempts == 2, done.error
     (mp4,) = export.glob("*.mp4")

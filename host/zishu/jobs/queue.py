@@ -10,10 +10,11 @@ for the worker that moves it from PENDING to RUNNING, so no job ever runs twice 
 The app runs a consumer in its own threads (``start_consumer``); ``enqueue`` wakes it at once, so
 a job starts within milliseconds instead of at the next poll.
 
-A job type registered ``resumable`` (the install job) carries on by itself: when its run was cut
-off, by a crash or by closing the app, ``recover`` at the next start (the app's, or a
-``zishu worker``'s) puts it back on the queue instead of leaving it INTERRUPTED for the user to
-retry. A job the user cancelled is never put back, also not when the cancel and a crash crossed.
+A job type registered ``resumable`` (installs, storyboard shots and exports) carries on by itself:
+when its run was cut off, by a crash or by closing the app, ``recover`` at the next start (the
+app's, or a ``zishu worker``'s) records it INTERRUPTED and puts it back on the queue instead of
+leaving it for the user to retry. A job the user cancelled is never put back, also not when the
+cancel and a crash crossed.
 
 On Redis (``zishu.cluster``) every task is signed with the cluster secret and goes to a named
 queue: ``home:<node>`` for the jobs of this ZISHU_HOME that must stay on it (installs), and
@@ -406,11 +407,12 @@ class JobQueue:
     # -- start-up -------------------------------------------------------------------------------
 
     def recover(self) -> dict[str, list[int]]:
-        """At start: a RUNNING job whose process is gone is put back on the queue when its type is
-        resumable, becomes CANCELLED when the user had asked to cancel it, and INTERRUPTED
-        otherwise; INTERRUPTED jobs of resumable types (cut off by closing the app) are put back
-        too; PENDING jobs the queue lost (queue.db deleted, Redis flushed) are put back on it.
-        Returns the ids of the INTERRUPTED jobs and of those put back ("requeued")."""
+        """At start: a RUNNING job whose process is gone becomes CANCELLED when the user had asked
+        to cancel it, and INTERRUPTED otherwise; INTERRUPTED jobs of resumable types (cut off by a
+        crash just now, or by closing the app) are then put back on the queue and go on from their
+        partial work, while the others wait for Retry; PENDING jobs the queue lost (queue.db
+        deleted, Redis flushed) are put back on it. Returns the ids of the jobs found cut off
+        ("interrupted") and of those put back ("requeued")."""
         interrupted, requeued, ended = [], [], []
         if self.cluster:
             self.start_relay()  # it also requeues the remote jobs whose node went silent
@@ -421,15 +423,13 @@ class JobQueue:
                 if records.update(job.id, only_if=(Status.RUNNING,), status=Status.CANCELLED.value,
                                   finished_at=time.time(), cancel_requested=False, message="cancelled"):
                     ended.append(job.id)
-            elif self._resumable(job):
-                if self._resume(job, Status.RUNNING):
-                    requeued.append(job.id)
             elif records.update(
                 job.id, only_if=(Status.RUNNING,), status=Status.INTERRUPTED.value, finished_at=time.time(),
                 message="Zishu stopped while this job ran; retry to continue where it left off",
             ):
                 interrupted.append(job.id)
-                ended.append(job.id)
+                if not self._resumable(job):
+                    ended.append(job.id)  # a resumable one is taken up again just below
         for job in Job.select().where((Job.status == Status.INTERRUPTED.value) & ~Job.cancel_requested):
             if self._resumable(job) and self._resume(job, Status.INTERRUPTED):
                 requeued.append(job.id)

@@ -8,8 +8,9 @@ States::
        └─────────> CANCELLED             │
     RUNNING when its worker died ──> INTERRUPTED (found at the next start) ──┘
 
-A job of a ``resumable`` type (the install job) whose worker died, or that closing the app left
-INTERRUPTED, goes back to PENDING by itself at the next start; one whose cancel was asked ends
+A job whose worker died is recorded INTERRUPTED at the next start. One of a ``resumable`` type (an
+install, a storyboard shot or export), or one that closing the app left INTERRUPTED, then goes back
+to PENDING by itself and carries on from its partial work; one whose cancel was asked ends
 CANCELLED instead, and CANCELLED is never left by itself.
 """
 
