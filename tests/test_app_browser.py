@@ -180,6 +180,10 @@ def test_api_errors_become_toasts_and_pages_render(ui, app):
     assert response.status == 404
     expect(ui.get_by_test_id("error")).to_contain_text("zishu/no-such-thing")
 
+    status, kind = ui.evaluate(  # every page's tab icon
+        "fetch(document.querySelector('link[rel=icon]').href).then(r => [r.status, r.headers.get('content-type')])")
+    assert status == 200 and kind.startswith("image/svg+xml")
+
 
 def test_plugins_panel_shows_failures_and_disables_a_plugin(browser, app_env, tmp_path):
     from playwright.sync_api import expect
