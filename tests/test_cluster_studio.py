@@ -2,7 +2,9 @@
 """The studio's image job across machines: the app (its own ZISHU_HOME, without the model) submits
 a picture; of two ``zishu worker`` processes with ZISHU_HOMEs of their own, only the one that has the
 model draws it (a tiny random-weight SD pipeline through the real diffusers engine), and the
-picture arrives in the app's gallery, file and row, with its A1111 parameters."""
+picture arrives in the app's gallery, file and row, with its A1111 parameters. What only the app has
+travels with the job: a character and a style installed on the app alone, and a picture of the app's
+gallery to draw from, named by its id."""
 
 from __future__ import annotations
 
@@ -43,12 +45,21 @@ def test_an_image_job_is_drawn_by_the_node_with_the_model_and_lands_in_the_apps_
         advertised(redis_url, idle, None, timeout=120)
         job = rt.jobs.submit("image", {"prompt": "a red cat", "model": MODEL, "width": 64, "height": 64,
                                        "steps": 2, "seed": 7, "batch": 2})
-        deadline = time.monotonic() + 300
-        while (state := rt.jobs.get(job.id)).status in ("PENDING", "RUNNING"):
-            for p in procs:
-                assert p.poll() is None, f"worker exited: {p.stderr.read()}"
-            assert time.monotonic() < deadline, state.message
-            time.sleep(0.1)
+        state = finished(rt, job.id, procs)
+        assert state.status == "SUCCESS", state.error
+        first = state.as_dict()["result"]["images"][0]["id"]  # an id in the app's gallery, not the node's
+
+        install_resource(app_home, "acme/mei", {"persona": "You are Mei.",
+                                                "image_style": {"prompt_prefix": "silver hair, fox ears"}},
+                         kind="character", name="Mei")  # on the app alone
+        asked = {"prompt": "waving", "character": "acme/mei", "style": "anime", "model": MODEL, "width": 64,
+                 "height": 64, "steps": 2, "seed": 9, "init_image": first, "strength": 0.5}
+        sent = rt.jobs.submit("image", asked)
+        queued = sent.as_dict()["params"]
+        assert "character" not in queued and queued["labels"] == {"character": "acme/mei", "style": "anime"}
+        assert queued["prompt"].startswith("anime style, silver hair, fox ears, waving")  # expanded on the app
+        assert queued["init_image"].startswith("data:image/png;base64,")
+        drawn = finished(rt, sent.id, procs)
     finally:
         stop(*procs)
     try:
@@ -65,6 +76,23 @@ def test_an_image_job_is_drawn_by_the_node_with_the_model_and_lands_in_the_apps_
                 assert png.size == (64, 64) and read_parameters(png.info["parameters"])["Prompt"] == "a red cat"
             assert rt.studio.gallery.reuse(row.id)["seed"] == row.seed
         assert not (tmp_path / "idle" / "studio").exists()  # the node without the model drew nothing
+
+        assert drawn.status == "SUCCESS", drawn.error  # the node has neither the character nor picture 1
+        row = rt.studio.gallery.get(drawn.as_dict()["result"]["images"][0]["id"])
+        assert (row.character, row.style) == ("acme/mei", "anime")  # the app's gallery says what was asked
+        assert row.prompt == queued["prompt"] and row.steps == 2
+        assert rt.studio.gallery.search(character="acme/mei")[1] == 1
         assert not (tmp_path / "idle" / "resources").exists()
     finally:
         rt.close()
+
+
+def finished(rt, job_id: int, procs, timeout: float = 300):
+    """The job's row once it has ended, the workers checked alive while it runs."""
+    deadline = time.monotonic() + timeout
+    while (state := rt.jobs.get(job_id)).status in ("PENDING", "RUNNING"):
+        for p in procs:
+            assert p.poll() is None, f"worker exited: {p.stderr.read()}"
+        assert time.monotonic() < deadline, state.message
+        time.sleep(0.1)
+    return state

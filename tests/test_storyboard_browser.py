@@ -30,6 +30,7 @@ pytestmark = pytest.mark.browser
 
 WAIT = 60_000  # ms
 RENDER_WAIT = 300_000  # ms: three pictures, three narrations and an encode on a CPU shared with other tests
+CONTEXT = 16_384  # room for the longest answer the shots' grammar allows (writer.answer_tokens), plus the chat
 SIDE = 64  # the shots' short side (storyboard_picture_side): the tiny SD model draws it in seconds
 TINY_SD = {"format": "diffusers", "role": "image", "base_model": "runwayml/stable-diffusion-v1-5"}
 SHOTS_FOLDER = os.environ.get("ZISHU_SCREENSHOTS")
@@ -45,7 +46,7 @@ def writer(tmp_path_factory):
     from tiny_gguf import write_tiny_gguf
 
     folder = tmp_path_factory.mktemp("storyboard-models")
-    return write_tiny_gguf(folder / "writer.gguf", dim=128, layers=2, heads=4, ffn=256, context=4096)
+    return write_tiny_gguf(folder / "writer.gguf", dim=128, layers=2, heads=4, ffn=256, context=CONTEXT)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,8 @@ def app(tmp_path, writer, painter):
     shots drawn ``SIDE`` pixels high, and an ``xdg-open`` first on PATH that writes down what the
     desktop was asked to open."""
     home = tmp_path / "home"
-    install_resource(home, "alice/writer", {"format": "gguf", "role": "llm"}, files={"m.gguf": writer})
+    install_resource(home, "alice/writer", {"format": "gguf", "role": "llm", "context_length": CONTEXT},
+                     files={"m.gguf": writer})
     install_resource(home, "alice/tiny-sd", TINY_SD, files={part.name: part for part in painter.iterdir()})
     desktop = tmp_path / "desktop"
     desktop.mkdir()

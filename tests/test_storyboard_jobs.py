@@ -16,6 +16,7 @@ from zishu.jobs import JobQueue
 from zishu.storyboard.media import probe
 from zishu.storyboard.writer import parse_shots, write_storyboard
 
+CONTEXT = 16_384  # room for the longest answer the shots' grammar allows (writer.answer_tokens(6), plus the chat)
 STORY = "小猫在雨中迷路了。它找到一只友好的狗。它们一起回到了温暖的家。"
 
 
@@ -31,11 +32,12 @@ def wait(queue: JobQueue, job_id: int, *statuses: str, timeout: float = 120):
 def rambler(tmp_path_factory):
     """A random-weight GGUF: left alone it writes noise that is not JSON."""
     return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "rambler.gguf", dim=128, layers=2, heads=4, ffn=256,
-                           context=4096)
+                           context=CONTEXT)
 
 
 def test_a_model_writing_noise_still_gives_the_asked_number_of_shots_under_the_grammar(runtime, rambler):
-    install_resource(runtime.home, "acme/rambler", {"format": "gguf", "role": "llm"}, files={"m.gguf": rambler})
+    install_resource(runtime.home, "acme/rambler", {"format": "gguf", "role": "llm", "context_length": CONTEXT},
+                     files={"m.gguf": rambler})
     project = runtime.storyboards.create({"story": STORY})
     shots = write_storyboard(runtime, runtime.storyboards, project.id, 6)  # the bench's six
     assert len(shots) == 6
@@ -50,7 +52,8 @@ def test_a_model_writing_noise_still_gives_the_asked_number_of_shots_under_the_g
 def test_without_a_grammar_the_same_noise_is_a_clear_error_not_a_traceback(runtime, rambler):
     from zishu.engines import ChatOptions, use
 
-    install_resource(runtime.home, "acme/rambler", {"format": "gguf", "role": "llm"}, files={"m.gguf": rambler})
+    install_resource(runtime.home, "acme/rambler", {"format": "gguf", "role": "llm", "context_length": CONTEXT},
+                     files={"m.gguf": rambler})
     chat = use(runtime, "llm", "acme/rambler").handle
     noise = "".join(chat.chat([{"role": "user", "content": STORY}], ChatOptions(max_tokens=60, seed=3)))
     with pytest.raises(EngineError, match=r"storyboard is not valid JSON .*write the shots by hand"):

@@ -227,6 +227,7 @@ class JobQueue:
         self._refused: dict[int, dict[str, float]] = {}  # app side: who refused each job, and when
         self._heartbeat: threading.Thread | None = None
         self.services.setdefault("cluster_models", self.cluster_models)
+        self.services.setdefault("queue", lambda: self)  # a ``check`` asks where its job will go (``route_for``)
         self._task = self.huey.task(name="zishu.run_job", retries=0)(self._run)
         self._remote_task = self.huey.task(name="zishu.run_remote", retries=0)(self._run_remote)
         self._listen()

@@ -97,15 +97,12 @@ class SubJobs:
     # -- the shot's parts ---------------------------------------------------------------------------
 
     def picture_request(self, studio: Any, request: dict) -> dict:
-        """``request`` as an ``image`` job draws it on any node: expanded here (the character and
-        the style are this app's), with the model named (the ``studio_model`` setting, else this
-        app's first image model), since another node neither knows the character nor picks the same."""
+        """``request`` with the model named (the ``studio_model`` setting, else this app's first image
+        model), since another node would not pick the same; the ``image`` job's check expands the
+        character and the style here, as for any image job sent to the cluster."""
         from zishu.studio.requests import ImageRequest
 
-        asked = ImageRequest.parse(request)
-        for expand in studio.expanders:
-            asked = expand(asked)
-        fields = {k: v for k, v in asked.given().items() if k not in ("character", "style")}
+        fields = ImageRequest.parse(request).given()
         if not fields.get("model"):
             try:
                 fields["model"] = studio.default_model()

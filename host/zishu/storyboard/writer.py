@@ -24,6 +24,8 @@ from .projects import MAX_SHOTS
 
 PROMPT_CHARS = 240  # most characters of one image prompt the model may write
 NARRATION_CHARS = 300
+BYTES_PER_CHAR = 4  # a character may come as up to four byte tokens (its UTF-8 bytes), one at a time
+SHOT_SYNTAX = 160  # tokens of one shot's keys, quotes and the whitespace the grammar allows between them
 LANGUAGES = {"zh": "Chinese (简体中文)", "ja": "Japanese", "ko": "Korean", "en": "English"}
 _JSON_OBJECT = re.compile(r"\{.*\}", re.S)
 
@@ -36,9 +38,9 @@ def shot_count(value: Any) -> int:
 
 def _plain_text(most: int) -> dict:
     """A string of 1 to ``most`` characters with no escapes and no control characters: under the
-    grammar every token then writes at least one counted character, so ``most`` also bounds the
-    tokens (a JSON escape such as \\u00e9 is one character but several tokens, and a model that
-    kept writing them ran past max_tokens and was cut off mid-string)."""
+    grammar every token then writes at least one counted character or one of its UTF-8 bytes, so
+    ``most`` also bounds the tokens (a JSON escape such as \\u00e9 is one character but several
+    tokens, and a model that kept writing them ran past max_tokens and was cut off mid-string)."""
     return {"type": "string", "pattern": r'^[^"\\\x00-\x1f]' + f"{{1,{most}}}$"}
 
 
@@ -87,12 +89,19 @@ def parse_shots(text: str, count: int) -> list[dict]:
     return out
 
 
+def answer_tokens(count: int) -> int:
+    """The most tokens ``count`` shots can take under ``shots_schema``'s grammar, so that even a model
+    writing noise (byte tokens, the widest whitespace) closes its JSON before max_tokens; llama.cpp
+    lowers it to what the context window has left, and a grammar-held answer ends as soon as it can."""
+    return count * (BYTES_PER_CHAR * (PROMPT_CHARS + NARRATION_CHARS) + SHOT_SYNTAX) + 64
+
+
 def write_shots(chat: Any, story: str, count: int, language: str, *, appearance: str = "",
                 seed: int | None = None, cancelled: Any = None) -> list[dict]:
     """Ask ``chat`` (a loaded ChatModel) for ``count`` shots of ``story``; the parsed shots."""
     count = shot_count(count)
-    options = ChatOptions(max_tokens=count * (PROMPT_CHARS + NARRATION_CHARS + 48) + 32, temperature=0.7,
-                          seed=seed, json_schema=shots_schema(count), cancelled=cancelled)
+    options = ChatOptions(max_tokens=answer_tokens(count), temperature=0.7, seed=seed,
+                          json_schema=shots_schema(count), cancelled=cancelled)
     text = "".join(chat.chat(messages(story, count, language, appearance), options))
     return parse_shots(text, count)
 

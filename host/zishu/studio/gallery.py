@@ -143,6 +143,14 @@ class Gallery:
         """The request that made this picture (its own seed, batch 1): "reuse these settings"."""
         return json.loads(self.get(image_id).request)
 
+    def label(self, rows: list[StudioImage], **labels: str | None) -> list[StudioImage]:
+        """``rows`` with their ``character`` and ``style`` set to ``labels`` (what a picture drawn for
+        another node was asked as, the node having been sent the fields they expand to)."""
+        if not labels or not rows:
+            return rows
+        StudioImage.update(**labels).where(StudioImage.id.in_([row.id for row in rows])).execute()
+        return [self.get(row.id) for row in rows]
+
     def mark_blocked(self, image_id: int, reason: str) -> StudioImage:
         """Record the safety check's verdict: the picture stays in the gallery, shown blurred with ``reason``."""
         StudioImage.update(blocked=True, blocked_reason=reason).where(StudioImage.id == image_id).execute()

@@ -12,6 +12,10 @@ On a cluster (``ZISHU_QUEUE=redis://…``) the job is remote and routed by its m
 has the model draws it into its own gallery, the pictures come back as the result's ``files``, and
 ``arrived`` records them in the app's gallery with the settings that made them. An app that lacks
 the model itself checks the request's fields at submit, and the node that draws checks the rest.
+What only this app has is settled at submit (``for_any_node``): the character and the style are
+expanded here into the fields they stand for, their names kept as ``labels`` for the gallery rows,
+and a picture named by gallery id (``init_image``, ``mask``, ``control.image``) is sent as a data URL
+of its file, since the node's gallery is another one.
 """
 
 from __future__ import annotations
@@ -28,15 +32,34 @@ from zishu.jobs import JobContext
 
 from . import metrics
 from .gallery import FOLDER, StudioImage
+from .pictures import inline_picture
 from .requests import ImageRequest
 
 PREVIEW_EVERY = 3  # steps between previews
 PREVIEW_GAP = 0.25  # seconds at least between two previews
 PREVIEW_QUALITY = 70
+LABELS = "labels"  # the job parameter with the character and style a cluster job was expanded from
+
+
+def for_any_node(fields: dict, studio: Any) -> dict:
+    """``fields`` (a request's) as any node of the cluster draws them (see the module's docstring)."""
+    asked = request = ImageRequest.parse(fields)
+    for expand in studio.expanders:
+        request = expand(request)
+    out = {k: v for k, v in request.given().items() if k not in ("character", "style")}
+    for name in ("init_image", "mask"):
+        if out.get(name) is not None:
+            out[name] = inline_picture(out[name], name, studio.gallery)
+    if out.get("control"):
+        out["control"] = {**out["control"], "image": inline_picture(out["control"]["image"], "control.image",
+                                                                    studio.gallery)}
+    labels = {name: getattr(asked, name) for name in ("character", "style") if getattr(asked, name)}
+    return {**out, LABELS: labels} if labels else out
 
 
 def draw_images(ctx: JobContext, **params: Any) -> dict:
     studio = ctx.service("studio")
+    labels = params.pop(LABELS, None) or {}
     prepared = studio.prepare(params)  # the user's request expanded (style, character) once, here
     steps = prepared.request.steps
     ctx.progress(0, steps, "loading the model")
@@ -63,6 +86,7 @@ def draw_images(ctx: JobContext, **params: Any) -> dict:
                              preview=preview, preview_every=PREVIEW_EVERY)
     if not result.cached:
         metrics.observe(time.perf_counter() - started, len(result.images))  # /metrics' histogram
+    result.images = studio.gallery.label(result.images, **labels)
     ctx.progress(steps, steps, "from the cache" if result.cached else "done", extra={})
     done = result.as_dict()
     if getattr(ctx, "remote", False):  # drawn for another node: the pictures and their rows go back
@@ -88,14 +112,19 @@ def data_url(image) -> str:
 def check(params: dict, service) -> dict:
     """Refuse a bad request at submit; queue the user's own fields with the model filled in (the
     style and character are expanded when the job draws it, so Retry expands them once again). A
-    model this app lacks but a node of its cluster advertises: the fields are checked here, the rest there."""
+    model this app lacks but a node of its cluster advertises: the fields are checked here, the rest
+    there. A job that goes through the cluster is queued as any node draws it (``for_any_node``)."""
+    studio = service("studio")
     try:
-        return service("studio").prepare(params).queued()
+        queued = studio.prepare(params).queued()
     except ResourceNotAvailable:
         model = catalog_model(params.get("model"))
         if model is None or not holds(service("cluster_models"), model):
             raise
-        return ImageRequest.parse(params).given()
+        queued = ImageRequest.parse(params).given()
+    if service("queue").route_for("image", queued) is None:
+        return queued
+    return for_any_node(queued, studio)
 
 
 def title(params: dict) -> str:
@@ -109,4 +138,4 @@ def register_job_types(register) -> None:
              arrived=arrived)
 
 
-__all__ = ["ImageRequest", "check", "data_url", "draw_images", "register_job_types"]
+__all__ = ["LABELS", "ImageRequest", "check", "data_url", "draw_images", "for_any_node", "register_job_types"]

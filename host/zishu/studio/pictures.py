@@ -7,6 +7,8 @@ picture larger than ``MAX_PIXELS``, a gallery id that is not there (NotFound), a
 that safe mode blocked (it is never drawn from again). ``as_mask`` turns a painted mask into the
 engine's form: one channel, white where the picture is repainted (transparent counts as black, so a
 stroke painted on a clear canvas works); ``flat`` turns the others into RGB, transparency on white.
+``inline_picture`` turns a gallery id into a data URL of its file, for a job another node draws
+(whose gallery is not this one).
 """
 
 from __future__ import annotations
@@ -64,7 +66,21 @@ def as_mask(picture: Image.Image) -> Image.Image:
     return picture.convert("L")
 
 
+def inline_picture(value: Any, field: str, gallery: Gallery) -> Any:
+    """``value`` as any node can read it: a gallery image id becomes a ``data:`` URL of the picture's
+    file (refused like ``open_picture``: not there, blocked, file gone); anything else is kept as is."""
+    text = str(value).strip()
+    if not _GALLERY_ID.match(text):
+        return value
+    data = _gallery_bytes(int(text), field, gallery)  # the gallery writes PNGs only (``Gallery.add``)
+    return f"data:image/png;base64,{base64.b64encode(data).decode('ascii')}"
+
+
 def _from_gallery(image_id: int, field: str, gallery: Gallery) -> Image.Image:
+    return _decoded(_gallery_bytes(image_id, field, gallery), field)
+
+
+def _gallery_bytes(image_id: int, field: str, gallery: Gallery) -> bytes:
     try:
         row = gallery.get(image_id)
     except NotFound as e:
@@ -73,10 +89,9 @@ def _from_gallery(image_id: int, field: str, gallery: Gallery) -> Image.Image:
         raise UsageError(f"{field}: picture {image_id} was blocked by safe mode ({row.blocked_reason or 'blocked'}) "
                          "and cannot be drawn from")
     try:
-        data = gallery.path(row).read_bytes()
+        return gallery.path(row).read_bytes()
     except OSError:
         raise NotFound(f"{field}: the file of picture {image_id} is gone from the gallery") from None
-    return _decoded(data, field)
 
 
 def _decoded(data: bytes, field: str) -> Image.Image:
