@@ -188,3 +188,36 @@ def test_gallery_pictures_become_the_characters_avatar(app, runtime):
     assert gone.status_code == 404 and gone.json["error"]["message"].startswith("character: ")
     token_less = app.application.test_client()
     assert token_less.post(f"/api/studio/characters/{owner}/{name}/avatar", json={}).status_code in (401, 403)
+
+
+def test_a_finished_jobs_files_download_by_number_and_every_wrong_ask_is_named(app, runtime):
+    from test_studio import wait
+
+    dropped = runtime.jobs.submit("image", {"prompt": "never", "model": "acme/tiny-sd", "width": 64, "height": 64,
+                                            "steps": 2})
+    runtime.jobs.cancel(dropped.id)  # before any consumer runs: it never draws
+    refused = app.get(f"/api/jobs/{dropped.id}/files/0")
+    assert refused.status_code == 400 and refused.json["error"]["message"] == (
+        f"job {dropped.id} is CANCELLED; its files are there once it has succeeded")
+
+    runtime.jobs.start_consumer(1)
+    sent = app.post("/api/jobs", json={"kind": "image", "params": {
+        "prompt": "a red cat", "model": "acme/tiny-sd", "width": 64, "height": 64, "steps": 2, "seed": 3, "batch": 2}})
+    assert sent.status_code == 202
+    job = sent.get_json()["job"]["id"]
+    done = wait(runtime, job)
+    assert done["status"] == "SUCCESS", done
+    assert done["result"]["files"] == [f"studio/{i['file']}" for i in done["result"]["images"]]
+    for n, image in enumerate(done["result"]["images"]):
+        got = app.get(f"/api/jobs/{job}/files/{n}")
+        assert got.status_code == 200 and got.mimetype == "image/png"
+        assert got.data == (runtime.home / "studio" / image["file"]).read_bytes()
+
+    past = app.get(f"/api/jobs/{job}/files/2")
+    assert past.status_code == 404 and past.json["error"]["message"].endswith("made files 0 to 1; there is no file 2")
+    assert app.get(f"/api/jobs/{job}/files/-1").status_code == 400
+    assert "index='x'" in app.get(f"/api/jobs/{job}/files/x").json["error"]["message"]
+    assert app.get("/api/jobs/999999/files/0").status_code == 404
+    (runtime.home / "studio" / done["result"]["images"][0]["file"]).unlink()  # deleted behind the app's back
+    gone = app.get(f"/api/jobs/{job}/files/0")
+    assert gone.status_code == 404 and "no longer in ZISHU_HOME" in gone.json["error"]["message"]

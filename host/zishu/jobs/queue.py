@@ -399,6 +399,24 @@ class JobQueue:
             self._enqueue(job_id, priority, task_id)  # the old task is skipped: its id is stale
         return self.get(job_id)
 
+    def result_file(self, job_id: int, index: int) -> Path:
+        """The ``index``-th (from 0) of the files a job made: its result's ``files``, relative to
+        ZISHU_HOME (an image job's pictures, a speech job's audio). Refused while the job has not
+        succeeded, past the last file, and for a file no longer there (NotFound, naming it)."""
+        job = self.get(job_id)
+        if job.status != Status.SUCCESS:
+            raise UsageError(f"job {job_id} is {job.status}; its files are there once it has succeeded")
+        result = json.loads(job.result or "null")
+        files = [str(f) for f in (result.get("files") or [])] if isinstance(result, dict) else []
+        if not 0 <= index < len(files):
+            which = f"files 0 to {len(files) - 1}" if files else "no files"
+            raise NotFound(f"job {job_id} ({job.kind}) made {which}; there is no file {index}")
+        home = Path(self.home).resolve()
+        path = (home / files[index]).resolve()
+        if not path.is_relative_to(home) or not path.is_file():
+            raise NotFound(f"job {job_id}'s file {files[index]} is no longer in ZISHU_HOME (deleted or moved)")
+        return path
+
     def clear_finished(self) -> int:
         """Forget finished jobs (their results are in the Library; nothing on disk is touched)."""
         n = Job.delete().where(Job.status.in_([s.value for s in FINISHED])).execute()

@@ -6,7 +6,8 @@ bad input alike, naming the field, before anything is queued. While it runs, pro
 denoising step over the steps, and every few steps (at most every ``PREVIEW_GAP`` seconds) the
 job's ``extra`` holds ``preview``: a small JPEG data URL of the picture so far, which the job
 event stream carries to the window. Cancel stops it between two steps; Retry draws it again. The
-result lists the pictures (``Result.as_dict``).
+result lists the pictures (``Result.as_dict``) and their ``files`` (relative to ZISHU_HOME, what
+``GET /api/jobs/<id>/files/<n>`` serves).
 
 On a cluster (``ZISHU_QUEUE=redis://…``) the job is remote and routed by its model: a node that
 has the model draws it into its own gallery, the pictures come back as the result's ``files``, and
@@ -88,9 +89,8 @@ def draw_images(ctx: JobContext, **params: Any) -> dict:
         metrics.observe(time.perf_counter() - started, len(result.images))  # /metrics' histogram
     result.images = studio.gallery.label(result.images, **labels)
     ctx.progress(steps, steps, "from the cache" if result.cached else "done", extra={})
-    done = result.as_dict()
-    if getattr(ctx, "remote", False):  # drawn for another node: the pictures and their rows go back
-        done["files"] = [f"{FOLDER}/{row.file}" for row in result.images]
+    done = {**result.as_dict(), "files": [f"{FOLDER}/{row.file}" for row in result.images]}
+    if getattr(ctx, "remote", False):  # drawn for another node: the pictures (``files``) and their rows go back
         done["records"] = [{k: v for k, v in row.__data__.items() if k != "id"} for row in result.images]
     return done
 

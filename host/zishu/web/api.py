@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 import click
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, send_file
 
 from zishu import config, plugins, system
 from zishu import settings as user_settings
@@ -222,6 +222,13 @@ def submit():
 @api.get("/jobs/<job>")
 def job(job: str):
     return jsonify(job=runtime().jobs.get(_job_id(job)).as_dict())
+
+
+@api.get("/jobs/<job>/files/<index>")
+def job_file(job: str, index: str):
+    """The ``index``-th file (from 0) a finished job made, as its result's ``files`` lists them."""
+    path = runtime().jobs.result_file(_job_id(job), whole_number(index, "index", low=0, high=9_999))
+    return send_file(path, max_age=0)
 
 
 @api.post("/jobs/<job>/cancel")
