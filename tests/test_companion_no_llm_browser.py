@@ -58,7 +58,15 @@ def test_the_window_offers_the_install_and_starts_it(browser, app, tmp_path):
         button = page.get_by_test_id("install-missing")
         expect(button).to_have_text("Install qwen/only-llm")
         page.screenshot(path=str(tmp_path / "no-llm.png"), full_page=True)
+        button.click()  # the Install dialog first, as for every Install button: what it pulls and needs
+        dialog = page.get_by_test_id("install-dialog")
+        expect(dialog.get_by_test_id("install-title")).to_have_text("Install qwen/only-llm")
+        dialog.get_by_test_id("install-cancel").click()
+        expect(dialog).to_be_hidden()
+        expect(button).to_be_enabled()
+        assert app.api("GET", "/api/jobs").json()["jobs"] == []  # cancelled: nothing installs
         button.click()
+        dialog.get_by_test_id("install-confirm").click()
         expect(page.get_by_test_id("toast").last).to_contain_text("Installing qwen/only-llm")
         expect(button).to_be_disabled()
         jobs = app.api("GET", "/api/jobs").json()["jobs"]

@@ -140,6 +140,10 @@ def test_a_day_with_the_starter_character(browser, app, tmp_path):
         expect(live2d.locator('option[value="live2d/tiny"]')).to_have_count(1)
         live2d.select_option("live2d/tiny")
         page.get_by_test_id("install-live2d").click()
+        dialog = page.get_by_test_id("install-dialog")  # what it pulls and needs, as for every Install
+        expect(dialog.get_by_test_id("install-title")).to_have_text("Install live2d/tiny")
+        page.screenshot(path=str(shots / "install-live2d.png"), full_page=True)
+        dialog.get_by_test_id("install-confirm").click()
         expect(page.get_by_test_id("toast").last).to_contain_text("Installing live2d/tiny")
         job = next(j for j in app.api("GET", "/api/jobs").json()["jobs"] if j["title"] == "Install live2d/tiny")
         assert app.wait_job(job["id"])["status"] == "SUCCESS"

@@ -193,6 +193,10 @@ def test_a_mask_painted_over_a_gallery_picture_goes_with_the_request(browser, ap
         missing = page.get_by_test_id("style-missing")
         expect(missing).to_contain_text("This style uses the LoRA acme/watercolor-lora, which is not installed.")
         expect(missing.get_by_test_id("install-missing")).to_have_text("Install acme/watercolor-lora")
+        missing.get_by_test_id("install-missing").click()  # the Install dialog's plan first: not in this catalog
+        expect(page.get_by_test_id("toast").last).to_contain_text("acme/watercolor-lora")
+        expect(page.get_by_test_id("install-dialog")).to_be_hidden()
+        expect(missing.get_by_test_id("install-missing")).to_be_enabled()
         expect(page.get_by_test_id("field-steps")).to_have_value("2")
         page.get_by_test_id("field-style").select_option("")
         expect(missing).to_be_hidden()

@@ -3,6 +3,7 @@
 // Every part is here: text, lorebook, emotions, voice, models (each "default" or a pick, installed or from
 // the catalog with Install), the avatar (a Live2D model or an uploaded picture) and the image style.
 import { $, api, el, idPath, reportError, toast, undoToast } from "./app.js";
+import { installAfterAsking } from "./install_dialog.js";
 
 const form = $("character-form");
 const greetings = $("greetings");
@@ -295,8 +296,9 @@ form.addEventListener("click", async (event) => {
   const select = button.closest(".model-pick").querySelector("select");
   button.disabled = true;
   try {
-    await api("/api/installs", { method: "POST", body: { request: select.value } });
-    toast(`Installing ${select.value}: follow it in Jobs. It is ready once installed.`, "success");
+    if (await installAfterAsking(select.value)) {
+      toast(`Installing ${select.value}: follow it in Jobs. It is ready once installed.`, "success");
+    }
   } catch (error) {
     reportError(error);
   } finally {

@@ -3,6 +3,7 @@
 // cut the reply off when the user speaks, and keep the memory panel in step.
 import { $, api, confirmDialog, el, idPath, reportError, toast, undoToast } from "./app.js";
 import { mountAvatar, mouthLevel } from "./avatar.js";
+import { installAfterAsking } from "./install_dialog.js";
 import { Microphone, Playback } from "./voice.js";
 
 const root = $("companion");
@@ -372,7 +373,10 @@ function offerInstall(rid) {
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
-      await api("/api/installs", { method: "POST", body: { request: rid } });
+      if (!(await installAfterAsking(rid))) {
+        button.disabled = false;
+        return;
+      }
       toast(`Installing ${rid}: follow it in Jobs, then reload to talk.`, "success");
     } catch (error) {
       button.disabled = false;

@@ -1,17 +1,17 @@
-// The Install dialog (templates/install_dialog.html): everything an install pulls, its hardware
-// budget against the tiers and this machine, and consent for the plugins it brings. A resource's page
-// and the Library's "Wanted models" ask through it before POSTing /api/installs.
+// The Install dialog (templates/install_dialog.html, on every page): everything an install pulls, its
+// hardware budget against the tiers and this machine, and consent for the plugins it brings. Every
+// Install button in the app goes through ``installAfterAsking``: the dialog, then POST /api/installs.
 import { $, api, el, formatBytes, formatDownloadSize } from "./app.js";
 
 const RUNS_ON = { gpu: "Runs on this machine's GPU", cpu: "Runs on this machine's CPU" };
 
 /** Fill the Install dialog from /api/catalog/plan and wait for the user's answer: what to send with
  * the request to /api/installs (the plugins the user approved), or null when they cancelled.
- * ``title`` replaces the dialog's heading (the page's own, "Install <name>", otherwise). */
+ * ``title`` is the dialog's heading ("Install <request>" without one). */
 export async function askToInstall(request, title = null) {
   const plan = await api(`/api/catalog/plan?request=${encodeURIComponent(request)}`);
   const dialog = $("install-dialog");
-  if (title) $("install-title", dialog).textContent = title;
+  $("install-title", dialog).textContent = title || `Install ${request}`;
   $("install-steps", dialog).querySelector("tbody").replaceChildren(...plan.steps.map((s) => el("tr", {},
     el("td", {}, s.name, " ", el("span", { class: "muted mono" }, `${s.id}@${s.version}`)), el("td", {}, s.kind),
     el("td", {}, s.installed ? "installed" : formatDownloadSize(s.size, s.exact)))));
@@ -40,4 +40,13 @@ export async function askToInstall(request, title = null) {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
   });
   return ok ? { approve_plugins: plan.plugins.map((p) => p.id) } : null;
+}
+
+/** The Install dialog for ``request`` (``owner/name[@version]``), then the install: its job, or null
+ * when the user cancelled. An error (the plan's, the install's) is thrown for the caller to report. */
+export async function installAfterAsking(request, title = null) {
+  const answer = await askToInstall(request, title);
+  if (!answer) return null;
+  const { job } = await api("/api/installs", { method: "POST", body: { request, ...answer } });
+  return job;
 }

@@ -1,6 +1,6 @@
 // A resource's page: Install, then the install job's live progress until it succeeds or fails.
 import { $, ACTIVE, RETRYABLE, STATUS_LABEL, api, jobs, reportError, showProgress } from "./app.js";
-import { askToInstall } from "./install_dialog.js";
+import { installAfterAsking } from "./install_dialog.js";
 
 const box = $("install-box");
 const rid = box.dataset.id;
@@ -44,13 +44,12 @@ async function install() {
   const request = version && version !== box.dataset.latest ? `${rid}@${version}` : rid;
   button.disabled = true;
   try {
-    const answer = await askToInstall(request);
-    if (!answer) {
+    const job = await installAfterAsking(request, `Install ${$("resource-name").textContent}`);
+    if (!job) {
       button.disabled = false;
       return;
     }
     button.classList.remove("attention");
-    const { job } = await api("/api/installs", { method: "POST", body: { request, ...answer } });
     watch(job);
   } catch (error) {
     button.disabled = false;

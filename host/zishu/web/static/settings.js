@@ -2,6 +2,7 @@
 // voice and a turn's time budget; the studio's safe mode, image classifier and prompt-filter word lists;
 // the local API (switch, port, key to copy or rotate, origins); show this computer's hardware.
 import { $, api, el, formatBytes, reportError, toast } from "./app.js";
+import { installAfterAsking } from "./install_dialog.js";
 
 const form = $("settings-form");
 
@@ -56,8 +57,7 @@ companion.addEventListener("click", async (event) => {
   const select = button.closest(".model-pick").querySelector("select[data-part]");
   button.disabled = true;
   try {
-    await api("/api/installs", { method: "POST", body: { request: select.value } });
-    toast(`Installing ${select.value}: follow it in Jobs.`, "success");
+    if (await installAfterAsking(select.value)) toast(`Installing ${select.value}: follow it in Jobs.`, "success");
   } catch (error) {
     reportError(error);
   } finally {

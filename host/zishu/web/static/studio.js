@@ -5,6 +5,7 @@
 import {
   $, ACTIVE, RETRYABLE, STATUS_LABEL, api, el, idPath, jobs, reportError, showProgress, toast,
 } from "./app.js";
+import { installAfterAsking } from "./install_dialog.js";
 import { openPicture, refreshGallery, startGallery } from "./studio_gallery.js";
 import { editMask, forgetMask } from "./studio_mask.js";
 
@@ -48,7 +49,11 @@ function offerInstall({ message, install }) {
 async function startInstall(rid, button) {
   button.disabled = true;
   try {
-    const { job } = await api("/api/installs", { method: "POST", body: { request: rid } });
+    const job = await installAfterAsking(rid);
+    if (!job) {
+      button.disabled = false;
+      return;
+    }
     installs.set(job.id, rid);
     jobs.put(job);
     button.textContent = `Installing ${rid}…`;

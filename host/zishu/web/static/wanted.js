@@ -1,10 +1,10 @@
 // The Library's "Wanted models": GET /api/model-usage/ranking every few seconds (poll.js), one row a
 // model with its queued, served and unserved jobs, the nodes holding it and an ETA, and Install (the
-// shared Install dialog, then POST /api/installs) for a model this machine lacks. Its own script, so a
+// shared Install dialog, then the install) for a model this machine lacks. Its own script, so a
 // ranking that fails (an error status, a timeout, bad JSON) leaves the rest of the Library alone: the
 // section says quietly that the ranking is unavailable and shows it again on the next good answer.
-import { $, ACTIVE, STATUS_LABEL, api, el, idPath, jobs, percentOf, reportError, toast } from "./app.js";
-import { askToInstall } from "./install_dialog.js";
+import { $, ACTIVE, STATUS_LABEL, el, idPath, jobs, percentOf, reportError, toast } from "./app.js";
+import { installAfterAsking } from "./install_dialog.js";
 import { poll } from "./poll.js";
 
 const section = $("wanted-models");
@@ -94,12 +94,11 @@ async function install(button) {
   const model = button.dataset.model;
   button.disabled = true;
   try {
-    const answer = await askToInstall(model, `Install ${model}`);
-    if (!answer) {
+    const job = await installAfterAsking(model);
+    if (!job) {
       button.disabled = false;
       return;
     }
-    const { job } = await api("/api/installs", { method: "POST", body: { request: model, ...answer } });
     installing.set(model, job.id);
     jobs.put(job);
     toast(`Installing ${model}: this machine will serve it once it is done.`, "success");
