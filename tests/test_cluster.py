@@ -201,6 +201,29 @@ def test_two_workers_with_their_own_homes_run_jobs_and_send_the_files_back(tmp_p
     assert not Job.select().where(Job.status == "RUNNING").exists()
 
 
+def test_a_reprioritised_job_runs_once_on_a_worker_and_leaves_no_revoke_behind(tmp_path, redis_url, app_queue,
+                                                                              plugin_path):
+    queue = app_queue(redis_url)
+    job = queue.submit("paint", {"name": "moved"})
+    first_task = queue.get(job.id).task_id
+    queue.prioritise(job.id, 5)  # no worker yet: the first task still waits in Redis, beside the new one
+    conn = queue.huey.storage.conn
+    routes = list(conn.keys(f"{queue.huey.storage.queue_key}.*"))
+    assert sum(conn.zcard(k) for k in routes) == 2
+    painter = worker(tmp_path, "painter", redis_url, plugin_path, queue.home, "--accept", "paint")
+    try:
+        assert wait(queue, job.id, "SUCCESS", procs=[painter]).task_id != first_task
+        deadline = time.monotonic() + 20
+        while sum(conn.zcard(k) for k in routes):  # the worker pops the first task too
+            assert time.monotonic() < deadline, "the first task was never popped"
+            time.sleep(0.05)
+        time.sleep(1)  # time enough to have run it, had it not been dropped
+    finally:
+        stop(painter)
+    assert (tmp_path / "painter/outputs/paint/runs.log").read_text() == "moved\n"
+    assert not any(b"revoke" in key for key in conn.hkeys(queue.huey.storage.result_key))  # cleared as it was dropped
+
+
 def test_a_worker_takes_only_the_job_types_it_accepts_and_a_cancel_reaches_it(tmp_path, redis_url, app_queue,
                                                                             plugin_path):
     queue = app_queue(redis_url)

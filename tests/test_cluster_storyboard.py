@@ -134,29 +134,56 @@ def test_each_shots_picture_and_narration_are_made_on_the_worker_and_arrive_in_t
     assert len(list((tmp / "maker" / "audio" / "speech").iterdir())) == len(shots)
 
 
-def test_a_resumed_shot_job_takes_its_recorded_subjobs_results_instead_of_redoing_them(cluster):
-    from zishu.jobs import records
-
+def shot_made_once(cluster):
+    """A project whose first shot's job has run (its sub-jobs recorded in that job's ``extra``)."""
     rt = cluster["rt"]
     made, shots = project(rt)
     first = finished(cluster, rt.jobs.submit("storyboard-shot", {"project": made.id, "shot": shots[0].id}).id)
     assert first.status == "SUCCESS", first.error
-    before = {kind: rt.jobs.get(i) for kind, i in subjobs(first).items()}
-    picture = rt.storyboards.file(made.id, rt.storyboards.shot(shots[0].id).image).read_bytes()
-    counted = {k: len([j for j in records.Job.select() if j.kind == k]) for k in ("image", "speech")}
+    return made, shots[0], first
 
-    # what a crash leaves: a shot job, to make both parts again, that had submitted its sub-jobs
-    # (they finished meanwhile); resumed, it takes their results
-    again = records.create("storyboard-shot", "resumed", {"project": made.id, "shot": shots[0].id,
+
+def resumed(cluster, made, shot, cut_off):
+    """What a crash leaves, resumed: a shot job, to make both parts again, with the sub-jobs that
+    ``cut_off`` (a shot job) had submitted recorded as its own."""
+    from zishu.jobs import records
+
+    again = records.create("storyboard-shot", "resumed", {"project": made.id, "shot": shot.id,
                                                           "redo": ["image", "narration"]})
-    records.update(again.id, extra=json.dumps({"subjobs": subjobs(first)}))
-    rt.jobs._enqueue(again.id, 0)
+    records.update(again.id, extra=cut_off.extra)
+    cluster["rt"].jobs._enqueue(again.id, 0)
     job = finished(cluster, again.id)
     assert job.status == "SUCCESS", job.error
+    return job
+
+
+def test_a_resumed_shot_job_takes_its_recorded_subjobs_results_instead_of_redoing_them(cluster):
+    from zishu.jobs import records
+
+    rt = cluster["rt"]
+    made, shot, first = shot_made_once(cluster)
+    before = {kind: rt.jobs.get(i) for kind, i in subjobs(first).items()}
+    picture = rt.storyboards.file(made.id, rt.storyboards.shot(shot.id).image).read_bytes()
+    counted = {k: len([j for j in records.Job.select() if j.kind == k]) for k in ("image", "speech")}
+
+    job = resumed(cluster, made, shot, first)  # its sub-jobs finished meanwhile: it takes their results
     assert subjobs(job) == subjobs(first)
     assert {k: len([j for j in records.Job.select() if j.kind == k]) for k in ("image", "speech")} == counted
     assert all(rt.jobs.get(j.id).finished_at == j.finished_at for j in before.values())  # not run again
-    assert rt.storyboards.file(made.id, rt.storyboards.shot(shots[0].id).image).read_bytes() == picture
+    assert rt.storyboards.file(made.id, rt.storyboards.shot(shot.id).image).read_bytes() == picture
+
+
+def test_a_resumed_shot_job_whose_shot_was_edited_meanwhile_makes_the_picture_again(cluster):
+    rt = cluster["rt"]
+    made, shot, first = shot_made_once(cluster)
+    rt.storyboards.edit_shot(shot.id, {"prompt": "a red kite over the sea"})
+
+    job = resumed(cluster, made, shot, first)  # the shot's prompt changed since the crash
+    assert subjobs(job)["narration"] == subjobs(first)["narration"]  # the narration asked the same: taken
+    image = rt.jobs.get(subjobs(job)["image"])
+    assert image.id != subjobs(first)["image"] and image.status == "SUCCESS"  # drawn again, as edited
+    drawn = rt.studio.gallery.get(json.loads(image.result)["images"][0]["id"])
+    assert "a red kite over the sea" in drawn.prompt
 
 
 def test_a_voice_no_node_has_fails_the_shot_naming_it(cluster):

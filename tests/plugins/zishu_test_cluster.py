@@ -1,7 +1,8 @@
 """Remote job types for the cluster tests: ``paint`` writes a file into ZISHU_HOME and lists it in
-its result, ``spin`` reports progress until cancelled or ``seconds`` pass, ``burn`` is fixed CPU work
-(the bench's unit), ``render`` needs a catalog model (routed by model): it resolves the model through
-the engines' resolution, as an engine job does, and writes a file naming the version it found."""
+its result (and logs each run in ``outputs/paint/runs.log``), ``spin`` reports progress until
+cancelled or ``seconds`` pass, ``burn`` is fixed CPU work (the bench's unit), ``render`` needs a
+catalog model (routed by model): it resolves the model through the engines' resolution, as an
+engine job does, and writes a file naming the version it found."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def paint(ctx, name: str, size: int = 50_000) -> dict:
     path = ctx.home / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+    with open(ctx.home / "outputs/paint/runs.log", "a") as runs:  # one line a run, to count them
+        runs.write(f"{name}\n")
     ctx.progress(1, 1, "painted")
     return {"files": [rel], "painted_by": str(ctx.home)}
 

@@ -3,8 +3,9 @@ queues so that each worker takes only the tasks it may run.
 
 Huey serves as it is for the queue itself (``PriorityRedisStorage``: a sorted set per queue, popped
 atomically, so one task goes to one worker), for signing (``SignedSerializer``: HMAC checked before
-anything is unpickled) and for revoking a waiting task (``revoke_by_id``, kept in Redis). What is
-added here is small:
+anything is unpickled) and for revoking a waiting task (``revoke_by_id`` with ``revoke_once``:
+the revoke lives in Redis until the worker that pops the task drops it). What is added here is
+small:
 
 - ``route``: a task names the queue it goes to (``home:<node>`` for work that must stay on the
   machine that asked, like installs; ``kind:<job type>`` for work any enabled node may take), and a

@@ -396,7 +396,7 @@ class JobQueue:
             raise UsageError(f"job {job_id} is {job.status}; only waiting jobs can be reordered")
         task_id = uuid.uuid4().hex
         if records.update(job_id, only_if=(Status.PENDING,), priority=priority, task_id=task_id):
-            self._enqueue(job_id, priority, task_id)  # the old task is skipped: its id is stale
+            self._enqueue(job_id, priority, task_id, replaces=job.task_id)  # the old task waits still: dropped
         return self.get(job_id)
 
     def result_file(self, job_id: int, index: int) -> Path:
@@ -551,8 +551,12 @@ class JobQueue:
                 log.warning("could not send this node's heartbeat", exc_info=True)
             self._relay_stop.wait(nodes.HEARTBEAT_EVERY)
 
-    def _enqueue(self, job_id: int, priority: int, task_id: str | None = None, route: str | None = None) -> None:
-        """Queue a job under a (new) task id; on the cluster to ``route`` (default: ``route_for``)."""
+    def _enqueue(self, job_id: int, priority: int, task_id: str | None = None, route: str | None = None,
+                 replaces: str | None = None) -> None:
+        """Queue a job under a (new) task id; on the cluster to ``route`` (default: ``route_for``).
+        ``replaces``: the job's previous task, still waiting in the queue. Here its stale id is
+        enough (``_run`` skips it), but a worker on another machine cannot read the job's row, so on
+        the cluster it is revoked: the worker that pops it drops it, and that pop clears the revoke."""
         task_id = task_id or uuid.uuid4().hex
         old = Job.get_or_none(Job.id == job_id)
         records.update(job_id, task_id=task_id)
@@ -560,8 +564,8 @@ class JobQueue:
             self.huey.enqueue(self._task.task_class((job_id, task_id), None, id=task_id, priority=priority))
             return
         assert isinstance(self.huey, redisqueue.ClusterHuey) and old is not None and self.relay is not None
-        if old.task_id and old.task_id != task_id:
-            self.huey.revoke_by_id(old.task_id)  # superseded: no worker anywhere runs it
+        if replaces and replaces != task_id:
+            self.huey.revoke_by_id(replaces, revoke_once=True)
         params = json.loads(old.params)
         route = route or self.route_for(old.kind, params)
         if route is not None:

@@ -15,9 +15,12 @@ id. A voice that is no catalog model (espeak-ng's) or a model given as a path is
 as on a single machine.
 
 Resume: the shot job records its sub-jobs' ids in its ``extra`` (``{"subjobs": {"image": 12}}``),
-which a resume keeps (Retry clears it). A shot job cut off by a crash or a close, once resumed,
-waits for the sub-job it had submitted (a remote job goes on running on its node meanwhile) or takes
-the result of the one that finished, rather than submitting the same work again. Closing the app
+with a fingerprint of what each was asked (``"asked": {"image": "<sha256>"}``), which a resume
+keeps (Retry clears it). A shot job cut off by a crash or a close, once resumed, waits for the
+sub-job it had submitted (a remote job goes on running on its node meanwhile) or takes the result
+of the one that finished, rather than submitting the same work again; but only where the shot asks
+the same as before: a shot edited meanwhile (its prompt, the project's character or voice) gets a
+new sub-job, never the stale picture or narration. Closing the app
 does not cancel sub-jobs: only the user's cancel (``cancel_requested`` on the shot's row) does.
 """
 
@@ -58,22 +61,26 @@ class SubJobs:
     def __init__(self, ctx: Any) -> None:
         self.ctx, self.queue = ctx, ctx.queue
         extra = self.queue.get(ctx.job_id).extra
-        self.recorded: dict[str, int] = dict((json.loads(extra) if extra else {}).get("subjobs") or {})
+        shown = json.loads(extra) if extra else {}
+        self.recorded: dict[str, int] = dict(shown.get("subjobs") or {})
+        self.asked: dict[str, str] = dict(shown.get("asked") or {})
 
     def routed(self, kind: str, params: dict) -> bool:
         """Whether a ``kind`` job with ``params`` goes through the cluster (it names a catalog model)."""
         return bool(self.queue.cluster) and self.queue.route_for(kind, params) is not None
 
     def run(self, part: str, kind: str, params: dict, label: str) -> dict:
-        """The result of the ``kind`` sub-job making ``part`` (the recorded one, else a new one)."""
-        known = None
-        if part in self.recorded:
+        """The result of the ``kind`` sub-job making ``part`` (the recorded one when it was asked the
+        same ``params``, else a new one)."""
+        known, asked = None, fingerprint(kind, params)
+        if part in self.recorded and self.asked.get(part) == asked:
             with contextlib.suppress(NotFound):  # cleared from the job list meanwhile
                 known = self.queue.get(self.recorded[part])
         if known is None or known.kind != kind or known.status not in REUSABLE:
             self.recorded[part] = self.queue.submit(kind, params).id
+            self.asked[part] = asked
         job_id = self.recorded[part]
-        self.ctx.progress(0, None, f"{label}: job {job_id}", extra={"subjobs": self.recorded})
+        self.ctx.progress(0, None, f"{label}: job {job_id}", extra={"subjobs": self.recorded, "asked": self.asked})
         return self.wait(job_id, label)
 
     def wait(self, job_id: int, label: str) -> dict:
@@ -141,6 +148,12 @@ class SubJobs:
         return float(result["seconds"])
 
 
+def fingerprint(kind: str, params: dict) -> str:
+    """What a sub-job was asked, as a sha256 of its kind and parameters (key order aside)."""
+    asked = json.dumps([kind, params], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(asked.encode()).hexdigest()
+
+
 def copy(source: Path, target: Path, sha256: str | None = None) -> None:
     """``source`` copied to ``target`` whole or not at all; with ``sha256``, the copy must match it."""
     digest = hashlib.sha256()
@@ -152,4 +165,4 @@ def copy(source: Path, target: Path, sha256: str | None = None) -> None:
             raise ChecksumMismatch(f"{source}: sha256 {digest.hexdigest()}, expected {sha256}")
 
 
-__all__ = ["SubJobs", "copy", "failure"]
+__all__ = ["SubJobs", "copy", "failure", "fingerprint"]
