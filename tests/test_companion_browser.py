@@ -92,3 +92,26 @@ def test_memories_are_edited_pinned_forgotten_and_deleted_with_undo(page):
     expect(page.get_by_test_id("messages").locator("li")).to_have_count(0)
     page.get_by_test_id("undo").click()
     expect(page.get_by_test_id("memory").locator(".memory-text")).to_have_text("I like jasmine tea")
+
+
+def test_a_page_opened_while_every_event_stream_is_taken_reconnects_when_one_frees(browser, app):
+    """Pages just left hold their streams for a few seconds; a page opened meanwhile is refused its
+    stream (503) and tries again, so the conversation works once the server has noticed them gone."""
+    from playwright.sync_api import expect
+
+    held = [app.api("GET", "/api/jobs/stream", stream=True) for _ in range(16)]  # the server's limit
+    try:
+        assert [r.status_code for r in held] == [200] * 16
+        assert app.api("GET", "/api/jobs/stream").status_code == 503
+        with watched_page(browser, app.login_url) as page:
+            page.get_by_test_id("nav-companion").click()
+            expect(page.get_by_test_id("companion-status")).to_have_text("Reconnecting to Zishu…", timeout=WAIT)
+            for r in held:  # the held pages go away
+                r.close()
+            held = []
+            expect(page.get_by_test_id("companion-status")).to_contain_text("Mei is here", timeout=WAIT)
+            send(page, "My name is Lin.")
+            expect(page.get_by_test_id("message-assistant").nth(1)).to_have_text("Hugs, cat.", timeout=WAIT)
+    finally:
+        for r in held:
+            r.close()

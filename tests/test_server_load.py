@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,6 +131,28 @@ def test_event_streams_are_capped_with_a_clear_error_and_requests_still_answer(s
     finally:
         for s in streams:
             s.close()
+
+
+def test_a_stream_whose_window_went_away_gives_its_slot_back_within_a_few_keep_alives(serve):
+    from zishu.web.streams import KEEP_ALIVE
+
+    server = serve(stream_limit=2)
+    for _ in range(2):  # pages left one after another, as a user clicking through the app leaves them
+        left = [get(server, "/api/jobs/stream", stream=True) for _ in range(2)]
+        assert [s.status_code for s in left] == [200, 200]
+        for s in left:
+            assert next(s.iter_content(16)).startswith(b"retry:")
+            s.close()
+        deadline = time.monotonic() + 4 * KEEP_ALIVE + 5  # two comments to notice, and some slack
+        while (again := get(server, "/api/jobs/stream", stream=True)).status_code == 503:
+            assert time.monotonic() < deadline, "the slots of closed streams did not come back"
+            time.sleep(0.2)
+        assert again.status_code == 200
+        again.close()
+        deadline = time.monotonic() + 4 * KEEP_ALIVE + 5
+        while server.app.config["ZISHU_STREAM_SLOTS"].open:
+            assert time.monotonic() < deadline, "a closed stream kept its slot"
+            time.sleep(0.2)
 
 
 def test_the_server_keeps_more_workers_than_event_streams(runtime):

@@ -29,13 +29,12 @@ from zishu.resources.library import Library
 from zishu.resources.overview import install_overview
 
 from .app import runtime
-from .streams import open_stream
+from .streams import KEEP_ALIVE, open_stream
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
 VERSION = re.compile(VERSION_PATTERN)
 STREAM_POLL = 0.5  # seconds: how often the job stream looks at the table for other processes' changes
-HEARTBEAT = 15.0
 PRIORITY_RANGE = 1_000_000
 
 
@@ -276,7 +275,7 @@ def job_stream():
                 yield f"id: {row.updated_at!r}\nevent: job\ndata: {json.dumps(row.as_dict(), ensure_ascii=False)}\n\n"
             if rows:
                 quiet = 0.0
-            elif quiet >= HEARTBEAT:
+            elif quiet >= KEEP_ALIVE:
                 quiet = 0.0
                 yield ": still here\n\n"
             before = time.monotonic()

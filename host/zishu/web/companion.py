@@ -47,11 +47,10 @@ from zishu.errors import NotFound, UsageError
 
 from .api import _body
 from .app import runtime
-from .streams import open_stream
+from .streams import KEEP_ALIVE, open_stream
 
 companion = Blueprint("companion", __name__)
 
-HEARTBEAT = 15.0  # seconds between keep-alive comments on a quiet event stream
 _lock = threading.Lock()
 
 
@@ -123,7 +122,7 @@ def events(sid: int):
     def stream() -> Iterator[str]:
         try:
             yield "retry: 1000\n\n"
-            for event in session.events(timeout=HEARTBEAT):
+            for event in session.events(timeout=KEEP_ALIVE):
                 if event is None:
                     yield ": still here\n\n"
                     continue

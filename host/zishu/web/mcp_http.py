@@ -14,7 +14,7 @@ and on the window's port by the launch secret. The bridge is small: one event lo
 (``anyio``'s blocking portal) runs the session manager; each request is handed to it as an ASGI
 call, with the body Flask already read (and limited), and what the SDK sends comes back through a
 queue as the Flask response, streamed as it is sent. A stream the SDK keeps open (GET, or a long
-tool call) is written a comment line (``: keep-alive``) every ``KEEP_ALIVE`` seconds of silence,
+tool call) is written a comment line (``: keep-alive``) every ``streams.KEEP_ALIVE`` seconds of silence,
 so a client that went away is noticed and its worker thread freed; the GET stream also holds one
 of the app's event-stream slots (``streams.py``).
 
@@ -40,14 +40,13 @@ from zishu.companion.openai_media import MAX_AUDIO_BYTES
 
 from .app import runtime
 from .companion import companion_sessions
-from .streams import stream_slots
+from .streams import KEEP_ALIVE, stream_slots
 from .studio import MAX_REQUEST_BYTES as STUDIO_REQUEST_BYTES
 
 mcp_http = Blueprint("mcp_http", __name__)
 
 # a JSON-RPC message: a transcribe call carries its audio as base64, generate_image its pictures as data URLs
 MAX_BODY = max(MAX_AUDIO_BYTES * 4 // 3 + 2**20, STUDIO_REQUEST_BYTES)
-KEEP_ALIVE = 15.0  # seconds of silence on an open event stream before a comment line is written
 _DONE = object()
 _lock = threading.Lock()
 

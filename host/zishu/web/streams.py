@@ -13,8 +13,11 @@ client cannot be told apart from another by its address; the secret is the same 
 ``open_stream(events)`` answers the stream while fewer than the app's ``ZISHU_STREAM_LIMIT``
 (``STREAM_LIMIT`` unless the server set it) are open, and raises ``Busy`` (503, code ``BUSY``,
 the limit in the message) otherwise. The slot is given back when the server closes the response:
-when the stream ends, or when writing to a window that went away fails (at the latest at the next
-keep-alive comment).
+when the stream ends, or when writing to a window that went away fails. A quiet stream writes a
+keep-alive comment every ``KEEP_ALIVE`` seconds for that: the first write after the window left
+still goes out (the peer answers it with a reset), the next one fails, so a page the user left
+frees its slot within about two keep-alives. Short ones matter: every page of the app holds a
+stream, so clicking through pages faster than the slots come back would run out of them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from flask import Response, current_app, stream_with_context
 from zishu.errors import Busy
 
 STREAM_LIMIT = 16  # event streams open at once; the server keeps twice as many worker threads
+KEEP_ALIVE = 2.0  # seconds of quiet between two comments on an event stream (a few bytes each)
 _lock = threading.Lock()
 
 

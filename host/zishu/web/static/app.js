@@ -141,6 +141,8 @@ export function showProgress(bar, label, job) {
 }
 
 /** Every job this page knows, kept current by the server's job stream (or polling when it fails). */
+const STREAM_RETRY_MS = 10_000; // a job stream that failed is tried again after this (polled meanwhile)
+
 class JobFeed {
   constructor() {
     this.byId = new Map();
@@ -186,17 +188,30 @@ class JobFeed {
       reportError(error);
     }
     if (!window.EventSource) return this.poll();
+    this.listen();
+  }
+
+  // Changes pushed by the server's job stream. When the stream fails (every stream slot taken by
+  // pages just left, or the app restarting), the list is polled and the stream tried again later.
+  listen() {
     const since = Math.max(0, ...[...this.byId.values()].map((job) => job.updated_at || 0));
     const source = new EventSource(`/api/jobs/stream?since=${since}`);
     source.addEventListener("job", (event) => this.put(JSON.parse(event.data)));
+    source.addEventListener("open", () => this.stopPolling());
     source.addEventListener("error", () => {
       source.close();
       this.poll();
+      setTimeout(() => this.listen(), STREAM_RETRY_MS);
     });
   }
 
   poll() {
     if (this.timer === null) this.timer = setInterval(() => this.refresh().catch(() => {}), 2000);
+  }
+
+  stopPolling() {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
   }
 }
 

@@ -233,12 +233,35 @@ const handlers = {
   },
 };
 
-function listen() {
+// Waits before each new try at the session's event stream. A refused stream (every slot taken by
+// pages just left: the server frees those within seconds) is tried again; a session that ended with
+// its stream (the app stopped) is refused each time, and after the last try the page says so.
+const RECONNECT_MS = [1000, 2000, 4000, 8000, 15000];
+
+function listen(attempt = 0) {
   const stream = new EventSource(`/api/companion/sessions/${session.id}/events`);
   for (const [type, handle] of Object.entries(handlers)) {
-    stream.addEventListener(type, (e) => handle(JSON.parse(e.data)));
+    // the server's "error" events carry data; the stream's own (a lost connection) has none
+    stream.addEventListener(type, (e) => typeof e.data === "string" && handle(JSON.parse(e.data)));
   }
-  stream.onerror = () => status("Connection to Zishu lost; reload to talk again.");
+  stream.onopen = () => {
+    if (attempt) status(presence());
+    attempt = 0;
+  };
+  stream.onerror = () => {
+    stream.close();
+    if (attempt >= RECONNECT_MS.length) {
+      status("Connection to Zishu lost; reload to talk again.");
+      return;
+    }
+    status("Reconnecting to Zishu…");
+    setTimeout(() => listen(attempt + 1), RECONNECT_MS[attempt]);
+  };
+}
+
+function presence() {
+  const notes = session.notes.length ? ` (${session.notes.join("; ")})` : "";
+  return `${session.character.name} is here${notes}.`;
 }
 
 // -- latency and memory --------------------------------------------------------------------------------
@@ -407,8 +430,7 @@ async function start() {
   $("mic").disabled = !session.hearing;
   $("mic").title = session.hearing ? "" : "No speech recognition model is installed";
   $("export-memories").href = memoryPath("/export");
-  const notes = session.notes.length ? ` (${session.notes.join("; ")})` : "";
-  status(`${session.character.name} is here${notes}.`);
+  status(presence());
   root.dataset.session = session.id;
   const mood = session.character.greeting_emotion;
   if (session.character.greeting || mood) {
