@@ -359,3 +359,35 @@ def test_upscale_background_download_avatar_and_drawing_a_character_from_the_pan
     for emotion in emotions:  # each emotion's picture is the companion's now
         picture = app.api("GET", f"/api/avatar/local/mimi/sheet/{emotion}")
         assert picture.status_code == 200 and Image.open(io.BytesIO(picture.content)).size == (64, 64), emotion
+
+
+def test_with_no_image_model_the_panel_offers_the_starter_model_before_and_after_generate(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    env = {**os.environ, "ZISHU_HOME": str(tmp_path / "home")}  # a new user's: nothing installed
+    env.pop("ZISHU_QUEUE", None)
+    with AppProcess(env) as app, watched_page(browser, app.login_url) as page:
+        assert app.api("GET", "/api/studio/options").json()["starter_model"] == "stabilityai/sd-turbo"
+        refused = app.api("POST", "/api/studio/images", json={"prompt": "a fox"})
+        assert refused.status_code == 404
+        assert refused.json()["error"]["install"] == "stabilityai/sd-turbo"  # what the page's button installs
+        page.goto(f"{app_origin(page)}/studio")
+        expect(page.get_by_test_id("studio-form")).to_have_attribute("data-ready", "true", timeout=WAIT)
+        missing = page.get_by_test_id("model-missing")
+        expect(missing).to_contain_text("No image model is installed yet")
+        expect(missing.get_by_test_id("install-missing")).to_have_text("Install stabilityai/sd-turbo")
+
+        page.get_by_test_id("field-prompt").fill("a fox with a lantern")
+        page.get_by_test_id("generate").click()
+        error = page.get_by_test_id("error-model")
+        expect(error).to_contain_text("no image model is installed")
+        expect(page.get_by_test_id("install-missing")).to_have_count(1)  # the API's install is the one offered
+
+        missing.get_by_test_id("install-missing").click()  # the Install dialog first, as every Install button
+        dialog = page.get_by_test_id("install-dialog")
+        expect(dialog).to_be_visible()
+        expect(dialog).to_contain_text("stabilityai/sd-turbo")
+        dialog.get_by_test_id("install-cancel").click()
+        expect(missing.get_by_test_id("install-missing")).to_be_enabled()
+        shot(page, tmp_path, "no-model")
+    assert not (tmp_path / "home" / "resources" / "stabilityai").exists()  # cancelled: nothing installed

@@ -57,6 +57,7 @@ from .safety import check_images, check_prompt, image_check_context, safe_mode_f
 Progress = Callable[[int, int], None]
 Preview = Callable[[int, int, Any], None]
 CAPABLE = {"init_image": "img2img", "mask": "inpaint", "control": "controlnet"}
+STARTER_MODEL = "stabilityai/sd-turbo"  # offered when no image model is installed: the catalog's quickest to draw
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,8 @@ class Studio:
             found = installed_models(self.host.registry, engine)  # type: ignore[arg-type]
             if found:
                 return found[0]
-        raise ResourceNotAvailable("model: no image model is installed; install one (zishu install "
-                                   "stabilityai/sd-turbo) or name a model folder or file")
+        raise ResourceNotAvailable(f"model: no image model is installed; install one (zishu install "
+                                   f"{STARTER_MODEL}) or name a model folder or file", install=STARTER_MODEL)
 
     def capabilities(self, model: str | None = None) -> dict[str, Capability]:
         """What can be done here (``postprocess.capabilities``) with ``model`` (default: the default

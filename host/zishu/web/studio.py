@@ -42,6 +42,7 @@ from zishu.ids import parse_id
 from zishu.resources.versions import file_inside
 from zishu.studio import edits
 from zishu.studio.requests import MAX_BATCH, MAX_SIDE, MIN_SIDE, SIZE_MULTIPLE
+from zishu.studio.service import STARTER_MODEL
 
 from .api import _body, whole_number
 from .app import runtime
@@ -81,7 +82,8 @@ def options():
         model: str | None = rt.studio.default_model()
     except ResourceNotAvailable:  # none installed: the options still say the rest
         model = None
-    return jsonify(schedulers=list(rt.studio.schedulers()), default_model=model, size_multiple=SIZE_MULTIPLE,
+    return jsonify(schedulers=list(rt.studio.schedulers()), default_model=model, starter_model=STARTER_MODEL,
+                   size_multiple=SIZE_MULTIPLE,
                    min_side=MIN_SIDE, max_side=MAX_SIDE, max_batch=MAX_BATCH)
 
 

@@ -14,7 +14,9 @@ const fields = form.elements;
 const runs = $("runs");
 const runTemplate = document.getElementById("run-template");
 
-let options = { schedulers: [], size_multiple: 8, min_side: 64, max_side: 2048, max_batch: 8, default_model: null };
+let options = {
+  schedulers: [], size_multiple: 8, min_side: 64, max_side: 2048, max_batch: 8, default_model: null, starter_model: null,
+};
 let styles = [];
 let characters = [];
 let capabilities = null; // null: this app does not say (every action is tried, and its error shown)
@@ -110,6 +112,19 @@ async function loadLoras() {
   } catch (error) {
     reportError(error);
   }
+}
+
+async function loadOptions() {
+  try {
+    options = { ...options, ...(await api("/api/studio/options")) };
+  } catch (error) {
+    reportError(error);
+  }
+  // with no image model installed, the Model field says so at once and offers the starter model
+  const missing = $("model-missing");
+  missing.hidden = Boolean(options.default_model) || !options.starter_model;
+  missing.replaceChildren(...(missing.hidden ? [] : [
+    offerInstall({ message: "no image model is installed yet", install: options.starter_model })]));
 }
 
 async function loadModels() {
@@ -387,7 +402,9 @@ function showError(error) {
   const field = match && form.querySelector(`[data-error-for="${match[1]}"]`) ? match[1] : "request";
   const where = form.querySelector(`[data-error-for="${field}"]`);
   where.replaceChildren(el("span", {}, field === "request" ? error.message : match[2]));
-  if (error.install) where.append(offerInstall({ message: "", install: error.install }));
+  const offered = [...form.querySelectorAll("[data-testid=install-missing]")]
+    .some((button) => button.dataset.install === error.install && button.checkVisibility());
+  if (error.install && !offered) where.append(offerInstall({ message: "", install: error.install }));
   const input = fields[field];
   if (input && input.setAttribute) {
     input.setAttribute("aria-invalid", "true");
@@ -581,7 +598,7 @@ jobs.subscribe((feed) => {
     if (job && job.status === "SUCCESS") {
       installs.delete(id);
       toast(`${rid} is installed.`, "success");
-      Promise.all([loadStyles(), loadLoras(), loadModels()]).then(loadCapabilities);
+      loadOptions().then(() => Promise.all([loadStyles(), loadLoras(), loadModels()])).then(loadCapabilities);
     } else if (job && RETRYABLE.has(job.status)) {
       installs.delete(id);
     }
@@ -591,11 +608,7 @@ jobs.subscribe((feed) => {
 // -- start ------------------------------------------------------------------------------------------------------
 
 async function start() {
-  try {
-    options = { ...options, ...(await api("/api/studio/options")) };
-  } catch (error) {
-    reportError(error);
-  }
+  await loadOptions();
   fill(fields.scheduler, options.schedulers.map((s) => new Option(s, s)));
   fields.batch.max = String(options.max_batch);
   for (const name of ["width", "height"]) {
