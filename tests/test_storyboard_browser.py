@@ -34,6 +34,7 @@ CONTEXT = 16_384  # room for the longest answer the shots' grammar allows (write
 SIDE = 64  # the shots' short side (storyboard_picture_side): the tiny SD model draws it in seconds
 TINY_SD = {"format": "diffusers", "role": "image", "base_model": "runwayml/stable-diffusion-v1-5"}
 SHOTS_FOLDER = os.environ.get("ZISHU_SCREENSHOTS")
+LLM_OFFERED = "qwen/qwen2-5-0-5b-instruct-gguf"  # the shipped catalog's one language model
 STORY = "The lighthouse keeper found a message in a bottle. She sailed to the island it named. A friend waited there."
 SHOTS = [("a lighthouse at dusk", "The keeper found a bottle."),
          ("a small boat at sea", "She sailed away."),
@@ -314,3 +315,30 @@ def test_the_language_model_writes_the_shots_and_undo_takes_them_back(browser, a
         page.get_by_test_id("undo").click()
         expect(page.get_by_test_id("shot")).to_have_count(0)
         expect(page.get_by_test_id("shots-empty")).to_be_visible()
+
+
+def test_with_no_language_model_write_shots_offers_the_catalogs_one_to_install(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    env = {**os.environ, "ZISHU_HOME": str(tmp_path / "home")}  # a new user's: nothing installed
+    env.pop("ZISHU_QUEUE", None)
+    with AppProcess(env) as app:
+        made = app.api("POST", "/api/storyboards", json={"story": STORY, "title": "Unwritten"}).json()
+        refused = app.api("POST", f"/api/storyboards/{made['id']}/write", json={"shots": 3})
+        assert refused.status_code == 404
+        error = refused.json()["error"]
+        assert error["code"] == "MODEL_NOT_AVAILABLE" and error["install"] == LLM_OFFERED
+        assert error["message"].startswith("model: no language model is installed to write the storyboard; install "
+                                           f"{LLM_OFFERED} (zishu install {LLM_OFFERED}), or write the shots by hand")
+        with watched_page(browser, app.login_url) as page:
+            page.goto(f"{app_origin(page)}/storyboard?project={made['id']}")
+            page.get_by_test_id("write-shots").click()
+            toast = page.get_by_test_id("toast").filter(has_text="no language model is installed")
+            expect(toast.get_by_test_id("toast-install")).to_have_text(f"Install {LLM_OFFERED}", timeout=WAIT)
+            toast.get_by_test_id("toast-install").click()  # the Install dialog first, as every Install button
+            dialog = page.get_by_test_id("install-dialog")
+            expect(dialog).to_be_visible()
+            expect(dialog).to_contain_text(LLM_OFFERED)
+            dialog.get_by_test_id("install-cancel").click()
+            expect(toast.get_by_test_id("toast-install")).to_be_enabled()
+    assert not (tmp_path / "home" / "resources" / "qwen").exists()  # cancelled: nothing installed

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from zishu.engines import ChatOptions
-from zishu.errors import EngineError, UsageError
+from zishu.errors import EngineError, ResourceNotAvailable, UsageError
 
 from .projects import MAX_SHOTS
 
@@ -106,20 +106,24 @@ def write_shots(chat: Any, story: str, count: int, language: str, *, appearance:
     return parse_shots(text, count)
 
 
-def pick_llm(registry: Any, character: Any = None, model: str | None = None) -> str:
+def pick_llm(runtime: Any, character: Any = None, model: str | None = None) -> str:
     """The model that writes: the one asked for, the character's own LLM, the Settings' companion LLM,
-    else the first installed; UsageError naming ``model`` when none is installed."""
+    else the first installed; when none is installed, ResourceNotAvailable naming ``model`` and the
+    catalog's LLM to install (the error's ``install``: the window's Install button)."""
     from zishu import settings
+    from zishu.companion.model_choices import model_to_install
     from zishu.companion.session import installed_models
 
     own = character.spec.llm.model if character is not None and character.spec.llm else None
     chosen = model or own or settings.load().companion_models.get("llm")
     if chosen:
         return str(chosen)
-    found = installed_models(registry).get("llm")
+    found = installed_models(runtime.registry).get("llm")
     if not found:
-        raise UsageError("model: no language model is installed to write the storyboard; install one "
-                         "(find a model of role llm in Discover) or write the shots by hand")
+        rid = model_to_install(runtime, "llm")
+        what = f"install {rid} (zishu install {rid})" if rid else "install one (find a model of role llm in Discover)"
+        raise ResourceNotAvailable(f"model: no language model is installed to write the storyboard; {what}, or "
+                                   "write the shots by hand", install=rid)
     return found[0]
 
 
@@ -132,7 +136,7 @@ def write_storyboard(host: Any, boards: Any, project_id: int, count: Any, *, mod
     count = shot_count(count)
     project = boards.get(project_id)
     character = boards.character_of(project)
-    ready = use(host, "llm", pick_llm(host.registry, character, model))
+    ready = use(host, "llm", pick_llm(host, character, model))
     shots = write_shots(ready.handle, project.story, count, project.language,
                         appearance=appearance(character) if character is not None else "",
                         seed=project.seed, cancelled=cancelled)

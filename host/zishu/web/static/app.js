@@ -84,8 +84,33 @@ export function undoToast(message, undo) {
   return node;
 }
 
+/** An error as a toast; one that installing a catalog resource cures (the API's ``install``) offers
+ * its Install button there, through the Install dialog like every other. */
 export function reportError(error) {
-  toast(error && error.message ? error.message : String(error), "error");
+  const node = toast(error && error.message ? error.message : String(error), "error");
+  const rid = error && error.install;
+  if (!rid) return node;
+  const button = el("button", { type: "button", class: "primary toast-install", "data-testid": "toast-install",
+    dataset: { install: rid } }, `Install ${rid}`);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const { installAfterAsking } = await import("./install_dialog.js"); // it imports this module
+      const job = await installAfterAsking(rid);
+      if (!job) {
+        button.disabled = false;
+        return;
+      }
+      node.remove();
+      jobs.put(job);
+      toast(`Installing ${rid}: follow it in Jobs.`, "success");
+    } catch (failure) {
+      button.disabled = false;
+      reportError(failure);
+    }
+  });
+  node.querySelector(".toast-close").before(button);
+  return node;
 }
 
 export { formatBytes } from "./sizes.js"; // the mirror of zishu/sizes.py

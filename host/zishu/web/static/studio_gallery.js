@@ -226,7 +226,8 @@ async function improve(button, path, body, done) {
     await load(true);
     open(image);
   } catch (error) {
-    reportError(error);
+    if (error.install) toast(error.message, "error"); // its Install button is the drawer's, below
+    else reportError(error);
     if (error.install) $("improve-capability", drawer).replaceChildren(hooks.offerInstall({ message: error.message,
       install: error.install }));
     $("improve-capability", drawer).hidden = !error.install;
