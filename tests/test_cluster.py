@@ -224,6 +224,23 @@ def test_a_reprioritised_job_runs_once_on_a_worker_and_leaves_no_revoke_behind(t
     assert not any(b"revoke" in key for key in conn.hkeys(queue.huey.storage.result_key))  # cleared as it was dropped
 
 
+def test_a_job_cancelled_before_any_worker_took_it_leaves_no_input_file_in_redis(redis_url, app_queue):
+    import zishu_test_cluster as jobs
+
+    from zishu.cluster.relay import input_key
+
+    queue = app_queue(redis_url)
+    queue.register("weigh", jobs.paint, remote=True, inputs=lambda p: [p["file"]])  # a job that reads a file
+    (queue.home / "inputs").mkdir()
+    (queue.home / "inputs/song.wav").write_bytes(b"RIFF" + bytes(4000))
+    job = queue.submit("weigh", {"name": "w", "file": "inputs/song.wav"})  # no worker: it waits
+    conn = queue.huey.storage.conn
+    key = input_key(queue.node, job.id, 0)
+    assert conn.get(key) == b"RIFF" + bytes(4000)  # sent on for the worker that will take it
+    assert queue.cancel(job.id).status == "CANCELLED"
+    assert not conn.exists(key)  # nobody will take it now: the file is not left in Redis
+
+
 def test_a_worker_takes_only_the_job_types_it_accepts_and_a_cancel_reaches_it(tmp_path, redis_url, app_queue,
                                                                             plugin_path):
     queue = app_queue(redis_url)
