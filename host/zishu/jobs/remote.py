@@ -288,16 +288,18 @@ def reroute(queue: JobQueue, job: Job, worker: str, model: str, why: str) -> Non
         return
     if target is not None:
         message = f"{host}: {why}; sent to {target.get('host') or target['worker']}"
-    else:
+    else:  # parked (and counted) before the row says so: whoever reads "waiting" finds it in the ranking
         message = f"waiting: no node has {model}"
+        usage.unserved(queue.relay.conn, model)
+        usage.wait_for_node(queue.relay.conn, queue.node, job.id, model, job.kind)
     if not records.update(job.id, only_if=(Status.PENDING, Status.RUNNING), status=Status.PENDING.value,
                           worker=None, started_at=None, message=message, task_id=task_id):
+        if target is None:  # it ended meanwhile (cancelled): it waits for nothing
+            usage.stop_waiting(queue.relay.conn, queue.node, job.id)
         return
     if target is not None:
         queue._enqueue(job.id, job.priority, task_id, route=routing.worker_route(target["worker"]))
     else:
-        usage.unserved(queue.relay.conn, model)
-        usage.wait_for_node(queue.relay.conn, queue.node, job.id, model, job.kind)
         log.warning("job %s waits: no node has %s (%s)", job.id, model, why)
     queue._emit("on_job_progress", job.id)
 
