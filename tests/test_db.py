@@ -22,6 +22,7 @@ from zishu.db import (
     set_setting,
 )
 from zishu.jobs import Job, records
+from zishu.studio.gallery import StudioImage
 
 
 def test_a_new_database_is_current_uses_wal_and_foreign_keys(tmp_path):
@@ -32,7 +33,7 @@ def test_a_new_database_is_current_uses_wal_and_foreign_keys(tmp_path):
     assert database.execute_sql("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-@pytest.mark.parametrize("model", [db.Setting, Job])
+@pytest.mark.parametrize("model", [db.Setting, Job, StudioImage])
 def test_the_migrated_schema_matches_the_models(tmp_path, model):
     database = open_database(tmp_path / "zishu.db")
     columns = {c.name: c for c in database.get_columns(model._meta.table_name)}
@@ -54,6 +55,23 @@ def _add_note_column(database, migrator):
     from playhouse.migrate import migrate
 
     migrate(migrator.add_column("job", "note", peewee.TextField(default="")))
+
+
+def test_the_gallery_upgrade_keeps_its_pictures_and_adds_their_parent(tmp_path):
+    path = tmp_path / "zishu.db"
+    old = open_database(path, migrations=MIGRATIONS[:5])  # before v6: no parent_id
+    old.execute_sql(
+        "INSERT INTO studio_image (created, file, prompt, negative_prompt, model, model_hash, seed, width, height,"
+        " steps, guidance, request, parameters, batch_index) VALUES (1.0, 'd/a.png', 'a fox', '', 'm', 'h', 7,"
+        " 64, 64, 4, 5.0, '{}', 'a fox', 0)")
+    old.close()
+    upgraded = open_database(path)
+    assert schema_version(upgraded) == len(MIGRATIONS)
+    kept = StudioImage.get()
+    assert (kept.prompt, kept.seed, kept.parent_id) == ("a fox", 7, None)
+    child = StudioImage.create(**{**kept.__data__, "id": None, "parent_id": kept.id})
+    assert StudioImage.get_by_id(child.id).as_dict()["parent"] == kept.id
+    upgraded.close()
 
 
 def test_an_upgrade_keeps_the_data_and_a_backup(tmp_path):

@@ -322,6 +322,11 @@ def test_upscale_background_download_avatar_and_drawing_a_character_from_the_pan
         details.get_by_test_id("details-background").click()
         expect(page.get_by_text("Background removed")).to_be_visible(timeout=WAIT)
         expect(page.get_by_test_id("gallery-item")).to_have_count(before + 2)  # two new pictures, the first kept
+        made_from = details.get_by_test_id("details-parent-open")  # the cut-out names the upscaled picture
+        upscaled = int(made_from.text_content().removeprefix("picture #"))
+        made_from.click()
+        expect(details.get_by_test_id("details-title")).to_have_text(f"Picture #{upscaled}")
+        expect(made_from).to_have_text(f"picture #{image['id']}")  # which names the drawn one
 
         details.get_by_test_id("download-format").select_option("webp")
         with page.expect_download() as download:

@@ -86,13 +86,14 @@ def test_upscale_and_background_make_new_gallery_rows(app, runtime, tiny):
     assert answer.status_code == 201, answer.json
     bigger = answer.json["image"]
     assert bigger["id"] != row.id and (bigger["width"], bigger["height"]) == (96, 64)
+    assert bigger["parent"] == row.id and app.get(f"/api/studio/gallery/{row.id}").json["image"]["parent"] is None
     assert bigger["parameters"] == PARAMETERS and bigger["prompt"] == "a cat" and bigger["seed"] == 7
     with Image.open(runtime.home / "studio" / bigger["file"]) as png:
         assert png.size == (96, 64) and png.info["parameters"] == PARAMETERS
     assert app.get(f"/api/studio/gallery/{row.id}").json["image"]["width"] == 24  # the original stays
     assert app.get(f"/api/studio/gallery/{bigger['id']}/reuse").json["request"] == {"prompt": "a cat", "seed": 7}
     cut = app.post(f"/api/studio/gallery/{row.id}/background", json={})
-    assert cut.status_code == 201
+    assert cut.status_code == 201 and cut.json["image"]["parent"] == row.id
     with Image.open(runtime.home / "studio" / cut.json["image"]["file"]) as png:
         assert png.mode == "RGBA" and png.size == (24, 16)
     for body, message in (({"scale": 3}, "scale: must be 2 or 4, got 3"), ({"scale": True}, "scale: must be 2 or 4"),

@@ -226,7 +226,12 @@ def _v5(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
     db.execute_sql("CREATE INDEX storyboard_step_project_id ON storyboard_step (project_id)")
 
 
-MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
+    """A gallery picture made from another (upscaled, its background removed) names it: ``parent_id``."""
+    db.execute_sql("ALTER TABLE studio_image ADD COLUMN parent_id INTEGER")
+
+
+MIGRATIONS: list[Callable[[peewee.SqliteDatabase, SqliteMigrator], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 def open_database(path: Path, migrations: list | None = None) -> peewee.SqliteDatabase:

@@ -74,7 +74,7 @@ def _derived(studio: Studio, row: StudioImage, picture: Image.Image) -> StudioIm
     fields = {name: getattr(row, name) for name in (
         "prompt", "negative_prompt", "character", "style", "model", "model_hash", "seed", "steps", "guidance",
         "scheduler", "request", "batch_index")}
-    fields.update(job_id=None, cache_key=None, width=picture.width, height=picture.height)
+    fields.update(job_id=None, cache_key=None, width=picture.width, height=picture.height, parent_id=row.id)
     added = studio.gallery.add(picture, parameters=row.parameters, fields=fields)
     request = ImageRequest.model_construct(prompt=row.prompt, character=row.character)
     for check in studio.image_checks:

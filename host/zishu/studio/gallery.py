@@ -1,12 +1,13 @@
 """The gallery: every picture the studio made, as a file under ``ZISHU_HOME/studio/`` and a row of
-the ``studio_image`` table (migration v4 in ``zishu.db``).
+the ``studio_image`` table (migration v4 in ``zishu.db``; v6 adds ``parent_id``).
 
 Files are PNGs named by day and a random id (``studio/2026-12-04/3f2a….png``), each carrying
 AUTOMATIC1111's ``parameters`` text chunk (``metadata``), written atomically. The table holds the
 settings (searchable by prompt or character), the request that made the picture with its own seed
 (``reuse`` hands it back to draw again), the result-cache key, favourite, the trash (``trash`` and
 ``restore``: delete with Undo; ``empty_trash`` removes the files) and the safety verdict
-(``blocked``, ``blocked_reason``: a blocked picture stays listed, with its reason).
+(``blocked``, ``blocked_reason``: a blocked picture stays listed, with its reason). A picture made
+from another (upscaled, its background removed) names it in ``parent_id``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class StudioImage(BaseModel):
     deleted_at = peewee.FloatField(null=True)
     blocked = peewee.BooleanField(default=False)
     blocked_reason = peewee.TextField(null=True)
+    parent_id = peewee.IntegerField(null=True)  # the picture this one was made from (upscaled, cut out)
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "created": self.created, "url": f"/api/studio/files/{self.file}", "file": self.file,
@@ -61,7 +63,7 @@ class StudioImage(BaseModel):
                 "model_hash": self.model_hash, "seed": self.seed, "width": self.width, "height": self.height,
                 "steps": self.steps, "guidance": self.guidance, "scheduler": self.scheduler,
                 "parameters": self.parameters, "favourite": self.favourite, "deleted": self.deleted_at is not None,
-                "blocked": self.blocked, "blocked_reason": self.blocked_reason}
+                "blocked": self.blocked, "blocked_reason": self.blocked_reason, "parent": self.parent_id}
 
 
 class Gallery:

@@ -111,6 +111,8 @@ function showDetails(image) {
   blocked.hidden = !image.blocked;
   blocked.textContent = image.blocked ? `Blocked by safe mode: ${image.blocked_reason || "no reason given"}` : "";
   $("details-parameters", drawer).textContent = image.parameters;
+  $("details-parent", drawer).hidden = !image.parent;
+  $("details-parent-open", drawer).textContent = image.parent ? `picture #${image.parent}` : "";
   const star = $("details-favourite", drawer);
   star.textContent = image.favourite ? "★ Favourite" : "☆ Favourite";
   star.setAttribute("aria-pressed", String(image.favourite));
@@ -142,6 +144,14 @@ function setDownload() {
 }
 $("download-format", drawer).addEventListener("change", setDownload);
 $("details-close", drawer).addEventListener("click", () => drawer.close());
+$("details-parent-open", drawer).addEventListener("click", async () => {
+  try {
+    const { image } = await api(`/api/studio/gallery/${current.parent}`);
+    open(image);
+  } catch (error) {
+    reportError(error); // emptied from the trash since: "no picture N in the gallery"
+  }
+});
 drawer.addEventListener("click", (event) => {
   if (event.target === drawer) drawer.close(); // a click on the backdrop
 });
