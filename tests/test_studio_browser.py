@@ -327,6 +327,7 @@ def test_upscale_background_download_avatar_and_drawing_a_character_from_the_pan
         made_from.click()
         expect(details.get_by_test_id("details-title")).to_have_text(f"Picture #{upscaled}")
         expect(made_from).to_have_text(f"picture #{image['id']}")  # which names the drawn one
+        shot(page, tmp_path, "made-from")
 
         details.get_by_test_id("download-format").select_option("webp")
         with page.expect_download() as download:
