@@ -49,6 +49,17 @@ def test_a_model_writing_noise_still_gives_the_asked_number_of_shots_under_the_g
         write_storyboard(runtime, runtime.storyboards, project.id, 25)
 
 
+def test_a_context_window_too_small_for_the_shots_is_named_as_such(runtime, rambler):
+    # the same model given a small context: the grammar-held answer runs out of room mid-way
+    install_resource(runtime.home, "acme/rambler", {"format": "gguf", "role": "llm", "context_length": 1024},
+                     files={"m.gguf": rambler})
+    project = runtime.storyboards.create({"story": STORY})
+    with pytest.raises(EngineError, match=r"storyboard was cut off after [\d,]+ characters, before its 24 shots "
+                                          r"were complete: the model's context window ran out; ask for fewer shots"):
+        write_storyboard(runtime, runtime.storyboards, project.id, 24)
+    assert runtime.storyboards.shots(project.id) == []  # nothing half-written
+
+
 def test_without_a_grammar_the_same_noise_is_a_clear_error_not_a_traceback(runtime, rambler):
     from zishu.engines import ChatOptions, use
 
@@ -58,6 +69,10 @@ def test_without_a_grammar_the_same_noise_is_a_clear_error_not_a_traceback(runti
     noise = "".join(chat.chat([{"role": "user", "content": STORY}], ChatOptions(max_tokens=60, seed=3)))
     with pytest.raises(EngineError, match=r"storyboard is not valid JSON .*write the shots by hand"):
         parse_shots(noise, 3)
+    with pytest.raises(EngineError, match="cut off after 48 characters, before its 3 shots were complete"):
+        parse_shots('{"shots": [{"prompt": "a cat", "narration": "喵"}', 3)  # stops mid-way: the context ran out
+    with pytest.raises(EngineError, match="is not valid JSON"):
+        parse_shots('{"shots": [}, "more"', 3)  # broken, not cut off
     with pytest.raises(EngineError, match="wrote 1 shots instead of 3"):
         parse_shots('{"shots": [{"prompt": "a cat", "narration": "喵"}]}', 3)
 

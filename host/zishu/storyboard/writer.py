@@ -72,6 +72,11 @@ def parse_shots(text: str, count: int) -> list[dict]:
     try:
         data = json.loads(found.group(0) if found else text, strict=False)  # raw newlines in strings too
     except json.JSONDecodeError as e:
+        if cut_off(text):
+            raise EngineError(f"the language model's storyboard was cut off after {len(text):,} characters, before "
+                              f"its {count} shots were complete: the model's context window ran out; ask for "
+                              "fewer shots, choose a model with a larger context, or write the shots by hand"
+                              ) from None
         raise EngineError(f"the language model's storyboard is not valid JSON ({e.msg} at character {e.pos}): "
                           "try again, choose another model, or write the shots by hand") from None
     shots = data.get("shots") if isinstance(data, dict) else None
@@ -87,6 +92,20 @@ def parse_shots(text: str, count: int) -> list[dict]:
         out.append({"prompt": " ".join(prompt.split())[:PROMPT_CHARS],
                     "narration": " ".join(narration.split())[:NARRATION_CHARS]})
     return out
+
+
+def cut_off(text: str) -> bool:
+    """Whether ``text`` is JSON that stops before its end (what a grammar-held answer looks like when
+    the context window runs out), rather than something that is no JSON."""
+    start = text.find("{")
+    if start < 0:
+        return False
+    answer = text[start:].rstrip()
+    try:
+        json.loads(answer, strict=False)
+    except json.JSONDecodeError as e:
+        return e.msg.startswith("Unterminated string") or e.pos >= len(answer)
+    return False
 
 
 def answer_tokens(count: int) -> int:
