@@ -10,7 +10,7 @@ import time
 import pytest
 
 from zishu.db import open_database
-from zishu.errors import UsageError, ZishuError
+from zishu.errors import ResourceNotAvailable, UsageError, ZishuError
 from zishu.jobs import Job, JobContext, JobQueue
 from zishu.jobs.queue import worker_id
 
@@ -63,9 +63,13 @@ def queue(tmp_path):
     def refused(ctx):
         raise UsageError("bad parameters for this job")
 
+    def missing(ctx):
+        raise ResourceNotAvailable("model: acme/painter is not installed", install="acme/painter")
+
     q.register("steps", steps, title=lambda p: f"{p.get('n', 3)} steps")
     q.register("broken", broken)
     q.register("refused", refused)
+    q.register("missing", missing)
     q.gate, q.ran = gate, ran
     yield q
     gate.set()
@@ -100,6 +104,16 @@ def test_failures_keep_the_error_and_its_code(queue):
     assert crash.error == "RuntimeError: the job's own bug" and crash.error_code == "ZISHU_ERROR"
     refused = wait(queue, queue.submit("refused").id, "FAILED")
     assert refused.error == "bad parameters for this job" and refused.error_code == "USAGE"
+    assert refused.as_dict()["extra"] is None
+
+
+def test_a_job_that_failed_for_want_of_a_resource_names_it_for_the_install_button(queue):
+    queue.start_consumer()
+    failed = wait(queue, queue.submit("missing").id, "FAILED")
+    assert failed.error_code == "MODEL_NOT_AVAILABLE" and failed.as_dict()["extra"] == {"install": "acme/painter"}
+    queue.retry(failed.id)  # installed meanwhile, or not: the retried job starts clean
+    assert wait(queue, failed.id, "FAILED").as_dict()["extra"] == {"install": "acme/painter"}
+    assert queue.get(failed.id).attempts == 2
 
 
 def test_cancel_a_waiting_job_and_it_never_runs(queue):

@@ -341,4 +341,17 @@ def test_with_no_language_model_write_shots_offers_the_catalogs_one_to_install(b
             expect(dialog).to_contain_text(LLM_OFFERED)
             dialog.get_by_test_id("install-cancel").click()
             expect(toast.get_by_test_id("toast-install")).to_be_enabled()
+
+            # a shot written by hand, rendered with no image model: the card and Jobs offer the model
+            page.get_by_test_id("add-shot-box").locator("summary").click()
+            page.get_by_test_id("add-prompt").fill("a fox holding a lantern")
+            page.get_by_test_id("add-narration").fill("A fox found a lantern.")
+            page.get_by_test_id("add-shot").click()
+            page.get_by_test_id("render-all").click()
+            card = page.get_by_test_id("shot")
+            expect(card.get_by_test_id("shot-error")).to_contain_text("no image model is installed", timeout=WAIT)
+            expect(card.get_by_test_id("shot-install-button")).to_have_text("Install stabilityai/sd-turbo")
+            page.goto(f"{app_origin(page)}/jobs")
+            failed = page.get_by_test_id("job").filter(has_text="no image model is installed")
+            expect(failed.get_by_test_id("job-install-button")).to_have_text("Install stabilityai/sd-turbo")
     assert not (tmp_path / "home" / "resources" / "qwen").exists()  # cancelled: nothing installed

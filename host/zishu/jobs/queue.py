@@ -610,7 +610,7 @@ class JobQueue:
             else:  # the user's cancel stands, also when the app closes at the same moment
                 fields = {"status": Status.CANCELLED.value, "message": "cancelled"}
         except ZishuError as e:
-            fields = {"status": Status.FAILED.value, "error": str(e), "error_code": e.code, "message": "failed"}
+            fields = records.failed(e)
         except Exception as e:
             log.exception("job %s (%s) failed", job_id, job.kind)
             fields = {"status": Status.FAILED.value, "error": f"{type(e).__name__}: {e}",

@@ -24,7 +24,7 @@ import peewee
 import pydantic
 
 from zishu.db import BaseModel
-from zishu.errors import field_problem
+from zishu.errors import ZishuError, field_problem
 
 from .events import changes
 
@@ -127,6 +127,15 @@ def update(job_id: int, *, only_if: tuple[Status, ...] | None = None, **fields) 
     if changed:
         changes.notify()
     return changed
+
+
+def failed(error: ZishuError) -> dict:
+    """The fields of a job that ``error`` failed; an error that an install would cure keeps the
+    catalog id in the job's ``extra`` (``{"install": id}``), so a page offers the Install button."""
+    fields = {"status": Status.FAILED.value, "error": str(error), "error_code": error.code, "message": "failed"}
+    if error.install:
+        fields["extra"] = json.dumps({"install": error.install})
+    return fields
 
 
 def create(kind: str, title: str, params: dict, priority: int = 0) -> Job:

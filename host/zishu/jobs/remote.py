@@ -169,14 +169,14 @@ def run(queue: JobQueue, origin: str, job_id: int, task_id: str, kind: str, para
             queue._running.pop(task_id, None)
             _refuse(queue, origin, job_id, task_id, me, model, str(e))
             return
-        fields = {"status": Status.FAILED.value, "error": str(e), "error_code": e.code, "message": "failed"}
+        fields = records.failed(e)
     except JobCancelled:
         if queue._closing and not relay.cancel_requested(task_id):
             fields = {"status": Status.INTERRUPTED.value, "message": "its worker was stopped"}
         else:
             fields = {"status": Status.CANCELLED.value, "message": "cancelled"}
     except ZishuError as e:
-        fields = {"status": Status.FAILED.value, "error": str(e), "error_code": e.code, "message": "failed"}
+        fields = records.failed(e)
     except Exception as e:
         log.exception("remote job %s (%s) failed", job_id, kind)
         fields = {"status": Status.FAILED.value, "error": f"{type(e).__name__}: {e}",
@@ -241,7 +241,7 @@ def apply(queue: JobQueue, event: dict) -> None:
             queue._emit("on_job_progress", job.id)
     elif status == "end":
         fields = {k: v for k, v in event.get("fields", {}).items()
-                  if k in ("status", "result", "error", "error_code", "message")}
+                  if k in ("status", "result", "error", "error_code", "message", "extra")}
         if fields.get("status") == Status.INTERRUPTED.value and not job.cancel_requested:
             requeue(queue, job, "its worker was stopped while running it; queued again")
             return
@@ -256,7 +256,7 @@ def apply(queue: JobQueue, event: dict) -> None:
             if fields.get("status") == Status.SUCCESS.value and job_type is not None and job_type.arrived:
                 fields["result"] = json.dumps(job_type.arrived(json.loads(fields["result"]), queue.service))
         except ZishuError as e:
-            fields = {"status": Status.FAILED.value, "error": str(e), "error_code": e.code, "message": "failed"}
+            fields = records.failed(e)
         if records.update(job.id, only_if=(Status.RUNNING,), finished_at=time.time(), cancel_requested=False,
                           **fields):
             queue._refused.pop(job.id, None)

@@ -85,32 +85,43 @@ export function undoToast(message, undo) {
 }
 
 /** An error as a toast; one that installing a catalog resource cures (the API's ``install``) offers
- * its Install button there, through the Install dialog like every other. */
+ * its Install button there. */
 export function reportError(error) {
   const node = toast(error && error.message ? error.message : String(error), "error");
   const rid = error && error.install;
-  if (!rid) return node;
-  const button = el("button", { type: "button", class: "primary toast-install", "data-testid": "toast-install",
+  if (rid) node.querySelector(".toast-close").before(installButton(rid, "toast-install", () => node.remove()));
+  return node;
+}
+
+/** ``container`` holding the Install button for ``rid``, or emptied when ``rid`` is null; left as it
+ * is while ``rid`` stays the same, so a live re-render keeps the button's state. */
+export function showInstallButton(container, rid, testid) {
+  if ((container.dataset.install || "") === (rid || "")) return;
+  container.dataset.install = rid || "";
+  container.replaceChildren(...(rid ? [installButton(rid, testid)] : []));
+}
+
+/** "Install <rid>": the Install dialog, then the install job (followed in Jobs); ``started`` runs once
+ * it is queued. What a failed request or job names as its cure (the error's or the job's ``install``). */
+export function installButton(rid, testid = "install-missing", started = () => {}) {
+  const button = el("button", { type: "button", class: "primary install-cure", "data-testid": testid,
     dataset: { install: rid } }, `Install ${rid}`);
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
       const { installAfterAsking } = await import("./install_dialog.js"); // it imports this module
       const job = await installAfterAsking(rid);
-      if (!job) {
-        button.disabled = false;
-        return;
-      }
-      node.remove();
+      button.disabled = Boolean(job);
+      if (!job) return;
       jobs.put(job);
       toast(`Installing ${rid}: follow it in Jobs.`, "success");
+      started(job);
     } catch (failure) {
       button.disabled = false;
       reportError(failure);
     }
   });
-  node.querySelector(".toast-close").before(button);
-  return node;
+  return button;
 }
 
 export { formatBytes } from "./sizes.js"; // the mirror of zishu/sizes.py

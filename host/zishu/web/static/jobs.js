@@ -1,5 +1,7 @@
 // Jobs: every job, newest first, updated live; Cancel, Retry and Clear finished.
-import { $, ACTIVE, RETRYABLE, STATUS_LABEL, api, jobs, reportError, showProgress, toast } from "./app.js";
+import {
+  $, ACTIVE, RETRYABLE, STATUS_LABEL, api, jobs, reportError, showInstallButton, showProgress, toast,
+} from "./app.js";
 
 const list = $("job-list");
 const template = document.getElementById("job-template");
@@ -30,6 +32,9 @@ function item(job) {
   showProgress($("job-progress", node), $("job-percent", node), job);
   $("job-message", node).textContent = job.message || "";
   $("job-error", node).textContent = job.error || "";
+  // a job that failed for want of a catalog resource offers to install it (then Retry)
+  const cure = job.status === "FAILED" && job.extra ? job.extra.install : null;
+  showInstallButton($("job-install", node), cure || null, "job-install-button");
   const cancel = $("job-cancel", node);
   // An interrupted job may be taken up again by itself at the next start: Cancel stops that too.
   cancel.hidden = !(ACTIVE.has(job.status) || job.status === "INTERRUPTED");

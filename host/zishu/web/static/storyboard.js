@@ -3,7 +3,9 @@
 // from the job stream, a preview (the exported MP4, or the shots as a slideshow with their narration)
 // and Export with its options, progress, Cancel, Open folder and Download. The server does the work
 // (web/storyboard.py); a 400 that names a field ("story: must not be empty") is shown on that field.
-import { $, ACTIVE, api, confirmDialog, el, jobs, reportError, showProgress, toast, undoToast } from "./app.js";
+import {
+  $, ACTIVE, api, confirmDialog, el, jobs, reportError, showInstallButton, showProgress, toast, undoToast,
+} from "./app.js";
 
 const page = {
   projects: [],
@@ -331,6 +333,9 @@ function card(shot) {
     }
   }
   $("shot-error", node).textContent = status === "FAILED" ? shot.error || "" : "";
+  const job = page.shotJobs.get(shot.id); // failed for want of a catalog model: offer it, then Regenerate
+  const cure = status === "FAILED" && job && job.status === "FAILED" && job.extra ? job.extra.install : null;
+  showInstallButton($("shot-install", node), cure || null, "shot-install-button");
   return node;
 }
 
