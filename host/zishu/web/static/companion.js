@@ -1,9 +1,8 @@
 // The companion panel: open a session for the chosen character, stream its events (reply text,
 // emotions to the avatar, speech to the speakers, latency), send typed messages and the microphone,
 // cut the reply off when the user speaks, and keep the memory panel in step.
-import { $, api, confirmDialog, el, idPath, reportError, toast, undoToast } from "./app.js";
+import { $, api, confirmDialog, el, idPath, installButton, reportError, toast, undoToast } from "./app.js";
 import { mountAvatar, mouthLevel } from "./avatar.js";
-import { installAfterAsking } from "./install_dialog.js";
 import { Microphone, Playback } from "./voice.js";
 
 const root = $("companion");
@@ -392,21 +391,9 @@ function animateMouth() {
 /** An Install button for the catalog id the server's error names as the cure (``error.install``). */
 function offerInstall(rid) {
   if (!rid) return;
-  const button = el("button", { type: "button", class: "primary", "data-testid": "install-missing" }, `Install ${rid}`);
-  button.addEventListener("click", async () => {
-    button.disabled = true;
-    try {
-      if (!(await installAfterAsking(rid))) {
-        button.disabled = false;
-        return;
-      }
-      toast(`Installing ${rid}: follow it in Jobs, then reload to talk.`, "success");
-    } catch (error) {
-      button.disabled = false;
-      reportError(error);
-    }
-  });
-  $("companion-status").after(button);
+  $("companion-status").after(installButton(rid, "install-missing", () => {
+    status(`${$("companion-status").textContent} Installing ${rid}: reload to talk when it is done.`);
+  }));
 }
 
 async function start() {

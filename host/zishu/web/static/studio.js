@@ -3,9 +3,8 @@
 // job's live progress and latent previews, Cancel and Retry, a character's picture and expression sheet.
 // Errors the server names a field for are shown beside that field. The gallery is studio_gallery.js's.
 import {
-  $, ACTIVE, RETRYABLE, STATUS_LABEL, api, el, idPath, jobs, reportError, showProgress, toast,
+  $, ACTIVE, RETRYABLE, STATUS_LABEL, api, el, idPath, installButton, jobs, reportError, showProgress, toast,
 } from "./app.js";
-import { installAfterAsking } from "./install_dialog.js";
 import { openPicture, refreshGallery, startGallery } from "./studio_gallery.js";
 import { editMask, forgetMask } from "./studio_mask.js";
 
@@ -35,35 +34,13 @@ function capability(name) {
   return found && !found.ok ? found : null;
 }
 
-/** A note saying what is missing, with an Install button for the catalog id that cures it. */
+/** A note saying what is missing, with an Install button for the catalog id that cures it; the
+ * Studio reloads its models, styles and LoRAs once that install is done. */
 function offerInstall({ message, install }) {
   const text = message ? message[0].toUpperCase() + message.slice(1) : "";
   const note = el("div", { class: "row", "data-testid": "capability-note" }, el("span", { class: "grow" }, text));
-  if (install) {
-    const button = el("button", { type: "button", class: "primary", "data-testid": "install-missing",
-      dataset: { install } }, `Install ${install}`);
-    button.addEventListener("click", () => startInstall(install, button));
-    note.append(button);
-  }
+  if (install) note.append(installButton(install, "install-missing", (job) => installs.set(job.id, install)));
   return note;
-}
-
-async function startInstall(rid, button) {
-  button.disabled = true;
-  try {
-    const job = await installAfterAsking(rid);
-    if (!job) {
-      button.disabled = false;
-      return;
-    }
-    installs.set(job.id, rid);
-    jobs.put(job);
-    button.textContent = `Installing ${rid}…`;
-    toast(`Installing ${rid}: follow it in Jobs; the Studio picks it up when it is done.`, "success");
-  } catch (error) {
-    button.disabled = false;
-    reportError(error);
-  }
 }
 
 async function loadCapabilities() {
