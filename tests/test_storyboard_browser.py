@@ -354,4 +354,6 @@ def test_with_no_language_model_write_shots_offers_the_catalogs_one_to_install(b
             page.goto(f"{app_origin(page)}/jobs")
             failed = page.get_by_test_id("job").filter(has_text="no image model is installed")
             expect(failed.get_by_test_id("job-install-button")).to_have_text("Install stabilityai/sd-turbo")
+            # its bar in the danger colour (app.css styles progress[data-status="FAILED"]), not the accent
+            expect(failed.get_by_test_id("job-progress")).to_have_attribute("data-status", "FAILED")
     assert not (tmp_path / "home" / "resources" / "qwen").exists()  # cancelled: nothing installed

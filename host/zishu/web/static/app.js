@@ -166,6 +166,7 @@ export function percentOf(job) {
 
 /** Show a job's progress on a <progress> (indeterminate while unknown) and its percent text. */
 export function showProgress(bar, label, job) {
+  bar.dataset.status = job.status; // a failed or cancelled job's bar is drawn in its status colour
   const pct = percentOf(job);
   if (pct === null) {
     bar.removeAttribute("value");
