@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "host"), str(ROOT / "plugins"), str(ROOT / "tests")]
@@ -46,8 +47,8 @@ def main() -> None:
     from zishu.engines import use
     from zishu.runtime import Runtime
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
         os.environ["ZISHU_HOME"] = str(tmp / "home")
         sentence = speech_wav("今天天气很好，我们一起去公园散步吧。", tmp / "s.wav")
         pause = bytes(2 * RATE // 2)  # half a second of silence
@@ -59,11 +60,11 @@ def main() -> None:
         import funasr  # noqa: F401 - timed on its own: it is most of a first load
 
         print(f"import funasr: {time.perf_counter() - started:.2f} s")
-        sensevoice = use(runtime, "asr", str(write_tiny_sensevoice(tmp / "sv", dim=args.dim)), engine="funasr")
+        use(runtime, "asr", str(write_tiny_sensevoice(tmp / "sv", dim=args.dim)), engine="funasr")  # written
         for name, loader in (("SenseVoiceSmall", lambda: use(runtime, "asr", str(tmp / "sv"), engine="funasr")),):
             runtime.models.unload()
             print(f"load {name}: {median_seconds(loader, 1) * 1000:.0f} ms (dim {args.dim})")
-        sensevoice = use(runtime, "asr", str(tmp / "sv"), engine="funasr").handle
+        sensevoice: Any = use(runtime, "asr", str(tmp / "sv"), engine="funasr").handle  # funasr's: it has use_vad
         for label, pcm in clips.items():
             seconds = median_seconds(partial(sensevoice.transcribe, pcm), args.rounds)
             audio = len(pcm) / 2 / RATE

@@ -35,6 +35,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 MiB = 1024 * 1024
 
@@ -221,8 +222,9 @@ def main() -> None:
         console.print(f"writing a {size / MiB:,.0f} MiB file into {work} ...")
         digest = make_file(source, size)
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(source)], stdout=subprocess.PIPE, text=True)
+        assert server.stdout is not None
         url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
-        entry = {"name": "file.bin", "url": url + "/file.bin", "sha256": digest, "size": size}
+        entry: dict[str, Any] = {"name": "file.bin", "url": url + "/file.bin", "sha256": digest, "size": size}
 
         # Rounds interleave the contenders, so a slow spell of the disk or the machine hits them alike.
         runs: dict[str, list[float]] = {}

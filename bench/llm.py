@@ -21,23 +21,27 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "host"), str(ROOT / "plugins"), str(ROOT / "tests")]
 
-QUESTION = [{"role": "system", "content": "You are a helpful character."},
-            {"role": "user", "content": "Tell me a long story about the sea."}]
+QUESTION: list[Any] = [{"role": "system", "content": "You are a helpful character."},
+                       {"role": "user", "content": "Tell me a long story about the sea."}]
 
 
 def timed(pieces) -> tuple[float, float, int]:
     """(seconds to the first piece, seconds from the first piece to the last, pieces)."""
     started = time.perf_counter()
-    first = last = None
+    first: float | None = None
+    last = started
     count = 0
     for _ in pieces:
         last = time.perf_counter()
         first = first or last
         count += 1
+    if first is None:
+        raise SystemExit("the model wrote nothing")
     return first - started, last - first, count
 
 
@@ -86,10 +90,10 @@ def main() -> None:
 
         def through_llama():
             stream = direct.create_chat_completion(messages=QUESTION, stream=True, **settings)
-            return timed(c for c in stream if c["choices"][0]["delta"].get("content"))
+            return timed(c for c in stream if c["choices"][0]["delta"].get("content"))  # type: ignore[union-attr, index]
 
         through_engine(), through_llama()  # warm up both
-        results = {"engine": [], "direct": []}
+        results: dict[str, list] = {"engine": [], "direct": []}
         for round_ in range(args.rounds):
             order = [("engine", through_engine), ("direct", through_llama)]
             for name, run in order if round_ % 2 == 0 else order[::-1]:

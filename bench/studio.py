@@ -125,7 +125,7 @@ def main() -> None:
         while any(runtime.jobs.get(j.id).status in ("PENDING", "RUNNING") for j in submitted):
             time.sleep(0.5)
         done = [runtime.jobs.get(j.id) for j in submitted]
-        whole = max(j.finished_at for j in done) - started
+        whole = max(j.finished_at or started for j in done) - started
         runtime.close()
         failed = [j for j in done if j.status != "SUCCESS"]
         if failed:
@@ -134,6 +134,7 @@ def main() -> None:
         load_seconds = sum(loads)
         rows = []
         for n, job in enumerate(done):
+            assert job.finished_at is not None and job.started_at is not None  # every job succeeded
             wall = job.finished_at - job.started_at - (load_seconds if n == 0 else 0.0)
             pure = clock.pure(job.id)
             rows.append((wall, pure, wall - pure))

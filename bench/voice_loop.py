@@ -106,8 +106,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
         os.environ.setdefault("ZISHU_HOME", str(tmp / "home"))
         from tiny_companion import install_companion, write_companion_models
         from tiny_funasr import speech_wav

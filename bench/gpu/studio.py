@@ -171,7 +171,8 @@ def main() -> None:
     from zishu.engines import use
 
     ready = use(runtime, "image", str(folder), device=device)  # the cached pipeline the studio drew with
-    print(f"the studio's engine drew on {ready.device} in {str(ready.handle.pipe.dtype).removeprefix('torch.')}; "
+    pipe = ready.handle.pipe  # type: ignore[attr-defined]  # the diffusers engine's own, not the protocol's
+    print(f"the studio's engine drew on {ready.device} in {str(pipe.dtype).removeprefix('torch.')}; "
           f"loads: {len(runtime.models.loaded())}", flush=True)
     runtime.models.unload()
     runtime.close()
