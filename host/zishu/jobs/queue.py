@@ -49,12 +49,11 @@ from zishu.cluster.relay import Relay
 from zishu.errors import JobCancelled, NotFound, UsageError, ZishuError
 
 from . import records, remote
+from .context import JobContext
 from .records import FINISHED, RETRYABLE, Job, Status
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY = 0.1  # seconds between progress writes of one job
-CANCEL_CHECK_EVERY = 0.25  # seconds between looks at the table for a cancel from another process
 _WAKE = threading.Event()  # set when a job is enqueued in this process
 # Polling of an idle queue: an in-app enqueue wakes the consumer at once; other processes' within 0.5 s.
 POLLING = {"initial_delay": 0.05, "backoff": 1.5, "max_delay": 0.5}
@@ -101,60 +100,6 @@ class JobType:
     # inputs(params) -> the files (relative to ZISHU_HOME) a remote job reads: sent through Redis to
     # the worker that takes it, and checked by sha256 there (a transcription's audio)
     inputs: Callable[[dict], list[str]] | None = None
-
-
-class JobContext:
-    """What a running job sees: ``home`` (ZISHU_HOME), ``progress`` to report, ``check`` (or
-    ``cancelled``, to hand to code that polls) to stop once the user cancels, and the services the
-    runtime handed to the queue (``catalog()``), so a job never reaches up to the runtime."""
-
-    remote = False  # True in ``remote.RemoteJobContext``: the run is for another node
-
-    def __init__(self, queue: JobQueue, job_id: int) -> None:
-        self.queue, self.job_id, self.home = queue, job_id, queue.home
-        self._last_write = float("-inf")
-        self._last_check = time.monotonic()
-        self._cancelled = False
-        self._message = ""
-
-    def progress(self, done: float | None, total: float | None = None, message: str | None = None,
-                 extra: dict | None = None) -> None:
-        """Report progress (``total`` None while unknown); safe from any thread, never raises.
-        ``extra``: JSON-able facts the job shows while it runs (the job's ``extra``; always written)."""
-        now = time.monotonic()
-        changed_message = message is not None and message != self._message
-        if (changed_message or extra is not None or now - self._last_write >= PROGRESS_EVERY
-                or (total and done == total)):
-            self._last_write = now
-            fields: dict[str, Any] = {"done": done, "total": total}
-            if message is not None:
-                fields["message"] = self._message = message
-            if extra is not None:
-                fields["extra"] = json.dumps(extra)
-            records.update(self.job_id, only_if=(Status.RUNNING,), **fields)
-            self.queue._emit("on_job_progress", self.job_id)
-
-    def cancelled(self) -> bool:
-        if self._cancelled or self.job_id in self.queue._cancel:
-            self._cancelled = True
-        elif time.monotonic() - self._last_check >= CANCEL_CHECK_EVERY:
-            self._last_check = time.monotonic()
-            self._cancelled = bool(Job.select(Job.cancel_requested).where(Job.id == self.job_id).scalar())
-        return self._cancelled
-
-    def check(self) -> None:
-        """Raise JobCancelled once the user has cancelled this job."""
-        if self.cancelled():
-            raise JobCancelled("cancelled")
-
-    def service(self, name: str) -> Any:
-        """The service ``name`` the runtime gave the queue (``services`` of ``JobQueue``), made now."""
-        return self.queue.service(name)
-
-    def catalog(self) -> Any:
-        """The catalog client the runtime chose for this ZISHU_HOME (ZISHU_CATALOG, the Settings
-        catalog URL, or the bundled snapshot): the one the app's pages and ``zishu install`` read."""
-        return self.service("catalog")
 
 
 class _WakingSqliteHuey(SqliteHuey):

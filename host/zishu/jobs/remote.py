@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from zishu.cluster import nodes, pull, routing, usage
 from zishu.cluster import relay as relay_keys
-from zishu.errors import JobCancelled, ResourceNotAvailable, UsageError, ZishuError
+from zishu.errors import JobCancelled, ResourceNotAvailable, ZishuError
 
 from . import records
+from .context import JobContext
 from .records import Job, Status
 
 if TYPE_CHECKING:
@@ -39,67 +40,34 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY = 0.1
-CANCEL_CHECK_EVERY = 0.25
 SWEEP_EVERY = 1.0  # seconds between the app's looks for jobs whose node went silent
 REFUSAL_KEPT = 10.0  # seconds a worker that refused a job is not chosen for it again (its ad may lag)
 
 
-class RemoteJobContext:
+class RemoteJobContext(JobContext):
     """What a remote job sees: the same calls as ``JobContext``, reported through Redis."""
 
     remote = True  # a job may add what only a run for another node needs (its result's "files")
 
     def __init__(self, queue: JobQueue, origin: str, job_id: int, task_id: str, worker: str) -> None:
-        self.queue, self.home, self.job_id = queue, queue.home, job_id
+        super().__init__(queue, job_id)
         self.origin, self.task_id, self.worker = origin, task_id, worker
         assert queue.relay is not None
         self.relay = queue.relay
-        self._last_write = float("-inf")
-        self._last_check = time.monotonic()
-        self._cancelled = False
-        self._message = ""
 
-    def progress(self, done: float | None, total: float | None = None, message: str | None = None,
-                 extra: dict | None = None) -> None:
-        now = time.monotonic()
-        changed_message = message is not None and message != self._message
-        if (changed_message or extra is not None or now - self._last_write >= PROGRESS_EVERY
-                or (total and done == total)):
-            self._last_write = now
-            fields: dict[str, Any] = {"done": done, "total": total}
-            if message is not None:
-                fields["message"] = self._message = message
-            if extra is not None:
-                fields["extra"] = json.dumps(extra)
-            try:
-                self.relay.publish(self.origin, {"job": self.job_id, "task": self.task_id, "status": "progress",
-                                                 "fields": fields})
-            except Exception:
-                log.warning("could not report progress of job %s", self.job_id, exc_info=True)
+    def _write(self, fields: dict[str, Any]) -> None:
+        try:
+            self.relay.publish(self.origin, {"job": self.job_id, "task": self.task_id, "status": "progress",
+                                             "fields": fields})
+        except Exception:
+            log.warning("could not report progress of job %s", self.job_id, exc_info=True)
 
-    def cancelled(self) -> bool:
-        if self._cancelled or self.queue._closing:
-            self._cancelled = True
-        elif time.monotonic() - self._last_check >= CANCEL_CHECK_EVERY:
-            self._last_check = time.monotonic()
-            # cancelled by the user, or the claim was lost (this node was taken for dead): stop either way
-            self._cancelled = (self.relay.cancel_requested(self.task_id)
-                               or self.relay.holder(self.task_id) != self.worker)
-        return self._cancelled
+    def _stopping(self) -> bool:
+        return self.queue._closing
 
-    def check(self) -> None:
-        if self.cancelled():
-            raise JobCancelled("cancelled")
-
-    def service(self, name: str) -> Any:
-        make = self.queue.services.get(name)
-        if make is None:
-            raise UsageError(f"this job queue was given no {name!r} service")
-        return make()
-
-    def catalog(self) -> Any:
-        return self.service("catalog")
+    def _cancel_asked(self) -> bool:
+        # cancelled by the user, or the claim was lost (this node was taken for dead): stop either way
+        return self.relay.cancel_requested(self.task_id) or self.relay.holder(self.task_id) != self.worker
 
 
 def _keep_claims(queue: JobQueue) -> None:
