@@ -24,6 +24,9 @@ from zishu import settings
 from zishu.storyboard.export import CROSSFADE
 from zishu.storyboard.media import probe
 
+# the states a job ends in here; not INTERRUPTED, which the restarted worker's recovery passes through
+# on its way from RUNNING back to PENDING (waiting for "not PENDING or RUNNING" could stop right there)
+ENDED = ("SUCCESS", "FAILED", "CANCELLED")
 SHOTS = [{"prompt": "a lost kitten in the rain", "narration": "A kitten is lost in the rain."},
          {"prompt": "a friendly dog under a tree", "narration": "It meets a friendly dog."},
          {"prompt": "a warm house at night", "narration": "They walk home together."}]
@@ -99,7 +102,7 @@ def test_a_worker_killed_while_it_makes_the_shots_is_carried_on_shot_by_shot(run
 
     again = start_worker(runtime.home, log)
     try:
-        until(lambda: all(jobs.get(j).status not in ("PENDING", "RUNNING") for j in job_ids), "all shot jobs",
+        until(lambda: all(jobs.get(j).status in ENDED for j in job_ids), "all shot jobs",
               again, log)
     finally:
         stop_worker(again)
@@ -145,7 +148,7 @@ def test_a_worker_killed_while_it_exports_leaves_no_mp4_and_the_export_is_done_a
 
     again = start_worker(runtime.home, log)
     try:
-        until(lambda: jobs.get(job.id).status not in ("PENDING", "RUNNING"), "the export", again, log, 300)
+        until(lambda: jobs.get(job.id).status in ENDED, "the export", again, log, 300)
     finally:
         stop_worker(again)
     assert f"interrupted [{job.id}], queued again [{job.id}]" in log.read_text(errors="replace")
