@@ -177,9 +177,9 @@ export function showProgress(bar, label, job) {
   }
 }
 
-/** Every job this page knows, kept current by the server's job stream (or polling when it fails). */
 const STREAM_RETRY_MS = 10_000; // a job stream that failed is tried again after this (polled meanwhile)
 
+/** Every job this page knows, kept current by the server's job stream (or polling when it fails). */
 class JobFeed {
   constructor() {
     this.byId = new Map();
