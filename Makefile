@@ -13,15 +13,16 @@ export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 # The lock pins the registry's torch 2.14.1 and torchvision 0.29.1 (spandrel, the upscaler, imports
 # torchvision; no CPU-only pair of the two installs here). That is a CUDA build: it brings nvidia-* and
 # triton packages (about 5.5 GB in the venv) and runs on the CPU as well as on a GPU.
-# the tool that compiles the lock, itself pinned
+# the tool that compiles the lock, and the installer that reads it, themselves pinned
 UV     := uv==0.13.9
+PIP    := pip==26.3
 
 .PHONY: setup test check lock run site bench clean
 
 # Exactly the lock: --no-deps, so nothing outside it is resolved today; pip check proves it is complete.
 $(STAMP): $(LOCK) pyproject.toml package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q '$(PIP)'
 	$(PY) -m pip install -q --no-deps -r $(LOCK)
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m pip check

@@ -61,3 +61,21 @@ def test_the_lock_takes_torch_and_torchvision_that_import_together_and_spandrel(
     # spandrel imports torchvision; 2.14.1 with 0.29.1 is the pair pip installs from this machine's disk
     assert (str(pins["torch"]), str(pins["torchvision"])) == ("2.14.1", "0.29.1")
     assert "spandrel" in pins
+
+
+def test_make_setup_installs_only_what_is_pinned():
+    """Every ``pip install`` in the Makefile takes the lock without resolving (``--no-deps``), the
+    project itself without dependencies, or one tool pinned with ``==``: nothing floats on a new machine."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    pins = dict(re.findall(r"^(\w+)\s*:=\s*(\S+==\S+)$", makefile, re.M))
+    installs = re.findall(r"pip install (.+)$", makefile, re.M)
+    assert installs
+    for line in installs:
+        taken = line.replace("-q", "").split()
+        if "-r" in taken:
+            assert "--no-deps" in taken and taken[taken.index("-r") + 1] == "$(LOCK)", line
+        elif "-e" in taken:
+            assert "--no-deps" in taken, line
+        else:
+            assert len(taken) == 1 and taken[0].strip("'")[2:-1] in pins, f"{line}: not one pinned tool ({pins})"
+    assert re.search(r"^LOCK\s*:=\s*requirements.lock$", makefile, re.M)
