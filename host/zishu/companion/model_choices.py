@@ -8,7 +8,7 @@ compact index does not say a model's role, so each model's detail is read (the c
 caches details until the index changes).
 
 ``model_to_install(runtime, role)`` is the one catalog model of ``role`` to suggest when nothing is
-installed: the catalog's only one, else None (the user chooses).
+installed: the catalog's only one, else None (the user chooses); ``install_advice`` puts it in words.
 """
 
 from __future__ import annotations
@@ -93,3 +93,11 @@ def model_to_install(runtime, role: str) -> str | None:
     """The catalog's one model of ``role`` (None when it has none or several)."""
     offered = _from_catalog(runtime)[role]
     return next(iter(offered)) if len(offered) == 1 else None
+
+
+def install_advice(runtime, role: str) -> tuple[str, str | None]:
+    """What to tell a user who has no model of ``role``, and the catalog id to offer (an error's
+    ``install``): "install X (zishu install X)", or where to find one when the catalog has not one."""
+    rid = model_to_install(runtime, role)
+    return (f"install {rid} (zishu install {rid})" if rid
+            else f"install one (find a model of role {role} in Discover)"), rid

@@ -96,10 +96,9 @@ def choose_models(runtime, character: Character, asked: dict | None = None) -> d
 def no_llm_error(runtime, name: str) -> UsageError:
     """What to do when no language model is installed: the catalog's one LLM named, when it has one,
     and carried as the error's ``install`` (the window's Install button)."""
-    from .model_choices import model_to_install
+    from .model_choices import install_advice
 
-    rid = model_to_install(runtime, "llm")
-    what = f"install {rid} (zishu install {rid})" if rid else "install one (find a model of role llm in Discover)"
+    what, rid = install_advice(runtime, "llm")
     return UsageError(f"{name} has no language model: {what}, or choose an installed one in the character's "
                       "editor or in Settings", install=rid)
 

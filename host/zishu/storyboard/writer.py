@@ -130,7 +130,7 @@ def pick_llm(runtime: Any, character: Any = None, model: str | None = None) -> s
     else the first installed; when none is installed, ResourceNotAvailable naming ``model`` and the
     catalog's LLM to install (the error's ``install``: the window's Install button)."""
     from zishu import settings
-    from zishu.companion.model_choices import model_to_install
+    from zishu.companion.model_choices import install_advice
     from zishu.companion.session import installed_models
 
     own = character.spec.llm.model if character is not None and character.spec.llm else None
@@ -139,8 +139,7 @@ def pick_llm(runtime: Any, character: Any = None, model: str | None = None) -> s
         return str(chosen)
     found = installed_models(runtime.registry).get("llm")
     if not found:
-        rid = model_to_install(runtime, "llm")
-        what = f"install {rid} (zishu install {rid})" if rid else "install one (find a model of role llm in Discover)"
+        what, rid = install_advice(runtime, "llm")
         raise ResourceNotAvailable(f"model: no language model is installed to write the storyboard; {what}, or "
                                    "write the shots by hand", install=rid)
     return found[0]

@@ -236,11 +236,11 @@ async function improve(button, path, body, done) {
     await load(true);
     open(image);
   } catch (error) {
-    if (error.install) toast(error.message, "error"); // its Install button is the drawer's, below
-    else reportError(error);
-    if (error.install) $("improve-capability", drawer).replaceChildren(hooks.offerInstall({ message: error.message,
-      install: error.install }));
-    $("improve-capability", drawer).hidden = !error.install;
+    const note = $("improve-capability", drawer);
+    note.hidden = !error.install;
+    if (!error.install) return reportError(error);
+    toast(error.message, "error"); // its Install button is the drawer's
+    note.replaceChildren(hooks.offerInstall({ message: error.message, install: error.install }));
   } finally {
     button.disabled = false;
     button.textContent = label;
